@@ -1,0 +1,77 @@
+//! The `RoleGateway` port: reading and changing a member's roles on Discord.
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+use time::Duration;
+
+use crate::domain::{GuildId, RoleId, UserId};
+
+/// Why a role call failed, classified for what the worker does next.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayError {
+    /// Rate limited (429), a 5xx, a timeout or a dropped connection: try again later, not before
+    /// `after` when Discord said so.
+    #[error("Discord is unavailable for now: {why}")]
+    Retryable { after: Option<Duration>, why: String },
+    /// The user is not in the guild (404 Unknown Member): nothing to do until they rejoin.
+    #[error("the member is not in the server")]
+    MemberGone,
+    /// The bot may not do this (403: missing Manage Roles, role above the bot's highest role,
+    /// managed role). Needs a person; `why` says what to fix.
+    #[error("Discord refused: {why}")]
+    Forbidden { why: String },
+    /// The guild or role does not exist (any more).
+    #[error("not found on Discord: {what}")]
+    NotFound { what: String },
+}
+
+/// Whether the bot can hand out a role, and if not, why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Manageable {
+    Yes,
+    No { why: String },
+}
+
+/// Discord, as far as roles go. Implemented over serenity in `docobo-adapters`; in memory in
+/// `docobo_core::testing`.
+#[cfg_attr(test, mockall::automock)]
+#[async_trait]
+pub trait RoleGateway: Send + Sync {
+    /// The member's current role ids.
+    ///
+    /// MUST return [`GatewayError::MemberGone`] when the user is not in the guild, and MUST read
+    /// Discord's current state (no cache that a manual change could have made stale).
+    async fn member_roles(&self, guild: GuildId, user: UserId) -> Result<BTreeSet<RoleId>, GatewayError>;
+
+    /// Adds a role, recording `reason` in the guild's audit log.
+    ///
+    /// MUST be idempotent (adding a role the member has succeeds), MUST give up within a bounded
+    /// time and report that as `Retryable`, and MUST NOT retry internally without bound.
+    async fn add_role(
+        &self,
+        guild: GuildId,
+        user: UserId,
+        role: RoleId,
+        reason: &str,
+    ) -> Result<(), GatewayError>;
+
+    /// Removes a role, recording `reason` in the guild's audit log.
+    ///
+    /// MUST be idempotent (removing a role the member lacks succeeds). A member who left MAY be
+    /// reported as `MemberGone`; callers treat that as done.
+    async fn remove_role(
+        &self,
+        guild: GuildId,
+        user: UserId,
+        role: RoleId,
+        reason: &str,
+    ) -> Result<(), GatewayError>;
+
+    /// Whether the bot can manage `role`: it exists, is not @everyone, not managed by an
+    /// integration, sits below the bot's highest role, and the bot has Manage Roles.
+    ///
+    /// MUST answer `Manageable::No` with a reason an owner can act on rather than an error when
+    /// the answer is simply "no".
+    async fn bot_can_manage(&self, guild: GuildId, role: RoleId) -> Result<Manageable, GatewayError>;
+}

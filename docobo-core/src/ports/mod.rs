@@ -1,0 +1,21 @@
+//! The ports: what the core needs from the outside world, named for their role. Each method's
+//! documentation states what an adapter MUST do; `docobo_core::testing` implements every port in
+//! memory, and the repository contract tests hold adapters to it.
+
+mod clock;
+mod gateway;
+mod provider;
+mod repo;
+
+pub use clock::{Clock, SystemClock};
+#[cfg(test)]
+pub use gateway::MockRoleGateway;
+pub use gateway::{GatewayError, Manageable, RoleGateway};
+pub use provider::{
+    CheckoutError, CheckoutLink, CheckoutRequest, CredentialError, Headers, ParseError, ParsedWebhook,
+    PaymentProvider, ProviderCredentials, ProviderEvent, Subject, VerifyError,
+};
+pub use repo::{
+    AuditLog, CatalogRepo, CheckoutRepo, Commit, EntitlementRepo, EntitlementWrite, JobQueue, Ledger,
+    Recorded, Settled, Settlement, StoreError, SubscriptionRepo,
+};

@@ -1,0 +1,209 @@
+//! The `PaymentProvider` port: turning a provider's webhook into provider-neutral events, and
+//! starting checkouts.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+
+use crate::domain::{
+    Checkout, CheckoutRef, EventId, ExternalRef, Money, PaidRole, ProviderKind, RoleId, Secret, Timestamp,
+    UserId,
+};
+use crate::machine::Event;
+
+/// HTTP request headers as received, looked up case-insensitively.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers(Vec<(String, String)>);
+
+impl Headers {
+    pub fn new() -> Self {
+        Headers(Vec::new())
+    }
+
+    pub fn with(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.insert(name, value);
+        self
+    }
+
+    pub fn insert(&mut self, name: &str, value: impl Into<String>) {
+        self.0.push((name.to_ascii_lowercase(), value.into()));
+    }
+
+    /// The first value of `name`, if any.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+impl<K: AsRef<str>, V: Into<String>> FromIterator<(K, V)> for Headers {
+    fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
+        let mut headers = Headers::new();
+        for (k, v) in iter {
+            headers.insert(k.as_ref(), v);
+        }
+        headers
+    }
+}
+
+/// What an owner configured for one provider in one guild. Stored encrypted; never logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderCredentials {
+    /// Polar's webhook secret, SePay's API key.
+    pub webhook_secret: Secret,
+    /// Polar's organization access token (checkout creation), if configured.
+    pub api_token: Option<Secret>,
+    /// Non-secret settings: SePay's `bank`, `account`, `code_prefix`.
+    pub settings: BTreeMap<String, String>,
+}
+
+impl ProviderCredentials {
+    pub fn new(webhook_secret: Secret) -> Self {
+        ProviderCredentials { webhook_secret, api_token: None, settings: BTreeMap::new() }
+    }
+}
+
+/// Who paid and for what, as far as the payload tells. The ingest use case resolves it against
+/// stored checkouts and paid roles.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Subject {
+    /// From metadata (`discord_user_id`), when present.
+    pub user: Option<UserId>,
+    /// From metadata (`paid_role_id`), when present.
+    pub role: Option<RoleId>,
+    /// The provider's product id, mapped to a paid role by the owner's configuration.
+    pub product: Option<String>,
+    /// Checkout references found in the payload, best candidate first (SePay: the `code` field,
+    /// then codes found in the transfer description).
+    pub checkout_refs: Vec<CheckoutRef>,
+    /// The amount actually paid, checked against the checkout (else the role's price). Set it
+    /// only where the payer chooses the amount (a bank transfer); leave it `None` where the
+    /// provider charged the price itself, discounts included (a card checkout).
+    pub paid: Option<Money>,
+}
+
+/// One provider-neutral fact from a webhook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderEvent {
+    /// The purchase the fact is about (Polar subscription or order id). `None` means "the matched
+    /// checkout's reference" (SePay).
+    pub entitlement_ref: Option<ExternalRef>,
+    pub event: Event,
+    pub subject: Subject,
+}
+
+/// A parsed delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedWebhook {
+    /// The delivery's id: the deduplication key.
+    pub event_id: EventId,
+    /// Empty when the delivery is valid but not about access (it is stored as ignored).
+    pub events: Vec<ProviderEvent>,
+    /// Why nothing is done, for an ignored delivery.
+    pub note: Option<String>,
+}
+
+/// The request failed authentication. Nothing is stored; the edge answers 401.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("missing header {0}")]
+    MissingHeader(&'static str),
+    #[error("malformed header {0}")]
+    MalformedHeader(&'static str),
+    #[error("signature or key does not match")]
+    Mismatch,
+    #[error("timestamp is {skew_seconds} s away from now, outside the allowed window")]
+    Stale { skew_seconds: i64 },
+}
+
+/// An authenticated delivery that cannot be understood. It is stored in the failure inbox.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct ParseError {
+    /// The delivery id, when it could be read; otherwise the body's hash is used.
+    pub event_id: Option<EventId>,
+    pub reason: String,
+}
+
+/// What `/join` asks a provider for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutRequest {
+    pub checkout: Checkout,
+    pub paid_role: PaidRole,
+}
+
+/// What the member is shown to pay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckoutLink {
+    /// A page to open (Polar checkout).
+    pub url: Option<String>,
+    /// An image to scan (SePay VietQR).
+    pub qr_image_url: Option<String>,
+    /// What to type or check (the transfer code and amount).
+    pub instructions: String,
+}
+
+/// Why a checkout could not be created.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckoutError {
+    #[error("the provider refused the checkout: {0}")]
+    Rejected(String),
+    #[error("the provider is unavailable: {0}")]
+    Unavailable(String),
+    #[error("this provider is not fully configured: {0}")]
+    NotConfigured(String),
+}
+
+/// Why credentials were refused in `/setup`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CredentialError {
+    #[error("the credentials were refused: {0}")]
+    Invalid(String),
+    #[error("the provider could not be reached to check them: {0}")]
+    Unavailable(String),
+}
+
+/// A payment provider. Implemented for Polar and SePay in `docobo-adapters`; a toy one in
+/// `docobo_core::testing` and `examples/`.
+#[async_trait]
+pub trait PaymentProvider: Send + Sync {
+    fn kind(&self) -> ProviderKind;
+
+    /// Authenticates a delivery.
+    ///
+    /// MUST work on the raw body bytes (never re-serialized JSON), MUST compare secrets and
+    /// signatures in constant time, MUST reject timestamps outside the provider's window
+    /// (relative to `now`), and MUST NOT panic on any input.
+    fn verify(
+        &self,
+        headers: &Headers,
+        body: &[u8],
+        credentials: &ProviderCredentials,
+        now: Timestamp,
+    ) -> Result<(), VerifyError>;
+
+    /// Parses an authenticated delivery into neutral events.
+    ///
+    /// MUST return the provider's delivery id when it can be read, MUST map only facts that the
+    /// provider documents as affecting access (an unknown or irrelevant type parses to zero
+    /// events with a `note`), MUST version events by the provider's own timestamps, and MUST NOT
+    /// panic on any input.
+    fn parse(
+        &self,
+        headers: &Headers,
+        body: &[u8],
+        credentials: &ProviderCredentials,
+    ) -> Result<ParsedWebhook, ParseError>;
+
+    /// Starts a payment for `request`.
+    ///
+    /// MUST carry `request.checkout.reference`, the guild, the member and the paid role to the
+    /// provider so that the resulting webhooks identify them, and MUST time out.
+    async fn create_checkout(
+        &self,
+        request: &CheckoutRequest,
+        credentials: &ProviderCredentials,
+    ) -> Result<CheckoutLink, CheckoutError>;
+
+    /// Checks credentials before `/setup` saves them. MUST NOT store or log them.
+    async fn check_credentials(&self, credentials: &ProviderCredentials) -> Result<(), CredentialError>;
+}

@@ -1,0 +1,227 @@
+//! The repository ports, split by concern. [`SubscriptionRepo`] is all of them together, which is
+//! what an adapter implements and what the binaries pass around.
+
+use async_trait::async_trait;
+use time::Duration;
+
+use super::provider::ProviderCredentials;
+use crate::domain::{
+    AuditEntry, Checkout, CheckoutRef, Entitlement, EntitlementId, EventId, ExternalRef, Guild, GuildId,
+    JobState, PaidRole, ProviderKind, RoleId, RoleJob, RoleJobKey, Timestamp, UserId, WebhookEvent,
+};
+use crate::machine::Standing;
+
+/// A storage failure, already translated from the database library's terms.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// A concurrent writer changed what this write was based on; re-read and try again.
+    #[error("a concurrent change conflicted with this write")]
+    Conflict,
+    /// The same key already exists (a checkout reference, say).
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// The database cannot be reached or refused the operation; safe to retry later.
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data cannot be read back (a wrong `DOCOBO_SECRET_KEY`, a corrupt row).
+    #[error("stored data is unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// Guilds, their paid roles and their provider credentials.
+#[async_trait]
+pub trait CatalogRepo: Send + Sync {
+    /// Inserts or replaces a guild.
+    async fn put_guild(&self, guild: &Guild) -> Result<(), StoreError>;
+    async fn guild(&self, id: GuildId) -> Result<Option<Guild>, StoreError>;
+    /// Inserts or replaces the paid role `(role.guild, role.role)`.
+    async fn put_paid_role(&self, role: &PaidRole) -> Result<(), StoreError>;
+    async fn paid_role(&self, guild: GuildId, role: RoleId) -> Result<Option<PaidRole>, StoreError>;
+    async fn paid_roles(&self, guild: GuildId) -> Result<Vec<PaidRole>, StoreError>;
+    /// The paid role whose `polar_product` is `product` in this guild.
+    async fn paid_role_by_product(
+        &self,
+        guild: GuildId,
+        product: &str,
+    ) -> Result<Option<PaidRole>, StoreError>;
+    /// Stores credentials. MUST store the secrets encrypted at rest.
+    async fn put_credentials(
+        &self,
+        guild: GuildId,
+        provider: ProviderKind,
+        credentials: &ProviderCredentials,
+    ) -> Result<(), StoreError>;
+    /// MUST return `StoreError::Corrupt` (never garbage) when the secrets cannot be decrypted.
+    async fn credentials(
+        &self,
+        guild: GuildId,
+        provider: ProviderKind,
+    ) -> Result<Option<ProviderCredentials>, StoreError>;
+}
+
+/// Checkouts started by `/join`.
+#[async_trait]
+pub trait CheckoutRepo: Send + Sync {
+    /// MUST refuse a reference that exists in the guild with `StoreError::AlreadyExists`.
+    async fn put_checkout(&self, checkout: &Checkout) -> Result<(), StoreError>;
+    async fn checkout(&self, guild: GuildId, reference: &CheckoutRef)
+    -> Result<Option<Checkout>, StoreError>;
+}
+
+/// Reading entitlements. Writing goes through [`Ledger::commit`].
+#[async_trait]
+pub trait EntitlementRepo: Send + Sync {
+    async fn entitlement(
+        &self,
+        provider: ProviderKind,
+        guild: GuildId,
+        external_ref: &ExternalRef,
+    ) -> Result<Option<Entitlement>, StoreError>;
+    /// Every entitlement of one member for one role (the reference-counting input).
+    async fn entitlements_for(&self, key: RoleJobKey) -> Result<Vec<Entitlement>, StoreError>;
+    async fn member_entitlements(&self, guild: GuildId, user: UserId)
+    -> Result<Vec<Entitlement>, StoreError>;
+    async fn guild_entitlements(&self, guild: GuildId) -> Result<Vec<Entitlement>, StoreError>;
+    /// Entitlements whose `deadline` is at or before `now`, oldest deadline first.
+    async fn due_entitlements(&self, now: Timestamp, limit: usize) -> Result<Vec<Entitlement>, StoreError>;
+}
+
+/// A new entitlement, or a new standing for an existing one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntitlementWrite {
+    Insert {
+        guild: GuildId,
+        user: UserId,
+        role: RoleId,
+        provider: ProviderKind,
+        external_ref: ExternalRef,
+        standing: Standing,
+        deadline: Option<Timestamp>,
+    },
+    Update {
+        id: EntitlementId,
+        /// The revision the new standing was computed from.
+        expected_revision: u64,
+        standing: Standing,
+        deadline: Option<Timestamp>,
+    },
+}
+
+/// Everything one delivery (or one expiry) changes, written as one atomic unit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Commit {
+    /// The delivery to record; `None` for Docobo's own events (expiry).
+    pub event: Option<WebhookEvent>,
+    pub writes: Vec<EntitlementWrite>,
+    /// Role jobs to enqueue (see [`JobQueue::enqueue`] for how they merge).
+    pub jobs: Vec<RoleJobKey>,
+    /// Why the jobs exist, named in Discord's audit log (`polar evt_123`, `expiry`).
+    pub cause: String,
+    pub at: Timestamp,
+}
+
+/// How a commit landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    Committed,
+    /// The delivery id was already recorded: nothing was written.
+    Duplicate,
+}
+
+/// The event log and the atomic write path.
+#[async_trait]
+pub trait Ledger: Send + Sync {
+    /// Writes the event, the entitlement writes and the jobs in **one transaction**: all or none.
+    ///
+    /// - MUST return `Ok(Recorded::Duplicate)` and write nothing when `(provider, guild,
+    ///   external_id)` is already recorded, enforced by a unique constraint, not by a read before
+    ///   the write.
+    /// - MUST return `Err(StoreError::Conflict)` and write nothing when an `Update` names a
+    ///   revision that is no longer current, or an `Insert` collides with an existing
+    ///   `(provider, guild, external_ref)`.
+    /// - MUST bump the revision of every written entitlement.
+    async fn commit(&self, commit: Commit) -> Result<Recorded, StoreError>;
+    async fn webhook_event(
+        &self,
+        provider: ProviderKind,
+        guild: GuildId,
+        id: &EventId,
+    ) -> Result<Option<WebhookEvent>, StoreError>;
+    /// The failure inbox, oldest first.
+    async fn failed_events(&self, limit: usize) -> Result<Vec<WebhookEvent>, StoreError>;
+}
+
+/// What a worker reports when it is done with a claimed job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settlement {
+    Done,
+    Retry { at: Timestamp, error: String },
+    Park { reason: String },
+}
+
+/// Whether a settlement took.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    Applied,
+    /// The job was enqueued again while it ran; it stays pending and runs again now.
+    Requeued,
+    /// The lease ran out and another worker claimed the job; this settlement was dropped.
+    LeaseLost,
+}
+
+/// The durable role-job queue. One row per `(guild, user, role)`.
+#[async_trait]
+pub trait JobQueue: Send + Sync {
+    /// Asks for the keys to be converged at `now`.
+    ///
+    /// MUST NOT create a second row for a key: a pending job is brought forward to `now`; a
+    /// parked or done one is made pending again with its attempts reset; a job that a worker
+    /// holds right now MUST run again after that worker settles (its generation is bumped).
+    async fn enqueue(&self, keys: &[RoleJobKey], cause: &str, now: Timestamp) -> Result<(), StoreError>;
+    /// Claims up to `limit` pending jobs with `run_at <= now` whose lease is free or expired,
+    /// leasing each until `now + lease`.
+    ///
+    /// MUST NOT hand one job to two workers whose leases overlap (`FOR UPDATE SKIP LOCKED` or a
+    /// single writer), and MUST bump nothing but the lease.
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<RoleJob>, StoreError>;
+    /// Settles a job claimed as `claimed` (the row `claim_due` returned).
+    ///
+    /// MUST write `audit` in the same transaction whatever the outcome (it records what already
+    /// happened on Discord), MUST leave the job alone and return `Settled::LeaseLost` when its
+    /// lease is no longer `claimed.locked_until`, and MUST return `Settled::Requeued` (job
+    /// pending, `run_at = now`, attempts reset, lease released) when it was enqueued again
+    /// meanwhile.
+    async fn settle(
+        &self,
+        claimed: &RoleJob,
+        settlement: Settlement,
+        audit: Vec<AuditEntry>,
+        now: Timestamp,
+    ) -> Result<Settled, StoreError>;
+    async fn jobs(&self, state: JobState, limit: usize) -> Result<Vec<RoleJob>, StoreError>;
+    /// The earliest `run_at` (or lease expiry) among pending jobs: when a sleeping worker should
+    /// wake up at the latest.
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
+}
+
+/// The audit trail.
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    async fn audit_trail(&self, guild: GuildId, user: UserId) -> Result<Vec<AuditEntry>, StoreError>;
+}
+
+/// Every repository port. Implemented automatically for anything that implements them all.
+pub trait SubscriptionRepo:
+    CatalogRepo + CheckoutRepo + EntitlementRepo + Ledger + JobQueue + AuditLog
+{
+}
+
+impl<T> SubscriptionRepo for T where
+    T: CatalogRepo + CheckoutRepo + EntitlementRepo + Ledger + JobQueue + AuditLog
+{
+}

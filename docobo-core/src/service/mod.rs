@@ -1,0 +1,13 @@
+//! The use cases. Each takes ports, never concrete adapters; loops, timers and wake-ups live in
+//! the binaries, which call these.
+
+pub mod expirer;
+pub mod ingest;
+pub mod reconcile;
+pub mod retry;
+pub mod role_sync;
+
+pub use expirer::{ExpiryReport, expire_due};
+pub use ingest::{IngestError, IngestOutcome, IngestReport, ingest_webhook};
+pub use reconcile::{Drift, ReconcileReport, diff, on_member_join, reconcile_guild};
+pub use role_sync::{Verdict, WorkReport, run_due_jobs, settlement, sync_role};

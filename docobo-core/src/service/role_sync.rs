@@ -1,0 +1,172 @@
+//! The role-sync step: converge one (guild, user, role) to what the entitlements say.
+//!
+//! The worker does not replay "grant" or "revoke" commands. It computes the desired state from
+//! the database when it runs, reads the member's roles from Discord, changes only the difference,
+//! and re-reads the member to verify. Duplicated, reordered or retried jobs collapse into the same
+//! result. Failures are classified: retry later (with [`super::retry::backoff`]), park for a
+//! person, or done.
+
+use crate::domain::{AuditAction, AuditEntry, Guild, RoleJob, RoleJobKey, Timestamp};
+use crate::machine::role_desired;
+use crate::ports::{
+    CatalogRepo, Clock, EntitlementRepo, GatewayError, JobQueue, RoleGateway, Settled, Settlement, StoreError,
+};
+
+use super::retry::{MAX_ATTEMPTS, backoff};
+
+/// What converging one job found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// The member holds the role iff they should; `change` says what this run did.
+    Converged { change: Option<AuditAction> },
+    /// The member is not in the guild. Nothing to do until they rejoin (the join handler enqueues
+    /// a new job then).
+    MemberGone,
+    /// Try again later.
+    Retry { after: Option<time::Duration>, error: String },
+    /// Needs a person; the reason says what to fix.
+    Park { reason: String },
+}
+
+/// Converges `key` once. Store errors are returned as errors (the job's lease then runs out and
+/// it is retried); Discord's are classified into the verdict.
+pub async fn sync_role<R: CatalogRepo + EntitlementRepo + ?Sized>(
+    repo: &R,
+    gateway: &dyn RoleGateway,
+    key: RoleJobKey,
+    cause: &str,
+    now: Timestamp,
+) -> Result<(Verdict, Option<AuditEntry>), StoreError> {
+    let grace = repo.guild(key.guild).await?.map_or(Guild::DEFAULT_GRACE, |g| g.grace);
+    let entitlements = repo.entitlements_for(key).await?;
+    let desired = role_desired(entitlements.iter().map(|e| &e.standing), now, grace);
+
+    let has = match gateway.member_roles(key.guild, key.user).await {
+        Ok(roles) => roles.contains(&key.role),
+        Err(e) => return Ok((classify(e, desired), None)),
+    };
+    if has == desired {
+        return Ok((Verdict::Converged { change: None }, None));
+    }
+    let reason = format!("Docobo: {cause}");
+    let (result, action) = if desired {
+        (gateway.add_role(key.guild, key.user, key.role, &reason).await, AuditAction::RoleAdded)
+    } else {
+        (gateway.remove_role(key.guild, key.user, key.role, &reason).await, AuditAction::RoleRemoved)
+    };
+    if let Err(e) = result {
+        return Ok((classify(e, desired), None));
+    }
+    // Verify the post-condition: a 2xx is not proof (another bot may race us, Discord may lag).
+    match gateway.member_roles(key.guild, key.user).await {
+        Ok(roles) if roles.contains(&key.role) == desired => {
+            let audit = AuditEntry {
+                guild: key.guild,
+                user: key.user,
+                role: key.role,
+                action,
+                reason,
+                cause: Some(cause.to_owned()),
+                at: now,
+            };
+            Ok((Verdict::Converged { change: Some(action) }, Some(audit)))
+        }
+        Ok(_) => Ok((
+            Verdict::Retry {
+                after: None,
+                error: "Discord accepted the change but the member's roles do not show it yet".to_owned(),
+            },
+            None,
+        )),
+        Err(e) => Ok((classify(e, desired), None)),
+    }
+}
+
+/// What a gateway error means for a job that wants the role (`desired`) or not.
+fn classify(error: GatewayError, desired: bool) -> Verdict {
+    match error {
+        GatewayError::Retryable { after, why } => Verdict::Retry { after, error: why },
+        // Removing from someone who left is done; granting waits for them to rejoin.
+        GatewayError::MemberGone if !desired => Verdict::Converged { change: None },
+        GatewayError::MemberGone => Verdict::MemberGone,
+        GatewayError::NotFound { .. } if !desired => Verdict::Converged { change: None },
+        GatewayError::NotFound { what } => Verdict::Park {
+            reason: format!(
+                "{what} was not found on Discord; check the role still exists and the bot is in the server"
+            ),
+        },
+        GatewayError::Forbidden { why } => Verdict::Park { reason: why },
+    }
+}
+
+/// Turns a verdict into what the queue records, applying the retry schedule.
+pub fn settlement(job: &RoleJob, verdict: &Verdict, now: Timestamp) -> Settlement {
+    match verdict {
+        Verdict::Converged { .. } | Verdict::MemberGone => Settlement::Done,
+        Verdict::Park { reason } => Settlement::Park { reason: reason.clone() },
+        Verdict::Retry { after, error } => {
+            let attempt = job.attempts + 1;
+            if attempt >= MAX_ATTEMPTS {
+                Settlement::Park { reason: format!("gave up after {attempt} attempts; last error: {error}") }
+            } else {
+                Settlement::Retry { at: now + backoff(job.id, attempt, *after), error: error.clone() }
+            }
+        }
+    }
+}
+
+/// What one pass of the worker did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WorkReport {
+    pub claimed: usize,
+    pub changed: usize,
+    pub retried: usize,
+    pub parked: usize,
+    /// Settlements dropped because the lease ran out meanwhile, or the job was re-enqueued.
+    pub superseded: usize,
+}
+
+/// The repository ports the worker needs.
+pub trait WorkerRepo: CatalogRepo + EntitlementRepo + JobQueue {}
+impl<T: CatalogRepo + EntitlementRepo + JobQueue + ?Sized> WorkerRepo for T {}
+
+/// Claims up to `limit` due jobs, converges each and settles it. The binary runs this in a loop,
+/// woken when ingest enqueues jobs and otherwise at [`JobQueue::next_due`].
+pub async fn run_due_jobs<R: WorkerRepo + ?Sized>(
+    repo: &R,
+    gateway: &dyn RoleGateway,
+    clock: &dyn Clock,
+    lease: time::Duration,
+    limit: usize,
+) -> Result<WorkReport, StoreError> {
+    let jobs = repo.claim_due(clock.now(), lease, limit).await?;
+    let mut report = WorkReport { claimed: jobs.len(), ..WorkReport::default() };
+    for job in jobs {
+        let cause = job.cause.clone().unwrap_or_else(|| format!("role job {}", job.id));
+        let (verdict, audit) = sync_role(repo, gateway, job.key, &cause, clock.now()).await?;
+        let now = clock.now();
+        let mut audit: Vec<AuditEntry> = audit.into_iter().collect();
+        let settled = settlement(&job, &verdict, now);
+        match &settled {
+            Settlement::Done if audit.is_empty() => {}
+            Settlement::Done => report.changed += 1,
+            Settlement::Retry { .. } => report.retried += 1,
+            Settlement::Park { reason } => {
+                report.parked += 1;
+                audit.push(AuditEntry {
+                    guild: job.key.guild,
+                    user: job.key.user,
+                    role: job.key.role,
+                    action: AuditAction::JobParked,
+                    reason: reason.clone(),
+                    cause: Some(cause.clone()),
+                    at: now,
+                });
+            }
+        }
+        if repo.settle(&job, settled, audit, now).await? != Settled::Applied {
+            report.superseded += 1;
+        }
+    }
+    Ok(report)
+}
