@@ -13,5 +13,5 @@ pub mod domain;
 pub mod machine;
 pub mod ports;
 pub mod service;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;

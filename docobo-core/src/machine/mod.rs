@@ -10,13 +10,15 @@
 //! | register      | set by                                             | merge                         |
 //! |---------------|----------------------------------------------------|-------------------------------|
 //! | `paid`        | `PaymentSucceeded`                                 | logical or                    |
-//! | `phase`       | `PaymentPending`, `PaymentSucceeded`, `PaymentFailed`, `CancelScheduled`, `CancelUndone` | newest `(version, rank)` wins |
+//! | `phase`       | `PaymentSucceeded`, `CancelUndone` (→ active), `PaymentFailed` (→ past due), `CancelScheduled` (→ cancelled) | newest `(version, rank)` wins |
 //! | `period_end`  | `PaymentSucceeded { access_until: Some }`, `CancelScheduled` | newest `(version, rank)` wins |
 //! | `fixed_until` | `PaymentSucceeded` on a `Fixed { days }` term      | `max(now, fixed_until) + days` |
 //! | `ended`       | `Revoked`, `Refunded { full: true }`, `Disputed`   | oldest `(version, rank)` wins |
 //! | `elapsed_at`  | `TermElapsed`                                      | latest                        |
 //!
-//! `Refunded { full: false }` (a partial refund) is recorded by the caller and changes nothing here.
+//! `PaymentPending` and `Refunded { full: false }` (a partial refund) are recorded by the caller
+//! and change nothing here: an unpaid purchase is already `Pending`, and a pending renewal order
+//! must not undo `PastDue`.
 //!
 //! The status is *derived* from the registers:
 //!
@@ -27,7 +29,7 @@
 //! | phase `Cancelled`, or a `Fixed` term, and `elapsed_at >= access_until` | `Expired` |
 //! | phase `PastDue`                                                  | `PastDue`   |
 //! | phase `Cancelled`                                                | `Cancelled` |
-//! | otherwise (`Active`, or a newer `PaymentPending` after a payment)  | `Active`    |
+//! | otherwise (phase `Active`)                                       | `Active`    |
 //!
 //! # The rules this buys (property-tested in `tests`)
 //! 1. **Idempotence**: applying an event twice changes nothing the second time and emits nothing.

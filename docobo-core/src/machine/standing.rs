@@ -25,7 +25,6 @@ impl<T> Stamped<T> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
-    Pending,
     Active,
     /// Since the stamp's version.
     PastDue,
@@ -96,7 +95,7 @@ impl Standing {
             _ if lapsed && expirable => Status::Expired,
             Phase::PastDue => Status::PastDue,
             Phase::Cancelled => Status::Cancelled,
-            Phase::Pending | Phase::Active => Status::Active,
+            Phase::Active => Status::Active,
         }
     }
 
@@ -157,7 +156,9 @@ impl Standing {
     pub(super) fn merge(&mut self, event: &Event, now: Timestamp) -> Result<(), TransitionError> {
         let v = event.version;
         match event.kind {
-            EventKind::PaymentPending => newest(&mut self.phase, v, 0, Phase::Pending),
+            // Informational: the purchase exists but is unpaid, which `paid == false` already
+            // says. It must not touch the phase, or a pending renewal order would undo `PastDue`.
+            EventKind::PaymentPending => {}
             EventKind::PaymentSucceeded { access_until } => {
                 self.paid = true;
                 newest(&mut self.phase, v, 1, Phase::Active);

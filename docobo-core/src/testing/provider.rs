@@ -1,0 +1,172 @@
+//! [`ToyProvider`]: a small payment provider with signed webhooks, for tests and examples.
+//!
+//! A delivery is `key=value` lines; the `x-toy-signature` header is the hex SHA-256 of the secret
+//! followed by the body. Keys: `id` (delivery id, required), `kind` (an [`EventKind`] name, or
+//! `ignored`), `ref` (purchase id), `version` and `until` (unix seconds), `user`, `role`,
+//! `product`, `checkout`, `paid` (`5.00 USD`).
+
+use async_trait::async_trait;
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+use crate::domain::{Money, ProviderKind, Timestamp};
+use crate::machine::{Event, EventKind, Version};
+use crate::ports::{
+    CheckoutError, CheckoutLink, CheckoutRequest, CredentialError, Headers, ParseError, ParsedWebhook,
+    PaymentProvider, ProviderCredentials, ProviderEvent, Subject, VerifyError,
+};
+
+/// The header carrying the signature.
+pub const SIGNATURE_HEADER: &str = "x-toy-signature";
+
+/// A toy provider that reports itself as `kind` (so one guild can host several in tests).
+#[derive(Debug, Clone, Copy)]
+pub struct ToyProvider {
+    pub kind: ProviderKind,
+}
+
+impl ToyProvider {
+    /// The signature header value for `body` under `secret`.
+    pub fn sign(secret: &str, body: &[u8]) -> String {
+        Sha256::new()
+            .chain_update(secret.as_bytes())
+            .chain_update(body)
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Headers that authenticate `body` under `secret`.
+    pub fn headers(secret: &str, body: &[u8]) -> Headers {
+        Headers::new().with(SIGNATURE_HEADER, Self::sign(secret, body))
+    }
+}
+
+/// Compares without stopping at the first difference, so timing reveals nothing.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn kind_named(name: &str, until: Option<Timestamp>) -> Result<Option<EventKind>, String> {
+    Ok(Some(match name {
+        "ignored" => return Ok(None),
+        "payment_pending" => EventKind::PaymentPending,
+        "payment_succeeded" => EventKind::PaymentSucceeded { access_until: until },
+        "payment_failed" => EventKind::PaymentFailed,
+        "cancel_scheduled" => {
+            EventKind::CancelScheduled { access_until: until.ok_or("cancel_scheduled needs until=")? }
+        }
+        "cancel_undone" => EventKind::CancelUndone,
+        "revoked" => EventKind::Revoked,
+        "refunded" => EventKind::Refunded { full: true },
+        "partially_refunded" => EventKind::Refunded { full: false },
+        "disputed" => EventKind::Disputed,
+        "term_elapsed" => EventKind::TermElapsed,
+        other => return Err(format!("unknown kind {other:?}")),
+    }))
+}
+
+/// Parses an optional identifier field.
+fn id_field<T: std::str::FromStr<Err = crate::domain::IdError>>(
+    value: Option<&str>,
+) -> Result<Option<T>, String> {
+    value.map(str::parse).transpose().map_err(|e: crate::domain::IdError| e.to_string())
+}
+
+fn parse_body(body: &[u8]) -> Result<ParsedWebhook, ParseError> {
+    let fail = |event_id, reason: String| ParseError { event_id, reason };
+    let text = std::str::from_utf8(body).map_err(|_| fail(None, "body is not UTF-8".to_owned()))?;
+    let field = |key: &str| {
+        text.lines().filter_map(|l| l.split_once('=')).find(|(k, _)| k.trim() == key).map(|(_, v)| v.trim())
+    };
+    let event_id = field("id").ok_or_else(|| fail(None, "missing id".to_owned()))?;
+    let event_id = event_id.parse().map_err(|e: crate::domain::IdError| fail(None, e.to_string()))?;
+    let fail = |reason: String| ParseError { event_id: Some(Clone::clone(&event_id)), reason };
+    let time_of = |key: &str| -> Result<Option<Timestamp>, ParseError> {
+        field(key)
+            .map(|v| {
+                let secs: i64 = v.parse().map_err(|_| fail(format!("{key} is not unix seconds")))?;
+                OffsetDateTime::from_unix_timestamp(secs).map_err(|e| fail(format!("{key}: {e}")))
+            })
+            .transpose()
+    };
+    let kind = kind_named(field("kind").unwrap_or(""), time_of("until")?).map_err(fail)?;
+    let Some(kind) = kind else {
+        return Ok(ParsedWebhook { event_id, events: vec![], note: Some("toy event ignored".to_owned()) });
+    };
+    let version = Version(time_of("version")?.ok_or_else(|| fail("missing version".to_owned()))?);
+    let subject = Subject {
+        user: id_field(field("user")).map_err(fail)?,
+        role: id_field(field("role")).map_err(fail)?,
+        product: field("product").map(str::to_owned),
+        checkout_refs: id_field(field("checkout")).map_err(fail)?.into_iter().collect(),
+        paid: field("paid")
+            .map(|p| {
+                let (amount, currency) =
+                    p.split_once(' ').ok_or_else(|| fail("paid needs AMOUNT CODE".to_owned()))?;
+                let currency =
+                    currency.parse().map_err(|e: crate::domain::MoneyError| fail(e.to_string()))?;
+                Money::parse(amount, currency).map_err(|e| fail(e.to_string()))
+            })
+            .transpose()?,
+    };
+    let entitlement_ref = id_field(field("ref")).map_err(fail)?;
+    Ok(ParsedWebhook {
+        event_id: event_id.clone(),
+        events: vec![ProviderEvent { entitlement_ref, event: Event { kind, version }, subject }],
+        note: None,
+    })
+}
+
+#[async_trait]
+impl PaymentProvider for ToyProvider {
+    fn kind(&self) -> ProviderKind {
+        self.kind
+    }
+
+    fn verify(
+        &self,
+        headers: &Headers,
+        body: &[u8],
+        credentials: &ProviderCredentials,
+        _now: Timestamp,
+    ) -> Result<(), VerifyError> {
+        let given = headers.get(SIGNATURE_HEADER).ok_or(VerifyError::MissingHeader(SIGNATURE_HEADER))?;
+        let expected = Self::sign(credentials.webhook_secret.expose(), body);
+        if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
+            Ok(())
+        } else {
+            Err(VerifyError::Mismatch)
+        }
+    }
+
+    fn parse(
+        &self,
+        _headers: &Headers,
+        body: &[u8],
+        _credentials: &ProviderCredentials,
+    ) -> Result<ParsedWebhook, ParseError> {
+        parse_body(body)
+    }
+
+    async fn create_checkout(
+        &self,
+        request: &CheckoutRequest,
+        _credentials: &ProviderCredentials,
+    ) -> Result<CheckoutLink, CheckoutError> {
+        let c = &request.checkout;
+        Ok(CheckoutLink {
+            url: Some(format!("https://toy.invalid/pay/{}", c.reference)),
+            qr_image_url: None,
+            instructions: format!("Pay {} with reference {}", c.expected, c.reference),
+        })
+    }
+
+    async fn check_credentials(&self, credentials: &ProviderCredentials) -> Result<(), CredentialError> {
+        if credentials.webhook_secret.expose().is_empty() {
+            return Err(CredentialError::Invalid("the webhook secret is empty".to_owned()));
+        }
+        Ok(())
+    }
+}
