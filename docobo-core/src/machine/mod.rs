@@ -10,10 +10,10 @@
 //! | register      | set by                                             | merge                         |
 //! |---------------|----------------------------------------------------|-------------------------------|
 //! | `paid`        | `PaymentSucceeded`                                 | logical or                    |
-//! | `phase`       | `PaymentSucceeded`, `CancelUndone` (→ active), `PaymentFailed` (→ past due), `CancelScheduled` (→ cancelled) | newest `(version, rank)` wins |
-//! | `period_end`  | `PaymentSucceeded { access_until: Some }`, `CancelScheduled` | newest `(version, rank)` wins |
+//! | `phase`       | `PaymentSucceeded`, `CancelUndone` (→ active), `PaymentFailed` (→ past due), `CancelScheduled` (→ cancelled) | newest `(version, rank, value)` wins |
+//! | `period_end`  | `PaymentSucceeded { access_until: Some }`, `CancelScheduled` | newest `(version, rank, value)` wins |
 //! | `fixed_until` | `PaymentSucceeded` on a `Fixed { days }` term      | `max(now, fixed_until) + days` |
-//! | `ended`       | `Revoked`, `Refunded { full: true }`, `Disputed`   | oldest `(version, rank)` wins |
+//! | `ended`       | `Revoked`, `Refunded { full: true }`, `Disputed`   | oldest `(version, rank, value)` wins |
 //! | `elapsed_at`  | `TermElapsed`                                      | latest                        |
 //!
 //! `PaymentPending` and `Refunded { full: false }` (a partial refund) are recorded by the caller
@@ -26,7 +26,7 @@
 //! |------------------------------------------------------------------|-------------|
 //! | `ended` is set                                                   | `Revoked` or `Refunded` (a dispute revokes) |
 //! | no successful payment yet                                        | `Pending`   |
-//! | phase `Cancelled`, or a `Fixed` term, and `elapsed_at >= access_until` | `Expired` |
+//! | phase `Cancelled` or `PastDue`, or a `Fixed` term, and `elapsed_at >= access_until` | `Expired` |
 //! | phase `PastDue`                                                  | `PastDue`   |
 //! | phase `Cancelled`                                                | `Cancelled` |
 //! | otherwise (phase `Active`)                                       | `Active`    |
@@ -39,12 +39,15 @@
 //! 2. **Order-insensitivity**: every register merge is commutative, so any permutation of a set of
 //!    events ends in the same standing. A stale event (older than what a register holds) is
 //!    absorbed without regressing anything.
-//! 3. **Terminal states absorb**: once `ended` is set, the status stays `Revoked`/`Refunded`
-//!    whatever arrives; an older terminal event arriving late only corrects which one came first.
+//! 3. **Terminal states absorb**: once `ended` is set, the status stays `Revoked` or `Refunded`
+//!    and access never returns, whatever arrives, and no role job is asked for. When two terminal
+//!    facts arrive (a revocation and a refund), the earlier by version names the status, so a
+//!    late older one may relabel `Refunded` as `Revoked`: that keeps every arrival order
+//!    converging on the same answer.
 //!    `Expired` absorbs everything except provider facts that re-establish access beyond the
-//!    elapsed moment (a payment that moves `access_until` past it, or an undone cancellation):
-//!    that is the provider's documented, explicit reactivation, and it is what a member who paid
-//!    expects.
+//!    elapsed moment: a payment or a cancellation whose end lies past it, or an undone
+//!    cancellation. That is the provider's explicit reactivation, and it is what a member who
+//!    paid (or whose un-cancel webhook arrived after the expirer ran) expects.
 //! 4. **No access without payment**: `paid` is only ever set by `PaymentSucceeded`, which for
 //!    `ProviderKind::Manual` is the manual grant.
 //! 5. **Entitlement** is decided by [`entitled`]; fixed-term extension never shortens access.

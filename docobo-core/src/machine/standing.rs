@@ -15,14 +15,16 @@ pub struct Stamped<T> {
     pub value: T,
 }
 
-impl<T> Stamped<T> {
-    fn key(&self) -> (Version, u8) {
-        (self.version, self.rank)
+impl<T: Ord + Copy> Stamped<T> {
+    /// Version first, then the kind of event, then the value itself: two different events can
+    /// never tie, so the winner does not depend on arrival order.
+    fn key(&self) -> (Version, u8, T) {
+        (self.version, self.rank, self.value)
     }
 }
 
 /// What the provider last said about the subscription's lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Phase {
     Active,
@@ -32,7 +34,7 @@ pub enum Phase {
 }
 
 /// Why access ended for good.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EndReason {
     Revoked,
@@ -90,7 +92,7 @@ impl Standing {
         }
         let phase = self.phase.map_or(Phase::Active, |p| p.value);
         let lapsed = matches!((self.elapsed_at, self.access_until()), (Some(e), Some(u)) if e >= u);
-        let expirable = phase == Phase::Cancelled || matches!(self.term, Term::Fixed { .. });
+        let expirable = phase != Phase::Active || matches!(self.term, Term::Fixed { .. });
         match phase {
             _ if lapsed && expirable => Status::Expired,
             Phase::PastDue => Status::PastDue,
@@ -100,8 +102,11 @@ impl Standing {
     }
 
     /// When paid access runs out, if it does: the accumulated end of a fixed term, or the period
-    /// end the provider reported.
+    /// end the provider reported. `None` once access ended for good.
     pub fn access_until(&self) -> Option<Timestamp> {
+        if self.ended.is_some() {
+            return None;
+        }
         match self.term {
             Term::Fixed { .. } => self.fixed_until,
             Term::Recurring | Term::Lifetime => self.period_end.map(|p| p.value),
@@ -148,9 +153,11 @@ impl Standing {
         candidates.into_iter().flatten().filter(|d| self.elapsed_at.is_none_or(|e| e < *d)).min()
     }
 
-    /// What decides access: if this changes, the role must be re-checked.
-    pub(super) fn access_view(&self) -> (Status, Option<Timestamp>, Option<Timestamp>) {
-        (self.status(), self.access_until(), self.past_due_since())
+    /// What decides access: if this changes, the role must be re-checked. Every ended standing
+    /// looks the same (no access, for good), so learning that a revoked purchase was also
+    /// refunded asks for no role job.
+    pub(super) fn access_view(&self) -> Option<(Status, Option<Timestamp>, Option<Timestamp>)> {
+        self.ended.is_none().then(|| (self.status(), self.access_until(), self.past_due_since()))
     }
 
     pub(super) fn merge(&mut self, event: &Event, now: Timestamp) -> Result<(), TransitionError> {
@@ -190,16 +197,17 @@ impl Standing {
     }
 }
 
-/// Last-writer-wins by `(version, rank)`.
-fn newest<T>(slot: &mut Option<Stamped<T>>, version: Version, rank: u8, value: T) {
+/// Last-writer-wins by `(version, rank, value)`.
+fn newest<T: Ord + Copy>(slot: &mut Option<Stamped<T>>, version: Version, rank: u8, value: T) {
     let candidate = Stamped { version, rank, value };
     if slot.as_ref().is_none_or(|held| candidate.key() > held.key()) {
         *slot = Some(candidate);
     }
 }
 
-/// First-writer-wins by `(version, rank)`: the earliest terminal fact is the one that ended it.
-fn oldest<T>(slot: &mut Option<Stamped<T>>, version: Version, rank: u8, value: T) {
+/// First-writer-wins by `(version, rank, value)`: the earliest terminal fact is the one that ended
+/// it.
+fn oldest<T: Ord + Copy>(slot: &mut Option<Stamped<T>>, version: Version, rank: u8, value: T) {
     let candidate = Stamped { version, rank, value };
     if slot.as_ref().is_none_or(|held| candidate.key() < held.key()) {
         *slot = Some(candidate);
