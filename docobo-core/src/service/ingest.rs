@@ -182,12 +182,10 @@ async fn plan<R: IngestRepo + ?Sized>(
         };
         if let (EventKind::PaymentSucceeded { .. }, Some(paid), Some(expected)) =
             (event.event.kind, event.subject.paid, resolved.expected)
+            && !paid.covers(&expected)
         {
-            if !paid.covers(&expected) {
-                let reason =
-                    format!("underpaid: received {paid}, expected {expected}; no access was granted");
-                return Ok((Commit::empty(now), IngestOutcome::Failed { reason }));
-            }
+            let reason = format!("underpaid: received {paid}, expected {expected}; no access was granted");
+            return Ok((Commit::empty(now), IngestOutcome::Failed { reason }));
         }
         let Some(entry) = planned.get_mut(&resolved.reference) else {
             unreachable!("resolve inserts what it returns")

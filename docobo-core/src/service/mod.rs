@@ -11,3 +11,6 @@ pub use expirer::{ExpiryReport, expire_due};
 pub use ingest::{IngestError, IngestOutcome, IngestReport, ingest_webhook};
 pub use reconcile::{Drift, ReconcileReport, diff, on_member_join, reconcile_guild};
 pub use role_sync::{Verdict, WorkReport, run_due_jobs, settlement, sync_role};
+
+#[cfg(test)]
+mod tests;
