@@ -24,7 +24,11 @@ fn active(term: Term) -> Standing {
 fn bench_apply(c: &mut Criterion) {
     let mut group = c.benchmark_group("apply");
     let cases = [
-        ("payment/recurring", Term::Recurring, EventKind::PaymentSucceeded { access_until: Some(NOW + Duration::days(60)) }),
+        (
+            "payment/recurring",
+            Term::Recurring,
+            EventKind::PaymentSucceeded { access_until: Some(NOW + Duration::days(60)) },
+        ),
         ("payment/fixed", Term::Fixed { days: 30 }, EventKind::PaymentSucceeded { access_until: None }),
         ("cancel", Term::Recurring, EventKind::CancelScheduled { access_until: NOW + Duration::days(30) }),
         ("revoke", Term::Recurring, EventKind::Revoked),

@@ -8,7 +8,9 @@
 
 use std::error::Error;
 
-use docobo::core::domain::{Currency, Guild, GuildId, Money, PaidRole, ProviderKind, RoleId, Secret, Term, UserId};
+use docobo::core::domain::{
+    Currency, Guild, GuildId, Money, PaidRole, ProviderKind, RoleId, Secret, Term, UserId,
+};
 use docobo::core::ports::{CatalogRepo, Clock, EntitlementRepo, ProviderCredentials};
 use docobo::core::service::{expire_due, ingest_webhook, run_due_jobs};
 use docobo::core::testing::{FakeGateway, ManualClock, MemoryRepo, ToyProvider};
@@ -33,7 +35,13 @@ impl Demo {
     }
 
     /// Delivers a signed webhook, as the provider would.
-    async fn webhook(&self, id: &str, kind: &str, purchase: &str, until: Option<i64>) -> Result<(), Box<dyn Error>> {
+    async fn webhook(
+        &self,
+        id: &str,
+        kind: &str,
+        purchase: &str,
+        until: Option<i64>,
+    ) -> Result<(), Box<dyn Error>> {
         let now = self.clock.now().unix_timestamp();
         let mut body = format!(
             "id={id}\nkind={kind}\nref={purchase}\nversion={now}\nuser={}\nproduct=prod_vip\n",
@@ -44,7 +52,8 @@ impl Demo {
         }
         let headers = ToyProvider::headers(SECRET, body.as_bytes());
         let report =
-            ingest_webhook(&self.repo, &self.provider, &self.clock, self.guild, &headers, body.as_bytes()).await?;
+            ingest_webhook(&self.repo, &self.provider, &self.clock, self.guild, &headers, body.as_bytes())
+                .await?;
         self.say(format_args!("webhook {id} ({kind} for {purchase}) -> {:?}", report.outcome));
         Ok(())
     }
@@ -87,7 +96,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
     vip.polar_product = Some("prod_vip".to_owned());
     demo.repo.put_guild(&Guild::new(demo.guild, "Example server")).await?;
     demo.repo.put_paid_role(&vip).await?;
-    demo.repo.put_credentials(demo.guild, ProviderKind::Polar, &ProviderCredentials::new(Secret::new(SECRET))).await?;
+    demo.repo
+        .put_credentials(demo.guild, ProviderKind::Polar, &ProviderCredentials::new(Secret::new(SECRET)))
+        .await?;
     demo.discord.join(demo.guild, demo.user);
     demo.say(format_args!("server sells VIP for {price} per month; member {} joins", demo.user));
 

@@ -4,7 +4,8 @@
 
 use std::process::Command;
 
-const FORBIDDEN: [&str; 9] = ["tokio", "reqwest", "hyper", "sea-orm", "sqlx", "serenity", "poem", "mio", "rustls"];
+const FORBIDDEN: [&str; 9] =
+    ["tokio", "reqwest", "hyper", "sea-orm", "sqlx", "serenity", "poem", "mio", "rustls"];
 
 #[test]
 fn the_core_depends_on_no_io_crate() {
