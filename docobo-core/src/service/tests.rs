@@ -267,6 +267,26 @@ async fn a_failure_before_commit_leaves_nothing_and_the_redelivery_applies_once(
     assert_eq!((w.repo.events().len(), w.repo.entitlements().len(), w.repo.all_jobs().len()), (1, 1, 1));
 }
 
+#[tokio::test]
+async fn a_commit_that_loses_a_race_is_replanned_and_a_lasting_conflict_is_not_acknowledged() {
+    let w = World::new(Term::Recurring).await;
+    w.repo.fail_commits_with_conflict(3);
+    let outcome = w.sub_event("evt_1", "payment_succeeded", START, Some(START + Duration::days(30))).await;
+    assert_eq!(outcome, IngestOutcome::Processed { jobs: 1 });
+    assert_eq!((w.repo.events().len(), w.repo.all_jobs().len()), (1, 1));
+    w.repo.fail_commits_with_conflict(usize::MAX);
+    let lines = [
+        ("id", "evt_2".to_owned()),
+        ("kind", "revoked".to_owned()),
+        ("ref", "sub_1".to_owned()),
+        ("version", secs(START)),
+    ];
+    let err = w.deliver(&lines).await.expect_err("gives up");
+    assert_eq!(err, IngestError::Store(StoreError::Conflict));
+    w.repo.fail_commits_with_conflict(0);
+    assert_eq!(w.repo.events().len(), 1, "nothing of the refused delivery is stored");
+}
+
 async fn open_checkout(w: &World, reference: &str, amount: &str) {
     let checkout = Checkout {
         reference: reference.parse().expect("ref"),

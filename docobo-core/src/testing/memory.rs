@@ -41,6 +41,8 @@ struct State {
 struct Faults {
     /// Fail this many commits right after recording the event, before the rest is written.
     after_event: usize,
+    /// Report this many commits as conflicting with a concurrent writer.
+    conflicts: usize,
 }
 
 /// Every repository port in memory.
@@ -59,6 +61,12 @@ impl MemoryRepo {
     /// before anything else is: the atomicity check.
     pub fn fail_commits_after_event(&self, n: usize) {
         lock(&self.faults).after_event = n;
+    }
+
+    /// The next `n` commits fail with `StoreError::Conflict`, as if a concurrent delivery for the
+    /// same purchase had committed first.
+    pub fn fail_commits_with_conflict(&self, n: usize) {
+        lock(&self.faults).conflicts = n;
     }
 
     /// Every stored webhook event, in key order.
@@ -278,6 +286,13 @@ impl EntitlementRepo for MemoryRepo {
 impl Ledger for MemoryRepo {
     async fn commit(&self, commit: Commit) -> Result<Recorded, StoreError> {
         let mut state = lock(&self.state);
+        {
+            let mut faults = lock(&self.faults);
+            if faults.conflicts > 0 {
+                faults.conflicts -= 1;
+                return Err(StoreError::Conflict);
+            }
+        }
         let mut next = state.clone();
         if let Some(event) = commit.event {
             let key = (event.provider, event.guild, event.external_id.clone());
