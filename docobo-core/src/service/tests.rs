@@ -31,6 +31,16 @@ fn secs(at: OffsetDateTime) -> String {
     at.unix_timestamp().to_string()
 }
 
+/// The lines of a toy webhook; tests push the member and product fields they need.
+fn webhook(id: &str, kind: &str, reference: &str, at: OffsetDateTime) -> Vec<(&'static str, String)> {
+    vec![
+        ("id", id.to_owned()),
+        ("kind", kind.to_owned()),
+        ("ref", reference.to_owned()),
+        ("version", secs(at)),
+    ]
+}
+
 struct World {
     repo: MemoryRepo,
     clock: ManualClock,
@@ -72,14 +82,8 @@ impl World {
         version: OffsetDateTime,
         until: Option<OffsetDateTime>,
     ) -> IngestOutcome {
-        let mut lines = vec![
-            ("id", id.to_owned()),
-            ("kind", kind.to_owned()),
-            ("ref", "sub_1".to_owned()),
-            ("version", secs(version)),
-            ("user", user().to_string()),
-            ("product", "prod_vip".to_owned()),
-        ];
+        let mut lines = webhook(id, kind, "sub_1", version);
+        lines.extend([("user", user().to_string()), ("product", "prod_vip".to_owned())]);
         if let Some(until) = until {
             lines.push(("until", secs(until)));
         }
@@ -189,13 +193,8 @@ async fn unknown_guilds_and_unconfigured_providers_are_told_apart() {
 #[tokio::test]
 async fn an_event_whose_member_is_unknown_goes_to_the_failure_inbox() {
     let w = World::new(Term::Recurring).await;
-    let lines = [
-        ("id", "evt_1".to_owned()),
-        ("kind", "payment_succeeded".to_owned()),
-        ("ref", "sub_1".to_owned()),
-        ("version", secs(START)),
-        ("product", "prod_vip".to_owned()),
-    ];
+    let mut lines = webhook("evt_1", "payment_succeeded", "sub_1", START);
+    lines.push(("product", "prod_vip".to_owned()));
     let report = w.deliver(&lines).await.expect("acknowledged");
     let IngestOutcome::Failed { reason } = report.outcome else {
         panic!("expected a failure, got {report:?}")
@@ -210,14 +209,8 @@ async fn an_event_whose_member_is_unknown_goes_to_the_failure_inbox() {
 #[tokio::test]
 async fn an_unlinked_product_is_explained_in_the_failure_inbox() {
     let w = World::new(Term::Recurring).await;
-    let lines = [
-        ("id", "evt_1".to_owned()),
-        ("kind", "payment_succeeded".to_owned()),
-        ("ref", "sub_1".to_owned()),
-        ("version", secs(START)),
-        ("user", "42".to_owned()),
-        ("product", "prod_other".to_owned()),
-    ];
+    let mut lines = webhook("evt_1", "payment_succeeded", "sub_1", START);
+    lines.extend([("user", "42".to_owned()), ("product", "prod_other".to_owned())]);
     let IngestOutcome::Failed { reason } = w.deliver(&lines).await.expect("acknowledged").outcome else {
         panic!("expected a failure")
     };
@@ -251,14 +244,8 @@ async fn an_ignored_event_is_stored_as_ignored() {
 async fn a_failure_before_commit_leaves_nothing_and_the_redelivery_applies_once() {
     let w = World::new(Term::Recurring).await;
     w.repo.fail_commits_after_event(1);
-    let lines = [
-        ("id", "evt_1".to_owned()),
-        ("kind", "payment_succeeded".to_owned()),
-        ("ref", "sub_1".to_owned()),
-        ("version", secs(START)),
-        ("user", "42".to_owned()),
-        ("product", "prod_vip".to_owned()),
-    ];
+    let mut lines = webhook("evt_1", "payment_succeeded", "sub_1", START);
+    lines.extend([("user", "42".to_owned()), ("product", "prod_vip".to_owned())]);
     let err = w.deliver(&lines).await.expect_err("not acknowledged");
     assert!(matches!(err, IngestError::Store(StoreError::Unavailable(_))), "{err:?}");
     assert!(w.repo.events().is_empty() && w.repo.entitlements().is_empty() && w.repo.all_jobs().is_empty());
@@ -275,12 +262,7 @@ async fn a_commit_that_loses_a_race_is_replanned_and_a_lasting_conflict_is_not_a
     assert_eq!(outcome, IngestOutcome::Processed { jobs: 1 });
     assert_eq!((w.repo.events().len(), w.repo.all_jobs().len()), (1, 1));
     w.repo.fail_commits_with_conflict(usize::MAX);
-    let lines = [
-        ("id", "evt_2".to_owned()),
-        ("kind", "revoked".to_owned()),
-        ("ref", "sub_1".to_owned()),
-        ("version", secs(START)),
-    ];
+    let lines = webhook("evt_2", "revoked", "sub_1", START);
     let err = w.deliver(&lines).await.expect_err("gives up");
     assert_eq!(err, IngestError::Store(StoreError::Conflict));
     w.repo.fail_commits_with_conflict(0);
@@ -577,23 +559,12 @@ async fn a_failed_renewal_keeps_the_role_for_the_grace_period() {
 async fn two_purchases_one_refunded_keep_the_role() {
     let w = World::new(Term::Lifetime).await;
     for (id, sub) in [("evt_a", "order_a"), ("evt_b", "order_b")] {
-        let lines = [
-            ("id", id.to_owned()),
-            ("kind", "payment_succeeded".to_owned()),
-            ("ref", sub.to_owned()),
-            ("version", secs(START)),
-            ("user", "42".to_owned()),
-            ("product", "prod_vip".to_owned()),
-        ];
+        let mut lines = webhook(id, "payment_succeeded", sub, START);
+        lines.extend([("user", "42".to_owned()), ("product", "prod_vip".to_owned())]);
         w.deliver(&lines).await.expect("paid");
     }
     w.work().await;
-    let refund = [
-        ("id", "evt_r".to_owned()),
-        ("kind", "refunded".to_owned()),
-        ("ref", "order_a".to_owned()),
-        ("version", secs(START + Duration::hours(1))),
-    ];
+    let refund = webhook("evt_r", "refunded", "order_a", START + Duration::hours(1));
     assert_eq!(w.deliver(&refund).await.expect("refund").outcome, IngestOutcome::Processed { jobs: 1 });
     w.work().await;
     assert!(w.has_role());

@@ -80,6 +80,24 @@ impl FakeGateway {
             .count()
     }
 
+    /// A role change: refused for a forbidden role or an absent member, else `edit` applies.
+    fn change(
+        &self,
+        call: Call,
+        edit: impl FnOnce(&mut BTreeSet<RoleId>) -> bool,
+    ) -> Result<(), GatewayError> {
+        let (Call::AddRole { guild, user, role, .. } | Call::RemoveRole { guild, user, role, .. }) = call
+        else {
+            unreachable!("only role changes")
+        };
+        let mut state = self.enter(call)?;
+        if let Some(why) = state.forbidden.get(&(guild, role)) {
+            return Err(GatewayError::Forbidden { why: why.clone() });
+        }
+        edit(state.members.get_mut(&(guild, user)).ok_or(GatewayError::MemberGone)?);
+        Ok(())
+    }
+
     fn enter(&self, call: Call) -> Result<std::sync::MutexGuard<'_, State>, GatewayError> {
         let mut state = lock(&self.0);
         state.calls.push(call);
@@ -104,12 +122,9 @@ impl RoleGateway for FakeGateway {
         role: RoleId,
         reason: &str,
     ) -> Result<(), GatewayError> {
-        let mut state = self.enter(Call::AddRole { guild, user, role, reason: reason.to_owned() })?;
-        if let Some(why) = state.forbidden.get(&(guild, role)) {
-            return Err(GatewayError::Forbidden { why: why.clone() });
-        }
-        state.members.get_mut(&(guild, user)).ok_or(GatewayError::MemberGone)?.insert(role);
-        Ok(())
+        self.change(Call::AddRole { guild, user, role, reason: reason.to_owned() }, |roles| {
+            roles.insert(role)
+        })
     }
 
     async fn remove_role(
@@ -119,12 +134,9 @@ impl RoleGateway for FakeGateway {
         role: RoleId,
         reason: &str,
     ) -> Result<(), GatewayError> {
-        let mut state = self.enter(Call::RemoveRole { guild, user, role, reason: reason.to_owned() })?;
-        if let Some(why) = state.forbidden.get(&(guild, role)) {
-            return Err(GatewayError::Forbidden { why: why.clone() });
-        }
-        state.members.get_mut(&(guild, user)).ok_or(GatewayError::MemberGone)?.remove(&role);
-        Ok(())
+        self.change(Call::RemoveRole { guild, user, role, reason: reason.to_owned() }, |roles| {
+            roles.remove(&role)
+        })
     }
 
     async fn bot_can_manage(&self, guild: GuildId, role: RoleId) -> Result<Manageable, GatewayError> {
