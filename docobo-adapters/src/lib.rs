@@ -4,3 +4,6 @@
 //!
 //! None is implemented yet: they arrive with the persistence, payments and Discord issues. Until
 //! then `docobo_core::testing` provides in-memory implementations of every port.
+
+#[cfg(feature = "seaorm")]
+pub mod seaorm;

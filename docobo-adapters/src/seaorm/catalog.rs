@@ -1,0 +1,238 @@
+//! Guilds, paid roles, sealed credentials and checkouts.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use docobo_core::domain::{
+    Checkout, CheckoutRef, Guild, GuildId, Money, PaidRole, ProviderKind, RoleId, Secret,
+};
+use docobo_core::ports::{CatalogRepo, CheckoutRepo, ProviderCredentials, StoreError};
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use serde_json::{Value, json};
+
+use super::SeaOrmRepo;
+use super::convert::{from_micros, guild_id, micros, parse, role_id, sf, store_err, user_id};
+use super::entities::{checkout, credential, guild, paid_role};
+
+fn guild_from(m: guild::Model) -> Result<Guild, StoreError> {
+    Ok(Guild { id: guild_id(m.id)?, name: m.name, grace: time::Duration::seconds(m.grace_seconds) })
+}
+
+fn role_from(m: paid_role::Model) -> Result<PaidRole, StoreError> {
+    let currency = parse("currency", &m.currency)?;
+    Ok(PaidRole {
+        guild: guild_id(m.guild_id)?,
+        role: role_id(m.role_id)?,
+        name: m.name,
+        price: Money::from_minor(m.price_minor, currency).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        term: parse("term", &m.term)?,
+        polar_product: m.polar_product,
+        sepay: m.sepay,
+    })
+}
+
+fn checkout_from(m: checkout::Model) -> Result<Checkout, StoreError> {
+    let currency = parse("currency", &m.currency)?;
+    Ok(Checkout {
+        reference: parse("checkout reference", &m.reference)?,
+        guild: guild_id(m.guild_id)?,
+        user: user_id(m.user_id)?,
+        role: role_id(m.role_id)?,
+        provider: parse("provider", &m.provider)?,
+        expected: Money::from_minor(m.expected_minor, currency)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        created_at: from_micros(m.created_at)?,
+        expires_at: from_micros(m.expires_at)?,
+    })
+}
+
+/// What the sealed credentials are bound to: a row copied elsewhere does not decrypt.
+fn context(guild: GuildId, provider: ProviderKind) -> Vec<u8> {
+    format!("docobo-credentials:{guild}:{provider}").into_bytes()
+}
+
+fn credentials_json(c: &ProviderCredentials) -> Vec<u8> {
+    json!({
+        "webhook_secret": c.webhook_secret.expose(),
+        "api_token": c.api_token.as_ref().map(Secret::expose),
+        "settings": c.settings,
+    })
+    .to_string()
+    .into_bytes()
+}
+
+fn credentials_from_json(bytes: &[u8]) -> Option<ProviderCredentials> {
+    let v: Value = serde_json::from_slice(bytes).ok()?;
+    let settings: BTreeMap<String, String> = serde_json::from_value(v.get("settings")?.clone()).ok()?;
+    Some(ProviderCredentials {
+        webhook_secret: Secret::new(v.get("webhook_secret")?.as_str()?),
+        api_token: v.get("api_token").and_then(Value::as_str).map(Secret::new),
+        settings,
+    })
+}
+
+#[async_trait]
+impl CatalogRepo for SeaOrmRepo {
+    async fn put_guild(&self, g: &Guild) -> Result<(), StoreError> {
+        let row = guild::ActiveModel {
+            id: Set(sf(g.id.get())),
+            name: Set(g.name.clone()),
+            grace_seconds: Set(g.grace.whole_seconds()),
+        };
+        guild::Entity::insert(row)
+            .on_conflict(
+                OnConflict::column(guild::Column::Id)
+                    .update_columns([guild::Column::Name, guild::Column::GraceSeconds])
+                    .to_owned(),
+            )
+            .exec(&self.db)
+            .await
+            .map_err(store_err)?;
+        Ok(())
+    }
+
+    async fn guild(&self, id: GuildId) -> Result<Option<Guild>, StoreError> {
+        let row = guild::Entity::find_by_id(sf(id.get())).one(&self.db).await.map_err(store_err)?;
+        row.map(guild_from).transpose()
+    }
+
+    async fn put_paid_role(&self, r: &PaidRole) -> Result<(), StoreError> {
+        use paid_role::Column as C;
+        let row = paid_role::ActiveModel {
+            guild_id: Set(sf(r.guild.get())),
+            role_id: Set(sf(r.role.get())),
+            name: Set(r.name.clone()),
+            price_minor: Set(r.price.minor),
+            currency: Set(r.price.currency.code().to_owned()),
+            term: Set(r.term.to_string()),
+            polar_product: Set(r.polar_product.clone()),
+            sepay: Set(r.sepay),
+        };
+        paid_role::Entity::insert(row)
+            .on_conflict(
+                OnConflict::columns([C::GuildId, C::RoleId])
+                    .update_columns([C::Name, C::PriceMinor, C::Currency, C::Term, C::PolarProduct, C::Sepay])
+                    .to_owned(),
+            )
+            .exec(&self.db)
+            .await
+            .map_err(store_err)?;
+        Ok(())
+    }
+
+    async fn paid_role(&self, guild: GuildId, role: RoleId) -> Result<Option<PaidRole>, StoreError> {
+        let row = paid_role::Entity::find_by_id((sf(guild.get()), sf(role.get())))
+            .one(&self.db)
+            .await
+            .map_err(store_err)?;
+        row.map(role_from).transpose()
+    }
+
+    async fn paid_roles(&self, guild: GuildId) -> Result<Vec<PaidRole>, StoreError> {
+        let rows = paid_role::Entity::find()
+            .filter(paid_role::Column::GuildId.eq(sf(guild.get())))
+            .all(&self.db)
+            .await
+            .map_err(store_err)?;
+        rows.into_iter().map(role_from).collect()
+    }
+
+    async fn paid_role_by_product(
+        &self,
+        guild: GuildId,
+        product: &str,
+    ) -> Result<Option<PaidRole>, StoreError> {
+        let row = paid_role::Entity::find()
+            .filter(paid_role::Column::GuildId.eq(sf(guild.get())))
+            .filter(paid_role::Column::PolarProduct.eq(product))
+            .one(&self.db)
+            .await
+            .map_err(store_err)?;
+        row.map(role_from).transpose()
+    }
+
+    async fn put_credentials(
+        &self,
+        guild: GuildId,
+        provider: ProviderKind,
+        credentials: &ProviderCredentials,
+    ) -> Result<(), StoreError> {
+        let secrets = self.secrets.as_ref().ok_or_else(|| {
+            StoreError::Unavailable(
+                "DOCOBO_SECRET_KEY is not set, so provider credentials cannot be stored encrypted".to_owned(),
+            )
+        })?;
+        let row = credential::ActiveModel {
+            guild_id: Set(sf(guild.get())),
+            provider: Set(provider.as_str().to_owned()),
+            sealed: Set(secrets.seal(&credentials_json(credentials), &context(guild, provider))),
+        };
+        credential::Entity::insert(row)
+            .on_conflict(
+                OnConflict::columns([credential::Column::GuildId, credential::Column::Provider])
+                    .update_column(credential::Column::Sealed)
+                    .to_owned(),
+            )
+            .exec(&self.db)
+            .await
+            .map_err(store_err)?;
+        Ok(())
+    }
+
+    async fn credentials(
+        &self,
+        guild: GuildId,
+        provider: ProviderKind,
+    ) -> Result<Option<ProviderCredentials>, StoreError> {
+        let row = credential::Entity::find_by_id((sf(guild.get()), provider.as_str().to_owned()))
+            .one(&self.db)
+            .await
+            .map_err(store_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let unreadable = |why: &str| {
+            StoreError::Corrupt(format!(
+                "{provider} credentials for guild {guild} cannot be decrypted: {why}"
+            ))
+        };
+        let secrets = self.secrets.as_ref().ok_or_else(|| unreadable("DOCOBO_SECRET_KEY is not set"))?;
+        let plain = secrets
+            .open(&row.sealed, &context(guild, provider))
+            .ok_or_else(|| unreadable("DOCOBO_SECRET_KEY is not the key they were stored with"))?;
+        credentials_from_json(&plain).map(Some).ok_or_else(|| unreadable("the decrypted value is malformed"))
+    }
+}
+
+#[async_trait]
+impl CheckoutRepo for SeaOrmRepo {
+    async fn put_checkout(&self, c: &Checkout) -> Result<(), StoreError> {
+        let row = checkout::ActiveModel {
+            guild_id: Set(sf(c.guild.get())),
+            reference: Set(c.reference.as_str().to_owned()),
+            user_id: Set(sf(c.user.get())),
+            role_id: Set(sf(c.role.get())),
+            provider: Set(c.provider.as_str().to_owned()),
+            expected_minor: Set(c.expected.minor),
+            currency: Set(c.expected.currency.code().to_owned()),
+            created_at: Set(micros(c.created_at)),
+            expires_at: Set(micros(c.expires_at)),
+        };
+        match checkout::Entity::insert(row).exec(&self.db).await.map_err(store_err) {
+            Ok(_) => Ok(()),
+            Err(StoreError::Conflict) => Err(StoreError::AlreadyExists(format!("checkout {}", c.reference))),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn checkout(
+        &self,
+        guild: GuildId,
+        reference: &CheckoutRef,
+    ) -> Result<Option<Checkout>, StoreError> {
+        let row = checkout::Entity::find_by_id((sf(guild.get()), reference.as_str().to_owned()))
+            .one(&self.db)
+            .await
+            .map_err(store_err)?;
+        row.map(checkout_from).transpose()
+    }
+}

@@ -1,0 +1,192 @@
+//! The tables, as SeaORM entities. Every timestamp is a `BIGINT` of microseconds since the Unix
+//! epoch (SQLite would store `timestamptz` as text, which sorts wrongly across formats); every
+//! snowflake an `i64` (Discord ids are below 2^63); money is integer minor units.
+
+pub mod guild {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "guilds")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: i64,
+        pub name: String,
+        pub grace_seconds: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod paid_role {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "paid_roles")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub guild_id: i64,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub role_id: i64,
+        pub name: String,
+        pub price_minor: i64,
+        pub currency: String,
+        pub term: String,
+        pub polar_product: Option<String>,
+        pub sepay: bool,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod credential {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "provider_credentials")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub guild_id: i64,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub provider: String,
+        /// XChaCha20-Poly1305: 24-byte nonce followed by the sealed JSON of the credentials.
+        pub sealed: Vec<u8>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod checkout {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "checkouts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub guild_id: i64,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub reference: String,
+        pub user_id: i64,
+        pub role_id: i64,
+        pub provider: String,
+        pub expected_minor: i64,
+        pub currency: String,
+        pub created_at: i64,
+        pub expires_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod entitlement {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "entitlements")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub guild_id: i64,
+        pub user_id: i64,
+        pub role_id: i64,
+        pub provider: String,
+        pub external_ref: String,
+        /// Derived from `standing`, stored for queries and for people reading the table.
+        pub status: String,
+        /// The state machine's registers, as JSON.
+        pub standing: String,
+        pub deadline: Option<i64>,
+        pub revision: i64,
+        pub created_at: i64,
+        pub updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod webhook_event {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "webhook_events")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub provider: String,
+        pub guild_id: i64,
+        pub external_id: String,
+        pub body: Vec<u8>,
+        pub received_at: i64,
+        pub outcome: String,
+        pub attempts: i32,
+        pub last_error: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod role_job {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "role_jobs")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub guild_id: i64,
+        pub user_id: i64,
+        pub role_id: i64,
+        pub state: String,
+        pub attempts: i32,
+        pub generation: i64,
+        pub run_at: i64,
+        pub locked_until: Option<i64>,
+        pub last_error: Option<String>,
+        pub cause: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod audit_entry {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "audit_entries")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub guild_id: i64,
+        pub user_id: i64,
+        pub role_id: i64,
+        pub action: String,
+        pub reason: String,
+        pub cause: Option<String>,
+        pub at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -1,0 +1,291 @@
+//! Entitlements, the event log with its atomic commit, and the audit trail.
+
+use async_trait::async_trait;
+use docobo_core::domain::{
+    AuditEntry, Entitlement, EntitlementId, EventId, EventOutcome, ExternalRef, GuildId, ProviderKind,
+    RoleJobKey, Timestamp, UserId, WebhookEvent,
+};
+use docobo_core::machine::Standing;
+use docobo_core::ports::{AuditLog, Commit, EntitlementRepo, EntitlementWrite, Ledger, Recorded, StoreError};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    TransactionTrait, TryInsertResult,
+};
+
+use super::SeaOrmRepo;
+use super::convert::{
+    from_micros, guild_id, micros, opt_from_micros, parse, role_id, sf, store_err, user_id,
+};
+use super::entities::{audit_entry, entitlement, webhook_event};
+use super::queue::upsert_job;
+
+fn standing_json(s: &Standing) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| unreachable!("a standing always serializes"))
+}
+
+fn entitlement_from(m: entitlement::Model) -> Result<Entitlement, StoreError> {
+    Ok(Entitlement {
+        id: EntitlementId(m.id),
+        guild: guild_id(m.guild_id)?,
+        user: user_id(m.user_id)?,
+        role: role_id(m.role_id)?,
+        provider: parse("provider", &m.provider)?,
+        external_ref: parse("external reference", &m.external_ref)?,
+        standing: serde_json::from_str(&m.standing)
+            .map_err(|e| StoreError::Corrupt(format!("standing of entitlement {}: {e}", m.id)))?,
+        deadline: opt_from_micros(m.deadline)?,
+        revision: u64::try_from(m.revision).unwrap_or_default(),
+        created_at: from_micros(m.created_at)?,
+        updated_at: from_micros(m.updated_at)?,
+    })
+}
+
+fn outcome_str(o: EventOutcome) -> &'static str {
+    match o {
+        EventOutcome::Processed => "processed",
+        EventOutcome::Ignored => "ignored",
+        EventOutcome::Failed => "failed",
+    }
+}
+
+fn event_from(m: webhook_event::Model) -> Result<WebhookEvent, StoreError> {
+    let outcome = match m.outcome.as_str() {
+        "processed" => EventOutcome::Processed,
+        "ignored" => EventOutcome::Ignored,
+        "failed" => EventOutcome::Failed,
+        other => return Err(StoreError::Corrupt(format!("event outcome {other:?}"))),
+    };
+    Ok(WebhookEvent {
+        provider: parse("provider", &m.provider)?,
+        guild: guild_id(m.guild_id)?,
+        external_id: parse("event id", &m.external_id)?,
+        body: m.body,
+        received_at: from_micros(m.received_at)?,
+        outcome,
+        attempts: u32::try_from(m.attempts).unwrap_or_default(),
+        last_error: m.last_error,
+    })
+}
+
+fn audit_from(m: audit_entry::Model) -> Result<AuditEntry, StoreError> {
+    Ok(AuditEntry {
+        guild: guild_id(m.guild_id)?,
+        user: user_id(m.user_id)?,
+        role: role_id(m.role_id)?,
+        action: serde_json::from_value(serde_json::Value::String(m.action.clone()))
+            .map_err(|_| StoreError::Corrupt(format!("audit action {:?}", m.action)))?,
+        reason: m.reason,
+        cause: m.cause,
+        at: from_micros(m.at)?,
+    })
+}
+
+pub(super) fn audit_row(a: &AuditEntry) -> audit_entry::ActiveModel {
+    let action =
+        serde_json::to_value(a.action).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    audit_entry::ActiveModel {
+        id: Default::default(),
+        guild_id: Set(sf(a.guild.get())),
+        user_id: Set(sf(a.user.get())),
+        role_id: Set(sf(a.role.get())),
+        action: Set(action),
+        reason: Set(a.reason.clone()),
+        cause: Set(a.cause.clone()),
+        at: Set(micros(a.at)),
+    }
+}
+
+async fn write<C: ConnectionTrait>(conn: &C, w: EntitlementWrite, at: Timestamp) -> Result<(), StoreError> {
+    use entitlement::Column as C;
+    match w {
+        EntitlementWrite::Insert { guild, user, role, provider, external_ref, standing, deadline } => {
+            let row = entitlement::ActiveModel {
+                id: Default::default(),
+                guild_id: Set(sf(guild.get())),
+                user_id: Set(sf(user.get())),
+                role_id: Set(sf(role.get())),
+                provider: Set(provider.as_str().to_owned()),
+                external_ref: Set(external_ref.as_str().to_owned()),
+                status: Set(standing.status().as_str().to_owned()),
+                standing: Set(standing_json(&standing)),
+                deadline: Set(deadline.map(micros)),
+                revision: Set(1),
+                created_at: Set(micros(at)),
+                updated_at: Set(micros(at)),
+            };
+            // A unique violation on (provider, guild, external_ref) is a concurrent insert: Conflict.
+            entitlement::Entity::insert(row).exec(conn).await.map_err(store_err)?;
+        }
+        EntitlementWrite::Update { id, expected_revision, standing, deadline } => {
+            let result = entitlement::Entity::update_many()
+                .col_expr(C::Status, Expr::value(standing.status().as_str()))
+                .col_expr(C::Standing, Expr::value(standing_json(&standing)))
+                .col_expr(C::Deadline, Expr::value(deadline.map(micros)))
+                .col_expr(C::Revision, Expr::col(C::Revision).add(1))
+                .col_expr(C::UpdatedAt, Expr::value(micros(at)))
+                .filter(C::Id.eq(id.0))
+                .filter(C::Revision.eq(i64::try_from(expected_revision).unwrap_or(i64::MAX)))
+                .exec(conn)
+                .await
+                .map_err(store_err)?;
+            if result.rows_affected != 1 {
+                return Err(StoreError::Conflict);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Ledger for SeaOrmRepo {
+    async fn commit(&self, commit: Commit) -> Result<Recorded, StoreError> {
+        let txn = self.db.begin().await.map_err(store_err)?;
+        if let Some(e) = &commit.event {
+            use webhook_event::Column as C;
+            let row = webhook_event::ActiveModel {
+                id: Default::default(),
+                provider: Set(e.provider.as_str().to_owned()),
+                guild_id: Set(sf(e.guild.get())),
+                external_id: Set(e.external_id.as_str().to_owned()),
+                body: Set(e.body.clone()),
+                received_at: Set(micros(e.received_at)),
+                outcome: Set(outcome_str(e.outcome).to_owned()),
+                attempts: Set(i32::try_from(e.attempts).unwrap_or(i32::MAX)),
+                last_error: Set(e.last_error.clone()),
+            };
+            let inserted = webhook_event::Entity::insert(row)
+                .on_conflict_do_nothing_on([C::Provider, C::GuildId, C::ExternalId])
+                .exec(&txn)
+                .await
+                .map_err(store_err)?;
+            if matches!(inserted, TryInsertResult::Conflicted) {
+                return Ok(Recorded::Duplicate);
+            }
+        }
+        for w in commit.writes {
+            write(&txn, w, commit.at).await?;
+        }
+        for key in &commit.jobs {
+            upsert_job(&txn, *key, &commit.cause, commit.at).await?;
+        }
+        txn.commit().await.map_err(store_err)?;
+        if !commit.jobs.is_empty() {
+            self.wake.notify_one();
+        }
+        Ok(Recorded::Committed)
+    }
+
+    async fn webhook_event(
+        &self,
+        provider: ProviderKind,
+        guild: GuildId,
+        id: &EventId,
+    ) -> Result<Option<WebhookEvent>, StoreError> {
+        use webhook_event::Column as C;
+        let row = webhook_event::Entity::find()
+            .filter(C::Provider.eq(provider.as_str()))
+            .filter(C::GuildId.eq(sf(guild.get())))
+            .filter(C::ExternalId.eq(id.as_str()))
+            .one(&self.db)
+            .await
+            .map_err(store_err)?;
+        row.map(event_from).transpose()
+    }
+
+    async fn failed_events(&self, limit: usize) -> Result<Vec<WebhookEvent>, StoreError> {
+        use webhook_event::Column as C;
+        let rows = webhook_event::Entity::find()
+            .filter(C::Outcome.eq(outcome_str(EventOutcome::Failed)))
+            .order_by_asc(C::ReceivedAt)
+            .limit(u64::try_from(limit).unwrap_or(u64::MAX))
+            .all(&self.db)
+            .await
+            .map_err(store_err)?;
+        rows.into_iter().map(event_from).collect()
+    }
+}
+
+impl SeaOrmRepo {
+    async fn entitlements_where(
+        &self,
+        filter: impl FnOnce(sea_orm::Select<entitlement::Entity>) -> sea_orm::Select<entitlement::Entity>,
+    ) -> Result<Vec<Entitlement>, StoreError> {
+        let rows = filter(entitlement::Entity::find()).all(&self.db).await.map_err(store_err)?;
+        rows.into_iter().map(entitlement_from).collect()
+    }
+}
+
+#[async_trait]
+impl EntitlementRepo for SeaOrmRepo {
+    async fn entitlement(
+        &self,
+        provider: ProviderKind,
+        guild: GuildId,
+        external_ref: &ExternalRef,
+    ) -> Result<Option<Entitlement>, StoreError> {
+        use entitlement::Column as C;
+        let found = self
+            .entitlements_where(|q| {
+                q.filter(C::Provider.eq(provider.as_str()))
+                    .filter(C::GuildId.eq(sf(guild.get())))
+                    .filter(C::ExternalRef.eq(external_ref.as_str()))
+            })
+            .await?;
+        Ok(found.into_iter().next())
+    }
+
+    async fn entitlements_for(&self, key: RoleJobKey) -> Result<Vec<Entitlement>, StoreError> {
+        use entitlement::Column as C;
+        self.entitlements_where(|q| {
+            q.filter(C::GuildId.eq(sf(key.guild.get())))
+                .filter(C::UserId.eq(sf(key.user.get())))
+                .filter(C::RoleId.eq(sf(key.role.get())))
+                .order_by_asc(C::Id)
+        })
+        .await
+    }
+
+    async fn member_entitlements(
+        &self,
+        guild: GuildId,
+        user: UserId,
+    ) -> Result<Vec<Entitlement>, StoreError> {
+        use entitlement::Column as C;
+        self.entitlements_where(|q| {
+            q.filter(C::GuildId.eq(sf(guild.get()))).filter(C::UserId.eq(sf(user.get()))).order_by_asc(C::Id)
+        })
+        .await
+    }
+
+    async fn guild_entitlements(&self, guild: GuildId) -> Result<Vec<Entitlement>, StoreError> {
+        use entitlement::Column as C;
+        self.entitlements_where(|q| q.filter(C::GuildId.eq(sf(guild.get()))).order_by_asc(C::Id)).await
+    }
+
+    async fn due_entitlements(&self, now: Timestamp, limit: usize) -> Result<Vec<Entitlement>, StoreError> {
+        use entitlement::Column as C;
+        self.entitlements_where(|q| {
+            q.filter(C::Deadline.lte(micros(now)))
+                .order_by_asc(C::Deadline)
+                .order_by_asc(C::Id)
+                .limit(u64::try_from(limit).unwrap_or(u64::MAX))
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl AuditLog for SeaOrmRepo {
+    async fn audit_trail(&self, guild: GuildId, user: UserId) -> Result<Vec<AuditEntry>, StoreError> {
+        use audit_entry::Column as C;
+        let rows = audit_entry::Entity::find()
+            .filter(C::GuildId.eq(sf(guild.get())))
+            .filter(C::UserId.eq(sf(user.get())))
+            .order_by_asc(C::Id)
+            .all(&self.db)
+            .await
+            .map_err(store_err)?;
+        rows.into_iter().map(audit_from).collect()
+    }
+}

@@ -1,0 +1,101 @@
+//! Every repository port on SeaORM, over SQLite (the embedded default) and PostgreSQL, from one
+//! set of migrations.
+//!
+//! - Deduplication and "one row per key" are unique constraints, never a read before a write.
+//! - [`Ledger::commit`](docobo_core::ports::Ledger::commit) is one database transaction:
+//!   the event insert (`ON CONFLICT DO NOTHING` reports a duplicate), the entitlement writes
+//!   (optimistic: `WHERE revision = ?`), the job upserts.
+//! - Jobs are claimed with a lease: `FOR UPDATE SKIP LOCKED` on PostgreSQL, so replicas never
+//!   claim the same job; on SQLite the pool has a single connection, so every transaction runs
+//!   alone (the single-writer path), with WAL and a busy timeout for other processes.
+//! - In-process workers are woken through [`SeaOrmRepo::job_signal`] the moment a commit or
+//!   enqueue adds work, so webhook → worker takes milliseconds, not a poll interval.
+//! - Provider credentials are sealed with [`crypto::SecretBox`] under `DOCOBO_SECRET_KEY`.
+
+mod catalog;
+mod convert;
+pub mod crypto;
+pub mod entities;
+mod ledger;
+pub mod migration;
+mod queue;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbBackend, DbErr};
+use sea_orm_migration::MigratorTrait;
+use tokio::sync::Notify;
+
+use self::crypto::{KeyError, SecretBox};
+use self::migration::Migrator;
+
+/// Why the database could not be opened or migrated.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot open the database: {0}")]
+    Connect(#[source] DbErr),
+    #[error("cannot migrate the database: {0}")]
+    Migrate(#[source] DbErr),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+}
+
+/// The repository over one database.
+#[derive(Debug, Clone)]
+pub struct SeaOrmRepo {
+    db: DatabaseConnection,
+    secrets: Option<Arc<SecretBox>>,
+    wake: Arc<Notify>,
+}
+
+impl SeaOrmRepo {
+    /// Opens `url` (`sqlite://docobo.db?mode=rwc`, `sqlite::memory:`, `postgres://…`).
+    /// `secret_key` is `DOCOBO_SECRET_KEY`; without it credentials can be neither stored nor read.
+    /// Does not migrate: call [`SeaOrmRepo::migrate`].
+    pub async fn connect(url: &str, secret_key: Option<&str>) -> Result<Self, ConnectError> {
+        let secrets = secret_key.map(SecretBox::from_base64).transpose()?.map(Arc::new);
+        let mut options = ConnectOptions::new(url);
+        options.sqlx_logging(false).acquire_timeout(Duration::from_secs(10));
+        if url.starts_with("sqlite:") {
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            // One connection: SQLite allows one writer at a time anyway, and a single connection
+            // makes every transaction run alone instead of failing with SQLITE_BUSY. It is kept
+            // open for the life of the pool (an in-memory database dies with its last connection).
+            options.max_connections(1).min_connections(1).idle_timeout(None).max_lifetime(None);
+            options.map_sqlx_sqlite_opts(move |o| {
+                let o = o.busy_timeout(Duration::from_secs(5)).foreign_keys(true);
+                // FULL keeps a commit durable across power loss, which is what a 2xx promises.
+                if in_memory {
+                    o
+                } else {
+                    o.journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Full)
+                }
+            });
+        } else {
+            options.max_connections(16).min_connections(1);
+        }
+        let db = Database::connect(options).await.map_err(ConnectError::Connect)?;
+        Ok(SeaOrmRepo { db, secrets, wake: Arc::new(Notify::new()) })
+    }
+
+    /// Brings the schema up to date. Safe to run at every start and from several replicas.
+    pub async fn migrate(&self) -> Result<(), ConnectError> {
+        Migrator::up(&self.db, None).await.map_err(ConnectError::Migrate)
+    }
+
+    /// Notified whenever a commit or an enqueue adds a role job: a sleeping worker should claim.
+    pub fn job_signal(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    /// The underlying connection, for benches and tests that measure the database itself.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+}

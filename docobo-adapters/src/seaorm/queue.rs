@@ -1,0 +1,256 @@
+//! The role-job queue: one row per (guild, user, role), claimed under a lease.
+//!
+//! Claiming selects due rows `FOR UPDATE SKIP LOCKED` (PostgreSQL: concurrent workers and
+//! replicas skip each other's rows instead of waiting) and stamps `locked_until` in the same
+//! transaction; on SQLite the single pooled connection serializes claims. Settling is a
+//! conditional update on the lease the worker holds, so a worker whose lease ran out cannot
+//! overwrite the job another worker took over.
+
+use async_trait::async_trait;
+use docobo_core::domain::{JobId, JobState, RoleJob, RoleJobKey, Timestamp};
+use docobo_core::ports::{JobQueue, Settled, Settlement, StoreError};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{LockBehavior, LockType};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait,
+};
+
+use super::SeaOrmRepo;
+use super::convert::{from_micros, guild_id, micros, opt_from_micros, role_id, sf, store_err, user_id};
+use super::entities::role_job::{self, Column as C};
+use super::ledger::audit_row;
+
+fn state_str(s: JobState) -> &'static str {
+    match s {
+        JobState::Pending => "pending",
+        JobState::Parked => "parked",
+        JobState::Done => "done",
+    }
+}
+
+fn job_from(m: role_job::Model) -> Result<RoleJob, StoreError> {
+    let state = match m.state.as_str() {
+        "pending" => JobState::Pending,
+        "parked" => JobState::Parked,
+        "done" => JobState::Done,
+        other => return Err(StoreError::Corrupt(format!("job state {other:?}"))),
+    };
+    Ok(RoleJob {
+        id: JobId(m.id),
+        key: RoleJobKey {
+            guild: guild_id(m.guild_id)?,
+            user: user_id(m.user_id)?,
+            role: role_id(m.role_id)?,
+        },
+        state,
+        attempts: u32::try_from(m.attempts).unwrap_or_default(),
+        generation: u64::try_from(m.generation).unwrap_or_default(),
+        run_at: from_micros(m.run_at)?,
+        locked_until: opt_from_micros(m.locked_until)?,
+        last_error: m.last_error,
+        cause: m.cause,
+    })
+}
+
+fn key_filter(key: RoleJobKey) -> Condition {
+    Condition::all()
+        .add(C::GuildId.eq(sf(key.guild.get())))
+        .add(C::UserId.eq(sf(key.user.get())))
+        .add(C::RoleId.eq(sf(key.role.get())))
+}
+
+/// Asks for `key` to run at `now` (see `JobQueue::enqueue` for the rules), in one statement on an
+/// existing row so concurrent enqueues cannot lose a generation bump.
+pub(super) async fn upsert_job<Conn: ConnectionTrait>(
+    conn: &Conn,
+    key: RoleJobKey,
+    cause: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let now = micros(now);
+    let pending = || Expr::col(C::State).eq(state_str(JobState::Pending));
+    let updated = role_job::Entity::update_many()
+        .col_expr(
+            C::RunAt,
+            Expr::case(pending().and(Expr::col(C::RunAt).lt(now)), Expr::col(C::RunAt)).finally(now).into(),
+        )
+        .col_expr(C::Attempts, Expr::case(pending(), Expr::col(C::Attempts)).finally(0).into())
+        .col_expr(C::LastError, Expr::case(pending(), Expr::col(C::LastError)).finally(Expr::null()).into())
+        .col_expr(C::State, Expr::value(state_str(JobState::Pending)))
+        .col_expr(C::Generation, Expr::col(C::Generation).add(1))
+        .col_expr(C::Cause, Expr::value(cause))
+        .filter(key_filter(key))
+        .exec(conn)
+        .await
+        .map_err(store_err)?;
+    if updated.rows_affected > 0 {
+        return Ok(());
+    }
+    let row = role_job::ActiveModel {
+        id: Default::default(),
+        guild_id: Set(sf(key.guild.get())),
+        user_id: Set(sf(key.user.get())),
+        role_id: Set(sf(key.role.get())),
+        state: Set(state_str(JobState::Pending).to_owned()),
+        attempts: Set(0),
+        generation: Set(1),
+        run_at: Set(now),
+        locked_until: Set(None),
+        last_error: Set(None),
+        cause: Set(Some(cause.to_owned())),
+    };
+    // Two first enqueues racing: the loser's unique violation becomes Conflict.
+    role_job::Entity::insert(row).exec(conn).await.map_err(store_err)?;
+    Ok(())
+}
+
+fn lease_filter(job: &RoleJob) -> Condition {
+    let lease = job.locked_until.map(micros);
+    Condition::all().add(C::Id.eq(job.id.0)).add(match lease {
+        Some(l) => C::LockedUntil.eq(l),
+        None => C::LockedUntil.is_null(),
+    })
+}
+
+#[async_trait]
+impl JobQueue for SeaOrmRepo {
+    async fn enqueue(&self, keys: &[RoleJobKey], cause: &str, now: Timestamp) -> Result<(), StoreError> {
+        for key in keys {
+            // A first enqueue can race another; the second try finds the row and updates it.
+            match upsert_job(&self.db, *key, cause, now).await {
+                Err(StoreError::Conflict) => upsert_job(&self.db, *key, cause, now).await?,
+                other => other?,
+            }
+        }
+        if !keys.is_empty() {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        lease: time::Duration,
+        limit: usize,
+    ) -> Result<Vec<RoleJob>, StoreError> {
+        let (now, until) = (micros(now), micros(now + lease));
+        let txn = self.db.begin().await.map_err(store_err)?;
+        let rows = role_job::Entity::find()
+            .filter(C::State.eq(state_str(JobState::Pending)))
+            .filter(C::RunAt.lte(now))
+            .filter(Condition::any().add(C::LockedUntil.is_null()).add(C::LockedUntil.lte(now)))
+            .order_by_asc(C::RunAt)
+            .order_by_asc(C::Id)
+            .limit(u64::try_from(limit).unwrap_or(u64::MAX))
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .all(&txn)
+            .await
+            .map_err(store_err)?;
+        if rows.is_empty() {
+            return Ok(vec![]);
+        }
+        role_job::Entity::update_many()
+            .col_expr(C::LockedUntil, Expr::value(until))
+            .filter(C::Id.is_in(rows.iter().map(|r| r.id)))
+            .exec(&txn)
+            .await
+            .map_err(store_err)?;
+        txn.commit().await.map_err(store_err)?;
+        rows.into_iter().map(|r| job_from(role_job::Model { locked_until: Some(until), ..r })).collect()
+    }
+
+    async fn settle(
+        &self,
+        claimed: &RoleJob,
+        settlement: Settlement,
+        audit: Vec<docobo_core::domain::AuditEntry>,
+        now: Timestamp,
+    ) -> Result<Settled, StoreError> {
+        let txn = self.db.begin().await.map_err(store_err)?;
+        for entry in &audit {
+            insert_audit(&txn, entry).await?;
+        }
+        let generation = i64::try_from(claimed.generation).unwrap_or(i64::MAX);
+        let mut update = role_job::Entity::update_many().col_expr(C::LockedUntil, Expr::null());
+        update = match settlement {
+            Settlement::Done => update
+                .col_expr(C::State, Expr::value(state_str(JobState::Done)))
+                .col_expr(C::LastError, Expr::null()),
+            Settlement::Retry { at, error } => update
+                .col_expr(C::Attempts, Expr::col(C::Attempts).add(1))
+                .col_expr(C::RunAt, Expr::value(micros(at)))
+                .col_expr(C::LastError, Expr::value(error)),
+            Settlement::Park { reason } => update
+                .col_expr(C::State, Expr::value(state_str(JobState::Parked)))
+                .col_expr(C::LastError, Expr::value(reason)),
+        };
+        let applied = update
+            .filter(lease_filter(claimed))
+            .filter(C::Generation.eq(generation))
+            .exec(&txn)
+            .await
+            .map_err(store_err)?;
+        let outcome = if applied.rows_affected == 1 {
+            Settled::Applied
+        } else {
+            // Enqueued again while the worker ran: the facts changed after it read them.
+            let requeued = role_job::Entity::update_many()
+                .col_expr(C::LockedUntil, Expr::null())
+                .col_expr(C::State, Expr::value(state_str(JobState::Pending)))
+                .col_expr(C::RunAt, Expr::value(micros(now)))
+                .col_expr(C::Attempts, Expr::value(0))
+                .filter(lease_filter(claimed))
+                .exec(&txn)
+                .await
+                .map_err(store_err)?;
+            if requeued.rows_affected == 1 { Settled::Requeued } else { Settled::LeaseLost }
+        };
+        txn.commit().await.map_err(store_err)?;
+        if outcome == Settled::Requeued {
+            self.wake.notify_one();
+        }
+        Ok(outcome)
+    }
+
+    async fn jobs(&self, state: JobState, limit: usize) -> Result<Vec<RoleJob>, StoreError> {
+        let rows = role_job::Entity::find()
+            .filter(C::State.eq(state_str(state)))
+            .order_by_asc(C::RunAt)
+            .order_by_asc(C::Id)
+            .limit(u64::try_from(limit).unwrap_or(u64::MAX))
+            .all(&self.db)
+            .await
+            .map_err(store_err)?;
+        rows.into_iter().map(job_from).collect()
+    }
+
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        let min_of = |column: C, locked: bool| {
+            let lock = if locked {
+                Condition::all().add(C::LockedUntil.is_not_null())
+            } else {
+                Condition::all().add(C::LockedUntil.is_null())
+            };
+            role_job::Entity::find()
+                .select_only()
+                .column_as(Expr::col(column).min(), "m")
+                .filter(C::State.eq(state_str(JobState::Pending)))
+                .filter(lock)
+                .into_tuple::<Option<i64>>()
+        };
+        let free = min_of(C::RunAt, false).one(&self.db).await.map_err(store_err)?.flatten();
+        // A leased job is due again when its lease ends (its worker may have died).
+        let leased = min_of(C::LockedUntil, true).one(&self.db).await.map_err(store_err)?.flatten();
+        [free, leased].into_iter().flatten().min().map(from_micros).transpose()
+    }
+}
+
+async fn insert_audit<Conn: ConnectionTrait>(
+    conn: &Conn,
+    entry: &docobo_core::domain::AuditEntry,
+) -> Result<(), StoreError> {
+    super::entities::audit_entry::Entity::insert(audit_row(entry)).exec(conn).await.map_err(store_err)?;
+    Ok(())
+}
