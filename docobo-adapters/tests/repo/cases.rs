@@ -1,0 +1,396 @@
+//! The contract cases. Each takes any implementation of the repository ports and checks one
+//! promise that the ports' documentation makes.
+
+use std::collections::BTreeMap;
+
+use docobo_core::domain::*;
+use docobo_core::machine::{self, Event, EventKind, Standing, Version};
+use docobo_core::ports::*;
+use docobo_core::service::{ingest_webhook, run_due_jobs};
+use docobo_core::testing::{FakeGateway, ManualClock, ToyProvider};
+use time::{Duration, OffsetDateTime, macros::datetime};
+
+pub const T0: OffsetDateTime = datetime!(2026-11-01 00:00 UTC);
+const LEASE: Duration = Duration::seconds(30);
+
+pub fn guild() -> GuildId {
+    GuildId::new(900_000_000_000_000_001).expect("id")
+}
+pub fn user(n: u64) -> UserId {
+    UserId::new(100_000_000_000_000_000 + n).expect("id")
+}
+pub fn role() -> RoleId {
+    RoleId::new(700_000_000_000_000_007).expect("id")
+}
+pub fn key(n: u64) -> RoleJobKey {
+    RoleJobKey { guild: guild(), user: user(n), role: role() }
+}
+
+fn event(id: &str, outcome: EventOutcome) -> WebhookEvent {
+    WebhookEvent {
+        provider: ProviderKind::Polar,
+        guild: guild(),
+        external_id: id.parse().expect("id"),
+        body: format!("body of {id}").into_bytes(),
+        received_at: T0,
+        outcome,
+        attempts: 1,
+        last_error: (outcome == EventOutcome::Failed).then(|| "no member".to_owned()),
+    }
+}
+
+fn paid_standing(term: Term, until: OffsetDateTime) -> Standing {
+    let e = Event { kind: EventKind::PaymentSucceeded { access_until: Some(until) }, version: Version(T0) };
+    machine::apply(&Standing::new(term), &e, T0).expect("applies").standing
+}
+
+fn insert(n: u64, reference: &str, deadline: Option<OffsetDateTime>) -> EntitlementWrite {
+    EntitlementWrite::Insert {
+        guild: guild(),
+        user: user(n),
+        role: role(),
+        provider: ProviderKind::Polar,
+        external_ref: reference.parse().expect("ref"),
+        standing: paid_standing(Term::Recurring, T0 + Duration::days(30)),
+        deadline,
+    }
+}
+
+fn commit(event: Option<WebhookEvent>, writes: Vec<EntitlementWrite>, jobs: Vec<RoleJobKey>) -> Commit {
+    Commit { event, writes, jobs, cause: "polar evt".to_owned(), at: T0 }
+}
+
+pub async fn setup<R: SubscriptionRepo>(repo: &R) {
+    repo.put_guild(&Guild::new(guild(), "Contract guild")).await.expect("guild");
+    let price = Money::parse("5.00", Currency::Usd).expect("price");
+    let mut vip = PaidRole::new(guild(), role(), "VIP", price, Term::Recurring).expect("role");
+    vip.polar_product = Some("prod_vip".to_owned());
+    repo.put_paid_role(&vip).await.expect("role");
+}
+
+pub async fn guilds_and_paid_roles_round_trip<R: SubscriptionRepo>(repo: &R) {
+    assert_eq!(repo.guild(guild()).await.expect("read"), None);
+    setup(repo).await;
+    let mut g = Guild::new(guild(), "Renamed");
+    g.grace = Duration::days(7);
+    repo.put_guild(&g).await.expect("upsert");
+    assert_eq!(repo.guild(guild()).await.expect("read"), Some(g));
+
+    let price = Money::parse("250000", Currency::Vnd).expect("price");
+    let mut vip =
+        PaidRole::new(guild(), role(), "VIP (30 days)", price, Term::Fixed { days: 30 }).expect("role");
+    vip.sepay = true;
+    vip.polar_product = Some("prod_vip".to_owned());
+    repo.put_paid_role(&vip).await.expect("upsert");
+    assert_eq!(repo.paid_role(guild(), role()).await.expect("read"), Some(vip.clone()));
+    assert_eq!(repo.paid_roles(guild()).await.expect("read"), vec![vip.clone()]);
+    assert_eq!(repo.paid_role_by_product(guild(), "prod_vip").await.expect("read"), Some(vip));
+    assert_eq!(repo.paid_role_by_product(guild(), "prod_other").await.expect("read"), None);
+    let other = GuildId::new(5).expect("id");
+    assert!(repo.paid_roles(other).await.expect("read").is_empty());
+}
+
+pub async fn credentials_round_trip<R: SubscriptionRepo>(repo: &R) {
+    setup(repo).await;
+    assert_eq!(repo.credentials(guild(), ProviderKind::Sepay).await.expect("read"), None);
+    let mut creds = ProviderCredentials::new(Secret::new("sepay-api-key"));
+    creds.api_token = Some(Secret::new("token"));
+    creds.settings =
+        BTreeMap::from([("bank".to_owned(), "MBBank".to_owned()), ("account".to_owned(), "0123".to_owned())]);
+    repo.put_credentials(guild(), ProviderKind::Sepay, &creds).await.expect("store");
+    assert_eq!(repo.credentials(guild(), ProviderKind::Sepay).await.expect("read"), Some(creds.clone()));
+    let rotated = ProviderCredentials::new(Secret::new("rotated"));
+    repo.put_credentials(guild(), ProviderKind::Sepay, &rotated).await.expect("replace");
+    assert_eq!(repo.credentials(guild(), ProviderKind::Sepay).await.expect("read"), Some(rotated));
+}
+
+pub async fn checkout_references_are_unique<R: SubscriptionRepo>(repo: &R) {
+    setup(repo).await;
+    let c = Checkout {
+        reference: "DCB7K2Q".parse().expect("ref"),
+        guild: guild(),
+        user: user(1),
+        role: role(),
+        provider: ProviderKind::Sepay,
+        expected: Money::parse("250000", Currency::Vnd).expect("amount"),
+        created_at: T0,
+        expires_at: T0 + Duration::hours(1),
+    };
+    repo.put_checkout(&c).await.expect("store");
+    assert!(matches!(repo.put_checkout(&c).await, Err(StoreError::AlreadyExists(_))));
+    assert_eq!(repo.checkout(guild(), &c.reference).await.expect("read"), Some(c));
+    assert_eq!(repo.checkout(guild(), &"OTHER".parse().expect("ref")).await.expect("read"), None);
+}
+
+pub async fn a_commit_writes_event_entitlement_and_job_together<R: SubscriptionRepo>(repo: &R) {
+    setup(repo).await;
+    let e = event("evt_1", EventOutcome::Processed);
+    let recorded = repo.commit(commit(Some(e.clone()), vec![insert(1, "sub_1", None)], vec![key(1)])).await;
+    assert_eq!(recorded, Ok(Recorded::Committed));
+    assert_eq!(
+        repo.webhook_event(ProviderKind::Polar, guild(), &e.external_id).await.expect("read"),
+        Some(e)
+    );
+    let found =
+        repo.entitlement(ProviderKind::Polar, guild(), &"sub_1".parse().expect("ref")).await.expect("read");
+    let found = found.expect("inserted");
+    assert_eq!((found.user, found.revision, found.status()), (user(1), 1, machine::Status::Active));
+    assert_eq!(found.created_at, T0);
+    assert_eq!(repo.entitlements_for(key(1)).await.expect("read"), vec![found.clone()]);
+    assert_eq!(repo.member_entitlements(guild(), user(1)).await.expect("read"), vec![found.clone()]);
+    assert_eq!(repo.guild_entitlements(guild()).await.expect("read"), vec![found]);
+    let jobs = repo.jobs(JobState::Pending, 10).await.expect("read");
+    assert_eq!(jobs.len(), 1);
+    assert_eq!((jobs[0].key, jobs[0].run_at, jobs[0].cause.as_deref()), (key(1), T0, Some("polar evt")));
+}
+
+pub async fn a_repeated_event_id_is_a_duplicate_and_writes_nothing<R: SubscriptionRepo>(repo: &R) {
+    setup(repo).await;
+    repo.commit(commit(Some(event("evt_1", EventOutcome::Processed)), vec![], vec![])).await.expect("first");
+    let again =
+        commit(Some(event("evt_1", EventOutcome::Failed)), vec![insert(1, "sub_1", None)], vec![key(1)]);
+    assert_eq!(repo.commit(again).await, Ok(Recorded::Duplicate));
+    assert!(repo.guild_entitlements(guild()).await.expect("read").is_empty());
+    assert!(repo.jobs(JobState::Pending, 10).await.expect("read").is_empty());
+    let stored =
+        repo.webhook_event(ProviderKind::Polar, guild(), &"evt_1".parse().expect("id")).await.expect("read");
+    assert_eq!(stored.map(|e| e.outcome), Some(EventOutcome::Processed), "the first record stays");
+    // The same id from another provider or guild is a different event.
+    let mut sepay = event("evt_1", EventOutcome::Processed);
+    sepay.provider = ProviderKind::Sepay;
+    assert_eq!(repo.commit(commit(Some(sepay), vec![], vec![])).await, Ok(Recorded::Committed));
+}
+
+pub async fn a_failing_write_rolls_back_the_whole_commit<R: SubscriptionRepo>(repo: &R) {
+    setup(repo).await;
+    // The event is recorded first; the stale update after it fails; nothing may remain.
+    let stale = EntitlementWrite::Update {
+        id: EntitlementId(999_999),
+        expected_revision: 1,
+        standing: Standing::new(Term::Recurring),
+        deadline: None,
+    };
+    let c = commit(
+        Some(event("evt_1", EventOutcome::Processed)),
+        vec![insert(1, "sub_1", None), stale],
+        vec![key(1)],
+    );
+    assert_eq!(repo.commit(c).await, Err(StoreError::Conflict));
+    assert_eq!(
+        repo.webhook_event(ProviderKind::Polar, guild(), &"evt_1".parse().expect("id")).await.expect("read"),
+        None
+    );
+    assert!(repo.guild_entitlements(guild()).await.expect("read").is_empty());
+    assert!(repo.jobs(JobState::Pending, 10).await.expect("read").is_empty());
+    // The provider's retry then succeeds, once.
+    let retry =
+        commit(Some(event("evt_1", EventOutcome::Processed)), vec![insert(1, "sub_1", None)], vec![key(1)]);
+    assert_eq!(repo.commit(retry).await, Ok(Recorded::Committed));
+    let again =
+        commit(Some(event("evt_1", EventOutcome::Processed)), vec![insert(1, "sub_1", None)], vec![key(1)]);
+    assert_eq!(repo.commit(again).await, Ok(Recorded::Duplicate));
+    assert_eq!(repo.guild_entitlements(guild()).await.expect("read").len(), 1);
+}
+
+pub async fn concurrent_inserts_of_one_purchase_conflict<R: SubscriptionRepo>(repo: &R) {
+    setup(repo).await;
+    repo.commit(commit(
+        Some(event("evt_1", EventOutcome::Processed)),
+        vec![insert(1, "sub_1", None)],
+        vec![],
+    ))
+    .await
+    .expect("first");
+    let second =
+        commit(Some(event("evt_2", EventOutcome::Processed)), vec![insert(1, "sub_1", None)], vec![]);
+    assert_eq!(repo.commit(second).await, Err(StoreError::Conflict));
+    assert_eq!(
+        repo.webhook_event(ProviderKind::Polar, guild(), &"evt_2".parse().expect("id")).await.expect("read"),
+        None
+    );
+}
+
+pub async fn stale_revisions_conflict_and_updates_bump_the_revision<R: SubscriptionRepo>(repo: &R) {
+    setup(repo).await;
+    repo.commit(commit(None, vec![insert(1, "sub_1", None)], vec![])).await.expect("insert");
+    let e = repo.entitlements_for(key(1)).await.expect("read").remove(0);
+    let cancelled = machine::apply(
+        &e.standing,
+        &Event {
+            kind: EventKind::CancelScheduled { access_until: T0 + Duration::days(30) },
+            version: Version(T0 + Duration::hours(1)),
+        },
+        T0,
+    )
+    .expect("applies")
+    .standing;
+    let deadline = Some(T0 + Duration::days(30));
+    let update = |revision| EntitlementWrite::Update {
+        id: e.id,
+        expected_revision: revision,
+        standing: cancelled.clone(),
+        deadline,
+    };
+    let later = Commit { at: T0 + Duration::hours(1), ..commit(None, vec![update(1)], vec![]) };
+    assert_eq!(repo.commit(later).await, Ok(Recorded::Committed));
+    let after = repo.entitlements_for(key(1)).await.expect("read").remove(0);
+    assert_eq!((after.revision, after.status(), after.deadline), (2, machine::Status::Cancelled, deadline));
+    assert_eq!((after.created_at, after.updated_at), (T0, T0 + Duration::hours(1)));
+    assert_eq!(repo.commit(commit(None, vec![update(1)], vec![])).await, Err(StoreError::Conflict));
+}
+
+pub async fn due_entitlements_come_oldest_deadline_first<R: SubscriptionRepo>(repo: &R) {
+    setup(repo).await;
+    let writes = vec![
+        insert(1, "late", Some(T0 + Duration::days(3))),
+        insert(2, "never", None),
+        insert(3, "early", Some(T0 + Duration::days(1))),
+        insert(4, "future", Some(T0 + Duration::days(9))),
+    ];
+    repo.commit(commit(None, writes, vec![])).await.expect("insert");
+    let due = repo.due_entitlements(T0 + Duration::days(3), 10).await.expect("read");
+    let refs: Vec<&str> = due.iter().map(|e| e.external_ref.as_str()).collect();
+    assert_eq!(refs, ["early", "late"]);
+    assert_eq!(repo.due_entitlements(T0 + Duration::days(3), 1).await.expect("read").len(), 1);
+    assert!(repo.due_entitlements(T0, 10).await.expect("read").is_empty());
+}
+
+pub async fn the_failure_inbox_lists_failed_events_only<R: SubscriptionRepo>(repo: &R) {
+    setup(repo).await;
+    for (id, outcome) in
+        [("a", EventOutcome::Processed), ("b", EventOutcome::Failed), ("c", EventOutcome::Ignored)]
+    {
+        repo.commit(commit(Some(event(id, outcome)), vec![], vec![])).await.expect("record");
+    }
+    let failed = repo.failed_events(10).await.expect("read");
+    assert_eq!(failed.len(), 1);
+    assert_eq!((failed[0].external_id.as_str(), failed[0].last_error.as_deref()), ("b", Some("no member")));
+    assert_eq!(failed[0].body, b"body of b");
+}
+
+pub async fn enqueue_keeps_one_row_per_key<R: SubscriptionRepo>(repo: &R) {
+    setup(repo).await;
+    repo.enqueue(&[key(1)], "first", T0 + Duration::minutes(5)).await.expect("enqueue");
+    repo.enqueue(&[key(1)], "second", T0).await.expect("enqueue");
+    repo.enqueue(&[key(1)], "third", T0 + Duration::minutes(9)).await.expect("enqueue");
+    let jobs = repo.jobs(JobState::Pending, 10).await.expect("read");
+    assert_eq!(jobs.len(), 1);
+    assert_eq!((jobs[0].run_at, jobs[0].generation, jobs[0].cause.as_deref()), (T0, 3, Some("third")));
+    repo.commit(commit(None, vec![], vec![key(1), key(2)])).await.expect("commit");
+    assert_eq!(repo.jobs(JobState::Pending, 10).await.expect("read").len(), 2);
+}
+
+pub async fn claims_lease_jobs_and_expired_leases_are_taken_over<R: SubscriptionRepo>(repo: &R) {
+    setup(repo).await;
+    repo.enqueue(&[key(1), key(2)], "test", T0).await.expect("enqueue");
+    repo.enqueue(&[key(3)], "later", T0 + Duration::minutes(1)).await.expect("enqueue");
+    let first = repo.claim_due(T0, LEASE, 10).await.expect("claim");
+    assert_eq!(first.len(), 2, "only due jobs");
+    assert!(first.iter().all(|j| j.locked_until == Some(T0 + LEASE)));
+    assert!(repo.claim_due(T0 + Duration::seconds(29), LEASE, 10).await.expect("claim").is_empty());
+    let limited = repo.claim_due(T0 + LEASE, Duration::minutes(5), 1).await.expect("claim");
+    assert_eq!(limited.len(), 1, "the limit holds");
+    let rest = repo.claim_due(T0 + Duration::minutes(1), LEASE, 10).await.expect("claim");
+    assert_eq!(rest.len(), 2, "the other expired lease and the newly due job");
+}
+
+pub async fn settling_applies_requeues_or_drops_by_lease_and_generation<R: SubscriptionRepo>(repo: &R) {
+    setup(repo).await;
+    repo.enqueue(&[key(1)], "test", T0).await.expect("enqueue");
+    let audit = |action| AuditEntry {
+        guild: guild(),
+        user: user(1),
+        role: role(),
+        action,
+        reason: "Docobo: test".to_owned(),
+        cause: Some("test".to_owned()),
+        at: T0,
+    };
+    // Applied.
+    let claimed = repo.claim_due(T0, LEASE, 10).await.expect("claim").remove(0);
+    let s = repo.settle(&claimed, Settlement::Done, vec![audit(AuditAction::RoleAdded)], T0).await;
+    assert_eq!(s, Ok(Settled::Applied));
+    assert_eq!(repo.jobs(JobState::Done, 10).await.expect("read").len(), 1);
+    // Requeued: enqueued again while a worker held it.
+    repo.enqueue(&[key(1)], "again", T0).await.expect("enqueue");
+    let claimed = repo.claim_due(T0, LEASE, 10).await.expect("claim").remove(0);
+    repo.enqueue(&[key(1)], "meanwhile", T0 + Duration::seconds(1)).await.expect("enqueue");
+    let s = repo.settle(&claimed, Settlement::Done, vec![], T0 + Duration::seconds(2)).await;
+    assert_eq!(s, Ok(Settled::Requeued));
+    let pending = repo.jobs(JobState::Pending, 10).await.expect("read");
+    assert_eq!((pending.len(), pending[0].locked_until), (1, None));
+    // Lease lost: another worker took the job over; the late settlement changes nothing but the
+    // audit entry (what happened on Discord did happen) is kept.
+    let slow = repo.claim_due(T0 + Duration::seconds(2), LEASE, 10).await.expect("claim").remove(0);
+    let fast = repo.claim_due(T0 + Duration::minutes(5), LEASE, 10).await.expect("claim").remove(0);
+    let s = repo
+        .settle(&slow, Settlement::Park { reason: "late".into() }, vec![audit(AuditAction::RoleRemoved)], T0)
+        .await;
+    assert_eq!(s, Ok(Settled::LeaseLost));
+    assert!(repo.jobs(JobState::Parked, 10).await.expect("read").is_empty());
+    assert_eq!(repo.settle(&fast, Settlement::Done, vec![], T0).await, Ok(Settled::Applied));
+    let trail: Vec<AuditAction> =
+        repo.audit_trail(guild(), user(1)).await.expect("read").iter().map(|a| a.action).collect();
+    assert_eq!(trail, [AuditAction::RoleAdded, AuditAction::RoleRemoved]);
+}
+
+pub async fn retry_and_park_are_recorded<R: SubscriptionRepo>(repo: &R) {
+    setup(repo).await;
+    repo.enqueue(&[key(1)], "test", T0).await.expect("enqueue");
+    let claimed = repo.claim_due(T0, LEASE, 10).await.expect("claim").remove(0);
+    let retry = Settlement::Retry { at: T0 + Duration::seconds(40), error: "429".to_owned() };
+    assert_eq!(repo.settle(&claimed, retry, vec![], T0).await, Ok(Settled::Applied));
+    let job = repo.jobs(JobState::Pending, 10).await.expect("read").remove(0);
+    assert_eq!(
+        (job.attempts, job.run_at, job.last_error.as_deref()),
+        (1, T0 + Duration::seconds(40), Some("429"))
+    );
+    assert!(repo.claim_due(T0 + Duration::seconds(39), LEASE, 10).await.expect("claim").is_empty());
+    let claimed = repo.claim_due(T0 + Duration::seconds(40), LEASE, 10).await.expect("claim").remove(0);
+    let park = Settlement::Park { reason: "Missing Permissions".to_owned() };
+    assert_eq!(repo.settle(&claimed, park, vec![], T0).await, Ok(Settled::Applied));
+    let parked = repo.jobs(JobState::Parked, 10).await.expect("read");
+    assert_eq!(parked[0].last_error.as_deref(), Some("Missing Permissions"));
+    assert!(repo.claim_due(T0 + Duration::days(1), LEASE, 10).await.expect("claim").is_empty());
+    // New facts revive a parked job, with a clean slate.
+    repo.enqueue(&[key(1)], "member rejoined", T0 + Duration::days(1)).await.expect("enqueue");
+    let revived = repo.jobs(JobState::Pending, 10).await.expect("read").remove(0);
+    assert_eq!((revived.attempts, revived.last_error), (0, None));
+}
+
+pub async fn next_due_names_the_earliest_run_or_lease_end<R: SubscriptionRepo>(repo: &R) {
+    setup(repo).await;
+    assert_eq!(repo.next_due().await, Ok(None));
+    repo.enqueue(&[key(1)], "a", T0 + Duration::minutes(10)).await.expect("enqueue");
+    repo.enqueue(&[key(2)], "b", T0).await.expect("enqueue");
+    assert_eq!(repo.next_due().await, Ok(Some(T0)));
+    repo.claim_due(T0, LEASE, 1).await.expect("claim");
+    assert_eq!(repo.next_due().await, Ok(Some(T0 + LEASE)));
+}
+
+pub async fn a_webhook_flows_through_to_the_role<R: SubscriptionRepo>(repo: &R) {
+    setup(repo).await;
+    repo.put_credentials(guild(), ProviderKind::Polar, &ProviderCredentials::new(Secret::new("s3cret")))
+        .await
+        .expect("creds");
+    let clock = ManualClock::new(T0);
+    let provider = ToyProvider { kind: ProviderKind::Polar };
+    let body = format!(
+        "id=evt_1\nkind=payment_succeeded\nref=sub_1\nversion={}\nuser={}\nproduct=prod_vip\nuntil={}\n",
+        T0.unix_timestamp(),
+        user(1),
+        (T0 + Duration::days(30)).unix_timestamp()
+    );
+    let headers = ToyProvider::headers("s3cret", body.as_bytes());
+    let report =
+        ingest_webhook(repo, &provider, &clock, guild(), &headers, body.as_bytes()).await.expect("ingest");
+    assert_eq!(report.outcome, docobo_core::service::IngestOutcome::Processed { jobs: 1 });
+    let discord = FakeGateway::new();
+    discord.join(guild(), user(1));
+    let work = run_due_jobs(repo, &discord, &clock, LEASE, 10).await.expect("work");
+    assert_eq!(work.changed, 1);
+    assert!(discord.roles(guild(), user(1)).is_some_and(|r| r.contains(&role())));
+    let again =
+        ingest_webhook(repo, &provider, &clock, guild(), &headers, body.as_bytes()).await.expect("ingest");
+    assert_eq!(again.outcome, docobo_core::service::IngestOutcome::Duplicate);
+}

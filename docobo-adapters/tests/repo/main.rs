@@ -1,0 +1,52 @@
+//! The repository contract suite: one set of cases, run against every implementation of the
+//! repository ports — the in-memory adapter, SQLite in memory, SQLite in a file (WAL), and
+//! PostgreSQL (`DOCOBO_TEST_POSTGRES_URL`, each test in its own schema).
+//!
+//! `.ci/run` sets `DOCOBO_TEST_POSTGRES_URL` and fails if PostgreSQL is unreachable; a local run
+//! without it prints that the PostgreSQL cases were not run.
+
+mod backends;
+mod cases;
+mod concurrency;
+mod migrations;
+
+/// Instantiates every contract case for one backend.
+macro_rules! contract {
+    ($backend:ident) => {
+        mod $backend {
+            use crate::cases;
+
+            macro_rules! case {
+                ($name:ident) => {
+                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                    async fn $name() {
+                        let Some(repo) = crate::backends::$backend().await else { return };
+                        cases::$name(&repo).await;
+                    }
+                };
+            }
+
+            case!(guilds_and_paid_roles_round_trip);
+            case!(credentials_round_trip);
+            case!(checkout_references_are_unique);
+            case!(a_commit_writes_event_entitlement_and_job_together);
+            case!(a_repeated_event_id_is_a_duplicate_and_writes_nothing);
+            case!(a_failing_write_rolls_back_the_whole_commit);
+            case!(concurrent_inserts_of_one_purchase_conflict);
+            case!(stale_revisions_conflict_and_updates_bump_the_revision);
+            case!(due_entitlements_come_oldest_deadline_first);
+            case!(the_failure_inbox_lists_failed_events_only);
+            case!(enqueue_keeps_one_row_per_key);
+            case!(claims_lease_jobs_and_expired_leases_are_taken_over);
+            case!(settling_applies_requeues_or_drops_by_lease_and_generation);
+            case!(retry_and_park_are_recorded);
+            case!(next_due_names_the_earliest_run_or_lease_end);
+            case!(a_webhook_flows_through_to_the_role);
+        }
+    };
+}
+
+contract!(memory);
+contract!(sqlite_memory);
+contract!(sqlite_file);
+contract!(postgres);

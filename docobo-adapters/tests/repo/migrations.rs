@@ -1,0 +1,84 @@
+//! Migrations and encryption at rest, on the real databases.
+
+use docobo_adapters::seaorm::SeaOrmRepo;
+use docobo_adapters::seaorm::entities::credential;
+use docobo_adapters::seaorm::migration::Migrator;
+use docobo_core::domain::{ProviderKind, Secret};
+use docobo_core::ports::{CatalogRepo, ProviderCredentials, StoreError};
+use sea_orm::EntityTrait;
+use sea_orm_migration::MigratorTrait;
+
+use crate::backends::{SECRET_KEY, fresh_schema_url, postgres_url, temp_path};
+use crate::cases::{guild, setup};
+
+const OTHER_KEY: &str = "HxoZGBcWFRQTEhEQDw4NDAsKCQgHBgUEAwIBAB8eHRw=";
+
+async fn urls() -> Vec<String> {
+    let mut urls = vec![format!("sqlite://{}?mode=rwc", temp_path("db").display())];
+    if let Some(pg) = postgres_url() {
+        urls.push(fresh_schema_url(&pg).await);
+    }
+    urls
+}
+
+#[tokio::test]
+async fn migrating_twice_is_harmless() {
+    for url in urls().await {
+        let repo = SeaOrmRepo::connect(&url, None).await.expect("connects");
+        repo.migrate().await.expect("first");
+        repo.migrate().await.expect("second");
+        let again = SeaOrmRepo::connect(&url, None).await.expect("reconnects");
+        again.migrate().await.expect("third, from a new connection");
+        assert!(Migrator::get_pending_migrations(again.connection()).await.expect("status").is_empty());
+    }
+}
+
+#[tokio::test]
+async fn a_database_at_any_older_migration_upgrades() {
+    let total = Migrator::migrations().len();
+    for applied in 0..total {
+        for url in urls().await {
+            let repo = SeaOrmRepo::connect(&url, None).await.expect("connects");
+            Migrator::up(repo.connection(), Some(u32::try_from(applied).expect("small")))
+                .await
+                .expect("partial");
+            assert_eq!(
+                Migrator::get_pending_migrations(repo.connection()).await.expect("status").len(),
+                total - applied
+            );
+            repo.migrate().await.expect("upgrades");
+            assert!(Migrator::get_pending_migrations(repo.connection()).await.expect("status").is_empty());
+        }
+    }
+}
+
+#[tokio::test]
+async fn credentials_are_sealed_and_a_wrong_key_is_an_error_not_garbage() {
+    for url in urls().await {
+        let repo = SeaOrmRepo::connect(&url, Some(SECRET_KEY)).await.expect("connects");
+        repo.migrate().await.expect("migrates");
+        setup(&repo).await;
+        let creds = ProviderCredentials::new(Secret::new("whsec_very_secret_value"));
+        repo.put_credentials(guild(), ProviderKind::Polar, &creds).await.expect("store");
+        let rows = credential::Entity::find().all(repo.connection()).await.expect("raw rows");
+        assert_eq!(rows.len(), 1);
+        assert!(!rows[0].sealed.windows(11).any(|w| w == b"very_secret"), "the secret is stored in clear");
+
+        let wrong = SeaOrmRepo::connect(&url, Some(OTHER_KEY)).await.expect("connects");
+        let err = wrong.credentials(guild(), ProviderKind::Polar).await.expect_err("wrong key");
+        assert!(matches!(&err, StoreError::Corrupt(m) if m.contains("DOCOBO_SECRET_KEY")), "{err:?}");
+        let keyless = SeaOrmRepo::connect(&url, None).await.expect("connects");
+        assert!(matches!(
+            keyless.credentials(guild(), ProviderKind::Polar).await,
+            Err(StoreError::Corrupt(_))
+        ));
+        let err = keyless.put_credentials(guild(), ProviderKind::Polar, &creds).await.expect_err("no key");
+        assert!(err.to_string().contains("DOCOBO_SECRET_KEY"), "{err}");
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_secret_key_is_refused_at_connect() {
+    let err = SeaOrmRepo::connect("sqlite::memory:", Some("too-short")).await.expect_err("refused");
+    assert!(err.to_string().contains("DOCOBO_SECRET_KEY"), "{err}");
+}
