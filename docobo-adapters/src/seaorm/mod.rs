@@ -57,7 +57,7 @@ impl SeaOrmRepo {
     pub async fn connect(url: &str, secret_key: Option<&str>) -> Result<Self, ConnectError> {
         let secrets = secret_key.map(SecretBox::from_base64).transpose()?.map(Arc::new);
         let mut options = ConnectOptions::new(url);
-        options.sqlx_logging(false).acquire_timeout(Duration::from_secs(10));
+        options.sqlx_logging(false).acquire_timeout(Duration::from_secs(5));
         if url.starts_with("sqlite:") {
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
             // One connection: SQLite allows one writer at a time anyway, and a single connection

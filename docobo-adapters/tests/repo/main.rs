@@ -8,7 +8,7 @@
 mod backends;
 mod cases;
 mod concurrency;
-mod migrations;
+mod seaorm;
 
 /// Instantiates every contract case for one backend.
 macro_rules! contract {

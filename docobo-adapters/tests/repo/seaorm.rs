@@ -1,4 +1,4 @@
-//! Migrations and encryption at rest, on the real databases.
+//! What only the SeaORM adapter has: migrations, encryption at rest, the worker wake-up.
 
 use docobo_adapters::seaorm::SeaOrmRepo;
 use docobo_adapters::seaorm::entities::credential;
@@ -81,4 +81,23 @@ async fn credentials_are_sealed_and_a_wrong_key_is_an_error_not_garbage() {
 async fn a_malformed_secret_key_is_refused_at_connect() {
     let err = SeaOrmRepo::connect("sqlite::memory:", Some("too-short")).await.expect_err("refused");
     assert!(err.to_string().contains("DOCOBO_SECRET_KEY"), "{err}");
+}
+
+#[tokio::test]
+async fn a_commit_with_jobs_wakes_a_sleeping_worker_and_one_without_does_not() {
+    use docobo_core::ports::{Commit, Ledger};
+    use std::time::Duration as StdDuration;
+
+    let repo = crate::backends::sqlite_memory().await.expect("sqlite");
+    let signal = repo.job_signal();
+    let quiet =
+        Commit { event: None, writes: vec![], jobs: vec![], cause: "none".into(), at: crate::cases::T0 };
+    repo.commit(quiet.clone()).await.expect("commit");
+    assert!(
+        tokio::time::timeout(StdDuration::from_millis(50), signal.notified()).await.is_err(),
+        "woken for nothing"
+    );
+    repo.commit(Commit { jobs: vec![crate::cases::key(1)], ..quiet }).await.expect("commit");
+    // `notify_one` leaves a permit, so a worker that was busy when the commit landed still sees it.
+    tokio::time::timeout(StdDuration::from_secs(5), signal.notified()).await.expect("the worker is woken");
 }
