@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use docobo_core::domain::{JobId, JobState, RoleJob, RoleJobKey, Timestamp};
 use docobo_core::ports::{JobQueue, Settled, Settlement, StoreError};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::sea_query::{LockBehavior, LockType};
+use sea_orm::sea_query::{LockBehavior, LockType, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, TransactionTrait,
@@ -60,8 +60,9 @@ fn key_filter(key: RoleJobKey) -> Condition {
         .add(C::RoleId.eq(sf(key.role.get())))
 }
 
-/// Asks for `key` to run at `now` (see `JobQueue::enqueue` for the rules), in one statement on an
-/// existing row so concurrent enqueues cannot lose a generation bump.
+/// Asks for `key` to run at `now` (see `JobQueue::enqueue` for the rules) in one statement:
+/// `INSERT … ON CONFLICT (guild, user, role) DO UPDATE`, so concurrent enqueues neither duplicate
+/// the row nor lose a generation bump.
 pub(super) async fn upsert_job<Conn: ConnectionTrait>(
     conn: &Conn,
     key: RoleJobKey,
@@ -69,24 +70,8 @@ pub(super) async fn upsert_job<Conn: ConnectionTrait>(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     let now = micros(now);
-    let pending = || Expr::col(C::State).eq(state_str(JobState::Pending));
-    let updated = role_job::Entity::update_many()
-        .col_expr(
-            C::RunAt,
-            Expr::case(pending().and(Expr::col(C::RunAt).lt(now)), Expr::col(C::RunAt)).finally(now).into(),
-        )
-        .col_expr(C::Attempts, Expr::case(pending(), Expr::col(C::Attempts)).finally(0).into())
-        .col_expr(C::LastError, Expr::case(pending(), Expr::col(C::LastError)).finally(Expr::null()).into())
-        .col_expr(C::State, Expr::value(state_str(JobState::Pending)))
-        .col_expr(C::Generation, Expr::col(C::Generation).add(1))
-        .col_expr(C::Cause, Expr::value(cause))
-        .filter(key_filter(key))
-        .exec(conn)
-        .await
-        .map_err(store_err)?;
-    if updated.rows_affected > 0 {
-        return Ok(());
-    }
+    let existing = |c: C| Expr::col((role_job::Entity, c));
+    let pending = || existing(C::State).eq(state_str(JobState::Pending));
     let row = role_job::ActiveModel {
         id: Default::default(),
         guild_id: Set(sf(key.guild.get())),
@@ -100,8 +85,20 @@ pub(super) async fn upsert_job<Conn: ConnectionTrait>(
         last_error: Set(None),
         cause: Set(Some(cause.to_owned())),
     };
-    // Two first enqueues racing: the loser's unique violation becomes Conflict.
-    role_job::Entity::insert(row).exec(conn).await.map_err(store_err)?;
+    // In DO UPDATE the existing row is named by the table (PostgreSQL rejects bare names as
+    // ambiguous with `excluded`).
+    let on_conflict = OnConflict::columns([C::GuildId, C::UserId, C::RoleId])
+        .value(
+            C::RunAt,
+            Expr::case(pending().and(existing(C::RunAt).lt(now)), existing(C::RunAt)).finally(now),
+        )
+        .value(C::Attempts, Expr::case(pending(), existing(C::Attempts)).finally(0))
+        .value(C::LastError, Expr::case(pending(), existing(C::LastError)).finally(Expr::null()))
+        .value(C::State, state_str(JobState::Pending))
+        .value(C::Generation, existing(C::Generation).add(1))
+        .value(C::Cause, cause)
+        .to_owned();
+    role_job::Entity::insert(row).on_conflict(on_conflict).exec(conn).await.map_err(store_err)?;
     Ok(())
 }
 
@@ -117,11 +114,7 @@ fn lease_filter(job: &RoleJob) -> Condition {
 impl JobQueue for SeaOrmRepo {
     async fn enqueue(&self, keys: &[RoleJobKey], cause: &str, now: Timestamp) -> Result<(), StoreError> {
         for key in keys {
-            // A first enqueue can race another; the second try finds the row and updates it.
-            match upsert_job(&self.db, *key, cause, now).await {
-                Err(StoreError::Conflict) => upsert_job(&self.db, *key, cause, now).await?,
-                other => other?,
-            }
+            upsert_job(&self.db, *key, cause, now).await?;
         }
         if !keys.is_empty() {
             self.wake.notify_one();

@@ -84,11 +84,8 @@ pub async fn ingest_webhook<R: IngestRepo + ?Sized>(
         Err(e) => e.event_id.clone().unwrap_or_else(|| body_id(body)),
     };
     let report = |outcome| IngestReport { event_id: event_id.clone(), outcome };
-    // Cheap early exit for the common redelivery; the commit's unique constraint is what
-    // actually guarantees it.
-    if repo.webhook_event(kind, guild.id, &event_id).await?.is_some() {
-        return Ok(report(IngestOutcome::Duplicate));
-    }
+    // Redeliveries are recognised by the commit's unique constraint, not by a read first: a read
+    // would cost every new event a round trip to save one on the rare duplicate.
     for _ in 0..MAX_CONFLICT_RETRIES {
         let (commit, outcome) = match &parsed {
             Ok(parsed) => plan(repo, &guild, kind, parsed, now).await?,
@@ -297,20 +294,27 @@ async fn resolve<R: IngestRepo + ?Sized>(
                        matching checkout"
             .to_owned()));
     };
-    let mut role = subject.role.or(checkout.as_ref().map(|c| c.role));
-    if let (None, Some(product)) = (role, &subject.product) {
-        role = repo.paid_role_by_product(guild.id, product).await?.map(|r| r.role);
-    }
-    let Some(role) = role else {
-        let product = subject.product.as_deref().unwrap_or("(none)");
-        return Ok(Err(format!(
-            "cannot tell which paid role was bought: product {product} is not linked to a role \
-             (docobo role add ... --polar-product) and no checkout matched"
-        )));
+    let paid_role = match (subject.role.or(checkout.as_ref().map(|c| c.role)), &subject.product) {
+        (Some(role), _) => match repo.paid_role(guild.id, role).await? {
+            Some(r) => r,
+            None => return Ok(Err(format!("role {role} is not sold in guild {}", guild.id))),
+        },
+        (None, product) => {
+            let found = match product {
+                Some(p) => repo.paid_role_by_product(guild.id, p).await?,
+                None => None,
+            };
+            let Some(r) = found else {
+                let product = product.as_deref().unwrap_or("(none)");
+                return Ok(Err(format!(
+                    "cannot tell which paid role was bought: product {product} is not linked to a role \
+                     (docobo role add ... --polar-product) and no checkout matched"
+                )));
+            };
+            r
+        }
     };
-    let Some(paid_role) = repo.paid_role(guild.id, role).await? else {
-        return Ok(Err(format!("role {role} is not sold in guild {}", guild.id)));
-    };
+    let role = paid_role.role;
     let Some(reference) = reference else {
         return Ok(Err(
             "the payload names no purchase to track (no subscription, order or checkout reference)"
