@@ -57,7 +57,12 @@ impl SeaOrmRepo {
     pub async fn connect(url: &str, secret_key: Option<&str>) -> Result<Self, ConnectError> {
         let secrets = secret_key.map(SecretBox::from_base64).transpose()?.map(Arc::new);
         let mut options = ConnectOptions::new(url);
-        options.sqlx_logging(false).acquire_timeout(Duration::from_secs(5));
+        // Pinging on every checkout costs a round trip per statement; ping only connections
+        // idle long enough for a proxy or the server to have dropped them.
+        options
+            .sqlx_logging(false)
+            .acquire_timeout(Duration::from_secs(5))
+            .test_before_acquire_if_idle_for(Duration::from_secs(30));
         if url.starts_with("sqlite:") {
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
             // One connection: SQLite allows one writer at a time anyway, and a single connection

@@ -53,13 +53,6 @@ fn job_from(m: role_job::Model) -> Result<RoleJob, StoreError> {
     })
 }
 
-fn key_filter(key: RoleJobKey) -> Condition {
-    Condition::all()
-        .add(C::GuildId.eq(sf(key.guild.get())))
-        .add(C::UserId.eq(sf(key.user.get())))
-        .add(C::RoleId.eq(sf(key.role.get())))
-}
-
 /// Asks for `key` to run at `now` (see `JobQueue::enqueue` for the rules) in one statement:
 /// `INSERT … ON CONFLICT (guild, user, role) DO UPDATE`, so concurrent enqueues neither duplicate
 /// the row nor lose a generation bump.
