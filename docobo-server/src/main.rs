@@ -1,9 +1,42 @@
-//! `docobo-server`: will wire configuration, adapters and use cases into the HTTP server and the
-//! background workers (the server issue). It has nothing to serve yet and says so.
+//! `docobo-server`: load the configuration, then serve until SIGTERM or Ctrl-C.
 
 use std::process::ExitCode;
 
-fn main() -> ExitCode {
-    eprintln!("docobo-server {}: the HTTP server is not built yet; see README.md", env!("CARGO_PKG_VERSION"));
-    ExitCode::FAILURE
+use docobo_server::{Config, serve};
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("docobo-server: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match serve(config, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("docobo-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

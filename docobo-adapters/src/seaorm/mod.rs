@@ -99,6 +99,11 @@ impl SeaOrmRepo {
         self.db.get_database_backend()
     }
 
+    /// Whether the database answers, for readiness checks.
+    pub async fn ping(&self) -> Result<(), docobo_core::ports::StoreError> {
+        self.db.ping().await.map_err(convert::store_err)
+    }
+
     /// The underlying connection, for benches and tests that measure the database itself.
     pub fn connection(&self) -> &DatabaseConnection {
         &self.db

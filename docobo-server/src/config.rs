@@ -1,0 +1,106 @@
+//! The server's configuration, from the environment, validated once at start-up. Every problem
+//! is named in one message, so an operator fixes them all in one go.
+//!
+//! `docobo.toml` layering and the remaining keys of DESIGN §4 arrive with the operability issue.
+
+use std::net::SocketAddr;
+
+use docobo_adapters::seaorm::crypto::SecretBox;
+use docobo_core::domain::Secret;
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `DOCOBO_DATABASE_URL`: a SQLite file (default `sqlite://docobo.db?mode=rwc`) or PostgreSQL.
+    pub database_url: String,
+    /// `DOCOBO_LISTEN`, default `127.0.0.1:3000`.
+    pub listen: SocketAddr,
+    /// `DOCOBO_SECRET_KEY`: base64 of 32 bytes; encrypts stored provider credentials.
+    pub secret_key: Option<Secret>,
+    /// `DISCORD_BOT_TOKEN`: without it role jobs wait and `/ready` says so.
+    pub discord_bot_token: Option<Secret>,
+}
+
+/// Every invalid key, with how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid configuration:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigError(pub Vec<String>);
+
+impl Config {
+    pub fn from_env() -> Result<Config, ConfigError> {
+        Self::from_vars(|key| std::env::var(key).ok())
+    }
+
+    /// Reads from `get`, so tests need not touch the process environment.
+    pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let var = |key: &str| get(key).filter(|v| !v.trim().is_empty());
+        let mut problems = Vec::new();
+
+        let database_url =
+            var("DOCOBO_DATABASE_URL").unwrap_or_else(|| "sqlite://docobo.db?mode=rwc".to_owned());
+        if !["sqlite:", "postgres://", "postgresql://"].iter().any(|p| database_url.starts_with(p)) {
+            problems.push("DOCOBO_DATABASE_URL: must start with sqlite: or postgres:// (e.g. sqlite://docobo.db?mode=rwc)".to_owned());
+        }
+        let listen_raw = var("DOCOBO_LISTEN").unwrap_or_else(|| "127.0.0.1:3000".to_owned());
+        let listen = listen_raw.parse().map_err(|_| {
+            problems.push(format!(
+                "DOCOBO_LISTEN: {listen_raw:?} is not an address like 127.0.0.1:3000 or 0.0.0.0:8080"
+            ));
+        });
+        let secret_key = var("DOCOBO_SECRET_KEY").map(Secret::new);
+        if let Some(key) = &secret_key
+            && let Err(e) = SecretBox::from_base64(key.expose())
+        {
+            problems.push(format!("DOCOBO_SECRET_KEY: {e}"));
+        }
+        let discord_bot_token = var("DISCORD_BOT_TOKEN").map(Secret::new);
+
+        match (problems.is_empty(), listen) {
+            (true, Ok(listen)) => Ok(Config { database_url, listen, secret_key, discord_bot_token }),
+            _ => Err(ConfigError(problems)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> =
+            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_vars(|k| vars.get(k).cloned())
+    }
+
+    #[test]
+    fn nothing_configured_means_the_embedded_defaults() {
+        let c = config(&[]).expect("valid");
+        assert_eq!(c.database_url, "sqlite://docobo.db?mode=rwc");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:3000");
+        assert!(c.secret_key.is_none() && c.discord_bot_token.is_none());
+    }
+
+    #[test]
+    fn every_bad_key_is_named_in_one_message() {
+        let err = config(&[
+            ("DOCOBO_DATABASE_URL", "mysql://x"),
+            ("DOCOBO_LISTEN", "localhost"),
+            ("DOCOBO_SECRET_KEY", "c2hvcnQ="),
+        ])
+        .expect_err("invalid");
+        assert_eq!(err.0.len(), 3, "{err}");
+        let text = err.to_string();
+        for key in ["DOCOBO_DATABASE_URL", "DOCOBO_LISTEN", "DOCOBO_SECRET_KEY"] {
+            assert!(text.contains(key), "{key} missing from: {text}");
+        }
+        assert!(!text.contains("c2hvcnQ="), "the secret's value is printed: {text}");
+    }
+
+    #[test]
+    fn secrets_are_redacted_in_debug_output() {
+        let c = config(&[("DISCORD_BOT_TOKEN", "MTIz.token.value")]).expect("valid");
+        assert!(!format!("{c:?}").contains("MTIz.token.value"));
+    }
+}

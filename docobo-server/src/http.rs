@@ -1,0 +1,49 @@
+//! The HTTP surface: liveness and readiness. Webhooks, interactions, the admin API and metrics
+//! arrive with the payments, Discord and operability issues.
+
+use std::sync::Arc;
+
+use docobo_adapters::seaorm::SeaOrmRepo;
+use poem::http::StatusCode;
+use poem::middleware::Tracing;
+use poem::web::{Data, Json};
+use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route, get, handler};
+use serde_json::json;
+
+/// What the handlers share.
+#[derive(Debug)]
+pub struct AppState {
+    pub repo: SeaOrmRepo,
+    /// Whether a Discord bot token is configured; without one, role jobs wait.
+    pub discord_configured: bool,
+}
+
+/// `200 {"status":"ok"}` while the process runs.
+#[handler]
+async fn health() -> Json<serde_json::Value> {
+    Json(json!({ "status": "ok" }))
+}
+
+/// `200` when the server can do its whole job; `503` with every reason it cannot.
+#[handler]
+async fn ready(Data(state): Data<&Arc<AppState>>) -> Response {
+    let mut reasons = Vec::new();
+    if let Err(e) = state.repo.ping().await {
+        reasons.push(format!("database: {e}"));
+    }
+    if !state.discord_configured {
+        reasons.push(
+            "discord: DISCORD_BOT_TOKEN is not set, so paid roles are recorded but not granted".to_owned(),
+        );
+    }
+    if reasons.is_empty() {
+        Json(json!({ "status": "ready" })).into_response()
+    } else {
+        let body = Json(json!({ "status": "not_ready", "reasons": reasons }));
+        body.with_status(StatusCode::SERVICE_UNAVAILABLE).into_response()
+    }
+}
+
+pub fn app(state: Arc<AppState>) -> impl Endpoint {
+    Route::new().at("/health", get(health)).at("/ready", get(ready)).data(state).with(Tracing)
+}
