@@ -5,7 +5,8 @@
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::{
-    big_integer, big_integer_null, big_pk_auto, blob, boolean, integer, string, string_null, text, text_null,
+    big_integer, big_integer_null, big_pk_auto, blob, boolean, integer, small_integer, string, string_null,
+    text, text_null,
 };
 
 /// Every migration, oldest first.
@@ -15,7 +16,7 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Initial)]
+        vec![Box::new(M0001Initial), Box::new(M0002SetupProgress)]
     }
 }
 
@@ -124,8 +125,15 @@ enum AuditEntries {
 
 /// The first schema: guilds, paid roles, credentials, checkouts, entitlements, the event log,
 /// the role-job queue and the audit trail.
-#[derive(DeriveMigrationName)]
 struct M0001Initial;
+
+// Names are spelled out: `DeriveMigrationName` takes the file name, which every migration in this
+// file would share.
+impl MigrationName for M0001Initial {
+    fn name(&self) -> &str {
+        "m0001_initial"
+    }
+}
 
 fn index(
     name: &str,
@@ -320,5 +328,42 @@ impl MigrationTrait for M0001Initial {
         ))
         .await?;
         Ok(())
+    }
+}
+
+#[derive(DeriveIden)]
+enum SetupProgress {
+    Table,
+    GuildId,
+    UserId,
+    Step,
+    Draft,
+    UpdatedAt,
+}
+
+/// Resumable `/setup` progress, one row per guild.
+struct M0002SetupProgress;
+
+impl MigrationName for M0002SetupProgress {
+    fn name(&self) -> &str {
+        "m0002_setup_progress"
+    }
+}
+
+#[async_trait::async_trait]
+impl MigrationTrait for M0002SetupProgress {
+    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
+        m.create_table(
+            Table::create()
+                .table(SetupProgress::Table)
+                .if_not_exists()
+                .col(big_integer(SetupProgress::GuildId).primary_key())
+                .col(big_integer(SetupProgress::UserId))
+                .col(small_integer(SetupProgress::Step))
+                .col(text(SetupProgress::Draft))
+                .col(big_integer(SetupProgress::UpdatedAt))
+                .take(),
+        )
+        .await
     }
 }

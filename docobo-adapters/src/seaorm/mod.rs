@@ -19,6 +19,7 @@ pub mod entities;
 mod ledger;
 pub mod migration;
 mod queue;
+mod setup;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -394,3 +394,18 @@ pub async fn a_webhook_flows_through_to_the_role<R: SubscriptionRepo>(repo: &R) 
         ingest_webhook(repo, &provider, &clock, guild(), &headers, body.as_bytes()).await.expect("ingest");
     assert_eq!(again.outcome, docobo_core::service::IngestOutcome::Duplicate);
 }
+
+pub async fn setup_progress_is_kept_per_guild<R: SubscriptionRepo>(repo: &R) {
+    setup(repo).await;
+    assert_eq!(repo.setup(guild()).await.expect("read"), None);
+    let mut progress =
+        SetupProgress { guild: guild(), user: user(1), step: 1, draft: "{}".to_owned(), updated_at: T0 };
+    repo.put_setup(&progress).await.expect("store");
+    progress.step = 2;
+    progress.draft = r#"{"roles":["7"]}"#.to_owned();
+    repo.put_setup(&progress).await.expect("replace");
+    assert_eq!(repo.setup(guild()).await.expect("read"), Some(progress));
+    repo.clear_setup(guild()).await.expect("clear");
+    assert_eq!(repo.setup(guild()).await.expect("read"), None);
+    repo.clear_setup(guild()).await.expect("clearing twice is fine");
+}

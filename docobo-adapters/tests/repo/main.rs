@@ -42,6 +42,7 @@ macro_rules! contract {
             case!(retry_and_park_are_recorded);
             case!(next_due_names_the_earliest_run_or_lease_end);
             case!(a_webhook_flows_through_to_the_role);
+            case!(setup_progress_is_kept_per_guild);
         }
     };
 }

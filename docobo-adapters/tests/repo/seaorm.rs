@@ -3,7 +3,7 @@
 use docobo_adapters::seaorm::SeaOrmRepo;
 use docobo_adapters::seaorm::entities::credential;
 use docobo_adapters::seaorm::migration::Migrator;
-use docobo_core::domain::{ProviderKind, Secret};
+use docobo_core::domain::{Guild, ProviderKind, Secret};
 use docobo_core::ports::{CatalogRepo, ProviderCredentials, StoreError};
 use sea_orm::EntityTrait;
 use sea_orm_migration::MigratorTrait;
@@ -46,8 +46,18 @@ async fn a_database_at_any_older_migration_upgrades() {
                 Migrator::get_pending_migrations(repo.connection()).await.expect("status").len(),
                 total - applied
             );
+            if applied > 0 {
+                // Rows written under the older schema survive the upgrade.
+                repo.put_guild(&Guild::new(guild(), "before the upgrade"))
+                    .await
+                    .expect("old schema has guilds");
+            }
             repo.migrate().await.expect("upgrades");
             assert!(Migrator::get_pending_migrations(repo.connection()).await.expect("status").is_empty());
+            if applied > 0 {
+                let kept = repo.guild(guild()).await.expect("read").map(|g| g.name);
+                assert_eq!(kept.as_deref(), Some("before the upgrade"));
+            }
         }
     }
 }

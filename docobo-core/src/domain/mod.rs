@@ -11,7 +11,7 @@ pub use ids::{CheckoutRef, EntitlementId, EventId, ExternalRef, GuildId, IdError
 pub use money::{Currency, Money, MoneyError};
 pub use records::{
     AuditAction, AuditEntry, Checkout, Entitlement, EventOutcome, JobState, RoleJob, RoleJobKey, Secret,
-    WebhookEvent,
+    SetupProgress, WebhookEvent,
 };
 
 /// A moment in time, always handled in UTC.

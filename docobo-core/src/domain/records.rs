@@ -158,6 +158,21 @@ pub enum AuditAction {
     ManualRevoke,
 }
 
+/// Where an owner is in `/setup` (1/3 pick roles, 2/3 prices and terms, 3/3 providers), so the
+/// wizard resumes where they left it. One per guild.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetupProgress {
+    pub guild: GuildId,
+    /// Who is running it.
+    pub user: UserId,
+    /// 1 to 3.
+    pub step: u8,
+    /// The wizard's unsaved choices, in whatever form the Discord adapter keeps them.
+    pub draft: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: Timestamp,
+}
+
 /// Every role change and every manual action, with what caused it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {

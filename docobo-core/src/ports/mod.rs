@@ -17,5 +17,5 @@ pub use provider::{
 };
 pub use repo::{
     AuditLog, CatalogRepo, CheckoutRepo, Commit, EntitlementRepo, EntitlementWrite, JobQueue, Ledger,
-    Recorded, Settled, Settlement, StoreError, SubscriptionRepo,
+    Recorded, Settled, Settlement, SetupRepo, StoreError, SubscriptionRepo,
 };

@@ -7,7 +7,8 @@ use time::Duration;
 use super::provider::ProviderCredentials;
 use crate::domain::{
     AuditEntry, Checkout, CheckoutRef, Entitlement, EntitlementId, EventId, ExternalRef, Guild, GuildId,
-    JobState, PaidRole, ProviderKind, RoleId, RoleJob, RoleJobKey, Timestamp, UserId, WebhookEvent,
+    JobState, PaidRole, ProviderKind, RoleId, RoleJob, RoleJobKey, SetupProgress, Timestamp, UserId,
+    WebhookEvent,
 };
 use crate::machine::Standing;
 
@@ -209,6 +210,16 @@ pub trait JobQueue: Send + Sync {
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
 }
 
+/// Resumable `/setup` progress, one per guild.
+#[async_trait]
+pub trait SetupRepo: Send + Sync {
+    /// Inserts or replaces the guild's progress.
+    async fn put_setup(&self, progress: &SetupProgress) -> Result<(), StoreError>;
+    async fn setup(&self, guild: GuildId) -> Result<Option<SetupProgress>, StoreError>;
+    /// Forgets the guild's progress (the wizard finished or was abandoned).
+    async fn clear_setup(&self, guild: GuildId) -> Result<(), StoreError>;
+}
+
 /// The audit trail.
 #[async_trait]
 pub trait AuditLog: Send + Sync {
@@ -217,11 +228,11 @@ pub trait AuditLog: Send + Sync {
 
 /// Every repository port. Implemented automatically for anything that implements them all.
 pub trait SubscriptionRepo:
-    CatalogRepo + CheckoutRepo + EntitlementRepo + Ledger + JobQueue + AuditLog
+    CatalogRepo + CheckoutRepo + EntitlementRepo + Ledger + JobQueue + AuditLog + SetupRepo
 {
 }
 
 impl<T> SubscriptionRepo for T where
-    T: CatalogRepo + CheckoutRepo + EntitlementRepo + Ledger + JobQueue + AuditLog
+    T: CatalogRepo + CheckoutRepo + EntitlementRepo + Ledger + JobQueue + AuditLog + SetupRepo
 {
 }

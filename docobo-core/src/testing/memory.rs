@@ -14,12 +14,12 @@ use time::Duration;
 use super::lock;
 use crate::domain::{
     AuditEntry, Checkout, CheckoutRef, Entitlement, EntitlementId, EventId, EventOutcome, ExternalRef, Guild,
-    GuildId, JobId, JobState, PaidRole, ProviderKind, RoleId, RoleJob, RoleJobKey, Timestamp, UserId,
-    WebhookEvent,
+    GuildId, JobId, JobState, PaidRole, ProviderKind, RoleId, RoleJob, RoleJobKey, SetupProgress, Timestamp,
+    UserId, WebhookEvent,
 };
 use crate::ports::{
     AuditLog, CatalogRepo, CheckoutRepo, Commit, EntitlementRepo, EntitlementWrite, JobQueue, Ledger,
-    ProviderCredentials, Recorded, Settled, Settlement, StoreError,
+    ProviderCredentials, Recorded, Settled, Settlement, SetupRepo, StoreError,
 };
 
 #[derive(Debug, Clone, Default)]
@@ -33,6 +33,7 @@ struct State {
     events: BTreeMap<(ProviderKind, GuildId, EventId), WebhookEvent>,
     jobs: BTreeMap<RoleJobKey, RoleJob>,
     audit: Vec<AuditEntry>,
+    setups: BTreeMap<GuildId, SetupProgress>,
     last_id: i64,
 }
 
@@ -428,5 +429,22 @@ impl JobQueue for MemoryRepo {
 impl AuditLog for MemoryRepo {
     async fn audit_trail(&self, guild: GuildId, user: UserId) -> Result<Vec<AuditEntry>, StoreError> {
         self.read(|s| s.audit.iter().filter(|a| a.guild == guild && a.user == user).cloned().collect())
+    }
+}
+
+#[async_trait]
+impl SetupRepo for MemoryRepo {
+    async fn put_setup(&self, progress: &SetupProgress) -> Result<(), StoreError> {
+        lock(&self.state).setups.insert(progress.guild, progress.clone());
+        Ok(())
+    }
+
+    async fn setup(&self, guild: GuildId) -> Result<Option<SetupProgress>, StoreError> {
+        self.read(|s| s.setups.get(&guild).cloned())
+    }
+
+    async fn clear_setup(&self, guild: GuildId) -> Result<(), StoreError> {
+        lock(&self.state).setups.remove(&guild);
+        Ok(())
     }
 }
