@@ -91,10 +91,11 @@ fn benches(c: &mut Criterion) {
             let schema = rt.block_on(async {
                 let admin = sea_orm::Database::connect(&url).await.expect("PostgreSQL reachable");
                 let schema = format!("docobo_bench_{}", std::process::id());
-                admin
-                    .execute_unprepared(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
-                    .await
-                    .expect("drop");
+                // Benches run alone: whatever an earlier, interrupted run left can go.
+                let sweep = "DO $$ DECLARE s text; BEGIN FOR s IN SELECT schema_name \
+                             FROM information_schema.schemata WHERE schema_name LIKE 'docobo\\_bench\\_%' \
+                             LOOP EXECUTE 'DROP SCHEMA ' || quote_ident(s) || ' CASCADE'; END LOOP; END $$";
+                admin.execute_unprepared(sweep).await.expect("sweep");
                 admin.execute_unprepared(&format!("CREATE SCHEMA {schema}")).await.expect("create");
                 schema
             });
