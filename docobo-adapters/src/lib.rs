@@ -7,3 +7,8 @@
 
 #[cfg(feature = "seaorm")]
 pub mod seaorm;
+
+#[cfg(feature = "polar")]
+pub mod polar;
+#[cfg(feature = "sepay")]
+pub mod sepay;

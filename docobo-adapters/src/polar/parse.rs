@@ -1,0 +1,211 @@
+//! Polar's webhook payloads → provider-neutral events (reference `providers.md` §1.3–1.4).
+//!
+//! Only the fields that decide access are read, leniently: unknown fields are ignored, nullable
+//! fields may be null, metadata values may be strings, integers, floats or booleans. Access is
+//! decided by the object's *state*, not by the event name, because Polar sends several events for
+//! one change and retries break their order:
+//!
+//! | payload | state | events |
+//! |---|---|---|
+//! | `subscription.*` | `active`, `trialing` | `PaymentSucceeded{current_period_end}` + `CancelScheduled{ends_at}` if `cancel_at_period_end`, else `CancelUndone` |
+//! | | `past_due` | `PaymentSucceeded` + `PaymentFailed` (it was paid before; now in grace) |
+//! | | `canceled`, `unpaid`, `incomplete_expired` | `Revoked` |
+//! | | `paused` | `CancelScheduled{paused_at}`: access ends, and a resume can reactivate it |
+//! | | `incomplete` | `PaymentPending` |
+//! | `order.paid`/`updated`/`created` (one-time) | `paid` (not for `order.created`) | `PaymentSucceeded{none}` |
+//! | | `refunded` | `Refunded{full: true}` |
+//! | | `partially_refunded` | `Refunded{full: false}` (recorded) |
+//! | | `pending` | `PaymentPending` |
+//! | `order.*` for a subscription | — | ignored: subscription events carry access, and Polar does not end a subscription's access on refund |
+//! | anything else | — | ignored, with a note |
+//!
+//! Events are versioned by the object's `modified_at` (its `created_at` when never modified).
+
+use std::collections::BTreeMap;
+
+use docobo_core::domain::EventId;
+use docobo_core::domain::{CheckoutRef, ExternalRef, RoleId, Timestamp, UserId};
+use docobo_core::machine::{Event, EventKind, Version};
+use docobo_core::ports::{ParseError, ParsedWebhook, ProviderEvent, Subject};
+use serde::Deserialize;
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+#[derive(Deserialize)]
+struct Envelope {
+    #[serde(rename = "type")]
+    kind: String,
+    data: Value,
+}
+
+#[derive(Deserialize, Default)]
+struct Customer {
+    #[serde(default)]
+    external_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Subscription {
+    id: String,
+    status: String,
+    created_at: String,
+    #[serde(default)]
+    modified_at: Option<String>,
+    #[serde(default)]
+    current_period_end: Option<String>,
+    #[serde(default)]
+    cancel_at_period_end: bool,
+    #[serde(default)]
+    ends_at: Option<String>,
+    #[serde(default)]
+    paused_at: Option<String>,
+    #[serde(default)]
+    product_id: Option<String>,
+    #[serde(default)]
+    metadata: BTreeMap<String, Value>,
+    #[serde(default)]
+    customer: Option<Customer>,
+}
+
+#[derive(Deserialize)]
+struct Order {
+    id: String,
+    status: String,
+    created_at: String,
+    #[serde(default)]
+    modified_at: Option<String>,
+    #[serde(default)]
+    subscription_id: Option<String>,
+    #[serde(default)]
+    product_id: Option<String>,
+    #[serde(default)]
+    metadata: BTreeMap<String, Value>,
+    #[serde(default)]
+    customer: Option<Customer>,
+}
+
+/// Parses a delivery whose id (the `webhook-id` header) is `event_id`.
+pub fn parse(event_id: EventId, body: &[u8]) -> Result<ParsedWebhook, ParseError> {
+    let fail = |reason: String| ParseError { event_id: Some(event_id.clone()), reason };
+    let envelope: Envelope =
+        serde_json::from_slice(body).map_err(|e| fail(format!("not a Polar webhook: {e}")))?;
+    let ignored =
+        |note: String| Ok(ParsedWebhook { event_id: event_id.clone(), events: vec![], note: Some(note) });
+    let kind = envelope.kind.as_str();
+    let events = if kind.starts_with("subscription.") {
+        let sub: Subscription = serde_json::from_value(envelope.data)
+            .map_err(|e| fail(format!("{kind}: unreadable subscription: {e}")))?;
+        subscription_events(&sub).map_err(&fail)?
+    } else if matches!(kind, "order.paid" | "order.updated" | "order.created" | "order.refunded") {
+        let order: Order = serde_json::from_value(envelope.data)
+            .map_err(|e| fail(format!("{kind}: unreadable order: {e}")))?;
+        if order.subscription_id.is_some() {
+            return ignored(format!(
+                "{kind} for a subscription order: access follows the subscription's own events"
+            ));
+        }
+        order_events(kind, &order).map_err(&fail)?
+    } else {
+        return ignored(format!("{kind} does not affect access"));
+    };
+    if events.is_empty() {
+        return ignored(format!("{kind} in this state does not change access"));
+    }
+    Ok(ParsedWebhook { event_id, events, note: None })
+}
+
+fn subscription_events(sub: &Subscription) -> Result<Vec<ProviderEvent>, String> {
+    let version = Version(time(sub.modified_at.as_deref().unwrap_or(&sub.created_at), "modified_at")?);
+    let period_end = sub.current_period_end.as_deref().map(|t| time(t, "current_period_end")).transpose()?;
+    let paid = EventKind::PaymentSucceeded { access_until: period_end };
+    let kinds = match sub.status.as_str() {
+        "active" | "trialing" if sub.cancel_at_period_end => {
+            let end = sub.ends_at.as_deref().map(|t| time(t, "ends_at")).transpose()?.or(period_end);
+            let end = end.ok_or("a cancelled subscription has neither ends_at nor current_period_end")?;
+            vec![paid, EventKind::CancelScheduled { access_until: end }]
+        }
+        "active" | "trialing" => vec![paid, EventKind::CancelUndone],
+        "past_due" => vec![paid, EventKind::PaymentFailed],
+        "canceled" | "unpaid" | "incomplete_expired" => vec![EventKind::Revoked],
+        "paused" => {
+            let at =
+                sub.paused_at.as_deref().map(|t| time(t, "paused_at")).transpose()?.unwrap_or(version.at());
+            vec![EventKind::CancelScheduled { access_until: at }]
+        }
+        "incomplete" => vec![EventKind::PaymentPending],
+        other => return Err(format!("unknown subscription status {other:?}")),
+    };
+    let subject = subject(&sub.metadata, sub.customer.as_ref(), sub.product_id.as_deref())?;
+    let reference = reference(&sub.id)?;
+    Ok(kinds
+        .into_iter()
+        .map(|kind| ProviderEvent {
+            entitlement_ref: Some(reference.clone()),
+            event: Event { kind, version },
+            subject: subject.clone(),
+        })
+        .collect())
+}
+
+fn order_events(kind: &str, order: &Order) -> Result<Vec<ProviderEvent>, String> {
+    let version = Version(time(order.modified_at.as_deref().unwrap_or(&order.created_at), "modified_at")?);
+    let event = match (kind, order.status.as_str()) {
+        // `order.created` may describe an unpaid order; only `order.paid` (or a later update that
+        // says paid) grants.
+        ("order.created", _) | (_, "pending") => EventKind::PaymentPending,
+        (_, "paid") => EventKind::PaymentSucceeded { access_until: None },
+        (_, "refunded") => EventKind::Refunded { full: true },
+        (_, "partially_refunded") => EventKind::Refunded { full: false },
+        (_, "draft" | "void") => return Ok(vec![]),
+        (_, other) => return Err(format!("unknown order status {other:?}")),
+    };
+    Ok(vec![ProviderEvent {
+        entitlement_ref: Some(reference(&order.id)?),
+        event: Event { kind: event, version },
+        subject: subject(&order.metadata, order.customer.as_ref(), order.product_id.as_deref())?,
+    }])
+}
+
+fn reference(id: &str) -> Result<ExternalRef, String> {
+    id.parse().map_err(|e| format!("object id: {e}"))
+}
+
+/// RFC 3339, as the schema's `date-time`; a value without an offset is taken as UTC.
+fn time(raw: &str, field: &str) -> Result<Timestamp, String> {
+    OffsetDateTime::parse(raw, &Rfc3339)
+        .or_else(|_| OffsetDateTime::parse(&format!("{raw}Z"), &Rfc3339))
+        .map_err(|_| format!("{field} {raw:?} is not a date-time"))
+}
+
+/// A metadata value as text: strings as they are, integers in decimal. Floats and booleans are
+/// not identifiers.
+fn text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) if n.is_u64() || n.is_i64() => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn subject(
+    metadata: &BTreeMap<String, Value>,
+    customer: Option<&Customer>,
+    product: Option<&str>,
+) -> Result<Subject, String> {
+    let field = |key: &str| metadata.get(key).and_then(text);
+    let user = match field("discord_user_id") {
+        Some(raw) => Some(raw.parse::<UserId>().map_err(|e| format!("metadata discord_user_id: {e}"))?),
+        // Our checkouts also set the customer's external id to `discord:<user id>`.
+        None => customer.and_then(|c| c.external_id.as_deref()?.strip_prefix("discord:")?.parse().ok()),
+    };
+    let role = field("paid_role_id")
+        .map(|raw| raw.parse::<RoleId>().map_err(|e| format!("metadata paid_role_id: {e}")))
+        .transpose()?;
+    let checkout_refs = field("checkout_ref")
+        .map(|raw| raw.parse::<CheckoutRef>().map_err(|e| format!("metadata checkout_ref: {e}")))
+        .transpose()?
+        .into_iter()
+        .collect();
+    Ok(Subject { user, role, product: product.map(str::to_owned), checkout_refs, paid: None })
+}
