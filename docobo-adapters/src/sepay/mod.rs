@@ -1,1 +1,163 @@
-//! SePay
+//! SePay (sepay.vn): Vietnamese bank-transfer notifications, and VietQR checkouts.
+//!
+//! A member pays by bank transfer with a short code in the memo; SePay posts one webhook per
+//! transaction (reference `providers.md` §2). The code is the only link between money and member,
+//! so `/join` stores a checkout under it before showing the QR.
+//!
+//! Credentials: `webhook_secret` is the API key (or the HMAC secret), settings `bank`, `account`,
+//! `code_prefix` (default `DCB`) and `auth` (`apikey`, the default, or `hmac`).
+
+mod parse;
+
+use async_trait::async_trait;
+use docobo_core::domain::{ProviderKind, Secret, Timestamp};
+use docobo_core::ports::{
+    CheckoutError, CheckoutLink, CheckoutRequest, CredentialError, Headers, ParseError, ParsedWebhook,
+    PaymentProvider, ProviderCredentials, VerifyError,
+};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// The code prefix when a guild has not chosen one.
+pub const DEFAULT_CODE_PREFIX: &str = "DCB";
+
+/// How far `X-SePay-Timestamp` may be from now in HMAC mode.
+pub const TOLERANCE_SECONDS: i64 = 5 * 60;
+
+/// The SePay provider.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sepay;
+
+fn setting<'a>(credentials: &'a ProviderCredentials, key: &str) -> Option<&'a str> {
+    credentials.settings.get(key).map(String::as_str).filter(|v| !v.is_empty())
+}
+
+/// `sha256=<hex>` of `{timestamp}.{body}`, SePay's HMAC mode.
+pub fn hmac_signature(secret: &str, timestamp: &str, body: &[u8]) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
+        .unwrap_or_else(|_| unreachable!("any key length"));
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256={hex}")
+}
+
+fn verify_hmac(headers: &Headers, body: &[u8], secret: &Secret, now: Timestamp) -> Result<(), VerifyError> {
+    let ts = headers.get("x-sepay-timestamp").ok_or(VerifyError::MissingHeader("x-sepay-timestamp"))?;
+    let signature =
+        headers.get("x-sepay-signature").ok_or(VerifyError::MissingHeader("x-sepay-signature"))?;
+    let sent: i64 = ts.trim().parse().map_err(|_| VerifyError::MalformedHeader("x-sepay-timestamp"))?;
+    let skew = now.unix_timestamp().saturating_sub(sent);
+    if skew.abs() > TOLERANCE_SECONDS {
+        return Err(VerifyError::Stale { skew_seconds: skew });
+    }
+    let expected = Secret::new(hmac_signature(secret.expose(), ts.trim(), body));
+    if expected.matches(signature.trim()) { Ok(()) } else { Err(VerifyError::Mismatch) }
+}
+
+fn verify_api_key(headers: &Headers, secret: &Secret) -> Result<(), VerifyError> {
+    let auth = headers.get("authorization").ok_or(VerifyError::MissingHeader("authorization"))?;
+    let (scheme, key) = auth.trim().split_once(' ').ok_or(VerifyError::MalformedHeader("authorization"))?;
+    if !scheme.eq_ignore_ascii_case("apikey") {
+        return Err(VerifyError::MalformedHeader("authorization"));
+    }
+    if secret.matches(key.trim()) { Ok(()) } else { Err(VerifyError::Mismatch) }
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The VietQR image for paying `amount` đồng to the guild's account with `code` as the memo.
+pub fn qr_image_url(bank: &str, account: &str, amount: i64, code: &str) -> String {
+    format!(
+        "https://qr.sepay.vn/img?acc={}&bank={}&amount={amount}&des={}",
+        encode(account),
+        encode(bank),
+        encode(code)
+    )
+}
+
+#[async_trait]
+impl PaymentProvider for Sepay {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Sepay
+    }
+
+    fn verify(
+        &self,
+        headers: &Headers,
+        body: &[u8],
+        credentials: &ProviderCredentials,
+        now: Timestamp,
+    ) -> Result<(), VerifyError> {
+        match setting(credentials, "auth") {
+            Some("hmac") => verify_hmac(headers, body, &credentials.webhook_secret, now),
+            _ => verify_api_key(headers, &credentials.webhook_secret),
+        }
+    }
+
+    fn parse(
+        &self,
+        _headers: &Headers,
+        body: &[u8],
+        credentials: &ProviderCredentials,
+    ) -> Result<ParsedWebhook, ParseError> {
+        let prefix = setting(credentials, "code_prefix").unwrap_or(DEFAULT_CODE_PREFIX);
+        parse::parse(body, setting(credentials, "account"), prefix)
+    }
+
+    async fn create_checkout(
+        &self,
+        request: &CheckoutRequest,
+        credentials: &ProviderCredentials,
+    ) -> Result<CheckoutLink, CheckoutError> {
+        let (Some(bank), Some(account)) = (setting(credentials, "bank"), setting(credentials, "account"))
+        else {
+            return Err(CheckoutError::NotConfigured("SePay needs the bank and account number".to_owned()));
+        };
+        let c = &request.checkout;
+        if c.expected.currency != docobo_core::domain::Currency::Vnd {
+            return Err(CheckoutError::Rejected(format!(
+                "bank transfers are in VND, not {}",
+                c.expected.currency
+            )));
+        }
+        Ok(CheckoutLink {
+            url: None,
+            qr_image_url: Some(qr_image_url(bank, account, c.expected.minor, c.reference.as_str())),
+            instructions: format!(
+                "Transfer {} to {bank} account {account} with the memo {} (exactly this code).",
+                c.expected, c.reference
+            ),
+        })
+    }
+
+    async fn check_credentials(&self, credentials: &ProviderCredentials) -> Result<(), CredentialError> {
+        let mut missing = Vec::new();
+        if credentials.webhook_secret.expose().trim().is_empty() {
+            missing.push("the API key");
+        }
+        for (key, what) in [("bank", "the bank"), ("account", "the account number")] {
+            if setting(credentials, key).is_none() {
+                missing.push(what);
+            }
+        }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(CredentialError::Invalid(format!("missing {}", missing.join(", "))))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

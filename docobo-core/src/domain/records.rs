@@ -200,6 +200,13 @@ impl Secret {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// Whether `given` equals the secret, in time that depends only on the lengths: a caller
+    /// cannot learn the secret byte by byte from how long a refusal takes.
+    pub fn matches(&self, given: &str) -> bool {
+        let (a, b) = (self.0.as_bytes(), given.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
 }
 
 impl std::fmt::Debug for Secret {
@@ -223,5 +230,7 @@ mod tests {
         let s = Secret::new("whsec_topsecret");
         assert_eq!(format!("{s:?} {s}"), "[redacted] [redacted]");
         assert_eq!(s.expose(), "whsec_topsecret");
+        assert!(s.matches("whsec_topsecret"));
+        assert!(!s.matches("whsec_topsecreT") && !s.matches("whsec_topsecre") && !s.matches(""));
     }
 }

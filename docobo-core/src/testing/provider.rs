@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::domain::{Money, ProviderKind, Timestamp};
+use crate::domain::{Money, ProviderKind, Secret, Timestamp};
 use crate::machine::{Event, EventKind, Version};
 use crate::ports::{
     CheckoutError, CheckoutLink, CheckoutRequest, CredentialError, Headers, ParseError, ParsedWebhook,
@@ -41,11 +41,6 @@ impl ToyProvider {
     pub fn headers(secret: &str, body: &[u8]) -> Headers {
         Headers::new().with(SIGNATURE_HEADER, Self::sign(secret, body))
     }
-}
-
-/// Compares without stopping at the first difference, so timing reveals nothing.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn kind_named(name: &str, until: Option<Timestamp>) -> Result<Option<EventKind>, String> {
@@ -133,12 +128,8 @@ impl PaymentProvider for ToyProvider {
         _now: Timestamp,
     ) -> Result<(), VerifyError> {
         let given = headers.get(SIGNATURE_HEADER).ok_or(VerifyError::MissingHeader(SIGNATURE_HEADER))?;
-        let expected = Self::sign(credentials.webhook_secret.expose(), body);
-        if constant_time_eq(given.as_bytes(), expected.as_bytes()) {
-            Ok(())
-        } else {
-            Err(VerifyError::Mismatch)
-        }
+        let expected = Secret::new(Self::sign(credentials.webhook_secret.expose(), body));
+        if expected.matches(given) { Ok(()) } else { Err(VerifyError::Mismatch) }
     }
 
     fn parse(
