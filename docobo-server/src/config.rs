@@ -19,6 +19,8 @@ pub struct Config {
     pub secret_key: Option<Secret>,
     /// `DISCORD_BOT_TOKEN`: without it role jobs wait and `/ready` says so.
     pub discord_bot_token: Option<Secret>,
+    /// `POLAR_API_URL`: production, `https://sandbox-api.polar.sh`, or a local fake.
+    pub polar_api_url: String,
 }
 
 /// Every invalid key, with how to fix it.
@@ -54,9 +56,15 @@ impl Config {
             problems.push(format!("DOCOBO_SECRET_KEY: {e}"));
         }
         let discord_bot_token = var("DISCORD_BOT_TOKEN").map(Secret::new);
+        let polar_api_url = var("POLAR_API_URL").unwrap_or_else(|| "https://api.polar.sh".to_owned());
+        if !polar_api_url.starts_with("https://") && !polar_api_url.starts_with("http://") {
+            problems.push(format!("POLAR_API_URL: {polar_api_url:?} is not an http(s) URL"));
+        }
 
         match (problems.is_empty(), listen) {
-            (true, Ok(listen)) => Ok(Config { database_url, listen, secret_key, discord_bot_token }),
+            (true, Ok(listen)) => {
+                Ok(Config { database_url, listen, secret_key, discord_bot_token, polar_api_url })
+            }
             _ => Err(ConfigError(problems)),
         }
     }

@@ -1,13 +1,15 @@
-//! The HTTP surface: liveness and readiness. Webhooks, interactions, the admin API and metrics
-//! arrive with the payments, Discord and operability issues.
+//! The HTTP surface: provider webhooks, liveness and readiness. Interactions, the admin API and
+//! metrics arrive with the Discord and operability issues.
 
 use std::sync::Arc;
 
+use docobo_adapters::polar::Polar;
 use docobo_adapters::seaorm::SeaOrmRepo;
+use docobo_adapters::sepay::Sepay;
 use poem::http::StatusCode;
 use poem::middleware::Tracing;
 use poem::web::{Data, Json};
-use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route, get, handler};
+use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route, get, handler, post};
 use serde_json::json;
 
 /// What the handlers share.
@@ -16,6 +18,8 @@ pub struct AppState {
     pub repo: SeaOrmRepo,
     /// Whether a Discord bot token is configured; without one, role jobs wait.
     pub discord_configured: bool,
+    pub polar: Polar,
+    pub sepay: Sepay,
 }
 
 /// `200 {"status":"ok"}` while the process runs.
@@ -45,5 +49,11 @@ async fn ready(Data(state): Data<&Arc<AppState>>) -> Response {
 }
 
 pub fn app(state: Arc<AppState>) -> impl Endpoint {
-    Route::new().at("/health", get(health)).at("/ready", get(ready)).data(state).with(Tracing)
+    Route::new()
+        .at("/health", get(health))
+        .at("/ready", get(ready))
+        .at("/webhooks/polar/:guild_id", post(crate::webhooks::polar))
+        .at("/webhooks/sepay/:guild_id", post(crate::webhooks::sepay))
+        .data(state)
+        .with(Tracing)
 }

@@ -5,15 +5,20 @@
 
 pub mod config;
 pub mod http;
+pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::net::SocketAddr;
+
+use docobo_adapters::polar::Polar;
 use docobo_adapters::seaorm::{ConnectError, SeaOrmRepo};
+use docobo_adapters::sepay::Sepay;
 use docobo_core::domain::Secret;
 use poem::Server;
-use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 
 pub use config::{Config, ConfigError};
 
@@ -26,22 +31,52 @@ pub enum ServerError {
     Listen { addr: std::net::SocketAddr, source: std::io::Error },
 }
 
-/// Migrates, binds, announces the address on stdout, and serves until `shutdown` resolves; then
-/// stops accepting and gives in-flight requests up to 10 s to finish.
-pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
+/// Opens and migrates the database, and builds the shared state.
+pub async fn prepare(config: &Config) -> Result<Arc<http::AppState>, ServerError> {
     let repo =
         SeaOrmRepo::connect(&config.database_url, config.secret_key.as_ref().map(Secret::expose)).await?;
     repo.migrate().await?;
-    let state = Arc::new(http::AppState { repo, discord_configured: config.discord_bot_token.is_some() });
-    let acceptor = TcpListener::bind(config.listen.to_string())
+    Ok(Arc::new(http::AppState {
+        repo,
+        discord_configured: config.discord_bot_token.is_some(),
+        polar: Polar { api_url: config.polar_api_url.clone() },
+        sepay: Sepay,
+    }))
+}
+
+/// Binds `addr` (port 0 picks a free one); the acceptor knows the address it got.
+pub async fn bind(addr: SocketAddr) -> Result<TcpAcceptor, ServerError> {
+    TcpListener::bind(addr.to_string())
         .into_acceptor()
         .await
-        .map_err(|source| ServerError::Listen { addr: config.listen, source })?;
-    for addr in acceptor.local_addr().iter().filter_map(|a| a.as_socket_addr()) {
-        println!("docobo-server listening on http://{addr}");
-    }
+        .map_err(|source| ServerError::Listen { addr, source })
+}
+
+/// The address an acceptor is listening on.
+pub fn local_addr(acceptor: &TcpAcceptor) -> Option<SocketAddr> {
+    acceptor.local_addr().iter().find_map(|a| a.as_socket_addr().copied())
+}
+
+/// Serves until `shutdown` resolves; then stops accepting and gives in-flight requests up to
+/// 10 s to finish.
+pub async fn run(
+    state: Arc<http::AppState>,
+    acceptor: TcpAcceptor,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    let addr = local_addr(&acceptor).unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
     Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(http::app(state), shutdown, Some(Duration::from_secs(10)))
         .await
-        .map_err(|source| ServerError::Listen { addr: config.listen, source })
+        .map_err(|source| ServerError::Listen { addr, source })
+}
+
+/// Migrates, binds, announces the address on stdout, and serves until `shutdown` resolves.
+pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
+    let state = prepare(&config).await?;
+    let acceptor = bind(config.listen).await?;
+    if let Some(addr) = local_addr(&acceptor) {
+        println!("docobo-server listening on http://{addr}");
+    }
+    run(state, acceptor, shutdown).await
 }

@@ -1,0 +1,106 @@
+//! `POST /webhooks/polar/{guild_id}` and `POST /webhooks/sepay/{guild_id}`.
+//!
+//! The raw body is read with a 1 MiB cap, handed to the core's `ingest_webhook`, and answered
+//! only after the transaction commits (DESIGN §4): 2xx = the event is durable (processed,
+//! duplicate, ignored, or kept in the failure inbox); 401 bad or missing authentication (nothing
+//! stored; a security log line without any secret); 404 unknown guild or provider not
+//! configured; 413 body over 1 MiB; 503 when the database cannot take it now (the provider
+//! retries). Nothing here calls Discord.
+
+use std::sync::Arc;
+
+use docobo_core::domain::GuildId;
+use docobo_core::ports::{Headers, PaymentProvider, StoreError, SystemClock};
+use docobo_core::service::{IngestError, IngestOutcome, ingest_webhook};
+use poem::error::ReadBodyError;
+use poem::http::{HeaderMap, StatusCode};
+use poem::web::{Data, Json, Path};
+use poem::{Body, IntoResponse, Response, handler};
+use serde_json::json;
+
+use crate::http::AppState;
+
+/// Largest accepted webhook body.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+fn status(code: StatusCode, message: &str) -> Response {
+    Json(json!({ "error": message })).with_status(code).into_response()
+}
+
+async fn ingest(
+    state: &AppState,
+    provider: &dyn PaymentProvider,
+    guild: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> Response {
+    let kind = provider.kind();
+    let Ok(guild) = guild.parse::<GuildId>() else {
+        return status(StatusCode::NOT_FOUND, "unknown guild");
+    };
+    let body = match body.into_bytes_limit(MAX_BODY).await {
+        Ok(b) => b,
+        Err(ReadBodyError::PayloadTooLarge) => {
+            return status(StatusCode::PAYLOAD_TOO_LARGE, "body over 1 MiB");
+        }
+        Err(_) => return status(StatusCode::BAD_REQUEST, "unreadable body"),
+    };
+    let headers: Headers =
+        headers.iter().filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?))).collect();
+    match ingest_webhook(&state.repo, provider, &SystemClock, guild, &headers, &body).await {
+        Ok(report) => {
+            let outcome = match &report.outcome {
+                IngestOutcome::Processed { .. } => "processed",
+                IngestOutcome::Duplicate => "duplicate",
+                IngestOutcome::Ignored { .. } => "ignored",
+                IngestOutcome::Failed { reason } => {
+                    tracing::warn!(%kind, %guild, event_id = %report.event_id, %reason, "webhook kept in the failure inbox");
+                    "failed"
+                }
+            };
+            tracing::info!(%kind, %guild, event_id = %report.event_id, outcome, "webhook acknowledged");
+            match kind {
+                // SePay retries and raises incidents unless it sees exactly this.
+                docobo_core::domain::ProviderKind::Sepay => Json(json!({ "success": true })).into_response(),
+                _ => Json(json!({ "status": outcome, "event_id": report.event_id })).into_response(),
+            }
+        }
+        Err(IngestError::Unauthorized(reason)) => {
+            tracing::warn!(%kind, %guild, %reason, "webhook refused: authentication failed");
+            status(StatusCode::UNAUTHORIZED, "authentication failed")
+        }
+        Err(e @ (IngestError::UnknownGuild(_) | IngestError::NotConfigured { .. })) => {
+            status(StatusCode::NOT_FOUND, &e.to_string())
+        }
+        Err(IngestError::Store(e @ StoreError::Corrupt(_))) => {
+            tracing::error!(%kind, %guild, error = %e, "webhook not processed: stored data unreadable");
+            status(StatusCode::INTERNAL_SERVER_ERROR, "stored configuration is unreadable")
+        }
+        Err(IngestError::Store(e)) => {
+            tracing::warn!(%kind, %guild, error = %e, "webhook not stored; the provider will retry");
+            let mut response = status(StatusCode::SERVICE_UNAVAILABLE, "try again shortly");
+            response.headers_mut().insert("retry-after", poem::http::HeaderValue::from_static("5"));
+            response
+        }
+    }
+}
+
+#[handler]
+pub async fn polar(
+    Path(guild): Path<String>,
+    headers: &HeaderMap,
+    body: Body,
+    Data(state): Data<&Arc<AppState>>,
+) -> Response {
+    ingest(state, &state.polar, &guild, headers, body).await
+}
+
+#[handler]
+pub async fn sepay(
+    Path(guild): Path<String>,
+    headers: &HeaderMap,
+    body: Body,
+    Data(state): Data<&Arc<AppState>>,
+) -> Response {
+    ingest(state, &state.sepay, &guild, headers, body).await
+}
