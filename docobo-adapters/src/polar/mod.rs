@@ -55,6 +55,10 @@ impl PaymentProvider for Polar {
         parse::parse(event_id, body)
     }
 
+    fn replay_headers(&self, event_id: &docobo_core::domain::EventId) -> Headers {
+        Headers::new().with("webhook-id", event_id.as_str())
+    }
+
     async fn create_checkout(
         &self,
         _request: &CheckoutRequest,

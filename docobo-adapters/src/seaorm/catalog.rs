@@ -8,7 +8,7 @@ use docobo_core::domain::{
 };
 use docobo_core::ports::{CatalogRepo, CheckoutRepo, ProviderCredentials, StoreError};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde_json::{Value, json};
 
 use super::SeaOrmRepo;
@@ -95,6 +95,20 @@ impl CatalogRepo for SeaOrmRepo {
     async fn guild(&self, id: GuildId) -> Result<Option<Guild>, StoreError> {
         let row = guild::Entity::find_by_id(sf(id.get())).one(&self.db).await.map_err(store_err)?;
         row.map(guild_from).transpose()
+    }
+
+    async fn guilds(&self) -> Result<Vec<Guild>, StoreError> {
+        let rows =
+            guild::Entity::find().order_by_asc(guild::Column::Id).all(&self.db).await.map_err(store_err)?;
+        rows.into_iter().map(guild_from).collect()
+    }
+
+    async fn remove_paid_role(&self, guild: GuildId, role: RoleId) -> Result<bool, StoreError> {
+        let result = paid_role::Entity::delete_by_id((sf(guild.get()), sf(role.get())))
+            .exec(&self.db)
+            .await
+            .map_err(store_err)?;
+        Ok(result.rows_affected > 0)
     }
 
     async fn put_paid_role(&self, r: &PaidRole) -> Result<(), StoreError> {

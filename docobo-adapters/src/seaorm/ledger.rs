@@ -57,6 +57,7 @@ fn event_from(m: webhook_event::Model) -> Result<WebhookEvent, StoreError> {
         other => return Err(StoreError::Corrupt(format!("event outcome {other:?}"))),
     };
     Ok(WebhookEvent {
+        id: m.id,
         provider: parse("provider", &m.provider)?,
         guild: guild_id(m.guild_id)?,
         external_id: parse("event id", &m.external_id)?,
@@ -143,23 +144,38 @@ impl Ledger for SeaOrmRepo {
         let txn = self.db.begin().await.map_err(store_err)?;
         if let Some(e) = &commit.event {
             use webhook_event::Column as C;
-            let row = webhook_event::ActiveModel {
-                id: Default::default(),
-                provider: Set(e.provider.as_str().to_owned()),
-                guild_id: Set(sf(e.guild.get())),
-                external_id: Set(e.external_id.as_str().to_owned()),
-                body: Set(e.body.clone()),
-                received_at: Set(micros(e.received_at)),
-                outcome: Set(outcome_str(e.outcome).to_owned()),
-                attempts: Set(i32::try_from(e.attempts).unwrap_or(i32::MAX)),
-                last_error: Set(e.last_error.clone()),
+            let recorded = if commit.replay {
+                // Only a stored failure is replayed, and only once: the update is conditional.
+                let updated = webhook_event::Entity::update_many()
+                    .col_expr(C::Outcome, Expr::value(outcome_str(e.outcome)))
+                    .col_expr(C::LastError, Expr::value(e.last_error.clone()))
+                    .col_expr(C::Attempts, Expr::col(C::Attempts).add(1))
+                    .filter(C::Id.eq(e.id))
+                    .filter(C::Outcome.eq(outcome_str(EventOutcome::Failed)))
+                    .exec(&txn)
+                    .await
+                    .map_err(store_err)?;
+                updated.rows_affected == 1
+            } else {
+                let row = webhook_event::ActiveModel {
+                    id: Default::default(),
+                    provider: Set(e.provider.as_str().to_owned()),
+                    guild_id: Set(sf(e.guild.get())),
+                    external_id: Set(e.external_id.as_str().to_owned()),
+                    body: Set(e.body.clone()),
+                    received_at: Set(micros(e.received_at)),
+                    outcome: Set(outcome_str(e.outcome).to_owned()),
+                    attempts: Set(i32::try_from(e.attempts).unwrap_or(i32::MAX)),
+                    last_error: Set(e.last_error.clone()),
+                };
+                let inserted = webhook_event::Entity::insert(row)
+                    .on_conflict_do_nothing_on([C::Provider, C::GuildId, C::ExternalId])
+                    .exec(&txn)
+                    .await
+                    .map_err(store_err)?;
+                !matches!(inserted, TryInsertResult::Conflicted)
             };
-            let inserted = webhook_event::Entity::insert(row)
-                .on_conflict_do_nothing_on([C::Provider, C::GuildId, C::ExternalId])
-                .exec(&txn)
-                .await
-                .map_err(store_err)?;
-            if matches!(inserted, TryInsertResult::Conflicted) {
+            if !recorded {
                 return Ok(Recorded::Duplicate);
             }
         }
@@ -193,11 +209,24 @@ impl Ledger for SeaOrmRepo {
         row.map(event_from).transpose()
     }
 
-    async fn failed_events(&self, limit: usize) -> Result<Vec<WebhookEvent>, StoreError> {
+    async fn webhook_event_by_id(&self, id: i64) -> Result<Option<WebhookEvent>, StoreError> {
+        let row = webhook_event::Entity::find_by_id(id).one(&self.db).await.map_err(store_err)?;
+        row.map(event_from).transpose()
+    }
+
+    async fn events(
+        &self,
+        outcome: Option<EventOutcome>,
+        limit: usize,
+    ) -> Result<Vec<WebhookEvent>, StoreError> {
         use webhook_event::Column as C;
-        let rows = webhook_event::Entity::find()
-            .filter(C::Outcome.eq(outcome_str(EventOutcome::Failed)))
+        let mut query = webhook_event::Entity::find();
+        if let Some(o) = outcome {
+            query = query.filter(C::Outcome.eq(outcome_str(o)));
+        }
+        let rows = query
             .order_by_asc(C::ReceivedAt)
+            .order_by_asc(C::Id)
             .limit(u64::try_from(limit).unwrap_or(u64::MAX))
             .all(&self.db)
             .await

@@ -28,6 +28,7 @@ pub fn key(n: u64) -> RoleJobKey {
 
 fn event(id: &str, outcome: EventOutcome) -> WebhookEvent {
     WebhookEvent {
+        id: 0,
         provider: ProviderKind::Polar,
         guild: guild(),
         external_id: id.parse().expect("id"),
@@ -57,7 +58,7 @@ fn insert(n: u64, reference: &str, deadline: Option<OffsetDateTime>) -> Entitlem
 }
 
 fn commit(event: Option<WebhookEvent>, writes: Vec<EntitlementWrite>, jobs: Vec<RoleJobKey>) -> Commit {
-    Commit { event, writes, jobs, cause: "polar evt".to_owned(), at: T0 }
+    Commit { event, replay: false, writes, jobs, cause: "polar evt".to_owned(), at: T0 }
 }
 
 pub async fn setup<R: SubscriptionRepo>(repo: &R) {
@@ -127,10 +128,10 @@ pub async fn a_commit_writes_event_entitlement_and_job_together<R: SubscriptionR
     let e = event("evt_1", EventOutcome::Processed);
     let recorded = repo.commit(commit(Some(e.clone()), vec![insert(1, "sub_1", None)], vec![key(1)])).await;
     assert_eq!(recorded, Ok(Recorded::Committed));
-    assert_eq!(
-        repo.webhook_event(ProviderKind::Polar, guild(), &e.external_id).await.expect("read"),
-        Some(e)
-    );
+    let stored = repo.webhook_event(ProviderKind::Polar, guild(), &e.external_id).await.expect("read");
+    let stored = stored.expect("recorded");
+    assert!(stored.id > 0, "the store assigns an id");
+    assert_eq!(stored, WebhookEvent { id: stored.id, ..e });
     let found =
         repo.entitlement(ProviderKind::Polar, guild(), &"sub_1".parse().expect("ref")).await.expect("read");
     let found = found.expect("inserted");
@@ -408,4 +409,40 @@ pub async fn setup_progress_is_kept_per_guild<R: SubscriptionRepo>(repo: &R) {
     repo.clear_setup(guild()).await.expect("clear");
     assert_eq!(repo.setup(guild()).await.expect("read"), None);
     repo.clear_setup(guild()).await.expect("clearing twice is fine");
+}
+
+pub async fn guilds_are_listed_and_roles_withdrawn<R: SubscriptionRepo>(repo: &R) {
+    setup(repo).await;
+    let other = Guild::new(GuildId::new(5).expect("id"), "Other");
+    repo.put_guild(&other).await.expect("guild");
+    let ids: Vec<GuildId> = repo.guilds().await.expect("read").iter().map(|g| g.id).collect();
+    assert_eq!(ids, [other.id, guild()]);
+    assert!(repo.remove_paid_role(guild(), role()).await.expect("remove"));
+    assert!(!repo.remove_paid_role(guild(), role()).await.expect("again"));
+    assert_eq!(repo.paid_role(guild(), role()).await.expect("read"), None);
+}
+
+pub async fn a_failed_event_is_replayed_exactly_once<R: SubscriptionRepo>(repo: &R) {
+    setup(repo).await;
+    repo.commit(commit(Some(event("evt_f", EventOutcome::Failed)), vec![], vec![])).await.expect("record");
+    repo.commit(commit(Some(event("evt_ok", EventOutcome::Processed)), vec![], vec![]))
+        .await
+        .expect("record");
+    let failed = repo.failed_events(10).await.expect("inbox").remove(0);
+    assert_eq!(repo.webhook_event_by_id(failed.id).await.expect("read").as_ref(), Some(&failed));
+    assert_eq!(repo.events(None, 10).await.expect("read").len(), 2);
+    let fixed =
+        WebhookEvent { outcome: EventOutcome::Processed, last_error: None, attempts: 2, ..failed.clone() };
+    let replay =
+        Commit { replay: true, ..commit(Some(fixed.clone()), vec![insert(1, "sub_1", None)], vec![key(1)]) };
+    assert_eq!(repo.commit(replay.clone()).await, Ok(Recorded::Committed));
+    let stored = repo.webhook_event_by_id(failed.id).await.expect("read").expect("kept");
+    assert_eq!((stored.outcome, stored.attempts, stored.last_error), (EventOutcome::Processed, 2, None));
+    assert_eq!(repo.commit(replay).await, Ok(Recorded::Duplicate), "a second replay applies nothing");
+    assert_eq!(repo.guild_entitlements(guild()).await.expect("read").len(), 1);
+    assert!(repo.events(Some(EventOutcome::Failed), 10).await.expect("read").is_empty());
+    let processed = repo.events(Some(EventOutcome::Processed), 10).await.expect("read");
+    let ok = processed.iter().find(|e| e.external_id.as_str() == "evt_ok").expect("stored");
+    let replay_ok = Commit { replay: true, ..commit(Some(ok.clone()), vec![], vec![]) };
+    assert_eq!(repo.commit(replay_ok).await, Ok(Recorded::Duplicate), "only failures are replayed");
 }

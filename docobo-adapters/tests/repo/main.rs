@@ -43,6 +43,8 @@ macro_rules! contract {
             case!(next_due_names_the_earliest_run_or_lease_end);
             case!(a_webhook_flows_through_to_the_role);
             case!(setup_progress_is_kept_per_guild);
+            case!(guilds_are_listed_and_roles_withdrawn);
+            case!(a_failed_event_is_replayed_exactly_once);
         }
     };
 }

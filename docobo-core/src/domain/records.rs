@@ -91,6 +91,8 @@ pub enum EventOutcome {
 /// One authenticated webhook delivery, stored before it is acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhookEvent {
+    /// Store-assigned; what `docobo events replay <ID>` takes. Ignored when recording.
+    pub id: i64,
     pub provider: ProviderKind,
     pub guild: GuildId,
     /// Unique per `(provider, guild)`: the deduplication key.

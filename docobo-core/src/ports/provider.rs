@@ -194,6 +194,13 @@ pub trait PaymentProvider: Send + Sync {
         credentials: &ProviderCredentials,
     ) -> Result<ParsedWebhook, ParseError>;
 
+    /// The headers `parse` needs to re-read a stored delivery whose id is `event_id` (only the
+    /// body is stored). Polar, say, reads the delivery id from `webhook-id`.
+    fn replay_headers(&self, event_id: &EventId) -> Headers {
+        let _ = event_id;
+        Headers::new()
+    }
+
     /// Starts a payment for `request`.
     ///
     /// MUST carry `request.checkout.reference`, the guild, the member and the paid role to the

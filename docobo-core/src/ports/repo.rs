@@ -6,8 +6,8 @@ use time::Duration;
 
 use super::provider::ProviderCredentials;
 use crate::domain::{
-    AuditEntry, Checkout, CheckoutRef, Entitlement, EntitlementId, EventId, ExternalRef, Guild, GuildId,
-    JobState, PaidRole, ProviderKind, RoleId, RoleJob, RoleJobKey, SetupProgress, Timestamp, UserId,
+    AuditEntry, Checkout, CheckoutRef, Entitlement, EntitlementId, EventId, EventOutcome, ExternalRef, Guild,
+    GuildId, JobState, PaidRole, ProviderKind, RoleId, RoleJob, RoleJobKey, SetupProgress, Timestamp, UserId,
     WebhookEvent,
 };
 use crate::machine::Standing;
@@ -35,10 +35,14 @@ pub trait CatalogRepo: Send + Sync {
     /// Inserts or replaces a guild.
     async fn put_guild(&self, guild: &Guild) -> Result<(), StoreError>;
     async fn guild(&self, id: GuildId) -> Result<Option<Guild>, StoreError>;
+    /// Every guild, by id.
+    async fn guilds(&self) -> Result<Vec<Guild>, StoreError>;
     /// Inserts or replaces the paid role `(role.guild, role.role)`.
     async fn put_paid_role(&self, role: &PaidRole) -> Result<(), StoreError>;
     async fn paid_role(&self, guild: GuildId, role: RoleId) -> Result<Option<PaidRole>, StoreError>;
     async fn paid_roles(&self, guild: GuildId) -> Result<Vec<PaidRole>, StoreError>;
+    /// Stops selling a role; existing entitlements are kept. `false` when it was not for sale.
+    async fn remove_paid_role(&self, guild: GuildId, role: RoleId) -> Result<bool, StoreError>;
     /// The paid role whose `polar_product` is `product` in this guild.
     async fn paid_role_by_product(
         &self,
@@ -113,6 +117,9 @@ pub enum EntitlementWrite {
 pub struct Commit {
     /// The delivery to record; `None` for Docobo's own events (expiry).
     pub event: Option<WebhookEvent>,
+    /// `event` is a replay of the stored failed delivery with id `event.id`: update that row
+    /// instead of inserting one.
+    pub replay: bool,
     pub writes: Vec<EntitlementWrite>,
     /// Role jobs to enqueue (see [`JobQueue::enqueue`] for how they merge).
     pub jobs: Vec<RoleJobKey>,
@@ -141,6 +148,9 @@ pub trait Ledger: Send + Sync {
     ///   revision that is no longer current, or an `Insert` collides with an existing
     ///   `(provider, guild, external_ref)`.
     /// - MUST bump the revision of every written entitlement.
+    /// - With `replay`, MUST update the stored row `event.id` only while its outcome is still
+    ///   `failed`, and otherwise return `Ok(Recorded::Duplicate)` writing nothing (someone else
+    ///   replayed it first).
     async fn commit(&self, commit: Commit) -> Result<Recorded, StoreError>;
     async fn webhook_event(
         &self,
@@ -148,8 +158,17 @@ pub trait Ledger: Send + Sync {
         guild: GuildId,
         id: &EventId,
     ) -> Result<Option<WebhookEvent>, StoreError>;
+    async fn webhook_event_by_id(&self, id: i64) -> Result<Option<WebhookEvent>, StoreError>;
+    /// Recorded deliveries, oldest first, optionally only those with `outcome`.
+    async fn events(
+        &self,
+        outcome: Option<EventOutcome>,
+        limit: usize,
+    ) -> Result<Vec<WebhookEvent>, StoreError>;
     /// The failure inbox, oldest first.
-    async fn failed_events(&self, limit: usize) -> Result<Vec<WebhookEvent>, StoreError>;
+    async fn failed_events(&self, limit: usize) -> Result<Vec<WebhookEvent>, StoreError> {
+        self.events(Some(EventOutcome::Failed), limit).await
+    }
 }
 
 /// What a worker reports when it is done with a claimed job.

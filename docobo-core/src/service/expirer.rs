@@ -57,6 +57,7 @@ fn elapse(entitlement: &Entitlement, grace: time::Duration, now: crate::domain::
         if transition.effects.contains(&Effect::SyncRole) { vec![entitlement.job_key()] } else { vec![] };
     Some(Commit {
         event: None,
+        replay: false,
         writes: vec![EntitlementWrite::Update {
             id: entitlement.id,
             expected_revision: entitlement.revision,

@@ -13,6 +13,7 @@ use crate::domain::{
     RoleJobKey, Timestamp, WebhookEvent,
 };
 use crate::machine::{self, Effect, EventKind, Standing};
+use crate::ports::ParseError;
 use crate::ports::{
     CatalogRepo, CheckoutRepo, Clock, Commit, EntitlementRepo, EntitlementWrite, Headers, Ledger,
     ParsedWebhook, PaymentProvider, ProviderEvent, Recorded, StoreError, VerifyError,
@@ -79,22 +80,38 @@ pub async fn ingest_webhook<R: IngestRepo + ?Sized>(
     provider.verify(headers, body, &credentials, now)?;
 
     let parsed = provider.parse(headers, body, &credentials);
-    let event_id = match &parsed {
-        Ok(p) => p.event_id.clone(),
-        Err(e) => e.event_id.clone().unwrap_or_else(|| body_id(body)),
+    commit_delivery(repo, kind, &guild, body, parsed, now, None).await
+}
+
+/// Plans and commits one parsed delivery, re-planning when a concurrent delivery for the same
+/// purchase commits first. `previous` is the stored failed delivery being replayed, if any.
+pub(super) async fn commit_delivery<R: IngestRepo + ?Sized>(
+    repo: &R,
+    kind: ProviderKind,
+    guild: &Guild,
+    body: &[u8],
+    parsed: Result<ParsedWebhook, ParseError>,
+    now: Timestamp,
+    previous: Option<&WebhookEvent>,
+) -> Result<IngestReport, IngestError> {
+    let event_id = match (&parsed, previous) {
+        (_, Some(p)) => p.external_id.clone(),
+        (Ok(p), None) => p.event_id.clone(),
+        (Err(e), None) => e.event_id.clone().unwrap_or_else(|| body_id(body)),
     };
     let report = |outcome| IngestReport { event_id: event_id.clone(), outcome };
     // Redeliveries are recognised by the commit's unique constraint, not by a read first: a read
     // would cost every new event a round trip to save one on the rare duplicate.
     for _ in 0..MAX_CONFLICT_RETRIES {
         let (commit, outcome) = match &parsed {
-            Ok(parsed) => plan(repo, &guild, kind, parsed, now).await?,
-            Err(e) => (
-                Commit::empty(now),
-                IngestOutcome::Failed { reason: format!("unreadable payload: {}", e.reason) },
-            ),
+            Ok(parsed) => plan(repo, guild, kind, parsed, now).await?,
+            Err(e) => (Commit::empty(now), IngestOutcome::Failed { reason: e.reason.clone() }),
         };
-        let commit = commit.with_event(record(kind, &guild, &event_id, body, now, &outcome));
+        let mut event = record(kind, guild, &event_id, body, now, &outcome);
+        if let Some(p) = previous {
+            event = WebhookEvent { id: p.id, received_at: p.received_at, attempts: p.attempts + 1, ..event };
+        }
+        let commit = Commit { replay: previous.is_some(), ..commit.with_event(event) };
         match repo.commit(commit).await {
             Ok(Recorded::Committed) => return Ok(report(outcome)),
             Ok(Recorded::Duplicate) => return Ok(report(IngestOutcome::Duplicate)),
@@ -126,6 +143,7 @@ fn record(
         IngestOutcome::Failed { reason } => (EventOutcome::Failed, Some(reason.clone())),
     };
     WebhookEvent {
+        id: 0,
         provider: kind,
         guild: guild.id,
         external_id: id.clone(),
@@ -139,7 +157,7 @@ fn record(
 
 impl Commit {
     fn empty(at: Timestamp) -> Self {
-        Commit { event: None, writes: Vec::new(), jobs: Vec::new(), cause: String::new(), at }
+        Commit { event: None, replay: false, writes: Vec::new(), jobs: Vec::new(), cause: String::new(), at }
     }
 
     fn with_event(mut self, event: WebhookEvent) -> Self {

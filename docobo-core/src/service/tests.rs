@@ -601,3 +601,31 @@ fn the_diff_skips_members_who_are_not_in_the_guild() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_failed_event_is_applied_once_when_replayed_after_the_fix() {
+    let w = World::new(Term::Recurring).await;
+    let mut lines = webhook("evt_1", "payment_succeeded", "sub_1", START);
+    lines.extend([("user", "42".to_owned()), ("product", "prod_new".to_owned())]);
+    assert!(matches!(w.deliver(&lines).await.expect("stored").outcome, IngestOutcome::Failed { .. }));
+    let failed = w.repo.failed_events(10).await.expect("inbox").remove(0);
+    let early = replay_event(&w.repo, &w.provider, &w.clock, &failed).await.expect("replays");
+    assert!(matches!(early.outcome, IngestOutcome::Failed { .. }), "still unfixable: {early:?}");
+    // The owner links the product to the role, then replays.
+    let mut paid = w.repo.paid_role(guild(), role()).await.expect("read").expect("role");
+    paid.polar_product = Some("prod_new".to_owned());
+    w.repo.put_paid_role(&paid).await.expect("link");
+    let failed = w.repo.failed_events(10).await.expect("inbox").remove(0);
+    assert_eq!(failed.attempts, 2);
+    let report = replay_event(&w.repo, &w.provider, &w.clock, &failed).await.expect("replays");
+    assert_eq!(report.outcome, IngestOutcome::Processed { jobs: 1 });
+    assert_eq!(w.status(), Status::Active);
+    assert!(w.repo.failed_events(10).await.expect("inbox").is_empty());
+    let again = replay_event(&w.repo, &w.provider, &w.clock, &failed).await.expect("stale copy");
+    assert_eq!(again.outcome, IngestOutcome::Duplicate);
+    let stored = w.repo.webhook_event_by_id(failed.id).await.expect("read").expect("kept");
+    assert_eq!(
+        replay_event(&w.repo, &w.provider, &w.clock, &stored).await,
+        Err(ReplayError::NotFailed(stored.id))
+    );
+}

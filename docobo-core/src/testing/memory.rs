@@ -172,6 +172,14 @@ impl CatalogRepo for MemoryRepo {
         self.read(|s| s.guilds.get(&id).cloned())
     }
 
+    async fn guilds(&self) -> Result<Vec<Guild>, StoreError> {
+        self.read(|s| s.guilds.values().cloned().collect())
+    }
+
+    async fn remove_paid_role(&self, guild: GuildId, role: RoleId) -> Result<bool, StoreError> {
+        Ok(lock(&self.state).roles.remove(&(guild, role)).is_some())
+    }
+
     async fn put_paid_role(&self, role: &PaidRole) -> Result<(), StoreError> {
         lock(&self.state).roles.insert((role.guild, role.role), role.clone());
         Ok(())
@@ -295,10 +303,18 @@ impl Ledger for MemoryRepo {
             }
         }
         let mut next = state.clone();
-        if let Some(event) = commit.event {
+        if let Some(mut event) = commit.event {
             let key = (event.provider, event.guild, event.external_id.clone());
-            if next.events.contains_key(&key) {
+            let stored = next.events.get(&key);
+            if commit.replay {
+                // Only a stored failure may be replayed, and only once.
+                if stored.is_none_or(|s| s.id != event.id || s.outcome != EventOutcome::Failed) {
+                    return Ok(Recorded::Duplicate);
+                }
+            } else if stored.is_some() {
                 return Ok(Recorded::Duplicate);
+            } else {
+                event.id = next.next_id();
             }
             next.events.insert(key, event);
             let mut faults = lock(&self.faults);
@@ -326,13 +342,21 @@ impl Ledger for MemoryRepo {
         self.read(|s| s.events.get(&(provider, guild, id.clone())).cloned())
     }
 
-    async fn failed_events(&self, limit: usize) -> Result<Vec<WebhookEvent>, StoreError> {
+    async fn webhook_event_by_id(&self, id: i64) -> Result<Option<WebhookEvent>, StoreError> {
+        self.read(|s| s.events.values().find(|e| e.id == id).cloned())
+    }
+
+    async fn events(
+        &self,
+        outcome: Option<EventOutcome>,
+        limit: usize,
+    ) -> Result<Vec<WebhookEvent>, StoreError> {
         self.read(|s| {
-            let mut failed: Vec<WebhookEvent> =
-                s.events.values().filter(|e| e.outcome == EventOutcome::Failed).cloned().collect();
-            failed.sort_by_key(|e| e.received_at);
-            failed.truncate(limit);
-            failed
+            let mut events: Vec<WebhookEvent> =
+                s.events.values().filter(|e| outcome.is_none_or(|o| e.outcome == o)).cloned().collect();
+            events.sort_by_key(|e| (e.received_at, e.id));
+            events.truncate(limit);
+            events
         })
     }
 }

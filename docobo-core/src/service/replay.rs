@@ -1,0 +1,52 @@
+//! Replaying a delivery from the failure inbox after its cause was fixed (a product linked to a
+//! role, a member identified, a bug fixed): parse the stored body again and apply it exactly once.
+
+use crate::domain::WebhookEvent;
+use crate::ports::{Clock, PaymentProvider};
+
+use super::ingest::{IngestError, IngestRepo, IngestReport, commit_delivery};
+
+/// Why a stored delivery was not replayed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReplayError {
+    #[error("event {0} is not in the failure inbox (only failed events are replayed)")]
+    NotFailed(i64),
+    #[error("event {id} came from {stored}, not {given}")]
+    WrongProvider { id: i64, stored: crate::domain::ProviderKind, given: crate::domain::ProviderKind },
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+}
+
+/// Re-applies the stored failed delivery `event` with `provider`. Authentication is not checked
+/// again: it was checked when the delivery was first stored. The stored row is updated (outcome,
+/// reason, attempts), so a delivery replayed twice concurrently applies once.
+pub async fn replay_event<R: IngestRepo + ?Sized>(
+    repo: &R,
+    provider: &dyn PaymentProvider,
+    clock: &dyn Clock,
+    event: &WebhookEvent,
+) -> Result<IngestReport, ReplayError> {
+    if event.outcome != crate::domain::EventOutcome::Failed {
+        return Err(ReplayError::NotFailed(event.id));
+    }
+    if provider.kind() != event.provider {
+        return Err(ReplayError::WrongProvider {
+            id: event.id,
+            stored: event.provider,
+            given: provider.kind(),
+        });
+    }
+    let guild = repo
+        .guild(event.guild)
+        .await
+        .map_err(IngestError::from)?
+        .ok_or(IngestError::UnknownGuild(event.guild))?;
+    let credentials = repo
+        .credentials(guild.id, event.provider)
+        .await
+        .map_err(IngestError::from)?
+        .ok_or(IngestError::NotConfigured { guild: guild.id, provider: event.provider })?;
+    let headers = provider.replay_headers(&event.external_id);
+    let parsed = provider.parse(&headers, &event.body, &credentials);
+    Ok(commit_delivery(repo, event.provider, &guild, &event.body, parsed, clock.now(), Some(event)).await?)
+}
