@@ -55,3 +55,201 @@ fn an_unreachable_database_exits_1_with_the_reason_and_no_password() {
     assert!(stderr.contains("cannot open the database"), "{stderr}");
     assert!(!stderr.contains("hunter2"), "the password leaked: {stderr}");
 }
+
+const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// Runs `docobo` with DOCOBO_SECRET_KEY set; returns (exit code, stdout, stderr).
+fn run(args: &[&str], db: &str) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_docobo"))
+        .args(args)
+        .env("DOCOBO_DATABASE_URL", db)
+        .env("DOCOBO_SECRET_KEY", KEY)
+        .output()
+        .expect("runs");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+fn json(stdout: &str) -> serde_json::Value {
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
+}
+
+#[test]
+fn configuring_a_guild_end_to_end() {
+    let db = temp_db();
+    assert_eq!(run(&["guild", "add", "987654321098765432", "--name", "My server"], &db).0, 0);
+    let (code, out, _) = run(&["guild", "list", "--json"], &db);
+    assert_eq!(code, 0);
+    assert_eq!(json(&out)[0]["guild_id"], "987654321098765432");
+    assert_eq!(json(&out)[0]["name"], "My server");
+
+    let (code, out, err) =
+        run(&["provider", "set", "987654321098765432", "polar", "--webhook-secret", "whsec_abc"], &db);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("/webhooks/polar/987654321098765432"), "{out}");
+    assert!(!out.contains("whsec_abc"), "the secret was echoed");
+    let sepay = [
+        "provider",
+        "set",
+        "987654321098765432",
+        "sepay",
+        "--api-key",
+        "k",
+        "--bank",
+        "MBBank",
+        "--account",
+        "0123",
+    ];
+    assert_eq!(run(&sepay, &db).0, 0);
+
+    let add = [
+        "role",
+        "add",
+        "987654321098765432",
+        "700000000000000007",
+        "--price",
+        "5.00",
+        "--currency",
+        "USD",
+        "--polar-product",
+        "prod_1",
+    ];
+    assert_eq!(run(&add, &db).0, 0);
+    let bank = [
+        "role",
+        "add",
+        "987654321098765432",
+        "700000000000000008",
+        "--price",
+        "250000",
+        "--currency",
+        "VND",
+        "--term",
+        "30d",
+        "--sepay",
+    ];
+    assert_eq!(run(&bank, &db).0, 0);
+    let (_, out, _) = run(&["role", "list", "987654321098765432", "--json"], &db);
+    let roles = json(&out);
+    assert_eq!(roles.as_array().map(Vec::len), Some(2));
+    assert_eq!(roles[0]["price"], "5.00 USD");
+    assert_eq!(roles[1]["term"], "30d");
+    let (_, table, _) = run(&["role", "list", "987654321098765432"], &db);
+    assert!(table.starts_with("ROLE_ID") && table.contains("250000 VND"), "{table}");
+
+    assert_eq!(run(&["role", "remove", "987654321098765432", "700000000000000008"], &db).0, 0);
+    assert_eq!(run(&["role", "remove", "987654321098765432", "700000000000000008"], &db).0, 1);
+    let (_, out, _) = run(&["subs", "list", "--json"], &db);
+    assert_eq!(json(&out), serde_json::json!([]));
+}
+
+#[test]
+fn impossible_combinations_are_usage_errors_and_missing_things_are_failures() {
+    let db = temp_db();
+    run(&["guild", "add", "987654321098765432"], &db);
+    let recurring_bank =
+        ["role", "add", "987654321098765432", "7", "--price", "5", "--currency", "VND", "--sepay"];
+    let (code, _, err) = run(&recurring_bank, &db);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--term"), "{err}");
+    let bad_price = ["role", "add", "987654321098765432", "7", "--price", "5.001", "--currency", "USD"];
+    let (code, _, err) = run(&bad_price, &db);
+    assert_eq!(code, 2);
+    assert!(err.contains("decimal places"), "{err}");
+    let (code, _, err) =
+        run(&["role", "add", "987654321098765432", "7", "--price", "5", "--currency", "XYZ"], &db);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = run(&["role", "add", "1", "7", "--price", "5", "--currency", "USD"], &db);
+    assert_eq!(code, 1);
+    assert!(err.contains("docobo guild add 1"), "{err}");
+    let (code, _, err) = run(&["guild", "add", "not-a-snowflake"], &db);
+    assert_eq!(code, 2, "{err}");
+    let no_key = Command::new(env!("CARGO_BIN_EXE_docobo"))
+        .args(["provider", "set", "987654321098765432", "polar", "--webhook-secret", "whsec_x"])
+        .env("DOCOBO_DATABASE_URL", &db)
+        .env_remove("DOCOBO_SECRET_KEY")
+        .output()
+        .expect("runs");
+    assert_eq!(no_key.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&no_key.stderr).contains("DOCOBO_SECRET_KEY"));
+}
+
+#[test]
+fn a_failed_event_is_listed_and_replayed_after_the_fix() {
+    use docobo_adapters::polar::{Polar, signature};
+    use docobo_adapters::seaorm::SeaOrmRepo;
+    use docobo_core::domain::{ProviderKind, Secret};
+    use docobo_core::ports::{CatalogRepo, Headers, ProviderCredentials};
+    use docobo_core::service::ingest_webhook;
+    use docobo_core::testing::ManualClock;
+
+    const GUILD: &str = "987654321098765432";
+    const PRODUCT: &str = "d1e2f3a4-0000-4000-8000-000000000002";
+    let db = temp_db();
+    run(&["guild", "add", GUILD], &db);
+    run(&["role", "add", GUILD, "700000000000000007", "--price", "5", "--currency", "USD"], &db);
+    // A signed Polar delivery for a product nobody linked yet lands in the failure inbox.
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let repo = SeaOrmRepo::connect(&db, Some(KEY)).await.expect("connects");
+        let guild = GUILD.parse().expect("id");
+        let secret = "whsec_cli_test";
+        repo.put_credentials(guild, ProviderKind::Polar, &ProviderCredentials::new(Secret::new(secret)))
+            .await
+            .expect("creds");
+        let path = format!(
+            "{}/../docobo-adapters/tests/fixtures/polar/subscription_active.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let body = std::fs::read(path).expect("fixture");
+        let now = time::OffsetDateTime::now_utc();
+        let headers = Headers::new()
+            .with("webhook-id", "wh_cli_1")
+            .with("webhook-timestamp", now.unix_timestamp().to_string())
+            .with(
+                "webhook-signature",
+                signature::sign(secret.as_bytes(), "wh_cli_1", now.unix_timestamp(), &body),
+            );
+        ingest_webhook(&repo, &Polar::default(), &ManualClock::new(now), guild, &headers, &body)
+            .await
+            .expect("stored");
+    });
+    let (_, out, _) = run(&["events", "list", "--status", "failed", "--json"], &db);
+    let failed = json(&out);
+    assert_eq!(failed[0]["event_id"], "wh_cli_1");
+    assert!(failed[0]["last_error"].as_str().is_some_and(|e| e.contains(PRODUCT)), "{failed}");
+    let id = failed[0]["id"].to_string();
+
+    // The owner links the product, then replays: the purchase is applied once.
+    let link = [
+        "role",
+        "add",
+        GUILD,
+        "700000000000000007",
+        "--price",
+        "5",
+        "--currency",
+        "USD",
+        "--polar-product",
+        PRODUCT,
+    ];
+    assert_eq!(run(&link, &db).0, 0);
+    let (code, out, err) = run(&["events", "replay", &id], &db);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Processed"), "{out}");
+    let (_, out, _) = run(&["subs", "list", "--guild", GUILD, "--json"], &db);
+    let subs = json(&out);
+    assert_eq!(subs.as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        (subs[0]["user_id"].as_str(), subs[0]["status"].as_str()),
+        (Some("123456789012345678"), Some("active"))
+    );
+    assert_eq!(subs[0]["provider"], "polar");
+    assert_eq!(subs[0]["access_until"], "2026-11-01T11:59:50Z");
+    let (code, _, err) = run(&["events", "replay", &id], &db);
+    assert_eq!(code, 1, "a processed event is not replayed again");
+    assert!(err.contains("failure inbox"), "{err}");
+    let (code, _, err) = run(&["events", "replay", "999"], &db);
+    assert_eq!(code, 1);
+    assert!(err.contains("no event 999"), "{err}");
+}

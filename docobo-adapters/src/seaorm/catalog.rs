@@ -146,6 +146,7 @@ impl CatalogRepo for SeaOrmRepo {
     async fn paid_roles(&self, guild: GuildId) -> Result<Vec<PaidRole>, StoreError> {
         let rows = paid_role::Entity::find()
             .filter(paid_role::Column::GuildId.eq(sf(guild.get())))
+            .order_by_asc(paid_role::Column::RoleId)
             .all(&self.db)
             .await
             .map_err(store_err)?;

@@ -40,6 +40,7 @@ pub trait CatalogRepo: Send + Sync {
     /// Inserts or replaces the paid role `(role.guild, role.role)`.
     async fn put_paid_role(&self, role: &PaidRole) -> Result<(), StoreError>;
     async fn paid_role(&self, guild: GuildId, role: RoleId) -> Result<Option<PaidRole>, StoreError>;
+    /// The guild's roles for sale, by role id.
     async fn paid_roles(&self, guild: GuildId) -> Result<Vec<PaidRole>, StoreError>;
     /// Stops selling a role; existing entitlements are kept. `false` when it was not for sale.
     async fn remove_paid_role(&self, guild: GuildId, role: RoleId) -> Result<bool, StoreError>;

@@ -1,0 +1,363 @@
+//! The commands of DESIGN §4 that exist so far, each a thin call into the adapters or the core.
+
+use std::collections::BTreeMap;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use docobo_adapters::polar::Polar;
+use docobo_adapters::seaorm::SeaOrmRepo;
+use docobo_adapters::sepay::Sepay;
+use docobo_core::domain::{
+    Currency, Entitlement, EventOutcome, Guild, GuildId, Money, PaidRole, ProviderKind, RoleId, Secret, Term,
+    UserId,
+};
+use docobo_core::ports::{
+    CatalogRepo, EntitlementRepo, Ledger, PaymentProvider, ProviderCredentials, SystemClock,
+};
+use docobo_core::service::replay_event;
+use serde_json::json;
+use time::format_description::well_known::Rfc3339;
+
+use crate::output::print;
+
+#[derive(Debug, Parser)]
+#[command(name = "docobo", version, about = "Paid community access on Discord")]
+pub struct Cli {
+    /// The database: a SQLite file (the default) or postgres://user@host/db.
+    #[arg(long, global = true, env = "DOCOBO_DATABASE_URL", default_value = "sqlite://docobo.db?mode=rwc")]
+    database_url: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Create the database schema, or bring an older one up to date. Safe to run repeatedly.
+    Migrate,
+    /// Servers that sell roles.
+    #[command(subcommand)]
+    Guild(GuildCommand),
+    /// Payment provider credentials of a server (stored encrypted with DOCOBO_SECRET_KEY).
+    #[command(subcommand)]
+    Provider(ProviderCommand),
+    /// Roles for sale.
+    #[command(subcommand)]
+    Role(RoleCommand),
+    /// Entitlements (purchases) and their status.
+    #[command(subcommand)]
+    Subs(SubsCommand),
+    /// Received webhooks, and the failure inbox.
+    #[command(subcommand)]
+    Events(EventsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum GuildCommand {
+    /// Register a server.
+    Add {
+        guild: GuildId,
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List registered servers.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ProviderCommand {
+    /// Store a provider's credentials for a server.
+    Set {
+        guild: GuildId,
+        #[command(subcommand)]
+        provider: ProviderSettings,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ProviderSettings {
+    /// Polar: the endpoint's webhook secret, and an organization access token for checkouts.
+    Polar {
+        #[arg(long, env = "DOCOBO_POLAR_WEBHOOK_SECRET", hide_env_values = true)]
+        webhook_secret: String,
+        #[arg(long, env = "DOCOBO_POLAR_ACCESS_TOKEN", hide_env_values = true)]
+        access_token: Option<String>,
+    },
+    /// SePay: the webhook API key, and the receiving bank account.
+    Sepay {
+        #[arg(long, env = "DOCOBO_SEPAY_API_KEY", hide_env_values = true)]
+        api_key: String,
+        /// SePay's bank short name, e.g. MBBank, Vietcombank.
+        #[arg(long)]
+        bank: String,
+        #[arg(long)]
+        account: String,
+        /// Transfer codes start with this (2–5 letters).
+        #[arg(long, default_value = docobo_adapters::sepay::DEFAULT_CODE_PREFIX)]
+        code_prefix: String,
+        /// The webhook is authenticated with HMAC-SHA256 instead of the API key header.
+        #[arg(long)]
+        hmac: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RoleCommand {
+    /// Put a role up for sale (or change its price and term).
+    Add {
+        guild: GuildId,
+        role: RoleId,
+        #[arg(long)]
+        price: String,
+        #[arg(long)]
+        currency: Currency,
+        /// recurring, lifetime, or a number of days like 30d.
+        #[arg(long, default_value = "recurring")]
+        term: Term,
+        /// The Polar product whose purchases grant this role.
+        #[arg(long)]
+        polar_product: Option<String>,
+        /// Offer SePay bank transfers in /join.
+        #[arg(long)]
+        sepay: bool,
+        /// What members see; defaults to "Role <id>".
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List a server's roles for sale.
+    List {
+        guild: GuildId,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop selling a role (existing purchases are kept).
+    Remove { guild: GuildId, role: RoleId },
+}
+
+#[derive(Debug, Subcommand)]
+enum SubsCommand {
+    /// List entitlements.
+    List {
+        #[arg(long)]
+        guild: Option<GuildId>,
+        #[arg(long)]
+        user: Option<UserId>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum OutcomeArg {
+    Processed,
+    Ignored,
+    Failed,
+}
+
+#[derive(Debug, Subcommand)]
+enum EventsCommand {
+    /// List received webhooks, oldest first.
+    List {
+        #[arg(long)]
+        status: Option<OutcomeArg>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply a failed event again, after fixing its cause.
+    Replay { id: i64 },
+}
+
+/// How a command failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// The arguments cannot work together (exit 2).
+    Usage(String),
+    /// Anything else (exit 1).
+    Other(String),
+}
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure::Other(e.to_string())
+    }
+}
+
+async fn open(url: &str) -> Result<SeaOrmRepo, Failure> {
+    let key = std::env::var("DOCOBO_SECRET_KEY").ok().filter(|k| !k.is_empty());
+    let repo = SeaOrmRepo::connect(url, key.as_deref()).await?;
+    repo.migrate().await?;
+    Ok(repo)
+}
+
+async fn registered(repo: &SeaOrmRepo, guild: GuildId) -> Result<Guild, Failure> {
+    repo.guild(guild).await?.ok_or_else(|| {
+        Failure::Other(format!("guild {guild} is not registered; run `docobo guild add {guild}` first"))
+    })
+}
+
+fn time_text(t: Option<time::OffsetDateTime>) -> serde_json::Value {
+    t.and_then(|t| t.format(&Rfc3339).ok()).map_or(serde_json::Value::Null, serde_json::Value::String)
+}
+
+pub async fn run(cli: Cli) -> Result<(), Failure> {
+    let repo = open(&cli.database_url).await?;
+    match cli.command {
+        Command::Migrate => println!("database is up to date"),
+        Command::Guild(GuildCommand::Add { guild, name }) => {
+            let existing = repo.guild(guild).await?;
+            let mut g = existing.unwrap_or_else(|| Guild::new(guild, ""));
+            if !name.is_empty() || g.name.is_empty() {
+                g.name = if name.is_empty() { format!("Guild {guild}") } else { name };
+            }
+            repo.put_guild(&g).await?;
+            println!("guild {guild} registered ({})", g.name);
+        }
+        Command::Guild(GuildCommand::List { json }) => {
+            let guilds = repo.guilds().await?;
+            let rows = guilds
+                .iter()
+                .map(|g| json!({ "guild_id": g.id, "name": g.name, "grace_days": g.grace.whole_days() }));
+            print(json, &["guild_id", "name", "grace_days"], rows.collect());
+        }
+        Command::Provider(ProviderCommand::Set { guild, provider }) => {
+            registered(&repo, guild).await?;
+            let (kind, credentials) = match provider {
+                ProviderSettings::Polar { webhook_secret, access_token } => {
+                    let mut c = ProviderCredentials::new(Secret::new(webhook_secret));
+                    c.api_token = access_token.map(Secret::new);
+                    (ProviderKind::Polar, c)
+                }
+                ProviderSettings::Sepay { api_key, bank, account, code_prefix, hmac } => {
+                    let prefix_ok = (2..=5).contains(&code_prefix.len())
+                        && code_prefix.chars().all(|c| c.is_ascii_alphabetic());
+                    if !prefix_ok {
+                        return Err(Failure::Usage(format!(
+                            "--code-prefix {code_prefix:?} must be 2 to 5 letters"
+                        )));
+                    }
+                    let mut c = ProviderCredentials::new(Secret::new(api_key));
+                    c.settings = BTreeMap::from([
+                        ("bank".to_owned(), bank),
+                        ("account".to_owned(), account),
+                        ("code_prefix".to_owned(), code_prefix.to_ascii_uppercase()),
+                        ("auth".to_owned(), if hmac { "hmac" } else { "apikey" }.to_owned()),
+                    ]);
+                    (ProviderKind::Sepay, c)
+                }
+            };
+            repo.put_credentials(guild, kind, &credentials).await?;
+            println!("{kind} credentials stored for guild {guild}; webhook path: /webhooks/{kind}/{guild}");
+        }
+        Command::Role(RoleCommand::Add {
+            guild,
+            role,
+            price,
+            currency,
+            term,
+            polar_product,
+            sepay,
+            name,
+        }) => {
+            let price =
+                Money::parse(&price, currency).map_err(|e| Failure::Usage(format!("--price: {e}")))?;
+            if sepay && term == Term::Recurring {
+                return Err(Failure::Usage(
+                    "--sepay needs --term lifetime or a number of days (bank transfers do not renew)"
+                        .to_owned(),
+                ));
+            }
+            if sepay && currency != Currency::Vnd {
+                return Err(Failure::Usage(
+                    "--sepay needs --currency VND (bank transfers are in đồng)".to_owned(),
+                ));
+            }
+            registered(&repo, guild).await?;
+            let name = name.unwrap_or_else(|| format!("Role {role}"));
+            let mut paid =
+                PaidRole::new(guild, role, name, price, term).map_err(|e| Failure::Usage(e.to_string()))?;
+            paid.polar_product = polar_product;
+            paid.sepay = sepay;
+            repo.put_paid_role(&paid).await?;
+            println!("role {role} in guild {guild} is for sale: {price}, {term}");
+        }
+        Command::Role(RoleCommand::List { guild, json }) => {
+            let roles = repo.paid_roles(guild).await?;
+            let rows = roles.iter().map(|r| {
+                json!({
+                    "guild_id": r.guild, "role_id": r.role, "name": r.name, "price": r.price.to_string(),
+                    "term": r.term.to_string(), "polar_product": r.polar_product, "sepay": r.sepay,
+                })
+            });
+            print(json, &["role_id", "name", "price", "term", "polar_product", "sepay"], rows.collect());
+        }
+        Command::Role(RoleCommand::Remove { guild, role }) => {
+            if !repo.remove_paid_role(guild, role).await? {
+                return Err(Failure::Other(format!("role {role} is not for sale in guild {guild}")));
+            }
+            println!("role {role} in guild {guild} is no longer for sale (existing purchases are kept)");
+        }
+        Command::Subs(SubsCommand::List { guild, user, json }) => {
+            let guilds = match guild {
+                Some(g) => vec![g],
+                None => repo.guilds().await?.iter().map(|g| g.id).collect(),
+            };
+            let mut all: Vec<Entitlement> = Vec::new();
+            for g in guilds {
+                all.extend(match user {
+                    Some(u) => repo.member_entitlements(g, u).await?,
+                    None => repo.guild_entitlements(g).await?,
+                });
+            }
+            let rows = all.iter().map(|e| {
+                json!({
+                    "id": e.id, "guild_id": e.guild, "user_id": e.user, "role_id": e.role,
+                    "provider": e.provider, "external_ref": e.external_ref, "status": e.status().as_str(),
+                    "access_until": time_text(e.access_until()),
+                })
+            });
+            let columns = ["id", "guild_id", "user_id", "role_id", "provider", "status", "access_until"];
+            print(json, &columns, rows.collect());
+        }
+        Command::Events(EventsCommand::List { status, limit, json }) => {
+            let outcome = status.map(|s| match s {
+                OutcomeArg::Processed => EventOutcome::Processed,
+                OutcomeArg::Ignored => EventOutcome::Ignored,
+                OutcomeArg::Failed => EventOutcome::Failed,
+            });
+            let rows = repo.events(outcome, limit).await?.into_iter().map(|e| {
+                json!({
+                    "id": e.id, "provider": e.provider, "guild_id": e.guild, "event_id": e.external_id,
+                    "outcome": e.outcome, "received_at": time_text(Some(e.received_at)),
+                    "attempts": e.attempts, "last_error": e.last_error,
+                })
+            });
+            print(
+                json,
+                &["id", "provider", "guild_id", "event_id", "outcome", "attempts", "last_error"],
+                rows.collect(),
+            );
+        }
+        Command::Events(EventsCommand::Replay { id }) => {
+            let event = repo
+                .webhook_event_by_id(id)
+                .await?
+                .ok_or_else(|| Failure::Other(format!("no event {id}")))?;
+            let polar = Polar {
+                api_url: std::env::var("POLAR_API_URL").unwrap_or_else(|_| Polar::default().api_url),
+            };
+            let provider: &dyn PaymentProvider = match event.provider {
+                ProviderKind::Polar => &polar,
+                ProviderKind::Sepay => &Sepay,
+                ProviderKind::Manual => {
+                    return Err(Failure::Other("manual events are not replayable".to_owned()));
+                }
+            };
+            let report = replay_event(&repo, provider, &SystemClock, &event).await?;
+            println!("event {id} ({}): {:?}", report.event_id, report.outcome);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,32 @@
+//! Listings as aligned tables for people, or one JSON array for scripts (`--json`).
+
+use serde_json::Value;
+
+/// Prints `rows` (objects with the same keys as `columns`) as a table or a JSON array.
+pub fn print(json: bool, columns: &[&str], rows: Vec<Value>) {
+    if json {
+        println!("{}", Value::Array(rows));
+        return;
+    }
+    if rows.is_empty() {
+        println!("(none)");
+        return;
+    }
+    let cell = |row: &Value, col: &str| match &row[col] {
+        Value::Null => "-".to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let widths: Vec<usize> = columns
+        .iter()
+        .map(|c| rows.iter().map(|r| cell(r, c).chars().count()).chain([c.len()]).max().unwrap_or(0))
+        .collect();
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> = cells.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(columns.iter().map(|c| c.to_uppercase()).collect());
+    for row in &rows {
+        line(columns.iter().map(|c| cell(row, c)).collect());
+    }
+}
