@@ -12,3 +12,5 @@ pub mod seaorm;
 pub mod polar;
 #[cfg(feature = "sepay")]
 pub mod sepay;
+#[cfg(feature = "simulator")]
+pub mod simulator;

@@ -345,9 +345,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 .webhook_event_by_id(id)
                 .await?
                 .ok_or_else(|| Failure::Other(format!("no event {id}")))?;
-            let polar = Polar {
-                api_url: std::env::var("POLAR_API_URL").unwrap_or_else(|_| Polar::default().api_url),
-            };
+            let polar = std::env::var("POLAR_API_URL").map_or_else(|_| Polar::default(), Polar::new);
             let provider: &dyn PaymentProvider = match event.provider {
                 ProviderKind::Polar => &polar,
                 ProviderKind::Sepay => &Sepay,

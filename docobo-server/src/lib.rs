@@ -39,7 +39,7 @@ pub async fn prepare(config: &Config) -> Result<Arc<http::AppState>, ServerError
     Ok(Arc::new(http::AppState {
         repo,
         discord_configured: config.discord_bot_token.is_some(),
-        polar: Polar { api_url: config.polar_api_url.clone() },
+        polar: Polar::new(config.polar_api_url.clone()),
         sepay: Sepay,
     }))
 }

@@ -4,6 +4,7 @@
 //! - [`parse`]: payloads → neutral events, decided by each object's state.
 //! - [`Polar`]: the [`PaymentProvider`] that ties them together.
 
+pub mod api;
 pub mod parse;
 pub mod signature;
 
@@ -14,15 +15,23 @@ use docobo_core::ports::{
     PaymentProvider, ProviderCredentials, VerifyError,
 };
 
-/// The Polar provider. `api_url` is `POLAR_API_URL` (production, sandbox or a local fake).
+/// The Polar provider.
 #[derive(Debug, Clone)]
 pub struct Polar {
+    /// `POLAR_API_URL`: production, `https://sandbox-api.polar.sh`, or a local fake.
     pub api_url: String,
+    client: reqwest::Client,
+}
+
+impl Polar {
+    pub fn new(api_url: impl Into<String>) -> Self {
+        Polar { api_url: api_url.into(), client: api::client() }
+    }
 }
 
 impl Default for Polar {
     fn default() -> Self {
-        Polar { api_url: "https://api.polar.sh".to_owned() }
+        Polar::new("https://api.polar.sh")
     }
 }
 
@@ -61,13 +70,24 @@ impl PaymentProvider for Polar {
 
     async fn create_checkout(
         &self,
-        _request: &CheckoutRequest,
-        _credentials: &ProviderCredentials,
+        request: &CheckoutRequest,
+        credentials: &ProviderCredentials,
     ) -> Result<CheckoutLink, CheckoutError> {
-        Err(CheckoutError::NotConfigured("creating Polar checkouts is not built yet".to_owned()))
+        let token = credentials.api_token.as_ref().ok_or_else(|| {
+            CheckoutError::NotConfigured(
+                "Polar needs an organization access token (--access-token)".to_owned(),
+            )
+        })?;
+        api::create_checkout(&self.client, &self.api_url, token, request).await
     }
 
-    async fn check_credentials(&self, _credentials: &ProviderCredentials) -> Result<(), CredentialError> {
-        Err(CredentialError::Unavailable("checking Polar credentials is not built yet".to_owned()))
+    async fn check_credentials(&self, credentials: &ProviderCredentials) -> Result<(), CredentialError> {
+        if !credentials.webhook_secret.expose().starts_with("whsec_") {
+            return Err(CredentialError::Invalid("a Polar webhook secret starts with whsec_".to_owned()));
+        }
+        let token = credentials.api_token.as_ref().ok_or_else(|| {
+            CredentialError::Invalid("an organization access token is needed to create checkouts".to_owned())
+        })?;
+        api::check_token(&self.client, &self.api_url, token).await
     }
 }

@@ -1,0 +1,75 @@
+//! A minimal HTTP/1.1 server for the fakes: one request per connection (`Connection: close`),
+//! bodies sized by `Content-Length`. Enough for reqwest and curl; not for anything else.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpListener;
+
+/// A request as the fake saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    /// Lower-case names.
+    pub headers: BTreeMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+/// Status and JSON body.
+pub type Response = (u16, String);
+
+/// Serves `handle` on a free loopback port until the runtime shuts down; returns the address.
+pub async fn serve<F, Fut>(handle: F) -> std::io::Result<SocketAddr>
+where
+    F: Fn(Request) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response> + Send,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let handle = Arc::new(handle);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let mut reader = BufReader::new(read);
+                let Some(request) = read_request(&mut reader).await else { return };
+                let (status, body) = handle(request).await;
+                let head = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = write.write_all(head.as_bytes()).await;
+                let _ = write.write_all(body.as_bytes()).await;
+                let _ = write.shutdown().await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R) -> Option<Request> {
+    let mut line = String::new();
+    reader.read_line(&mut line).await.ok()?;
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next()?.to_owned(), parts.next()?.to_owned());
+    let mut headers = BTreeMap::new();
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).await.ok()?;
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        let (name, value) = header.split_once(':')?;
+        headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
+    }
+    let length: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
+    let mut body = vec![0; length.min(1 << 20)];
+    reader.read_exact(&mut body).await.ok()?;
+    Some(Request { method, path, headers, body })
+}

@@ -1,0 +1,7 @@
+//! Local fakes of the services Docobo talks to, on 127.0.0.1, for tests, `docobo demo` and
+//! benches (feature `simulator`). Nothing here reaches the internet.
+//!
+//! - [`polar::FakePolar`]: the two Polar API routes Docobo calls.
+
+mod http;
+pub mod polar;
