@@ -8,6 +8,8 @@
 #[cfg(feature = "seaorm")]
 pub mod seaorm;
 
+#[cfg(feature = "discord")]
+pub mod discord;
 #[cfg(feature = "polar")]
 pub mod polar;
 #[cfg(feature = "sepay")]

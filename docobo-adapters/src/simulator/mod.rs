@@ -2,6 +2,8 @@
 //! benches (feature `simulator`). Nothing here reaches the internet.
 //!
 //! - [`polar::FakePolar`]: the two Polar API routes Docobo calls.
+//! - [`discord::FakeDiscord`]: the Discord REST routes the role gateway calls.
 
+pub mod discord;
 mod http;
 pub mod polar;

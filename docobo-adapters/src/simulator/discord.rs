@@ -1,0 +1,249 @@
+//! A fake Discord REST API (`/api/v10`), for the routes the role gateway uses: it keeps guilds,
+//! roles (with positions), members and their roles; enforces the hierarchy as Discord does
+//! (403 50013 for a role at or above the bot's highest role, or a managed one); answers 404 with
+//! Discord's codes; and can be told to answer the next requests with 429, 5xx or a delay. Every
+//! request is recorded.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::http::{Request, serve};
+
+/// `MANAGE_ROLES`, as Discord's permission bit.
+pub const MANAGE_ROLES: u64 = 1 << 28;
+
+#[derive(Debug, Clone)]
+struct Role {
+    name: String,
+    position: u16,
+    managed: bool,
+    permissions: u64,
+}
+
+#[derive(Debug, Default)]
+struct Guild {
+    roles: BTreeMap<u64, Role>,
+    members: BTreeMap<u64, BTreeSet<u64>>,
+}
+
+#[derive(Debug, Clone)]
+struct Injection {
+    status: u16,
+    delay: Duration,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    bot: u64,
+    guilds: BTreeMap<u64, Guild>,
+    requests: Vec<(String, String)>,
+    /// `X-Audit-Log-Reason` of each role change, as sent (percent-encoded).
+    reasons: Vec<String>,
+    injected: VecDeque<Injection>,
+}
+
+/// A running fake Discord on 127.0.0.1.
+#[derive(Debug, Clone)]
+pub struct FakeDiscord {
+    /// Pass this as `DOCOBO_DISCORD_API_URL`.
+    pub base_url: String,
+    /// The bot's user id.
+    pub bot: u64,
+    state: Arc<Mutex<State>>,
+}
+
+/// The bot's own role in every guild: position 10, Manage Roles.
+pub const BOT_ROLE_POSITION: u16 = 10;
+
+impl FakeDiscord {
+    pub async fn start(bot: u64) -> std::io::Result<FakeDiscord> {
+        let state = Arc::new(Mutex::new(State { bot, ..State::default() }));
+        let shared = state.clone();
+        let addr = serve(move |request: Request| {
+            let state = shared.clone();
+            async move {
+                let injected = lock(&state).injected.pop_front();
+                if let Some(i) = &injected {
+                    tokio::time::sleep(i.delay).await;
+                }
+                respond(&state, request, injected.map(|i| i.status))
+            }
+        })
+        .await?;
+        Ok(FakeDiscord { base_url: format!("http://{addr}"), bot, state })
+    }
+
+    /// A guild with @everyone (no permissions) and the bot, whose own role sits at position 10
+    /// with Manage Roles.
+    pub fn add_guild(&self, guild: u64) {
+        let mut s = lock(&self.state);
+        let bot = s.bot;
+        let g = s.guilds.entry(guild).or_default();
+        g.roles.insert(guild, Role { name: "@everyone".into(), position: 0, managed: false, permissions: 0 });
+        let bot_role = guild + 1;
+        g.roles.insert(
+            bot_role,
+            Role {
+                name: "Docobo".into(),
+                position: BOT_ROLE_POSITION,
+                managed: true,
+                permissions: MANAGE_ROLES,
+            },
+        );
+        g.members.insert(bot, BTreeSet::from([bot_role]));
+    }
+
+    pub fn add_role(&self, guild: u64, role: u64, name: &str, position: u16) {
+        let role_def = Role { name: name.into(), position, managed: false, permissions: 0 };
+        lock(&self.state).guilds.entry(guild).or_default().roles.insert(role, role_def);
+    }
+
+    /// A role owned by an integration (a bot's or booster role): never assignable.
+    pub fn add_managed_role(&self, guild: u64, role: u64, name: &str, position: u16) {
+        let role_def = Role { name: name.into(), position, managed: true, permissions: 0 };
+        lock(&self.state).guilds.entry(guild).or_default().roles.insert(role, role_def);
+    }
+
+    /// Takes Manage Roles away from the bot's role.
+    pub fn revoke_manage_roles(&self, guild: u64) {
+        if let Some(r) = lock(&self.state).guilds.get_mut(&guild).and_then(|g| g.roles.get_mut(&(guild + 1)))
+        {
+            r.permissions = 0;
+        }
+    }
+
+    pub fn join(&self, guild: u64, user: u64) {
+        lock(&self.state).guilds.entry(guild).or_default().members.entry(user).or_default();
+    }
+
+    pub fn leave(&self, guild: u64, user: u64) {
+        if let Some(g) = lock(&self.state).guilds.get_mut(&guild) {
+            g.members.remove(&user);
+        }
+    }
+
+    /// The member's roles, or `None` when they are not in the guild.
+    pub fn roles(&self, guild: u64, user: u64) -> Option<BTreeSet<u64>> {
+        lock(&self.state).guilds.get(&guild)?.members.get(&user).cloned()
+    }
+
+    /// Changes a member's roles by hand, as an admin would.
+    pub fn set_roles(&self, guild: u64, user: u64, roles: impl IntoIterator<Item = u64>) {
+        lock(&self.state).guilds.entry(guild).or_default().members.insert(user, roles.into_iter().collect());
+    }
+
+    /// The next request is answered with `status` after `delay` (429 carries Discord's body).
+    pub fn inject(&self, status: u16, delay: Duration) {
+        lock(&self.state).injected.push_back(Injection { status, delay });
+    }
+
+    /// How many requests had this method and a path containing `part`.
+    pub fn count(&self, method: &str, part: &str) -> usize {
+        lock(&self.state).requests.iter().filter(|(m, p)| m == method && p.contains(part)).count()
+    }
+
+    /// The audit-log reasons sent with role changes, percent-encoded as on the wire.
+    pub fn audit_reasons(&self) -> Vec<String> {
+        lock(&self.state).reasons.clone()
+    }
+
+    /// Every (method, path) received, in order.
+    pub fn requests(&self) -> Vec<(String, String)> {
+        lock(&self.state).requests.clone()
+    }
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn error(status: u16, code: u32, message: &str) -> (u16, String) {
+    (status, json!({ "code": code, "message": message }).to_string())
+}
+
+fn user_json(id: u64) -> Value {
+    json!({ "id": id.to_string(), "username": format!("user{id}"), "discriminator": "0", "global_name": null, "avatar": null })
+}
+
+fn role_json(id: u64, r: &Role) -> Value {
+    json!({
+        "id": id.to_string(), "name": r.name, "color": 0, "colors": { "primary_color": 0 },
+        "hoist": false, "managed": r.managed, "mentionable": false, "icon": null, "unicode_emoji": null,
+        "permissions": r.permissions.to_string(), "position": r.position, "flags": 0,
+    })
+}
+
+fn respond(state: &Mutex<State>, request: Request, injected: Option<u16>) -> (u16, String) {
+    let mut s = lock(state);
+    s.requests.push((request.method.clone(), request.path.clone()));
+    if let Some(reason) = request.headers.get("x-audit-log-reason") {
+        s.reasons.push(reason.clone());
+    }
+    match injected {
+        Some(429) => {
+            return (
+                429,
+                json!({ "message": "You are being rate limited.", "retry_after": 1.0, "global": false })
+                    .to_string(),
+            );
+        }
+        Some(status) => return (status, json!({ "message": "injected", "code": 0 }).to_string()),
+        None => {}
+    }
+    let path = request.path.split('?').next().unwrap_or_default();
+    let parts: Vec<&str> = path.trim_start_matches("/api/v10/").split('/').collect();
+    let num = |i: usize| parts.get(i).and_then(|p| p.parse::<u64>().ok());
+    let bot = s.bot;
+    match (request.method.as_str(), parts.as_slice()) {
+        ("GET", ["users", "@me"]) => {
+            let mut user = user_json(bot);
+            user["bot"] = Value::Bool(true);
+            (200, user.to_string())
+        }
+        ("GET", ["guilds", _, "roles"]) => {
+            let Some(g) = num(1).and_then(|g| s.guilds.get(&g)) else {
+                return error(404, 10004, "Unknown Guild");
+            };
+            (200, Value::Array(g.roles.iter().map(|(id, r)| role_json(*id, r)).collect()).to_string())
+        }
+        ("GET", ["guilds", _, "members", _]) => {
+            let Some(g) = num(1).and_then(|g| s.guilds.get(&g)) else {
+                return error(404, 10004, "Unknown Guild");
+            };
+            let Some((user, roles)) = num(3).and_then(|u| Some((u, g.members.get(&u)?))) else {
+                return error(404, 10007, "Unknown Member");
+            };
+            let member = json!({
+                "user": user_json(user), "roles": roles.iter().map(u64::to_string).collect::<Vec<_>>(),
+                "deaf": false, "mute": false, "flags": 0, "joined_at": "2026-01-01T00:00:00+00:00",
+            });
+            (200, member.to_string())
+        }
+        (method @ ("PUT" | "DELETE"), ["guilds", _, "members", _, "roles", _]) => {
+            let (Some(guild), Some(user), Some(role)) = (num(1), num(3), num(5)) else {
+                return error(404, 0, "Not Found");
+            };
+            let Some(g) = s.guilds.get_mut(&guild) else { return error(404, 10004, "Unknown Guild") };
+            let Some(target) = g.roles.get(&role).cloned() else { return error(404, 10011, "Unknown Role") };
+            let bot_roles = g.members.get(&bot).cloned().unwrap_or_default();
+            let bot_top =
+                bot_roles.iter().filter_map(|r| g.roles.get(r)).map(|r| r.position).max().unwrap_or(0);
+            let can =
+                bot_roles.iter().filter_map(|r| g.roles.get(r)).any(|r| r.permissions & MANAGE_ROLES != 0);
+            if !can || target.managed || target.position >= bot_top {
+                return error(403, 50013, "Missing Permissions");
+            }
+            let Some(roles) = g.members.get_mut(&user) else { return error(404, 10007, "Unknown Member") };
+            if method == "PUT" {
+                roles.insert(role);
+            } else {
+                roles.remove(&role);
+            }
+            (204, String::new())
+        }
+        _ => error(404, 0, "404: Not Found"),
+    }
+}

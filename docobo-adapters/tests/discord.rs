@@ -1,0 +1,99 @@
+//! The serenity role gateway against the fake Discord on loopback: the production code path
+//! (proxy + our pacing), real HTTP, Discord's error codes.
+
+use std::time::Duration;
+
+use docobo_adapters::discord::DiscordRoles;
+use docobo_adapters::simulator::discord::FakeDiscord;
+use docobo_core::domain::{GuildId, RoleId, UserId};
+use docobo_core::ports::{GatewayError, Manageable, RoleGateway};
+
+const BOT: u64 = 555_000_000_000_000_001;
+const G: u64 = 900_000_000_000_000_001;
+const U: u64 = 123_456_789_012_345_678;
+const VIP: u64 = 700_000_000_000_000_007;
+
+fn ids() -> (GuildId, UserId, RoleId) {
+    (GuildId::new(G).expect("id"), UserId::new(U).expect("id"), RoleId::new(VIP).expect("id"))
+}
+
+async fn discord() -> (FakeDiscord, DiscordRoles) {
+    let fake = FakeDiscord::start(BOT).await.expect("fake");
+    fake.add_guild(G);
+    fake.add_role(G, VIP, "VIP", 5);
+    fake.join(G, U);
+    let gateway = DiscordRoles::new("fake-token", &fake.base_url);
+    (fake, gateway)
+}
+
+#[tokio::test]
+async fn roles_are_read_added_and_removed_with_an_audit_reason() {
+    let (fake, gateway) = discord().await;
+    let (g, u, r) = ids();
+    assert!(gateway.member_roles(g, u).await.expect("reads").is_empty());
+    gateway.add_role(g, u, r, "Docobo: polar evt_1").await.expect("adds");
+    assert_eq!(fake.roles(G, U), Some([VIP].into()));
+    assert!(gateway.member_roles(g, u).await.expect("reads").contains(&r));
+    assert_eq!(fake.count("PUT", &format!("/api/v10/guilds/{G}/members/{U}/roles/{VIP}")), 1);
+    gateway.remove_role(g, u, r, "Docobo: refund").await.expect("removes");
+    assert_eq!(fake.roles(G, U), Some([].into()));
+    assert_eq!(fake.count("DELETE", "/roles/"), 1);
+    let reasons = fake.audit_reasons();
+    assert_eq!(reasons.len(), 2);
+    assert_eq!(reasons[0], "Docobo%3A%20polar%20evt%5F1", "percent-encoded as Discord expects");
+}
+
+#[tokio::test]
+async fn discord_errors_are_classified_for_the_worker() {
+    let (fake, gateway) = discord().await;
+    let (g, u, r) = ids();
+    fake.inject(429, Duration::ZERO);
+    assert!(matches!(gateway.add_role(g, u, r, "x").await, Err(GatewayError::Retryable { .. })));
+    fake.inject(502, Duration::ZERO);
+    assert!(matches!(gateway.member_roles(g, u).await, Err(GatewayError::Retryable { .. })));
+    fake.add_role(G, 42, "Above the bot", 20);
+    let above = RoleId::new(42).expect("id");
+    let err = gateway.add_role(g, u, above, "x").await.expect_err("hierarchy");
+    assert!(
+        matches!(&err, GatewayError::Forbidden { why } if why.contains("50013") && why.contains("above")),
+        "{err:?}"
+    );
+    let stranger = UserId::new(99).expect("id");
+    assert_eq!(gateway.member_roles(g, stranger).await, Err(GatewayError::MemberGone));
+    assert_eq!(gateway.add_role(g, stranger, r, "x").await, Err(GatewayError::MemberGone));
+    let deleted = RoleId::new(43).expect("id");
+    assert!(matches!(gateway.add_role(g, u, deleted, "x").await, Err(GatewayError::NotFound { .. })));
+}
+
+#[tokio::test]
+async fn a_hanging_discord_times_out_as_retryable() {
+    let (fake, gateway) = discord().await;
+    let gateway = gateway.with_timeout(Duration::from_millis(200));
+    let (g, u, _) = ids();
+    fake.inject(200, Duration::from_secs(3));
+    let err = gateway.member_roles(g, u).await.expect_err("times out");
+    assert!(matches!(&err, GatewayError::Retryable { why, .. } if why.contains("in time")), "{err:?}");
+}
+
+#[tokio::test]
+async fn the_bot_can_manage_only_roles_below_its_own() {
+    let (fake, gateway) = discord().await;
+    let (g, _, r) = ids();
+    assert_eq!(gateway.bot_can_manage(g, r).await, Ok(Manageable::Yes));
+    fake.add_role(G, 42, "Admins", 20);
+    let no = gateway.bot_can_manage(g, RoleId::new(42).expect("id")).await.expect("answers");
+    assert!(
+        matches!(&no, Manageable::No { why } if why.contains("Admins") && why.contains("drag")),
+        "{no:?}"
+    );
+    fake.add_managed_role(G, 44, "Server Booster", 2);
+    let no = gateway.bot_can_manage(g, RoleId::new(44).expect("id")).await.expect("answers");
+    assert!(matches!(&no, Manageable::No { why } if why.contains("managed")), "{no:?}");
+    let everyone = RoleId::new(G).expect("id");
+    assert!(matches!(gateway.bot_can_manage(g, everyone).await, Ok(Manageable::No { .. })));
+    let missing = gateway.bot_can_manage(g, RoleId::new(45).expect("id")).await.expect("answers");
+    assert!(matches!(&missing, Manageable::No { why } if why.contains("does not exist")), "{missing:?}");
+    fake.revoke_manage_roles(G);
+    let no = gateway.bot_can_manage(g, r).await.expect("answers");
+    assert!(matches!(&no, Manageable::No { why } if why.contains("Manage Roles")), "{no:?}");
+}
