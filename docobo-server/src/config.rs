@@ -21,6 +21,8 @@ pub struct Config {
     pub discord_bot_token: Option<Secret>,
     /// `POLAR_API_URL`: production, `https://sandbox-api.polar.sh`, or a local fake.
     pub polar_api_url: String,
+    /// `DOCOBO_DISCORD_API_URL`: `https://discord.com`, or a local fake (`/api/v10` is appended).
+    pub discord_api_url: String,
 }
 
 /// Every invalid key, with how to fix it.
@@ -56,15 +58,28 @@ impl Config {
             problems.push(format!("DOCOBO_SECRET_KEY: {e}"));
         }
         let discord_bot_token = var("DISCORD_BOT_TOKEN").map(Secret::new);
-        let polar_api_url = var("POLAR_API_URL").unwrap_or_else(|| "https://api.polar.sh".to_owned());
-        if !polar_api_url.starts_with("https://") && !polar_api_url.starts_with("http://") {
+        let url = |key: &str, default: &str| {
+            let value = var(key).unwrap_or_else(|| default.to_owned());
+            (value.starts_with("https://") || value.starts_with("http://"), value)
+        };
+        let (ok, polar_api_url) = url("POLAR_API_URL", "https://api.polar.sh");
+        if !ok {
             problems.push(format!("POLAR_API_URL: {polar_api_url:?} is not an http(s) URL"));
+        }
+        let (ok, discord_api_url) = url("DOCOBO_DISCORD_API_URL", "https://discord.com");
+        if !ok {
+            problems.push(format!("DOCOBO_DISCORD_API_URL: {discord_api_url:?} is not an http(s) URL"));
         }
 
         match (problems.is_empty(), listen) {
-            (true, Ok(listen)) => {
-                Ok(Config { database_url, listen, secret_key, discord_bot_token, polar_api_url })
-            }
+            (true, Ok(listen)) => Ok(Config {
+                database_url,
+                listen,
+                secret_key,
+                discord_bot_token,
+                polar_api_url,
+                discord_api_url,
+            }),
             _ => Err(ConfigError(problems)),
         }
     }

@@ -13,13 +13,21 @@ use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route, get, handler, p
 use serde_json::json;
 
 /// What the handlers share.
-#[derive(Debug)]
 pub struct AppState {
     pub repo: SeaOrmRepo,
-    /// Whether a Discord bot token is configured; without one, role jobs wait.
-    pub discord_configured: bool,
+    /// Discord, when a bot token is configured; without one, role jobs wait.
+    pub gateway: Option<Arc<dyn docobo_core::ports::RoleGateway>>,
     pub polar: Polar,
     pub sepay: Sepay,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("repo", &self.repo)
+            .field("discord", &self.gateway.is_some())
+            .finish()
+    }
 }
 
 /// `200 {"status":"ok"}` while the process runs.
@@ -35,7 +43,7 @@ async fn ready(Data(state): Data<&Arc<AppState>>) -> Response {
     if let Err(e) = state.repo.ping().await {
         reasons.push(format!("database: {e}"));
     }
-    if !state.discord_configured {
+    if state.gateway.is_none() {
         reasons.push(
             "discord: DISCORD_BOT_TOKEN is not set, so paid roles are recorded but not granted".to_owned(),
         );

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod http;
 pub mod webhooks;
+pub mod workers;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -13,10 +14,12 @@ use std::time::Duration;
 
 use std::net::SocketAddr;
 
+use docobo_adapters::discord::DiscordRoles;
 use docobo_adapters::polar::Polar;
 use docobo_adapters::seaorm::{ConnectError, SeaOrmRepo};
 use docobo_adapters::sepay::Sepay;
 use docobo_core::domain::Secret;
+use docobo_core::ports::RoleGateway;
 use poem::Server;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 
@@ -38,7 +41,9 @@ pub async fn prepare(config: &Config) -> Result<Arc<http::AppState>, ServerError
     repo.migrate().await?;
     Ok(Arc::new(http::AppState {
         repo,
-        discord_configured: config.discord_bot_token.is_some(),
+        gateway: config.discord_bot_token.as_ref().map(|token| {
+            Arc::new(DiscordRoles::new(token.expose(), &config.discord_api_url)) as Arc<dyn RoleGateway>
+        }),
         polar: Polar::new(config.polar_api_url.clone()),
         sepay: Sepay,
     }))
@@ -57,18 +62,28 @@ pub fn local_addr(acceptor: &TcpAcceptor) -> Option<SocketAddr> {
     acceptor.local_addr().iter().find_map(|a| a.as_socket_addr().copied())
 }
 
-/// Serves until `shutdown` resolves; then stops accepting and gives in-flight requests up to
-/// 10 s to finish.
+/// Starts the workers, serves until `shutdown` resolves, then stops accepting, gives in-flight
+/// requests up to 10 s to finish, and lets the workers settle their current batch.
 pub async fn run(
     state: Arc<http::AppState>,
     acceptor: TcpAcceptor,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
     let addr = local_addr(&acceptor).unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-    Server::new_with_acceptor(acceptor)
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut workers = vec![tokio::spawn(workers::expirer(state.repo.clone(), stopped.clone()))];
+    if let Some(gateway) = &state.gateway {
+        workers.push(tokio::spawn(workers::role_worker(state.repo.clone(), gateway.clone(), stopped)));
+    }
+    let served = Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(http::app(state), shutdown, Some(Duration::from_secs(10)))
         .await
-        .map_err(|source| ServerError::Listen { addr, source })
+        .map_err(|source| ServerError::Listen { addr, source });
+    let _ = stop.send(true);
+    for worker in workers {
+        let _ = tokio::time::timeout(Duration::from_secs(15), worker).await;
+    }
+    served
 }
 
 /// Migrates, binds, announces the address on stdout, and serves until `shutdown` resolves.

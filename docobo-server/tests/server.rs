@@ -71,7 +71,10 @@ fn with_no_configuration_it_starts_on_sqlite_and_ready_explains_what_is_missing(
 #[test]
 fn with_a_bot_token_it_is_ready() {
     let dir = empty_dir();
-    let server = start(command(&dir).env("DISCORD_BOT_TOKEN", "test-token"), dir.clone());
+    // A loopback Discord address: nothing in a test may reach the real one.
+    let mut cmd = command(&dir);
+    cmd.env("DISCORD_BOT_TOKEN", "test-token").env("DOCOBO_DISCORD_API_URL", "http://127.0.0.1:1");
+    let server = start(&mut cmd, dir.clone());
     let (status, body) = get(&server.addr, "/ready");
     assert_eq!((status, body.as_str()), (200, r#"{"status":"ready"}"#));
 }

@@ -34,6 +34,7 @@ fn bank_role() -> RoleId {
 
 struct App {
     base: String,
+    discord: Option<docobo_adapters::simulator::discord::FakeDiscord>,
     repo: docobo_adapters::seaorm::SeaOrmRepo,
     http: reqwest::Client,
     _stop: oneshot::Sender<()>,
@@ -67,11 +68,33 @@ async fn fresh_postgres() -> Option<String> {
 /// Starts the server on a free port against `database_url`, with one guild selling a Polar
 /// subscription role and a SePay 30-day role.
 async fn spawn_app(database_url: String) -> App {
-    let vars = [
+    spawn(database_url, false).await
+}
+
+async fn spawn_with_discord(database_url: String) -> App {
+    spawn(database_url, true).await
+}
+
+/// Without Discord, role jobs wait in the queue; with it, a fake Discord on loopback gets them.
+async fn spawn(database_url: String, with_discord: bool) -> App {
+    use docobo_adapters::simulator::discord::FakeDiscord;
+    let mut vars = vec![
         ("DOCOBO_DATABASE_URL", database_url),
         ("DOCOBO_SECRET_KEY", KEY.to_owned()),
         ("DOCOBO_LISTEN", "127.0.0.1:0".to_owned()),
     ];
+    let discord = if with_discord {
+        let fake = FakeDiscord::start(555_000_000_000_000_001).await.expect("fake discord");
+        fake.add_guild(guild().get());
+        fake.add_role(guild().get(), vip().get(), "VIP", 5);
+        fake.add_role(guild().get(), bank_role().get(), "VIP 30 days", 4);
+        fake.join(guild().get(), user().get());
+        vars.push(("DISCORD_BOT_TOKEN", "fake-token".to_owned()));
+        vars.push(("DOCOBO_DISCORD_API_URL", fake.base_url.clone()));
+        Some(fake)
+    } else {
+        None
+    };
     let config =
         Config::from_vars(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).expect("config");
     let state = prepare(&config).await.expect("prepares");
@@ -111,7 +134,7 @@ async fn spawn_app(database_url: String) -> App {
     sepay.settings.insert("bank".into(), "MBBank".into());
     sepay.settings.insert("account".into(), "0123499999".into());
     repo.put_credentials(guild(), ProviderKind::Sepay, &sepay).await.expect("creds");
-    App { base: format!("http://{addr}"), repo, http: reqwest::Client::new(), _stop: stop }
+    App { base: format!("http://{addr}"), discord, repo, http: reqwest::Client::new(), _stop: stop }
 }
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -330,6 +353,43 @@ async fn unknown_guilds_oversized_bodies_and_unconfigured_providers_are_refused(
     assert_eq!(unconfigured.status(), 404);
 }
 
+impl App {
+    /// Waits (up to 20 s) until the fake Discord shows `has` for the VIP role.
+    async fn until_role(&self, has: bool) {
+        let discord = self.discord.as_ref().expect("started with Discord");
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        while discord.roles(guild().get(), user().get()).is_some_and(|r| r.contains(&vip().get())) != has {
+            assert!(tokio::time::Instant::now() < deadline, "the role never became {has}");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+}
+
+async fn a_paid_subscription_reaches_discord_once_and_a_revocation_removes_it(app: App) {
+    app.polar("wh_active", &fixture("subscription_active")).await;
+    app.until_role(true).await;
+    let discord = app.discord.as_ref().expect("discord");
+    let put = format!("/guilds/{}/members/{}/roles/{}", guild(), user(), vip());
+    // The duplicate delivery must not cause a second request.
+    assert_eq!(app.polar("wh_active", &fixture("subscription_active")).await.status(), 200);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(discord.count("PUT", &put), 1);
+    app.polar("wh_revoked", &fixture("subscription_revoked")).await;
+    app.until_role(false).await;
+    assert_eq!(discord.count("DELETE", &put), 1);
+    // The worker records the audit entry when it settles the job, just after Discord answered.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let trail = app.repo.audit_trail(guild(), user()).await.expect("audit");
+        let actions: Vec<AuditAction> = trail.iter().map(|a| a.action).collect();
+        if actions.len() >= 2 || tokio::time::Instant::now() > deadline {
+            assert_eq!(actions, [AuditAction::RoleAdded, AuditAction::RoleRemoved]);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
 macro_rules! both_databases {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -350,6 +410,21 @@ macro_rules! both_databases {
             )*
         }
     };
+}
+
+mod discord {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite_a_paid_subscription_reaches_discord_once_and_a_revocation_removes_it() {
+        let app = super::spawn_with_discord(super::temp_sqlite()).await;
+        super::a_paid_subscription_reaches_discord_once_and_a_revocation_removes_it(app).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_a_paid_subscription_reaches_discord_once_and_a_revocation_removes_it() {
+        let Some(url) = super::fresh_postgres().await else { return };
+        let app = super::spawn_with_discord(url).await;
+        super::a_paid_subscription_reaches_discord_once_and_a_revocation_removes_it(app).await;
+    }
 }
 
 both_databases!(

@@ -1,0 +1,71 @@
+//! The background workers the server runs beside HTTP.
+//!
+//! - The role worker claims due role jobs in batches of 50 under a 60 s lease and converges
+//!   them. When nothing is due it sleeps until the next job's `run_at`, but at most 5 s (jobs
+//!   enqueued by another replica are seen within that), and wakes at once when this process
+//!   enqueues one (`SeaOrmRepo::job_signal`), so webhook → Discord takes milliseconds.
+//! - The expirer applies `TermElapsed` to entitlements whose term, cancellation or grace ran out,
+//!   every 30 s.
+//!
+//! Both stop between batches when asked, so a job in flight finishes and settles (its lease is
+//! released) before the process exits.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use docobo_adapters::seaorm::SeaOrmRepo;
+use docobo_core::ports::{Clock, JobQueue, RoleGateway, SystemClock};
+use docobo_core::service::{expire_due, run_due_jobs};
+use tokio::sync::watch;
+
+pub const LEASE: time::Duration = time::Duration::seconds(60);
+pub const BATCH: usize = 50;
+pub const POLL: Duration = Duration::from_secs(5);
+pub const EXPIRY_EVERY: Duration = Duration::from_secs(30);
+
+/// Converges role jobs until `stop` turns true.
+pub async fn role_worker(repo: SeaOrmRepo, gateway: Arc<dyn RoleGateway>, mut stop: watch::Receiver<bool>) {
+    let signal = repo.job_signal();
+    while !*stop.borrow() {
+        match run_due_jobs(&repo, gateway.as_ref(), &SystemClock, LEASE, BATCH).await {
+            Ok(report) if report.claimed > 0 => {
+                tracing::info!(
+                    claimed = report.claimed,
+                    changed = report.changed,
+                    retried = report.retried,
+                    parked = report.parked,
+                    "role jobs run"
+                );
+                continue;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "role worker: storage unavailable, trying again shortly"),
+        }
+        let wait = match repo.next_due().await {
+            Ok(Some(at)) => Duration::try_from(at - SystemClock.now()).unwrap_or(Duration::ZERO).min(POLL),
+            _ => POLL,
+        };
+        tokio::select! {
+            () = signal.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
+/// Expires elapsed terms until `stop` turns true.
+pub async fn expirer(repo: SeaOrmRepo, mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        match expire_due(&repo, &SystemClock, 500).await {
+            Ok(report) if report.due > 0 => {
+                tracing::info!(due = report.due, jobs = report.jobs, "terms expired")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "expirer: storage unavailable, trying again shortly"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(EXPIRY_EVERY) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
