@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use docobo_adapters::discord::DiscordRoles;
 use docobo_adapters::polar::Polar;
 use docobo_adapters::seaorm::SeaOrmRepo;
 use docobo_adapters::sepay::Sepay;
@@ -13,7 +14,7 @@ use docobo_core::domain::{
 use docobo_core::ports::{
     CatalogRepo, EntitlementRepo, Ledger, PaymentProvider, ProviderCredentials, SystemClock,
 };
-use docobo_core::service::replay_event;
+use docobo_core::service::{reconcile_guild, replay_event};
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 
@@ -48,6 +49,12 @@ enum Command {
     /// Received webhooks, and the failure inbox.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Compare the roles members hold on Discord with what they paid for, and queue a fix for
+    /// each difference (the server's worker applies them). Needs DISCORD_BOT_TOKEN.
+    Reconcile {
+        #[arg(long)]
+        guild: Option<GuildId>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -339,6 +346,31 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 &["id", "provider", "guild_id", "event_id", "outcome", "attempts", "last_error"],
                 rows.collect(),
             );
+        }
+        Command::Reconcile { guild } => {
+            let token =
+                std::env::var("DISCORD_BOT_TOKEN").ok().filter(|t| !t.is_empty()).ok_or_else(|| {
+                    Failure::Other(
+                        "DISCORD_BOT_TOKEN is not set: reconciliation reads members from Discord".to_owned(),
+                    )
+                })?;
+            let base =
+                std::env::var("DOCOBO_DISCORD_API_URL").unwrap_or_else(|_| "https://discord.com".to_owned());
+            let gateway = DiscordRoles::new(&token, &base);
+            let guilds = match guild {
+                Some(g) => vec![registered(&repo, g).await?.id],
+                None => repo.guilds().await?.iter().map(|g| g.id).collect(),
+            };
+            for g in guilds {
+                let r = reconcile_guild(&repo, &gateway, &SystemClock, g).await?;
+                println!(
+                    "guild {g}: {} members checked, {} gone, {} unreadable, {} fixes queued",
+                    r.members_checked,
+                    r.members_gone,
+                    r.members_unreadable,
+                    r.drift.len()
+                );
+            }
         }
         Command::Events(EventsCommand::Replay { id }) => {
             let event = repo

@@ -253,3 +253,27 @@ fn a_failed_event_is_listed_and_replayed_after_the_fix() {
     assert_eq!(code, 1);
     assert!(err.contains("no event 999"), "{err}");
 }
+
+#[test]
+fn reconcile_needs_a_bot_token_and_queues_fixes_for_drift() {
+    let db = temp_db();
+    run(&["guild", "add", "987654321098765432"], &db);
+    let out = Command::new(env!("CARGO_BIN_EXE_docobo"))
+        .args(["reconcile"])
+        .env("DOCOBO_DATABASE_URL", &db)
+        .env_remove("DISCORD_BOT_TOKEN")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DISCORD_BOT_TOKEN"));
+    // With a token (pointed at a closed loopback port) and no members, there is nothing to read.
+    let out = Command::new(env!("CARGO_BIN_EXE_docobo"))
+        .args(["reconcile", "--guild", "987654321098765432"])
+        .env("DOCOBO_DATABASE_URL", &db)
+        .env("DISCORD_BOT_TOKEN", "fake-token")
+        .env("DOCOBO_DISCORD_API_URL", "http://127.0.0.1:1")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 members checked"));
+}

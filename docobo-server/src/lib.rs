@@ -73,7 +73,12 @@ pub async fn run(
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut workers = vec![tokio::spawn(workers::expirer(state.repo.clone(), stopped.clone()))];
     if let Some(gateway) = &state.gateway {
-        workers.push(tokio::spawn(workers::role_worker(state.repo.clone(), gateway.clone(), stopped)));
+        workers.push(tokio::spawn(workers::role_worker(
+            state.repo.clone(),
+            gateway.clone(),
+            stopped.clone(),
+        )));
+        workers.push(tokio::spawn(workers::reconciler(state.repo.clone(), gateway.clone(), stopped)));
     }
     let served = Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(http::app(state), shutdown, Some(Duration::from_secs(10)))

@@ -6,6 +6,8 @@
 //!   enqueues one (`SeaOrmRepo::job_signal`), so webhook → Discord takes milliseconds.
 //! - The expirer applies `TermElapsed` to entitlements whose term, cancellation or grace ran out,
 //!   every 30 s.
+//! - The reconciler compares every guild's known members with Discord every 6 hours and queues
+//!   a job for each difference; its reads go through the gateway's pacing like everything else.
 //!
 //! Both stop between batches when asked, so a job in flight finishes and settles (its lease is
 //! released) before the process exits.
@@ -14,14 +16,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use docobo_adapters::seaorm::SeaOrmRepo;
+use docobo_core::ports::CatalogRepo;
 use docobo_core::ports::{Clock, JobQueue, RoleGateway, SystemClock};
-use docobo_core::service::{expire_due, run_due_jobs};
+use docobo_core::service::{expire_due, reconcile_guild, run_due_jobs};
 use tokio::sync::watch;
 
 pub const LEASE: time::Duration = time::Duration::seconds(60);
 pub const BATCH: usize = 50;
 pub const POLL: Duration = Duration::from_secs(5);
 pub const EXPIRY_EVERY: Duration = Duration::from_secs(30);
+/// How often every guild is reconciled against Discord (drift from hand edits, lost jobs).
+pub const RECONCILE_EVERY: Duration = Duration::from_secs(6 * 60 * 60);
 
 /// Converges role jobs until `stop` turns true.
 pub async fn role_worker(repo: SeaOrmRepo, gateway: Arc<dyn RoleGateway>, mut stop: watch::Receiver<bool>) {
@@ -66,6 +71,34 @@ pub async fn expirer(repo: SeaOrmRepo, mut stop: watch::Receiver<bool>) {
         tokio::select! {
             () = tokio::time::sleep(EXPIRY_EVERY) => {}
             _ = stop.changed() => {}
+        }
+    }
+}
+
+/// Reconciles every guild every [`RECONCILE_EVERY`] until `stop` turns true.
+pub async fn reconciler(repo: SeaOrmRepo, gateway: Arc<dyn RoleGateway>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(RECONCILE_EVERY) => {}
+            _ = stop.changed() => {}
+        }
+        if *stop.borrow() {
+            break;
+        }
+        let guilds = match repo.guilds().await {
+            Ok(g) => g,
+            Err(e) => {
+                tracing::warn!(error = %e, "reconciler: storage unavailable");
+                continue;
+            }
+        };
+        for guild in guilds {
+            match reconcile_guild(&repo, gateway.as_ref(), &SystemClock, guild.id).await {
+                Ok(r) => {
+                    tracing::info!(guild = %guild.id, checked = r.members_checked, drift = r.drift.len(), "reconciled")
+                }
+                Err(e) => tracing::warn!(guild = %guild.id, error = %e, "reconciliation failed"),
+            }
         }
     }
 }

@@ -412,20 +412,116 @@ macro_rules! both_databases {
     };
 }
 
-mod discord {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn sqlite_a_paid_subscription_reaches_discord_once_and_a_revocation_removes_it() {
-        let app = super::spawn_with_discord(super::temp_sqlite()).await;
-        super::a_paid_subscription_reaches_discord_once_and_a_revocation_removes_it(app).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres_a_paid_subscription_reaches_discord_once_and_a_revocation_removes_it() {
-        let Some(url) = super::fresh_postgres().await else { return };
-        let app = super::spawn_with_discord(url).await;
-        super::a_paid_subscription_reaches_discord_once_and_a_revocation_removes_it(app).await;
+/// Waits (up to 20 s) for `check` to hold.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
 }
+
+async fn a_role_above_the_bot_parks_the_job_with_what_to_fix(app: App) {
+    let discord = app.discord.as_ref().expect("discord");
+    discord.add_role(guild().get(), vip().get(), "VIP", 20);
+    app.polar("wh_active", &fixture("subscription_active")).await;
+    eventually("the job is parked", || async {
+        !app.repo.jobs(JobState::Parked, 10).await.expect("read").is_empty()
+    })
+    .await;
+    let parked = app.repo.jobs(JobState::Parked, 10).await.expect("read").remove(0);
+    let reason = parked.last_error.unwrap_or_default();
+    assert!(reason.contains("50013") && reason.contains("above"), "{reason}");
+    assert_eq!(discord.roles(guild().get(), user().get()), Some([].into()));
+}
+
+async fn a_member_who_left_gets_the_role_when_they_rejoin(app: App) {
+    let discord = app.discord.as_ref().expect("discord");
+    discord.leave(guild().get(), user().get());
+    app.polar("wh_active", &fixture("subscription_active")).await;
+    eventually("the job is done", || async {
+        !app.repo.jobs(JobState::Done, 10).await.expect("read").is_empty()
+    })
+    .await;
+    assert_eq!(discord.count("PUT", "/roles/"), 0, "nobody to give the role to");
+    discord.join(guild().get(), user().get());
+    // What the gateway's member-join handler calls.
+    docobo_core::service::on_member_join(&app.repo, &docobo_core::ports::SystemClock, guild(), user())
+        .await
+        .expect("enqueues");
+    app.until_role(true).await;
+}
+
+async fn a_revocation_after_the_member_left_is_done_without_retries(app: App) {
+    let discord = app.discord.as_ref().expect("discord");
+    app.polar("wh_active", &fixture("subscription_active")).await;
+    app.until_role(true).await;
+    // Let the grant job finish its verifying read and settle before counting.
+    eventually("the grant job is done", || async {
+        !app.repo.jobs(JobState::Done, 10).await.expect("read").is_empty()
+    })
+    .await;
+    discord.leave(guild().get(), user().get());
+    let reads_before = discord.count("GET", "/members/");
+    app.polar("wh_revoked", &fixture("subscription_revoked")).await;
+    eventually("the revocation job is done", || async {
+        let done = app.repo.jobs(JobState::Done, 10).await.expect("read");
+        done.iter().any(|j| j.generation >= 2)
+            && app.repo.jobs(JobState::Pending, 10).await.expect("read").is_empty()
+    })
+    .await;
+    assert_eq!(discord.count("DELETE", "/roles/"), 0);
+    assert_eq!(discord.count("GET", "/members/") - reads_before, 1, "one read, no retries");
+}
+
+async fn reconciliation_restores_a_role_removed_by_hand(app: App) {
+    let discord = app.discord.as_ref().expect("discord");
+    app.polar("wh_active", &fixture("subscription_active")).await;
+    app.until_role(true).await;
+    discord.set_roles(guild().get(), user().get(), []);
+    let gateway = docobo_adapters::discord::DiscordRoles::new("fake-token", &discord.base_url);
+    let report =
+        docobo_core::service::reconcile_guild(&app.repo, &gateway, &docobo_core::ports::SystemClock, guild())
+            .await
+            .expect("reconciles");
+    assert_eq!((report.members_checked, report.drift.len()), (1, 1));
+    app.until_role(true).await;
+    assert_eq!(discord.count("PUT", "/roles/"), 2);
+}
+
+macro_rules! with_discord {
+    ($($name:ident),* $(,)?) => {
+        mod discord_sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::spawn_with_discord(super::temp_sqlite()).await).await;
+                }
+            )*
+        }
+        mod discord_postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(url) = super::fresh_postgres().await else { return };
+                    super::$name(super::spawn_with_discord(url).await).await;
+                }
+            )*
+        }
+    };
+}
+
+with_discord!(
+    a_paid_subscription_reaches_discord_once_and_a_revocation_removes_it,
+    a_role_above_the_bot_parks_the_job_with_what_to_fix,
+    a_member_who_left_gets_the_role_when_they_rejoin,
+    a_revocation_after_the_member_left_is_done_without_retries,
+    reconciliation_restores_a_role_removed_by_hand,
+);
 
 both_databases!(
     a_signed_subscription_queues_one_role_job_and_a_redelivery_none,

@@ -629,3 +629,76 @@ async fn a_failed_event_is_applied_once_when_replayed_after_the_fix() {
         Err(ReplayError::NotFailed(stored.id))
     );
 }
+
+#[tokio::test]
+async fn a_minute_long_429_storm_ends_with_every_job_converged_and_few_requests() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Discord answering 429 to everything until `until`, then behaving.
+    struct Storm<'a> {
+        inner: &'a FakeGateway,
+        clock: &'a ManualClock,
+        until: OffsetDateTime,
+        calls: AtomicUsize,
+    }
+
+    impl Storm<'_> {
+        fn gate(&self) -> Result<(), GatewayError> {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            if self.clock.now() < self.until {
+                Err(GatewayError::Retryable { after: Some(Duration::seconds(1)), why: "429".into() })
+            } else {
+                Ok(())
+            }
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl RoleGateway for Storm<'_> {
+        async fn member_roles(&self, g: GuildId, u: UserId) -> Result<BTreeSet<RoleId>, GatewayError> {
+            self.gate()?;
+            self.inner.member_roles(g, u).await
+        }
+        async fn add_role(&self, g: GuildId, u: UserId, r: RoleId, why: &str) -> Result<(), GatewayError> {
+            self.gate()?;
+            self.inner.add_role(g, u, r, why).await
+        }
+        async fn remove_role(&self, g: GuildId, u: UserId, r: RoleId, why: &str) -> Result<(), GatewayError> {
+            self.gate()?;
+            self.inner.remove_role(g, u, r, why).await
+        }
+        async fn bot_can_manage(&self, g: GuildId, r: RoleId) -> Result<Manageable, GatewayError> {
+            self.inner.bot_can_manage(g, r).await
+        }
+    }
+
+    let w = World::new(Term::Recurring).await;
+    let members: Vec<UserId> = (100..120).map(|n| UserId::new(n).expect("id")).collect();
+    for (i, m) in members.iter().enumerate() {
+        w.discord.join(guild(), *m);
+        let mut lines = webhook(&format!("evt_{i}"), "payment_succeeded", &format!("sub_{i}"), START);
+        lines.extend([("user", m.to_string()), ("product", "prod_vip".to_owned())]);
+        w.deliver(&lines).await.expect("ingests");
+    }
+    let storm = Storm {
+        inner: &w.discord,
+        clock: &w.clock,
+        until: START + Duration::seconds(60),
+        calls: AtomicUsize::new(0),
+    };
+    // The worker loop, with time moved by hand to each next due moment.
+    for _ in 0..200 {
+        run_due_jobs(&w.repo, &storm, &w.clock, LEASE, 100).await.expect("works");
+        match w.repo.next_due().await.expect("reads") {
+            Some(at) => w.clock.set(at.max(w.clock.now())),
+            None => break,
+        }
+    }
+    assert!(members.iter().all(|m| w.discord.roles(guild(), *m).is_some_and(|r| r.contains(&role()))));
+    assert!(w.repo.jobs(JobState::Parked, 100).await.expect("read").is_empty());
+    // Backoff: about log2(60 s / 5 s) + 1 ≈ 5 failed reads per job during the storm, then a read,
+    // a write and a verifying read. Far from one request per job per second.
+    let calls = storm.calls.load(Ordering::Relaxed);
+    assert!(calls <= members.len() * 10, "{calls} requests for {} jobs", members.len());
+    assert!(w.clock.now() >= START + Duration::seconds(60));
+}
