@@ -1,10 +1,12 @@
 //! Our own request pacing, in place of serenity's rate limiter (which is disabled so the same
 //! code path runs against the fake in tests; it would also retry 429s forever).
 //!
-//! Requests are spaced so that all of them together stay below 45 per second (Discord's global
-//! limit is 50) and those for one guild below 10 per second (the member-role routes share one
-//! bucket per guild). A 429 that still happens becomes `Retryable`, and the role job's backoff
-//! takes over.
+//! Two generic cell-rate limiters (GCRA), checked together: all requests stay below 45 per
+//! second (Discord's global limit is 50) with bursts of up to 10, and requests for one guild
+//! below 10 per second (the member-role routes share a bucket per guild) with bursts of up to 5.
+//! A quiet guild's job (read, change, verify: three requests) therefore goes at full speed, and
+//! only sustained traffic is spread out. A 429 that still happens becomes `Retryable`, and the
+//! role job's backoff takes over.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -12,36 +14,43 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-/// Global spacing: 45 requests per second.
+/// Global emission interval: 45 requests per second.
 pub const GLOBAL_INTERVAL: Duration = Duration::from_micros(1_000_000 / 45);
-/// Per-guild spacing: 10 requests per second.
+pub const GLOBAL_BURST: u32 = 10;
+/// Per-guild emission interval: 10 requests per second.
 pub const GUILD_INTERVAL: Duration = Duration::from_millis(100);
+pub const GUILD_BURST: u32 = 5;
+
+/// One GCRA cell: the theoretical arrival time of the next request.
+fn reserve(tat: &mut Option<Instant>, now: Instant, interval: Duration, burst: u32) -> Instant {
+    let next = tat.map_or(now, |t| t.max(now));
+    let tolerance = interval * burst.saturating_sub(1);
+    *tat = Some(next + interval);
+    next.checked_sub(tolerance).map_or(now, |t| t.max(now))
+}
 
 #[derive(Debug, Default)]
-struct Slots {
+struct Cells {
     global: Option<Instant>,
-    guilds: HashMap<u64, Instant>,
+    guilds: HashMap<u64, Option<Instant>>,
 }
 
 /// Hands out send times: each caller waits for its slot, then goes.
 #[derive(Debug, Default)]
-pub struct Pacer(Mutex<Slots>);
+pub struct Pacer(Mutex<Cells>);
 
 impl Pacer {
     /// Waits until a request for `guild` may be sent.
     pub async fn wait(&self, guild: u64) {
         let at = {
-            let mut slots = self.0.lock().await;
+            let mut cells = self.0.lock().await;
             let now = Instant::now();
-            let global = slots.global.map_or(now, |t| t.max(now));
-            let local = slots.guilds.get(&guild).map_or(now, |t| (*t).max(now));
-            let at = global.max(local);
-            slots.global = Some(at + GLOBAL_INTERVAL);
-            slots.guilds.insert(guild, at + GUILD_INTERVAL);
-            if slots.guilds.len() > 10_000 {
-                slots.guilds.retain(|_, t| *t > now);
+            let global = reserve(&mut cells.global, now, GLOBAL_INTERVAL, GLOBAL_BURST);
+            let local = reserve(cells.guilds.entry(guild).or_default(), now, GUILD_INTERVAL, GUILD_BURST);
+            if cells.guilds.len() > 10_000 {
+                cells.guilds.retain(|_, t| t.is_some_and(|t| t > now));
             }
-            at
+            global.max(local)
         };
         tokio::time::sleep_until(at).await;
     }
@@ -52,23 +61,28 @@ mod tests {
     use super::*;
 
     #[tokio::test(start_paused = true)]
-    async fn requests_are_spaced_globally_and_per_guild() {
+    async fn a_quiet_guild_bursts_and_sustained_traffic_is_spread() {
         let pacer = Pacer::default();
         let start = Instant::now();
-        for _ in 0..10 {
+        for _ in 0..GUILD_BURST {
             pacer.wait(1).await;
         }
-        // Ten requests for one guild: nine guild intervals.
-        assert_eq!(Instant::now() - start, GUILD_INTERVAL * 9);
+        assert_eq!(Instant::now() - start, Duration::ZERO, "a burst goes at once");
+        for _ in 0..5 {
+            pacer.wait(1).await;
+        }
+        assert_eq!(Instant::now() - start, GUILD_INTERVAL * 5, "then 10 per second");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_global_limit_holds_across_guilds() {
+        let pacer = Pacer::default();
         let start = Instant::now();
-        for guild in 100..145 {
+        for guild in 0..100 {
             pacer.wait(guild).await;
         }
-        // 45 different guilds: the global spacing rules, about one second in all.
+        // 100 requests: a burst of 10, then 90 more at 45 per second — about two seconds.
         let elapsed = Instant::now() - start;
-        assert!(
-            elapsed >= GLOBAL_INTERVAL * 44 && elapsed <= GUILD_INTERVAL + GLOBAL_INTERVAL * 45,
-            "{elapsed:?}"
-        );
+        assert!(elapsed >= GLOBAL_INTERVAL * 89 && elapsed <= GLOBAL_INTERVAL * 91, "{elapsed:?}");
     }
 }

@@ -40,6 +40,8 @@ struct State {
     bot: u64,
     guilds: BTreeMap<u64, Guild>,
     requests: Vec<(String, String)>,
+    /// When each request arrived, in the same order as `requests`.
+    arrivals: Vec<std::time::Instant>,
     /// `X-Audit-Log-Reason` of each role change, as sent (percent-encoded).
     reasons: Vec<String>,
     injected: VecDeque<Injection>,
@@ -150,6 +152,16 @@ impl FakeDiscord {
         lock(&self.state).reasons.clone()
     }
 
+    /// When the first request with this method and a path containing `part` arrived.
+    pub fn first_arrival(&self, method: &str, part: &str) -> Option<std::time::Instant> {
+        let s = lock(&self.state);
+        s.requests
+            .iter()
+            .zip(&s.arrivals)
+            .find(|((m, p), _)| m == method && p.contains(part))
+            .map(|(_, at)| *at)
+    }
+
     /// Every (method, path) received, in order.
     pub fn requests(&self) -> Vec<(String, String)> {
         lock(&self.state).requests.clone()
@@ -179,6 +191,7 @@ fn role_json(id: u64, r: &Role) -> Value {
 fn respond(state: &Mutex<State>, request: Request, injected: Option<u16>) -> (u16, String) {
     let mut s = lock(state);
     s.requests.push((request.method.clone(), request.path.clone()));
+    s.arrivals.push(std::time::Instant::now());
     if let Some(reason) = request.headers.get("x-audit-log-reason") {
         s.reasons.push(reason.clone());
     }

@@ -1,0 +1,134 @@
+//! Webhook acknowledged → role request received at Discord, through the real server.
+//!
+//! Starts `docobo-server` in-process on 127.0.0.1:0 with a fresh SQLite file (or PostgreSQL when
+//! `DOCOBO_BENCH_POSTGRES_URL` is set) and the fake Discord, then sends signed Polar
+//! `subscription.active` webhooks for distinct members of one guild, 350 ms apart, and measures
+//! (a) the HTTP acknowledgement and (b) the time from the acknowledgement to the `PUT …/roles/…`
+//! arriving at the fake. Prints percentiles. `cargo bench --bench webhook_to_role` (DESIGN §6
+//! target: p99 ≤ 50 ms).
+//!
+//! The spacing matters: a role job makes three Discord requests (read, change, verify) and the
+//! gateway paces one guild at 10 requests per second after a burst of 5, so back-to-back
+//! purchases in one guild queue behind each other at ~300 ms each. That is the pacing working,
+//! not the pipeline; 350 ms apart measures the pipeline.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use docobo::adapters::polar::signature;
+use docobo::adapters::simulator::discord::FakeDiscord;
+use docobo::core::domain::{Currency, Guild, GuildId, Money, PaidRole, ProviderKind, RoleId, Secret, Term};
+use docobo::core::ports::{CatalogRepo, ProviderCredentials};
+use docobo_server::{Config, bind, local_addr, prepare, run};
+
+const N: usize = 100;
+const SPACING: Duration = Duration::from_millis(350);
+const SECRET: &str = "whsec_bench_secret";
+const GUILD: u64 = 987_654_321_098_765_432;
+const ROLE: u64 = 700_000_000_000_000_007;
+const PRODUCT: &str = "d1e2f3a4-0000-4000-8000-000000000002";
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn report(name: &str, mut samples: Vec<Duration>) {
+    samples.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    println!(
+        "{name:<22} n={:<4} p50={:>7.2} ms  p95={:>7.2} ms  p99={:>7.2} ms  max={:>7.2} ms",
+        samples.len(),
+        ms(percentile(&samples, 0.50)),
+        ms(percentile(&samples, 0.95)),
+        ms(percentile(&samples, 0.99)),
+        ms(*samples.last().unwrap_or(&Duration::ZERO)),
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let fake = FakeDiscord::start(555_000_000_000_000_001).await.expect("fake discord");
+    fake.add_guild(GUILD);
+    fake.add_role(GUILD, ROLE, "VIP", 5);
+    let dir = std::env::temp_dir().join(format!("docobo-w2r-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let database = std::env::var("DOCOBO_BENCH_POSTGRES_URL")
+        .unwrap_or_else(|_| format!("sqlite://{}?mode=rwc", dir.join("bench.db").display()));
+    let vars = [
+        ("DOCOBO_DATABASE_URL", database.clone()),
+        ("DOCOBO_LISTEN", "127.0.0.1:0".to_owned()),
+        ("DOCOBO_SECRET_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".to_owned()),
+        ("DISCORD_BOT_TOKEN", "fake-token".to_owned()),
+        ("DOCOBO_DISCORD_API_URL", fake.base_url.clone()),
+    ];
+    let config =
+        Config::from_vars(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).expect("config");
+    let state = prepare(&config).await.expect("prepares");
+    let guild = GuildId::new(GUILD).expect("id");
+    state.repo.put_guild(&Guild::new(guild, "bench")).await.expect("guild");
+    let price = Money::parse("5", Currency::Usd).expect("price");
+    let mut vip =
+        PaidRole::new(guild, RoleId::new(ROLE).expect("id"), "VIP", price, Term::Recurring).expect("role");
+    vip.polar_product = Some(PRODUCT.to_owned());
+    state.repo.put_paid_role(&vip).await.expect("role");
+    state
+        .repo
+        .put_credentials(guild, ProviderKind::Polar, &ProviderCredentials::new(Secret::new(SECRET)))
+        .await
+        .expect("creds");
+    let acceptor = bind(config.listen).await.expect("binds");
+    let base = format!("http://{}", local_addr(&acceptor).expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(run(Arc::clone(&state), acceptor, async move {
+        let _ = stopped.await;
+    }));
+
+    let fixture =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/docobo-adapters/tests/fixtures/polar/subscription_active.json");
+    let template: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture).expect("fixture")).expect("json");
+    let client = reqwest::Client::new();
+    let (mut acks, mut to_role) = (Vec::with_capacity(N), Vec::with_capacity(N));
+    for i in 0..N {
+        tokio::time::sleep(SPACING).await;
+        let user = 100_000_000_000_000_000 + i as u64;
+        fake.join(GUILD, user);
+        let mut payload = template.clone();
+        payload["data"]["id"] = serde_json::json!(format!("sub-{i}"));
+        payload["data"]["metadata"]["discord_user_id"] = serde_json::json!(user.to_string());
+        let body = serde_json::to_vec(&payload).expect("json");
+        let id = format!("wh-{i}");
+        let ts = time::OffsetDateTime::now_utc().unix_timestamp();
+        let sent = Instant::now();
+        let response = client
+            .post(format!("{base}/webhooks/polar/{GUILD}"))
+            .header("webhook-id", &id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", signature::sign(SECRET.as_bytes(), &id, ts, &body))
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let acked = Instant::now();
+        assert!(response.status().is_success(), "{}", response.status());
+        acks.push(acked - sent);
+        let part = format!("/members/{user}/roles/{ROLE}");
+        let deadline = acked + Duration::from_secs(10);
+        let arrived = loop {
+            if let Some(at) = fake.first_arrival("PUT", &part) {
+                break at;
+            }
+            assert!(Instant::now() < deadline, "no role request for member {user}");
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        };
+        to_role.push(arrived.saturating_duration_since(acked));
+    }
+    let db = database.split(':').next().unwrap_or("?");
+    println!("webhook → role on {db} ({N} webhooks, {} ms apart)", SPACING.as_millis());
+    report("acknowledgement", acks);
+    report("ack → role request", to_role);
+    let _ = stop.send(());
+    let _ = server.await;
+    let _ = std::fs::remove_dir_all(dir);
+}
