@@ -23,6 +23,8 @@ pub struct Config {
     pub polar_api_url: String,
     /// `DOCOBO_DISCORD_API_URL`: `https://discord.com`, or a local fake (`/api/v10` is appended).
     pub discord_api_url: String,
+    /// `DISCORD_PUBLIC_KEY`: the application's Ed25519 key (hex) for `POST /interactions`.
+    pub discord_public_key: Option<String>,
 }
 
 /// Every invalid key, with how to fix it.
@@ -66,6 +68,14 @@ impl Config {
         if !ok {
             problems.push(format!("POLAR_API_URL: {polar_api_url:?} is not an http(s) URL"));
         }
+        let discord_public_key = var("DISCORD_PUBLIC_KEY");
+        if let Some(key) = &discord_public_key
+            && docobo_adapters::discord::interactions::verifier(key).is_none()
+        {
+            problems.push(
+                "DISCORD_PUBLIC_KEY: must be the 64 hex characters shown in the Developer Portal".to_owned(),
+            );
+        }
         let (ok, discord_api_url) = url("DOCOBO_DISCORD_API_URL", "https://discord.com");
         if !ok {
             problems.push(format!("DOCOBO_DISCORD_API_URL: {discord_api_url:?} is not an http(s) URL"));
@@ -79,6 +89,7 @@ impl Config {
                 discord_bot_token,
                 polar_api_url,
                 discord_api_url,
+                discord_public_key,
             }),
             _ => Err(ConfigError(problems)),
         }
@@ -111,11 +122,19 @@ mod tests {
             ("DOCOBO_DATABASE_URL", "mysql://x"),
             ("DOCOBO_LISTEN", "localhost"),
             ("DOCOBO_SECRET_KEY", "c2hvcnQ="),
+            ("DISCORD_PUBLIC_KEY", "not-hex"),
+            ("DOCOBO_DISCORD_API_URL", "discord.com"),
         ])
         .expect_err("invalid");
-        assert_eq!(err.0.len(), 3, "{err}");
+        assert_eq!(err.0.len(), 5, "{err}");
         let text = err.to_string();
-        for key in ["DOCOBO_DATABASE_URL", "DOCOBO_LISTEN", "DOCOBO_SECRET_KEY"] {
+        for key in [
+            "DOCOBO_DATABASE_URL",
+            "DOCOBO_LISTEN",
+            "DOCOBO_SECRET_KEY",
+            "DISCORD_PUBLIC_KEY",
+            "DOCOBO_DISCORD_API_URL",
+        ] {
             assert!(text.contains(key), "{key} missing from: {text}");
         }
         assert!(!text.contains("c2hvcnQ="), "the secret's value is printed: {text}");

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use docobo_adapters::discord::interactions::Verifier as VerifierAlias;
 use docobo_adapters::polar::Polar;
 use docobo_adapters::seaorm::SeaOrmRepo;
 use docobo_adapters::sepay::Sepay;
@@ -17,6 +18,8 @@ pub struct AppState {
     pub repo: SeaOrmRepo,
     /// Discord, when a bot token is configured; without one, role jobs wait.
     pub gateway: Option<Arc<dyn docobo_core::ports::RoleGateway>>,
+    /// Checks `POST /interactions`, when `DISCORD_PUBLIC_KEY` is set.
+    pub interactions: Option<VerifierAlias>,
     pub polar: Polar,
     pub sepay: Sepay,
 }
@@ -62,6 +65,7 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
         .at("/ready", get(ready))
         .at("/webhooks/polar/:guild_id", post(crate::webhooks::polar))
         .at("/webhooks/sepay/:guild_id", post(crate::webhooks::sepay))
+        .at("/interactions", post(crate::interactions::interactions))
         .data(state)
         .with(Tracing)
 }

@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod http;
+pub mod interactions;
 pub mod webhooks;
 pub mod workers;
 
@@ -44,6 +45,10 @@ pub async fn prepare(config: &Config) -> Result<Arc<http::AppState>, ServerError
         gateway: config.discord_bot_token.as_ref().map(|token| {
             Arc::new(DiscordRoles::new(token.expose(), &config.discord_api_url)) as Arc<dyn RoleGateway>
         }),
+        interactions: config
+            .discord_public_key
+            .as_deref()
+            .and_then(docobo_adapters::discord::interactions::verifier),
         polar: Polar::new(config.polar_api_url.clone()),
         sepay: Sepay,
     }))

@@ -8,6 +8,7 @@
 //! 429/5xx/timeouts → retry later; 403 → park with a reason an owner can act on; 404 Unknown
 //! Member → the member is gone; other 404s → not found.
 
+pub mod interactions;
 pub mod pacer;
 
 use std::collections::{BTreeSet, HashMap};

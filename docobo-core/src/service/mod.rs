@@ -7,12 +7,14 @@ pub mod reconcile;
 pub mod replay;
 pub mod retry;
 pub mod role_sync;
+pub mod status;
 
 pub use expirer::{ExpiryReport, expire_due};
 pub use ingest::{IngestError, IngestOutcome, IngestReport, ingest_webhook};
 pub use reconcile::{Drift, ReconcileReport, diff, on_member_join, reconcile_guild};
 pub use replay::{ReplayError, replay_event};
 pub use role_sync::{Verdict, WorkReport, run_due_jobs, settlement, sync_role};
+pub use status::{StatusLine, member_status};
 
 #[cfg(test)]
 mod tests;

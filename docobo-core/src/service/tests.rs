@@ -702,3 +702,20 @@ async fn a_minute_long_429_storm_ends_with_every_job_converged_and_few_requests(
     assert!(calls <= members.len() * 10, "{calls} requests for {} jobs", members.len());
     assert!(w.clock.now() >= START + Duration::seconds(60));
 }
+
+#[tokio::test]
+async fn status_lists_the_members_purchases_entitled_first() {
+    let w = World::new(Term::Recurring).await;
+    let end = START + Duration::days(30);
+    w.sub_event("evt_1", "payment_succeeded", START, Some(end)).await;
+    let lines =
+        status::member_status(&w.repo, guild(), user(), START + Duration::days(1)).await.expect("reads");
+    assert_eq!(lines.len(), 1);
+    assert_eq!(
+        (lines[0].role_name.as_deref(), lines[0].status, lines[0].entitled),
+        (Some("VIP"), Status::Active, true)
+    );
+    assert_eq!(lines[0].access_until, Some(end));
+    let stranger = UserId::new(77).expect("id");
+    assert!(status::member_status(&w.repo, guild(), stranger, START).await.expect("reads").is_empty());
+}

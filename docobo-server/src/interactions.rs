@@ -1,0 +1,52 @@
+//! `POST /interactions`: Discord's HTTP interactions, verified (Ed25519) before anything else.
+//! 401 for a bad or stale signature, 404 when `DISCORD_PUBLIC_KEY` is not configured, 413 over
+//! 64 KiB, 400 for a body that is not an interaction, 503 when the database cannot answer.
+
+use std::sync::Arc;
+
+use docobo_adapters::discord::interactions::{InteractionError, respond, verify};
+use docobo_core::ports::{Clock, SystemClock};
+use poem::error::ReadBodyError;
+use poem::http::{HeaderMap, StatusCode};
+use poem::web::{Data, Json};
+use poem::{Body, IntoResponse, Response, handler};
+use serde_json::json;
+
+use crate::http::AppState;
+
+/// Largest accepted interaction body.
+pub const MAX_BODY: usize = 64 * 1024;
+
+fn refuse(code: StatusCode, message: &str) -> Response {
+    Json(json!({ "error": message })).with_status(code).into_response()
+}
+
+#[handler]
+pub async fn interactions(headers: &HeaderMap, body: Body, Data(state): Data<&Arc<AppState>>) -> Response {
+    let Some(verifier) = &state.interactions else {
+        return refuse(StatusCode::NOT_FOUND, "interactions are not configured (DISCORD_PUBLIC_KEY)");
+    };
+    let body = match body.into_bytes_limit(MAX_BODY).await {
+        Ok(b) => b,
+        Err(ReadBodyError::PayloadTooLarge) => {
+            return refuse(StatusCode::PAYLOAD_TOO_LARGE, "body over 64 KiB");
+        }
+        Err(_) => return refuse(StatusCode::BAD_REQUEST, "unreadable body"),
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let now = SystemClock.now();
+    if let Err(e) =
+        verify(verifier, header("x-signature-ed25519"), header("x-signature-timestamp"), &body, now)
+    {
+        tracing::warn!(reason = %e, "interaction refused: authentication failed");
+        return refuse(StatusCode::UNAUTHORIZED, "invalid request signature");
+    }
+    match respond(&state.repo, &body, now).await {
+        Ok(answer) => Json(answer).into_response(),
+        Err(InteractionError::Store(e)) => {
+            tracing::warn!(error = %e, "interaction not answered: storage unavailable");
+            refuse(StatusCode::SERVICE_UNAVAILABLE, "try again shortly")
+        }
+        Err(e) => refuse(StatusCode::BAD_REQUEST, &e.to_string()),
+    }
+}
