@@ -390,22 +390,23 @@ async fn a_paid_subscription_reaches_discord_once_and_a_revocation_removes_it(ap
     }
 }
 
+/// Instantiates each scenario on SQLite and on PostgreSQL, started with `$spawn`.
 macro_rules! both_databases {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
+    ($sqlite:ident, $postgres:ident, $spawn:ident: $($name:ident),* $(,)?) => {
+        mod $sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(super::spawn_app(super::temp_sqlite()).await).await;
+                    super::$name(super::$spawn(super::temp_sqlite()).await).await;
                 }
             )*
         }
-        mod postgres {
+        mod $postgres {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
                     let Some(url) = super::fresh_postgres().await else { return };
-                    super::$name(super::spawn_app(url).await).await;
+                    super::$name(super::$spawn(url).await).await;
                 }
             )*
         }
@@ -493,29 +494,7 @@ async fn reconciliation_restores_a_role_removed_by_hand(app: App) {
     assert_eq!(discord.count("PUT", "/roles/"), 2);
 }
 
-macro_rules! with_discord {
-    ($($name:ident),* $(,)?) => {
-        mod discord_sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(super::spawn_with_discord(super::temp_sqlite()).await).await;
-                }
-            )*
-        }
-        mod discord_postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(url) = super::fresh_postgres().await else { return };
-                    super::$name(super::spawn_with_discord(url).await).await;
-                }
-            )*
-        }
-    };
-}
-
-with_discord!(
+both_databases!(discord_sqlite, discord_postgres, spawn_with_discord:
     a_paid_subscription_reaches_discord_once_and_a_revocation_removes_it,
     a_role_above_the_bot_parks_the_job_with_what_to_fix,
     a_member_who_left_gets_the_role_when_they_rejoin,
@@ -523,7 +502,7 @@ with_discord!(
     reconciliation_restores_a_role_removed_by_hand,
 );
 
-both_databases!(
+both_databases!(sqlite, postgres, spawn_app:
     a_signed_subscription_queues_one_role_job_and_a_redelivery_none,
     a_cancellation_keeps_access_until_the_period_ends_then_the_expirer_removes_it,
     a_full_refund_removes_access_and_a_partial_refund_does_not,
