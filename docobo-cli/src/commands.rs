@@ -55,6 +55,19 @@ enum Command {
         #[arg(long)]
         guild: Option<GuildId>,
     },
+    /// Discord slash commands.
+    #[command(subcommand)]
+    Commands(CommandsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum CommandsCommand {
+    /// Register /help, /status, /join and /setup with Discord (globally, or in one server for
+    /// testing, which applies at once). Needs DISCORD_BOT_TOKEN and DISCORD_CLIENT_ID.
+    Register {
+        #[arg(long)]
+        guild: Option<GuildId>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -209,6 +222,16 @@ fn time_text(t: Option<time::OffsetDateTime>) -> serde_json::Value {
     t.and_then(|t| t.format(&Rfc3339).ok()).map_or(serde_json::Value::Null, serde_json::Value::String)
 }
 
+/// `DISCORD_BOT_TOKEN` and `DOCOBO_DISCORD_API_URL` (default `https://discord.com`).
+fn discord_env(why: &str) -> Result<(String, String), Failure> {
+    let token = std::env::var("DISCORD_BOT_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Failure::Other(format!("DISCORD_BOT_TOKEN is not set ({why})")))?;
+    let base = std::env::var("DOCOBO_DISCORD_API_URL").unwrap_or_else(|_| "https://discord.com".to_owned());
+    Ok((token, base))
+}
+
 pub async fn run(cli: Cli) -> Result<(), Failure> {
     let repo = open(&cli.database_url).await?;
     match cli.command {
@@ -347,15 +370,22 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 rows.collect(),
             );
         }
-        Command::Reconcile { guild } => {
-            let token =
-                std::env::var("DISCORD_BOT_TOKEN").ok().filter(|t| !t.is_empty()).ok_or_else(|| {
+        Command::Commands(CommandsCommand::Register { guild }) => {
+            let (token, base) = discord_env("registering commands")?;
+            let app = std::env::var("DISCORD_CLIENT_ID")
+                .ok()
+                .and_then(|id| id.trim().parse::<u64>().ok())
+                .ok_or_else(|| {
                     Failure::Other(
-                        "DISCORD_BOT_TOKEN is not set: reconciliation reads members from Discord".to_owned(),
+                        "DISCORD_CLIENT_ID (the application id) is not set or not a number".to_owned(),
                     )
                 })?;
-            let base =
-                std::env::var("DOCOBO_DISCORD_API_URL").unwrap_or_else(|_| "https://discord.com".to_owned());
+            let names = docobo_adapters::discord::commands::register(&token, &base, app, guild).await?;
+            let scope = guild.map_or_else(|| "globally".to_owned(), |g| format!("in guild {g}"));
+            println!("registered {scope}: /{}", names.join(", /"));
+        }
+        Command::Reconcile { guild } => {
+            let (token, base) = discord_env("reconciliation reads members from Discord")?;
             let gateway = DiscordRoles::new(&token, &base);
             let guilds = match guild {
                 Some(g) => vec![registered(&repo, g).await?.id],

@@ -277,3 +277,45 @@ fn reconcile_needs_a_bot_token_and_queues_fixes_for_drift() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 members checked"));
 }
+
+#[test]
+fn commands_register_needs_the_bot_token_and_the_application_id() {
+    let db = temp_db();
+    let out = Command::new(env!("CARGO_BIN_EXE_docobo"))
+        .args(["commands", "register"])
+        .env("DOCOBO_DATABASE_URL", &db)
+        .env_remove("DISCORD_BOT_TOKEN")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DISCORD_BOT_TOKEN"));
+    let out = Command::new(env!("CARGO_BIN_EXE_docobo"))
+        .args(["commands", "register", "--guild", "987654321098765432"])
+        .env("DOCOBO_DATABASE_URL", &db)
+        .env("DISCORD_BOT_TOKEN", "fake-token")
+        .env("DOCOBO_DISCORD_API_URL", "http://127.0.0.1:1")
+        .env_remove("DISCORD_CLIENT_ID")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DISCORD_CLIENT_ID"));
+}
+
+#[test]
+fn commands_register_puts_the_four_commands_in_one_guild() {
+    use docobo_adapters::simulator::discord::FakeDiscord;
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let fake = rt.block_on(FakeDiscord::start(555)).expect("fake");
+    let out = Command::new(env!("CARGO_BIN_EXE_docobo"))
+        .args(["commands", "register", "--guild", "987654321098765432"])
+        .env("DOCOBO_DATABASE_URL", temp_db())
+        .env("DISCORD_BOT_TOKEN", "fake-token")
+        .env("DISCORD_CLIENT_ID", "42")
+        .env("DOCOBO_DISCORD_API_URL", &fake.base_url)
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("/help, /status, /join, /setup"));
+    assert_eq!(fake.commands(Some(987654321098765432)), ["help", "status", "join", "setup"]);
+}

@@ -8,6 +8,7 @@
 //! 429/5xx/timeouts → retry later; 403 → park with a reason an owner can act on; 404 Unknown
 //! Member → the member is gone; other 404s → not found.
 
+pub mod commands;
 pub mod interactions;
 pub mod pacer;
 
@@ -96,7 +97,7 @@ impl DiscordRoles {
 }
 
 /// What a serenity error means for a role job.
-fn classify(error: &serenity::Error, what: &str) -> GatewayError {
+pub(crate) fn classify(error: &serenity::Error, what: &str) -> GatewayError {
     let serenity::Error::Http(http) = error else {
         return GatewayError::Retryable { after: None, why: format!("{what}: {error}") };
     };

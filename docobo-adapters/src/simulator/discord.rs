@@ -45,6 +45,8 @@ struct State {
     /// `X-Audit-Log-Reason` of each role change, as sent (percent-encoded).
     reasons: Vec<String>,
     injected: VecDeque<Injection>,
+    /// Registered command names: global under `None`, per guild under `Some(guild)`.
+    commands: BTreeMap<Option<u64>, Vec<String>>,
 }
 
 /// A running fake Discord on 127.0.0.1.
@@ -162,6 +164,11 @@ impl FakeDiscord {
             .map(|(_, at)| *at)
     }
 
+    /// The command names registered globally (`None`) or in a guild.
+    pub fn commands(&self, guild: Option<u64>) -> Vec<String> {
+        lock(&self.state).commands.get(&guild).cloned().unwrap_or_default()
+    }
+
     /// Every (method, path) received, in order.
     pub fn requests(&self) -> Vec<(String, String)> {
         lock(&self.state).requests.clone()
@@ -235,6 +242,11 @@ fn respond(state: &Mutex<State>, request: Request, injected: Option<u16>) -> (u1
             });
             (200, member.to_string())
         }
+        ("PUT", ["applications", app, "commands"]) => register(&mut s, app, None, &request.body),
+        ("PUT", ["applications", app, "guilds", guild, "commands"]) => {
+            let guild = guild.parse().ok();
+            register(&mut s, app, guild, &request.body)
+        }
         (method @ ("PUT" | "DELETE"), ["guilds", _, "members", _, "roles", _]) => {
             let (Some(guild), Some(user), Some(role)) = (num(1), num(3), num(5)) else {
                 return error(404, 0, "Not Found");
@@ -259,4 +271,29 @@ fn respond(state: &Mutex<State>, request: Request, injected: Option<u16>) -> (u1
         }
         _ => error(404, 0, "404: Not Found"),
     }
+}
+
+/// Bulk overwrite of commands: echoes them back as Discord does, with ids and versions.
+fn register(s: &mut State, app: &str, guild: Option<u64>, body: &[u8]) -> (u16, String) {
+    let Ok(Value::Array(commands)) = serde_json::from_slice::<Value>(body) else {
+        return error(400, 50035, "Invalid Form Body");
+    };
+    let mut names = Vec::new();
+    let echoed: Vec<Value> = commands
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let mut c = c.clone();
+            names.push(c["name"].as_str().unwrap_or_default().to_owned());
+            c["id"] = json!((1000 + i).to_string());
+            c["application_id"] = json!(app);
+            c["version"] = json!("1");
+            if c.get("type").is_none() {
+                c["type"] = json!(1);
+            }
+            c
+        })
+        .collect();
+    s.commands.insert(guild, names);
+    (200, Value::Array(echoed).to_string())
 }
