@@ -2,6 +2,7 @@
 //! result to an exit code: 0 success, 2 usage error (clap, or a flag combination that cannot
 //! work), 1 any other failure, with the reason on stderr.
 
+mod args;
 mod commands;
 mod output;
 
@@ -9,7 +10,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use commands::{Cli, Failure};
+use args::Cli;
+use commands::Failure;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -4,19 +4,12 @@
 //! A successful return means the delivery is durable; the HTTP edge answers 2xx only then. No
 //! Discord call happens here: role changes are the worker's job.
 
-use std::collections::BTreeMap;
-
 use sha2::{Digest, Sha256};
 
-use crate::domain::{
-    EntitlementId, EventId, EventOutcome, ExternalRef, Guild, GuildId, IdError, Money, ProviderKind,
-    RoleJobKey, Timestamp, WebhookEvent,
-};
-use crate::machine::{self, Effect, EventKind, Standing};
-use crate::ports::ParseError;
+use crate::domain::{EventId, EventOutcome, Guild, GuildId, ProviderKind, Timestamp, WebhookEvent};
 use crate::ports::{
-    CatalogRepo, CheckoutRepo, Clock, Commit, EntitlementRepo, EntitlementWrite, Headers, Ledger,
-    ParsedWebhook, PaymentProvider, ProviderEvent, Recorded, StoreError, VerifyError,
+    CatalogRepo, CheckoutRepo, Clock, Commit, EntitlementRepo, Headers, Ledger, ParseError, ParsedWebhook,
+    PaymentProvider, Recorded, StoreError, VerifyError,
 };
 
 /// How many times a delivery is re-planned when a concurrent delivery for the same purchase
@@ -104,7 +97,7 @@ pub(super) async fn commit_delivery<R: IngestRepo + ?Sized>(
     // would cost every new event a round trip to save one on the rare duplicate.
     for _ in 0..MAX_CONFLICT_RETRIES {
         let (commit, outcome) = match &parsed {
-            Ok(parsed) => plan(repo, guild, kind, parsed, now).await?,
+            Ok(parsed) => super::plan::plan(repo, guild, kind, parsed, now).await?,
             Err(e) => (Commit::empty(now), IngestOutcome::Failed { reason: e.reason.clone() }),
         };
         let mut event = record(kind, guild, &event_id, body, now, &outcome);
@@ -156,7 +149,7 @@ fn record(
 }
 
 impl Commit {
-    fn empty(at: Timestamp) -> Self {
+    pub(super) fn empty(at: Timestamp) -> Self {
         Commit { event: None, replay: false, writes: Vec::new(), jobs: Vec::new(), cause: String::new(), at }
     }
 
@@ -165,187 +158,4 @@ impl Commit {
         self.event = Some(event);
         self
     }
-}
-
-/// An entitlement as the plan is building it.
-struct Planned {
-    key: RoleJobKey,
-    existing: Option<(EntitlementId, u64)>,
-    standing: Standing,
-    sync: bool,
-}
-
-/// Resolves every event to its entitlement and applies it. Any event that cannot be resolved or
-/// applied fails the whole delivery (nothing is written but the failed record), so a replay after
-/// a fix applies it exactly once.
-async fn plan<R: IngestRepo + ?Sized>(
-    repo: &R,
-    guild: &Guild,
-    kind: ProviderKind,
-    parsed: &ParsedWebhook,
-    now: Timestamp,
-) -> Result<(Commit, IngestOutcome), StoreError> {
-    if parsed.events.is_empty() {
-        let note = parsed.note.clone().unwrap_or_else(|| "no access-relevant facts".to_owned());
-        return Ok((Commit::empty(now), IngestOutcome::Ignored { note }));
-    }
-    let mut planned: BTreeMap<ExternalRef, Planned> = BTreeMap::new();
-    for event in &parsed.events {
-        let resolved = match resolve(repo, guild, kind, event, now, &mut planned).await? {
-            Ok(r) => r,
-            Err(reason) => return Ok((Commit::empty(now), IngestOutcome::Failed { reason })),
-        };
-        if let (EventKind::PaymentSucceeded { .. }, Some(paid), Some(expected)) =
-            (event.event.kind, event.subject.paid, resolved.expected)
-            && !paid.covers(&expected)
-        {
-            let reason = format!("underpaid: received {paid}, expected {expected}; no access was granted");
-            return Ok((Commit::empty(now), IngestOutcome::Failed { reason }));
-        }
-        let Some(entry) = planned.get_mut(&resolved.reference) else {
-            unreachable!("resolve inserts what it returns")
-        };
-        match machine::apply(&entry.standing, &event.event, now) {
-            Ok(t) => {
-                entry.sync |= t.effects.contains(&Effect::SyncRole);
-                entry.standing = t.standing;
-            }
-            Err(e) => return Ok((Commit::empty(now), IngestOutcome::Failed { reason: e.to_string() })),
-        }
-    }
-    let mut commit = Commit::empty(now);
-    for (external_ref, p) in planned {
-        if p.sync {
-            commit.jobs.push(p.key);
-        }
-        let deadline = p.standing.deadline(guild.grace);
-        commit.writes.push(match p.existing {
-            Some((id, revision)) => {
-                EntitlementWrite::Update { id, expected_revision: revision, standing: p.standing, deadline }
-            }
-            None => EntitlementWrite::Insert {
-                guild: p.key.guild,
-                user: p.key.user,
-                role: p.key.role,
-                provider: kind,
-                external_ref,
-                standing: p.standing,
-                deadline,
-            },
-        });
-    }
-    let jobs = commit.jobs.len();
-    Ok((commit, IngestOutcome::Processed { jobs }))
-}
-
-/// What an event resolved to.
-struct Resolved {
-    reference: ExternalRef,
-    /// What a payment for it must cover: the checkout's amount, else the role's price.
-    expected: Option<Money>,
-}
-
-/// Finds (or prepares) the entitlement an event is about and adds it to `planned`. `Ok(Err(..))`
-/// is a reason to put the delivery in the failure inbox.
-async fn resolve<R: IngestRepo + ?Sized>(
-    repo: &R,
-    guild: &Guild,
-    kind: ProviderKind,
-    event: &ProviderEvent,
-    now: Timestamp,
-    planned: &mut BTreeMap<ExternalRef, Planned>,
-) -> Result<Result<Resolved, String>, StoreError> {
-    let subject = &event.subject;
-    // A checkout named in the payload tells who paid, for which role and how much.
-    let mut checkout = None;
-    for candidate in &subject.checkout_refs {
-        if let Some(c) = repo.checkout(guild.id, candidate).await?.filter(|c| c.provider == kind) {
-            checkout = Some(c);
-            break;
-        }
-    }
-    let reference = match (&event.entitlement_ref, &checkout) {
-        (Some(r), _) => Some(r.clone()),
-        (None, Some(c)) => {
-            Some(c.reference.as_str().parse().map_err(|e: IdError| StoreError::Corrupt(e.to_string()))?)
-        }
-        (None, None) => None,
-    };
-    // Already part of this delivery, or already stored: the entitlement knows member and role.
-    let known = match &reference {
-        Some(r) => match planned.get(r) {
-            Some(p) => Some((r.clone(), p.key.role)),
-            None => match repo.entitlement(kind, guild.id, r).await? {
-                Some(found) => {
-                    let role = found.role;
-                    planned.insert(
-                        r.clone(),
-                        Planned {
-                            key: found.job_key(),
-                            existing: Some((found.id, found.revision)),
-                            standing: found.standing,
-                            sync: false,
-                        },
-                    );
-                    Some((r.clone(), role))
-                }
-                None => None,
-            },
-        },
-        None => None,
-    };
-    if let Some((reference, role)) = known {
-        let expected = match &checkout {
-            Some(c) => Some(c.expected),
-            None => repo.paid_role(guild.id, role).await?.map(|r| r.price),
-        };
-        return Ok(Ok(Resolved { reference, expected }));
-    }
-    if let Some(c) = checkout.as_ref().filter(|c| !c.is_open(now)) {
-        return Ok(Err(format!(
-            "checkout {} expired at {}; the payment cannot start a new purchase",
-            c.reference, c.expires_at
-        )));
-    }
-    let Some(user) = subject.user.or(checkout.as_ref().map(|c| c.user)) else {
-        return Ok(Err("cannot tell which Discord member paid: no discord_user_id in the metadata and no \
-                       matching checkout"
-            .to_owned()));
-    };
-    let paid_role = match (subject.role.or(checkout.as_ref().map(|c| c.role)), &subject.product) {
-        (Some(role), _) => match repo.paid_role(guild.id, role).await? {
-            Some(r) => r,
-            None => return Ok(Err(format!("role {role} is not sold in guild {}", guild.id))),
-        },
-        (None, product) => {
-            let found = match product {
-                Some(p) => repo.paid_role_by_product(guild.id, p).await?,
-                None => None,
-            };
-            let Some(r) = found else {
-                let product = product.as_deref().unwrap_or("(none)");
-                return Ok(Err(format!(
-                    "cannot tell which paid role was bought: product {product} is not linked to a role \
-                     (docobo role add ... --polar-product) and no checkout matched"
-                )));
-            };
-            r
-        }
-    };
-    let role = paid_role.role;
-    let Some(reference) = reference else {
-        return Ok(Err(
-            "the payload names no purchase to track (no subscription, order or checkout reference)"
-                .to_owned(),
-        ));
-    };
-    let expected = Some(checkout.map_or(paid_role.price, |c| c.expected));
-    let key = RoleJobKey { guild: guild.id, user, role };
-    planned.entry(reference.clone()).or_insert(Planned {
-        key,
-        existing: None,
-        standing: Standing::new(paid_role.term),
-        sync: false,
-    });
-    Ok(Ok(Resolved { reference, expected }))
 }

@@ -3,6 +3,7 @@
 
 pub mod expirer;
 pub mod ingest;
+mod plan;
 pub mod reconcile;
 pub mod replay;
 pub mod retry;

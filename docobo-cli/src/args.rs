@@ -1,0 +1,174 @@
+//! The command line's shape, as clap reads it: every command and flag of DESIGN §4 that exists.
+
+use clap::{Parser, Subcommand, ValueEnum};
+use docobo_core::domain::{Currency, GuildId, RoleId, Term, UserId};
+
+#[derive(Debug, Parser)]
+#[command(name = "docobo", version, about = "Paid community access on Discord")]
+pub struct Cli {
+    /// The database: a SQLite file (the default) or postgres://user@host/db.
+    #[arg(long, global = true, env = "DOCOBO_DATABASE_URL", default_value = "sqlite://docobo.db?mode=rwc")]
+    pub(crate) database_url: String,
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Create the database schema, or bring an older one up to date. Safe to run repeatedly.
+    Migrate,
+    /// Servers that sell roles.
+    #[command(subcommand)]
+    Guild(GuildCommand),
+    /// Payment provider credentials of a server (stored encrypted with DOCOBO_SECRET_KEY).
+    #[command(subcommand)]
+    Provider(ProviderCommand),
+    /// Roles for sale.
+    #[command(subcommand)]
+    Role(RoleCommand),
+    /// Entitlements (purchases) and their status.
+    #[command(subcommand)]
+    Subs(SubsCommand),
+    /// Received webhooks, and the failure inbox.
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// Compare the roles members hold on Discord with what they paid for, and queue a fix for
+    /// each difference (the server's worker applies them). Needs DISCORD_BOT_TOKEN.
+    Reconcile {
+        #[arg(long)]
+        guild: Option<GuildId>,
+    },
+    /// Discord slash commands.
+    #[command(subcommand)]
+    Commands(CommandsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum CommandsCommand {
+    /// Register /help, /status, /join and /setup with Discord (globally, or in one server for
+    /// testing, which applies at once). Needs DISCORD_BOT_TOKEN and DISCORD_CLIENT_ID.
+    Register {
+        #[arg(long)]
+        guild: Option<GuildId>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum GuildCommand {
+    /// Register a server.
+    Add {
+        guild: GuildId,
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List registered servers.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProviderCommand {
+    /// Store a provider's credentials for a server.
+    Set {
+        guild: GuildId,
+        #[command(subcommand)]
+        provider: ProviderSettings,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProviderSettings {
+    /// Polar: the endpoint's webhook secret, and an organization access token for checkouts.
+    Polar {
+        #[arg(long, env = "DOCOBO_POLAR_WEBHOOK_SECRET", hide_env_values = true)]
+        webhook_secret: String,
+        #[arg(long, env = "DOCOBO_POLAR_ACCESS_TOKEN", hide_env_values = true)]
+        access_token: Option<String>,
+    },
+    /// SePay: the webhook API key, and the receiving bank account.
+    Sepay {
+        #[arg(long, env = "DOCOBO_SEPAY_API_KEY", hide_env_values = true)]
+        api_key: String,
+        /// SePay's bank short name, e.g. MBBank, Vietcombank.
+        #[arg(long)]
+        bank: String,
+        #[arg(long)]
+        account: String,
+        /// Transfer codes start with this (2–5 letters).
+        #[arg(long, default_value = docobo_adapters::sepay::DEFAULT_CODE_PREFIX)]
+        code_prefix: String,
+        /// The webhook is authenticated with HMAC-SHA256 instead of the API key header.
+        #[arg(long)]
+        hmac: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RoleCommand {
+    /// Put a role up for sale (or change its price and term).
+    Add {
+        guild: GuildId,
+        role: RoleId,
+        #[arg(long)]
+        price: String,
+        #[arg(long)]
+        currency: Currency,
+        /// recurring, lifetime, or a number of days like 30d.
+        #[arg(long, default_value = "recurring")]
+        term: Term,
+        /// The Polar product whose purchases grant this role.
+        #[arg(long)]
+        polar_product: Option<String>,
+        /// Offer SePay bank transfers in /join.
+        #[arg(long)]
+        sepay: bool,
+        /// What members see; defaults to "Role <id>".
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List a server's roles for sale.
+    List {
+        guild: GuildId,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop selling a role (existing purchases are kept).
+    Remove { guild: GuildId, role: RoleId },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SubsCommand {
+    /// List entitlements.
+    List {
+        #[arg(long)]
+        guild: Option<GuildId>,
+        #[arg(long)]
+        user: Option<UserId>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum OutcomeArg {
+    Processed,
+    Ignored,
+    Failed,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum EventsCommand {
+    /// List received webhooks, oldest first.
+    List {
+        #[arg(long)]
+        status: Option<OutcomeArg>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Apply a failed event again, after fixing its cause.
+    Replay { id: i64 },
+}
