@@ -1,0 +1,140 @@
+//! The catalog side of [`MemoryRepo`]: guilds, paid roles, credentials, checkouts, entitlements.
+
+use async_trait::async_trait;
+
+use super::{MemoryRepo, lock};
+use crate::domain::{
+    Checkout, CheckoutRef, Entitlement, ExternalRef, Guild, GuildId, PaidRole, ProviderKind, RoleId,
+    RoleJobKey, Timestamp, UserId,
+};
+use crate::ports::{CatalogRepo, CheckoutRepo, EntitlementRepo, ProviderCredentials, StoreError};
+
+#[async_trait]
+impl CatalogRepo for MemoryRepo {
+    async fn put_guild(&self, guild: &Guild) -> Result<(), StoreError> {
+        lock(&self.state).guilds.insert(guild.id, guild.clone());
+        Ok(())
+    }
+
+    async fn guild(&self, id: GuildId) -> Result<Option<Guild>, StoreError> {
+        self.read(|s| s.guilds.get(&id).cloned())
+    }
+
+    async fn guilds(&self) -> Result<Vec<Guild>, StoreError> {
+        self.read(|s| s.guilds.values().cloned().collect())
+    }
+
+    async fn remove_paid_role(&self, guild: GuildId, role: RoleId) -> Result<bool, StoreError> {
+        Ok(lock(&self.state).roles.remove(&(guild, role)).is_some())
+    }
+
+    async fn put_paid_role(&self, role: &PaidRole) -> Result<(), StoreError> {
+        lock(&self.state).roles.insert((role.guild, role.role), role.clone());
+        Ok(())
+    }
+
+    async fn paid_role(&self, guild: GuildId, role: RoleId) -> Result<Option<PaidRole>, StoreError> {
+        self.read(|s| s.roles.get(&(guild, role)).cloned())
+    }
+
+    async fn paid_roles(&self, guild: GuildId) -> Result<Vec<PaidRole>, StoreError> {
+        self.read(|s| s.roles.values().filter(|r| r.guild == guild).cloned().collect())
+    }
+
+    async fn paid_role_by_product(
+        &self,
+        guild: GuildId,
+        product: &str,
+    ) -> Result<Option<PaidRole>, StoreError> {
+        self.read(|s| {
+            s.roles
+                .values()
+                .find(|r| r.guild == guild && r.polar_product.as_deref() == Some(product))
+                .cloned()
+        })
+    }
+
+    async fn put_credentials(
+        &self,
+        guild: GuildId,
+        provider: ProviderKind,
+        credentials: &ProviderCredentials,
+    ) -> Result<(), StoreError> {
+        lock(&self.state).credentials.insert((guild, provider), credentials.clone());
+        Ok(())
+    }
+
+    async fn credentials(
+        &self,
+        guild: GuildId,
+        provider: ProviderKind,
+    ) -> Result<Option<ProviderCredentials>, StoreError> {
+        self.read(|s| s.credentials.get(&(guild, provider)).cloned())
+    }
+}
+
+#[async_trait]
+impl CheckoutRepo for MemoryRepo {
+    async fn put_checkout(&self, checkout: &Checkout) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        let key = (checkout.guild, checkout.reference.clone());
+        if state.checkouts.contains_key(&key) {
+            return Err(StoreError::AlreadyExists(format!("checkout {}", checkout.reference)));
+        }
+        state.checkouts.insert(key, checkout.clone());
+        Ok(())
+    }
+
+    async fn checkout(
+        &self,
+        guild: GuildId,
+        reference: &CheckoutRef,
+    ) -> Result<Option<Checkout>, StoreError> {
+        self.read(|s| s.checkouts.get(&(guild, reference.clone())).cloned())
+    }
+}
+
+#[async_trait]
+impl EntitlementRepo for MemoryRepo {
+    async fn entitlement(
+        &self,
+        provider: ProviderKind,
+        guild: GuildId,
+        external_ref: &ExternalRef,
+    ) -> Result<Option<Entitlement>, StoreError> {
+        self.read(|s| {
+            s.by_ref
+                .get(&(provider, guild, external_ref.clone()))
+                .and_then(|id| s.entitlements.get(id))
+                .cloned()
+        })
+    }
+
+    async fn entitlements_for(&self, key: RoleJobKey) -> Result<Vec<Entitlement>, StoreError> {
+        self.read(|s| s.entitlements.values().filter(|e| e.job_key() == key).cloned().collect())
+    }
+
+    async fn member_entitlements(
+        &self,
+        guild: GuildId,
+        user: UserId,
+    ) -> Result<Vec<Entitlement>, StoreError> {
+        self.read(|s| {
+            s.entitlements.values().filter(|e| e.guild == guild && e.user == user).cloned().collect()
+        })
+    }
+
+    async fn guild_entitlements(&self, guild: GuildId) -> Result<Vec<Entitlement>, StoreError> {
+        self.read(|s| s.entitlements.values().filter(|e| e.guild == guild).cloned().collect())
+    }
+
+    async fn due_entitlements(&self, now: Timestamp, limit: usize) -> Result<Vec<Entitlement>, StoreError> {
+        self.read(|s| {
+            let mut due: Vec<Entitlement> =
+                s.entitlements.values().filter(|e| e.deadline.is_some_and(|d| d <= now)).cloned().collect();
+            due.sort_by_key(|e| (e.deadline, e.id));
+            due.truncate(limit);
+            due
+        })
+    }
+}

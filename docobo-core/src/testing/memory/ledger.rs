@@ -1,0 +1,196 @@
+//! The write side of [`MemoryRepo`]: the atomic commit, the event log, the job queue, the audit
+//! trail and setup progress.
+
+use async_trait::async_trait;
+use time::Duration;
+
+use super::{MemoryRepo, lock};
+use crate::domain::{
+    AuditEntry, EventId, EventOutcome, GuildId, JobState, ProviderKind, RoleJob, RoleJobKey, SetupProgress,
+    Timestamp, UserId, WebhookEvent,
+};
+use crate::ports::{
+    AuditLog, Commit, JobQueue, Ledger, Recorded, Settled, Settlement, SetupRepo, StoreError,
+};
+
+#[async_trait]
+impl Ledger for MemoryRepo {
+    async fn commit(&self, commit: Commit) -> Result<Recorded, StoreError> {
+        let mut state = lock(&self.state);
+        {
+            let mut faults = lock(&self.faults);
+            if faults.conflicts > 0 {
+                faults.conflicts -= 1;
+                return Err(StoreError::Conflict);
+            }
+        }
+        let mut next = state.clone();
+        if let Some(mut event) = commit.event {
+            let key = (event.provider, event.guild, event.external_id.clone());
+            let stored = next.events.get(&key);
+            if commit.replay {
+                // Only a stored failure may be replayed, and only once.
+                if stored.is_none_or(|s| s.id != event.id || s.outcome != EventOutcome::Failed) {
+                    return Ok(Recorded::Duplicate);
+                }
+            } else if stored.is_some() {
+                return Ok(Recorded::Duplicate);
+            } else {
+                event.id = next.next_id();
+            }
+            next.events.insert(key, event);
+            let mut faults = lock(&self.faults);
+            if faults.after_event > 0 {
+                faults.after_event -= 1;
+                return Err(StoreError::Unavailable("injected failure after recording the event".to_owned()));
+            }
+        }
+        for write in commit.writes {
+            next.write(write, commit.at)?;
+        }
+        for key in commit.jobs {
+            next.enqueue(key, &commit.cause, commit.at);
+        }
+        *state = next;
+        Ok(Recorded::Committed)
+    }
+
+    async fn webhook_event(
+        &self,
+        provider: ProviderKind,
+        guild: GuildId,
+        id: &EventId,
+    ) -> Result<Option<WebhookEvent>, StoreError> {
+        self.read(|s| s.events.get(&(provider, guild, id.clone())).cloned())
+    }
+
+    async fn webhook_event_by_id(&self, id: i64) -> Result<Option<WebhookEvent>, StoreError> {
+        self.read(|s| s.events.values().find(|e| e.id == id).cloned())
+    }
+
+    async fn events(
+        &self,
+        outcome: Option<EventOutcome>,
+        limit: usize,
+    ) -> Result<Vec<WebhookEvent>, StoreError> {
+        self.read(|s| {
+            let mut events: Vec<WebhookEvent> =
+                s.events.values().filter(|e| outcome.is_none_or(|o| e.outcome == o)).cloned().collect();
+            events.sort_by_key(|e| (e.received_at, e.id));
+            events.truncate(limit);
+            events
+        })
+    }
+}
+
+#[async_trait]
+impl JobQueue for MemoryRepo {
+    async fn enqueue(&self, keys: &[RoleJobKey], cause: &str, now: Timestamp) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        for key in keys {
+            state.enqueue(*key, cause, now);
+        }
+        Ok(())
+    }
+
+    async fn claim_due(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<RoleJob>, StoreError> {
+        let mut state = lock(&self.state);
+        let mut due: Vec<&mut RoleJob> = state
+            .jobs
+            .values_mut()
+            .filter(|j| {
+                j.state == JobState::Pending && j.run_at <= now && j.locked_until.is_none_or(|l| l <= now)
+            })
+            .collect();
+        due.sort_by_key(|j| (j.run_at, j.id));
+        Ok(due
+            .into_iter()
+            .take(limit)
+            .map(|j| {
+                j.locked_until = Some(now + lease);
+                j.clone()
+            })
+            .collect())
+    }
+
+    async fn settle(
+        &self,
+        claimed: &RoleJob,
+        settlement: Settlement,
+        audit: Vec<AuditEntry>,
+        now: Timestamp,
+    ) -> Result<Settled, StoreError> {
+        let mut state = lock(&self.state);
+        state.audit.extend(audit);
+        let Some(job) = state.jobs.get_mut(&claimed.key) else { return Ok(Settled::LeaseLost) };
+        if job.id != claimed.id || job.locked_until != claimed.locked_until {
+            return Ok(Settled::LeaseLost);
+        }
+        job.locked_until = None;
+        if job.generation != claimed.generation {
+            job.state = JobState::Pending;
+            job.run_at = now;
+            job.attempts = 0;
+            return Ok(Settled::Requeued);
+        }
+        match settlement {
+            Settlement::Done => {
+                job.state = JobState::Done;
+                job.last_error = None;
+            }
+            Settlement::Retry { at, error } => {
+                job.attempts += 1;
+                job.run_at = at;
+                job.last_error = Some(error);
+            }
+            Settlement::Park { reason } => {
+                job.state = JobState::Parked;
+                job.last_error = Some(reason);
+            }
+        }
+        Ok(Settled::Applied)
+    }
+
+    async fn jobs(&self, state: JobState, limit: usize) -> Result<Vec<RoleJob>, StoreError> {
+        self.read(|s| s.jobs.values().filter(|j| j.state == state).take(limit).cloned().collect())
+    }
+
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
+        self.read(|s| {
+            s.jobs
+                .values()
+                .filter(|j| j.state == JobState::Pending)
+                .map(|j| j.locked_until.map_or(j.run_at, |l| l.max(j.run_at)))
+                .min()
+        })
+    }
+}
+
+#[async_trait]
+impl AuditLog for MemoryRepo {
+    async fn audit_trail(&self, guild: GuildId, user: UserId) -> Result<Vec<AuditEntry>, StoreError> {
+        self.read(|s| s.audit.iter().filter(|a| a.guild == guild && a.user == user).cloned().collect())
+    }
+}
+
+#[async_trait]
+impl SetupRepo for MemoryRepo {
+    async fn put_setup(&self, progress: &SetupProgress) -> Result<(), StoreError> {
+        lock(&self.state).setups.insert(progress.guild, progress.clone());
+        Ok(())
+    }
+
+    async fn setup(&self, guild: GuildId) -> Result<Option<SetupProgress>, StoreError> {
+        self.read(|s| s.setups.get(&guild).cloned())
+    }
+
+    async fn clear_setup(&self, guild: GuildId) -> Result<(), StoreError> {
+        lock(&self.state).setups.remove(&guild);
+        Ok(())
+    }
+}
