@@ -45,21 +45,14 @@ struct Customer {
     external_id: Option<String>,
 }
 
+/// The fields subscriptions and orders share: identity, version, and who bought what.
 #[derive(Deserialize)]
-struct Subscription {
+struct Object {
     id: String,
     status: String,
     created_at: String,
     #[serde(default)]
     modified_at: Option<String>,
-    #[serde(default)]
-    current_period_end: Option<String>,
-    #[serde(default)]
-    cancel_at_period_end: bool,
-    #[serde(default)]
-    ends_at: Option<String>,
-    #[serde(default)]
-    paused_at: Option<String>,
     #[serde(default)]
     product_id: Option<String>,
     #[serde(default)]
@@ -68,21 +61,47 @@ struct Subscription {
     customer: Option<Customer>,
 }
 
+impl Object {
+    /// `modified_at`, or `created_at` for an object never modified.
+    fn version(&self) -> Result<Version, String> {
+        Ok(Version(time(self.modified_at.as_deref().unwrap_or(&self.created_at), "modified_at")?))
+    }
+
+    /// `kinds`, each as a fact about this object at `version`.
+    fn events(&self, kinds: Vec<EventKind>, version: Version) -> Result<Vec<ProviderEvent>, String> {
+        let subject = subject(&self.metadata, self.customer.as_ref(), self.product_id.as_deref())?;
+        let reference = reference(&self.id)?;
+        Ok(kinds
+            .into_iter()
+            .map(|kind| ProviderEvent {
+                entitlement_ref: Some(reference.clone()),
+                event: Event { kind, version },
+                subject: subject.clone(),
+            })
+            .collect())
+    }
+}
+
+#[derive(Deserialize)]
+struct Subscription {
+    #[serde(flatten)]
+    object: Object,
+    #[serde(default)]
+    current_period_end: Option<String>,
+    #[serde(default)]
+    cancel_at_period_end: bool,
+    #[serde(default)]
+    ends_at: Option<String>,
+    #[serde(default)]
+    paused_at: Option<String>,
+}
+
 #[derive(Deserialize)]
 struct Order {
-    id: String,
-    status: String,
-    created_at: String,
-    #[serde(default)]
-    modified_at: Option<String>,
+    #[serde(flatten)]
+    object: Object,
     #[serde(default)]
     subscription_id: Option<String>,
-    #[serde(default)]
-    product_id: Option<String>,
-    #[serde(default)]
-    metadata: BTreeMap<String, Value>,
-    #[serde(default)]
-    customer: Option<Customer>,
 }
 
 /// Parses a delivery whose id (the `webhook-id` header) is `event_id`.
@@ -116,10 +135,10 @@ pub fn parse(event_id: EventId, body: &[u8]) -> Result<ParsedWebhook, ParseError
 }
 
 fn subscription_events(sub: &Subscription) -> Result<Vec<ProviderEvent>, String> {
-    let version = Version(time(sub.modified_at.as_deref().unwrap_or(&sub.created_at), "modified_at")?);
+    let version = sub.object.version()?;
     let period_end = sub.current_period_end.as_deref().map(|t| time(t, "current_period_end")).transpose()?;
     let paid = EventKind::PaymentSucceeded { access_until: period_end };
-    let kinds = match sub.status.as_str() {
+    let kinds = match sub.object.status.as_str() {
         "active" | "trialing" if sub.cancel_at_period_end => {
             let end = sub.ends_at.as_deref().map(|t| time(t, "ends_at")).transpose()?.or(period_end);
             let end = end.ok_or("a cancelled subscription has neither ends_at nor current_period_end")?;
@@ -136,21 +155,11 @@ fn subscription_events(sub: &Subscription) -> Result<Vec<ProviderEvent>, String>
         "incomplete" => vec![EventKind::PaymentPending],
         other => return Err(format!("unknown subscription status {other:?}")),
     };
-    let subject = subject(&sub.metadata, sub.customer.as_ref(), sub.product_id.as_deref())?;
-    let reference = reference(&sub.id)?;
-    Ok(kinds
-        .into_iter()
-        .map(|kind| ProviderEvent {
-            entitlement_ref: Some(reference.clone()),
-            event: Event { kind, version },
-            subject: subject.clone(),
-        })
-        .collect())
+    sub.object.events(kinds, version)
 }
 
 fn order_events(kind: &str, order: &Order) -> Result<Vec<ProviderEvent>, String> {
-    let version = Version(time(order.modified_at.as_deref().unwrap_or(&order.created_at), "modified_at")?);
-    let event = match (kind, order.status.as_str()) {
+    let event = match (kind, order.object.status.as_str()) {
         // `order.created` may describe an unpaid order; only `order.paid` (or a later update that
         // says paid) grants.
         ("order.created", _) | (_, "pending") => EventKind::PaymentPending,
@@ -160,11 +169,7 @@ fn order_events(kind: &str, order: &Order) -> Result<Vec<ProviderEvent>, String>
         (_, "draft" | "void") => return Ok(vec![]),
         (_, other) => return Err(format!("unknown order status {other:?}")),
     };
-    Ok(vec![ProviderEvent {
-        entitlement_ref: Some(reference(&order.id)?),
-        event: Event { kind: event, version },
-        subject: subject(&order.metadata, order.customer.as_ref(), order.product_id.as_deref())?,
-    }])
+    order.object.events(vec![event], order.object.version()?)
 }
 
 fn reference(id: &str) -> Result<ExternalRef, String> {
