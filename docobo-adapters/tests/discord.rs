@@ -83,19 +83,19 @@ async fn the_bot_can_manage_only_roles_below_its_own() {
     fake.add_role(G, 42, "Admins", 20);
     let no = gateway.bot_can_manage(g, RoleId::new(42).expect("id")).await.expect("answers");
     assert!(
-        matches!(&no, Manageable::No { why } if why.contains("Admins") && why.contains("drag")),
+        matches!(&no, Manageable::No { why, fix } if why.contains("Admins") && fix.contains("drag")),
         "{no:?}"
     );
     fake.add_managed_role(G, 44, "Server Booster", 2);
     let no = gateway.bot_can_manage(g, RoleId::new(44).expect("id")).await.expect("answers");
-    assert!(matches!(&no, Manageable::No { why } if why.contains("managed")), "{no:?}");
+    assert!(matches!(&no, Manageable::No { why, .. } if why.contains("managed")), "{no:?}");
     let everyone = RoleId::new(G).expect("id");
     assert!(matches!(gateway.bot_can_manage(g, everyone).await, Ok(Manageable::No { .. })));
     let missing = gateway.bot_can_manage(g, RoleId::new(45).expect("id")).await.expect("answers");
-    assert!(matches!(&missing, Manageable::No { why } if why.contains("does not exist")), "{missing:?}");
+    assert!(matches!(&missing, Manageable::No { why, .. } if why.contains("does not exist")), "{missing:?}");
     fake.revoke_manage_roles(G);
     let no = gateway.bot_can_manage(g, r).await.expect("answers");
-    assert!(matches!(&no, Manageable::No { why } if why.contains("Manage Roles")), "{no:?}");
+    assert!(matches!(&no, Manageable::No { why, .. } if why.contains("Manage Roles")), "{no:?}");
 }
 
 #[tokio::test]

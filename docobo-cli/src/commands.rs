@@ -93,13 +93,6 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                     (ProviderKind::Polar, c)
                 }
                 ProviderSettings::Sepay { api_key, bank, account, code_prefix, hmac } => {
-                    let prefix_ok = (2..=5).contains(&code_prefix.len())
-                        && code_prefix.chars().all(|c| c.is_ascii_alphabetic());
-                    if !prefix_ok {
-                        return Err(Failure::Usage(format!(
-                            "--code-prefix {code_prefix:?} must be 2 to 5 letters"
-                        )));
-                    }
                     let mut c = ProviderCredentials::new(Secret::new(api_key));
                     c.settings = BTreeMap::from([
                         ("bank".to_owned(), bank),
@@ -110,6 +103,9 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                     (ProviderKind::Sepay, c)
                 }
             };
+            if kind == ProviderKind::Sepay {
+                Sepay.check_credentials(&credentials).await.map_err(|e| Failure::Usage(e.to_string()))?;
+            }
             repo.put_credentials(guild, kind, &credentials).await?;
             println!("{kind} credentials stored for guild {guild}; webhook path: /webhooks/{kind}/{guild}");
         }

@@ -25,6 +25,8 @@ pub struct Config {
     pub discord_api_url: String,
     /// `DISCORD_PUBLIC_KEY`: the application's Ed25519 key (hex) for `POST /interactions`.
     pub discord_public_key: Option<String>,
+    /// `DOCOBO_PUBLIC_URL`: the base of the webhook URLs `/setup` shows owners.
+    pub public_url: String,
 }
 
 /// Every invalid key, with how to fix it.
@@ -81,6 +83,13 @@ impl Config {
             problems.push(format!("DOCOBO_DISCORD_API_URL: {discord_api_url:?} is not an http(s) URL"));
         }
 
+        let (ok, public_url) = url("DOCOBO_PUBLIC_URL", "http://127.0.0.1:3000");
+        if !ok {
+            problems.push(format!(
+                "DOCOBO_PUBLIC_URL: {public_url:?} is not an http(s) URL (the address providers reach this server at)"
+            ));
+        }
+
         match (problems.is_empty(), listen) {
             (true, Ok(listen)) => Ok(Config {
                 database_url,
@@ -90,6 +99,7 @@ impl Config {
                 polar_api_url,
                 discord_api_url,
                 discord_public_key,
+                public_url,
             }),
             _ => Err(ConfigError(problems)),
         }

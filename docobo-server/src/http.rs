@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use docobo_adapters::discord::bot::Bot;
 use docobo_adapters::discord::interactions::Verifier as VerifierAlias;
 use docobo_adapters::polar::Polar;
 use docobo_adapters::seaorm::SeaOrmRepo;
@@ -22,6 +23,10 @@ pub struct AppState {
     pub interactions: Option<VerifierAlias>,
     pub polar: Polar,
     pub sepay: Sepay,
+    /// Answers interactions from `POST /interactions` (and the gateway).
+    pub bot: Bot,
+    /// Delivers deferred interaction answers (webhook routes, no bot token needed).
+    pub discord_http: Arc<serenity::http::Http>,
 }
 
 impl std::fmt::Debug for AppState {

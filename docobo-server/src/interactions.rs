@@ -4,13 +4,15 @@
 
 use std::sync::Arc;
 
-use docobo_adapters::discord::interactions::{InteractionError, respond, verify};
+use docobo_adapters::discord::bot::follow_up;
+use docobo_adapters::discord::interactions::verify;
 use docobo_core::ports::{Clock, SystemClock};
 use poem::error::ReadBodyError;
 use poem::http::{HeaderMap, StatusCode};
 use poem::web::{Data, Json};
 use poem::{Body, IntoResponse, Response, handler};
 use serde_json::json;
+use serenity::all::Interaction;
 
 use crate::http::AppState;
 
@@ -41,12 +43,29 @@ pub async fn interactions(headers: &HeaderMap, body: Body, Data(state): Data<&Ar
         tracing::warn!(reason = %e, "interaction refused: authentication failed");
         return refuse(StatusCode::UNAUTHORIZED, "invalid request signature");
     }
-    match respond(&state.repo, &body, now).await {
-        Ok(answer) => Json(answer).into_response(),
-        Err(InteractionError::Store(e)) => {
+    let interaction: Interaction = match serde_json::from_slice(&body) {
+        Ok(i) => i,
+        Err(e) => return refuse(StatusCode::BAD_REQUEST, &format!("not an interaction: {e}")),
+    };
+    match state.bot.handle(&interaction, now).await {
+        Ok(reply) => {
+            if let Some(later) = reply.later {
+                let http = state.discord_http.clone();
+                tokio::spawn(async move {
+                    let edit = later.await;
+                    if let Err(e) = follow_up(&http, &interaction, &edit).await {
+                        tracing::warn!(error = %e, "a deferred interaction answer was not delivered");
+                    }
+                });
+            }
+            match serde_json::to_value(&reply.now) {
+                Ok(body) => Json(body).into_response(),
+                Err(e) => refuse(StatusCode::INTERNAL_SERVER_ERROR, &format!("unserializable answer: {e}")),
+            }
+        }
+        Err(e) => {
             tracing::warn!(error = %e, "interaction not answered: storage unavailable");
             refuse(StatusCode::SERVICE_UNAVAILABLE, "try again shortly")
         }
-        Err(e) => refuse(StatusCode::BAD_REQUEST, &e.to_string()),
     }
 }

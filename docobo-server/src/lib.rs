@@ -15,12 +15,13 @@ use std::time::Duration;
 
 use std::net::SocketAddr;
 
-use docobo_adapters::discord::DiscordRoles;
+use docobo_adapters::discord::bot::Bot;
+use docobo_adapters::discord::{DiscordRoles, rest_client};
 use docobo_adapters::polar::Polar;
 use docobo_adapters::seaorm::{ConnectError, SeaOrmRepo};
 use docobo_adapters::sepay::Sepay;
 use docobo_core::domain::Secret;
-use docobo_core::ports::RoleGateway;
+use docobo_core::ports::{PaymentProvider, RoleGateway};
 use poem::Server;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 
@@ -40,17 +41,28 @@ pub async fn prepare(config: &Config) -> Result<Arc<http::AppState>, ServerError
     let repo =
         SeaOrmRepo::connect(&config.database_url, config.secret_key.as_ref().map(Secret::expose)).await?;
     repo.migrate().await?;
+    let discord = config
+        .discord_bot_token
+        .as_ref()
+        .map(|token| DiscordRoles::new(token.expose(), &config.discord_api_url));
+    let gateway = discord.clone().map(|d| Arc::new(d) as Arc<dyn RoleGateway>);
+    let discord_http = discord
+        .as_ref()
+        .map_or_else(|| Arc::new(rest_client("", &config.discord_api_url)), DiscordRoles::http);
+    let polar = Polar::new(config.polar_api_url.clone());
+    let providers: Vec<Arc<dyn PaymentProvider>> = vec![Arc::new(polar.clone()), Arc::new(Sepay)];
+    let bot = Bot::new(Arc::new(repo.clone()), gateway.clone(), providers, &config.public_url);
     Ok(Arc::new(http::AppState {
         repo,
-        gateway: config.discord_bot_token.as_ref().map(|token| {
-            Arc::new(DiscordRoles::new(token.expose(), &config.discord_api_url)) as Arc<dyn RoleGateway>
-        }),
+        gateway,
         interactions: config
             .discord_public_key
             .as_deref()
             .and_then(docobo_adapters::discord::interactions::verifier),
-        polar: Polar::new(config.polar_api_url.clone()),
+        polar,
         sepay: Sepay,
+        bot,
+        discord_http,
     }))
 }
 

@@ -6,7 +6,7 @@
 
 use docobo_core::domain::GuildId;
 use docobo_core::ports::GatewayError;
-use serenity::all::{ApplicationId, Command, CreateCommand, HttpBuilder, InteractionContext, Permissions};
+use serenity::all::{ApplicationId, Command, CreateCommand, InteractionContext, Permissions};
 
 /// `/help`, `/status`, `/join`, and `/setup` (only for members who can manage the server).
 pub fn definitions() -> Vec<CreateCommand> {
@@ -32,11 +32,8 @@ pub async fn register(
     guild: Option<GuildId>,
 ) -> Result<Vec<String>, GatewayError> {
     let application = ApplicationId::new(application_id);
-    let http = HttpBuilder::new(token)
-        .proxy(api_base.trim_end_matches('/'))
-        .ratelimiter_disabled(true)
-        .application_id(application)
-        .build();
+    let http = super::rest_client(token, api_base);
+    http.set_application_id(application);
     let registered = match guild {
         Some(g) => serenity::all::GuildId::new(g.get()).set_commands(&http, definitions()).await,
         None => Command::set_global_commands(&http, definitions()).await,

@@ -8,6 +8,7 @@
 //! 429/5xx/timeouts → retry later; 403 → park with a reason an owner can act on; 404 Unknown
 //! Member → the member is gone; other 404s → not found.
 
+pub mod bot;
 pub mod commands;
 pub mod interactions;
 pub mod pacer;
@@ -47,22 +48,17 @@ impl DiscordRoles {
     /// `api_base` is `DOCOBO_DISCORD_API_URL` (`https://discord.com`, or a local fake); serenity
     /// appends `/api/v10`.
     pub fn new(token: &str, api_base: &str) -> Self {
-        let client = reqwest::Client::builder()
-            .timeout(CALL_TIMEOUT)
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        let http = HttpBuilder::new(token)
-            .client(client)
-            .proxy(api_base.trim_end_matches('/'))
-            .ratelimiter_disabled(true)
-            .build();
         DiscordRoles {
-            http: Arc::new(http),
+            http: Arc::new(rest_client(token, api_base)),
             pacer: Arc::new(Pacer::default()),
             bot: Arc::new(OnceCell::new()),
             timeout: CALL_TIMEOUT,
         }
+    }
+
+    /// The underlying REST client, for answering interactions and the gateway.
+    pub fn http(&self) -> Arc<Http> {
+        self.http.clone()
     }
 
     /// Shortens the per-call timeout (tests of slow Discord).
@@ -94,6 +90,21 @@ impl DiscordRoles {
             .await
             .copied()
     }
+}
+
+/// serenity's REST client for `api_base` (`DOCOBO_DISCORD_API_URL`; serenity appends `/api/v10`):
+/// our reqwest client with timeouts, serenity's rate limiter off (see the module comment).
+pub fn rest_client(token: &str, api_base: &str) -> Http {
+    let client = reqwest::Client::builder()
+        .timeout(CALL_TIMEOUT)
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new());
+    HttpBuilder::new(token)
+        .client(client)
+        .proxy(api_base.trim_end_matches('/'))
+        .ratelimiter_disabled(true)
+        .build()
 }
 
 /// What a serenity error means for a role job.
@@ -166,10 +177,13 @@ impl RoleGateway for DiscordRoles {
     }
 
     async fn bot_can_manage(&self, guild: GuildId, role: RoleId) -> Result<Manageable, GatewayError> {
+        const ROLES: &str = "Server Settings → Roles";
+        let no = |why: String, fix: String| Ok(Manageable::No { why, fix });
         if role.get() == guild.get() {
-            return Ok(Manageable::No {
-                why: "@everyone cannot be sold: every member already has it".to_owned(),
-            });
+            return no(
+                "@everyone is every member's role, so it cannot be sold".to_owned(),
+                "create a dedicated role and sell that one".to_owned(),
+            );
         }
         let bot = self.bot_user(guild).await?;
         let roles = self
@@ -177,15 +191,19 @@ impl RoleGateway for DiscordRoles {
             .await?;
         let roles: HashMap<_, _> = roles.into_iter().map(|r| (r.id, r)).collect();
         let Some(target) = roles.get(&role.get().into()) else {
-            return Ok(Manageable::No { why: format!("role {role} does not exist in this server") });
+            return no(
+                format!("role {role} does not exist in this server"),
+                "pick an existing role, or create it first".to_owned(),
+            );
         };
         if target.managed {
-            return Ok(Manageable::No {
-                why: format!(
-                    "{} is managed by an integration (a bot, booster or subscription role) and cannot be assigned",
+            return no(
+                format!(
+                    "{} is managed by an integration (a bot, booster or subscription role), so no one can assign it",
                     target.name
                 ),
-            });
+                "create an ordinary role and sell that one".to_owned(),
+            );
         }
         let me = self
             .call(guild, "reading the bot's member", self.http.get_member(guild.get().into(), bot))
@@ -194,18 +212,20 @@ impl RoleGateway for DiscordRoles {
         let everyone = roles.get(&guild.get().into());
         let permissions = mine().chain(everyone).fold(Permissions::empty(), |acc, r| acc | r.permissions);
         if !permissions.intersects(Permissions::MANAGE_ROLES | Permissions::ADMINISTRATOR) {
-            return Ok(Manageable::No {
-                why: "the bot lacks the Manage Roles permission: enable it on the bot's role in Server Settings → Roles".to_owned(),
-            });
+            return no(
+                "the bot lacks the Manage Roles permission".to_owned(),
+                format!("enable Manage Roles on the bot's role in {ROLES}"),
+            );
         }
         match mine().max() {
             Some(top) if top > target => Ok(Manageable::Yes),
-            _ => Ok(Manageable::No {
-                why: format!(
-                    "{} is above (or level with) the bot's highest role: drag the bot's role above it in Server Settings → Roles",
+            _ => no(
+                format!(
+                    "{} is above (or level with) the bot's highest role, and Discord only lets a bot assign roles below its own",
                     target.name
                 ),
-            }),
+                format!("in {ROLES}, drag the bot's role above {}", target.name),
+            ),
         }
     }
 }

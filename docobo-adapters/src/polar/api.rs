@@ -76,10 +76,7 @@ pub async fn create_checkout(
         return Ok(CheckoutLink {
             url: Some(url.to_owned()),
             qr_image_url: None,
-            instructions: format!(
-                "Pay {} for {} on Polar; the role arrives moments after.",
-                c.expected, role.name
-            ),
+            instructions: format!("Pay {} for {} on Polar's checkout page.", c.expected, role.name),
         });
     }
     let why = detail(response).await;

@@ -151,10 +151,14 @@ impl PaymentProvider for Sepay {
                 missing.push(what);
             }
         }
-        if missing.is_empty() {
-            Ok(())
-        } else {
-            Err(CredentialError::Invalid(format!("missing {}", missing.join(", "))))
+        if !missing.is_empty() {
+            return Err(CredentialError::Invalid(format!("missing {}", missing.join(", "))));
+        }
+        match setting(credentials, "code_prefix") {
+            Some(p) if !(2..=5).contains(&p.len()) || !p.chars().all(|c| c.is_ascii_uppercase()) => {
+                Err(CredentialError::Invalid(format!("the code prefix {p:?} must be 2 to 5 capital letters")))
+            }
+            _ => Ok(()),
         }
     }
 }

@@ -47,6 +47,8 @@ struct State {
     injected: VecDeque<Injection>,
     /// Registered command names: global under `None`, per guild under `Some(guild)`.
     commands: BTreeMap<Option<u64>, Vec<String>>,
+    /// Edits of original interaction responses (deferred answers): (interaction token, body).
+    edits: Vec<(String, Value)>,
 }
 
 /// A running fake Discord on 127.0.0.1.
@@ -169,6 +171,22 @@ impl FakeDiscord {
         lock(&self.state).commands.get(&guild).cloned().unwrap_or_default()
     }
 
+    /// The bodies that edited the original response of the interaction with `token`, in order.
+    pub fn edits(&self, token: &str) -> Vec<Value> {
+        lock(&self.state).edits.iter().filter(|(t, _)| t == token).map(|(_, b)| b.clone()).collect()
+    }
+
+    /// Waits up to 5 s for the first edit of the interaction with `token`.
+    pub async fn wait_for_edit(&self, token: &str) -> Option<Value> {
+        for _ in 0..500 {
+            if let Some(edit) = self.edits(token).into_iter().next() {
+                return Some(edit);
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        None
+    }
+
     /// Every (method, path) received, in order.
     pub fn requests(&self) -> Vec<(String, String)> {
         lock(&self.state).requests.clone()
@@ -268,6 +286,17 @@ fn respond(state: &Mutex<State>, request: Request, injected: Option<u16>) -> (u1
                 roles.remove(&role);
             }
             (204, String::new())
+        }
+        ("PATCH", ["webhooks", _, token, "messages", "@original"]) => {
+            let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+            let message = json!({
+                "id": "1", "channel_id": "3", "author": user_json(bot), "content": body["content"],
+                "timestamp": "2026-01-01T00:00:00+00:00", "edited_timestamp": null, "tts": false,
+                "mention_everyone": false, "mentions": [], "mention_roles": [], "attachments": [],
+                "embeds": [], "pinned": false, "type": 0,
+            });
+            s.edits.push(((*token).to_owned(), body));
+            (200, message.to_string())
         }
         _ => error(404, 0, "404: Not Found"),
     }

@@ -26,6 +26,15 @@ impl ProviderKind {
             ProviderKind::Manual => "manual",
         }
     }
+
+    /// The name people know it by, for messages: `Polar`, `SePay`, `manual`.
+    pub fn title(self) -> &'static str {
+        match self {
+            ProviderKind::Polar => "Polar",
+            ProviderKind::Sepay => "SePay",
+            ProviderKind::Manual => "manual",
+        }
+    }
 }
 
 impl fmt::Display for ProviderKind {

@@ -180,18 +180,24 @@ impl Money {
     }
 }
 
-impl fmt::Display for Money {
-    /// `5.00 USD`, `50000 VND`: the form [`Money::parse`] reads back.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl Money {
+    /// The amount without the currency, as [`Money::parse`] reads it: `5.00`, `50000`.
+    pub fn amount(&self) -> String {
         let decimals = self.currency.decimals();
         if decimals == 0 {
-            return write!(f, "{} {}", self.minor, self.currency);
+            return self.minor.to_string();
         }
-        let scale = 10_i64.pow(decimals);
+        let scale = 10_u64.pow(decimals);
         let sign = if self.minor < 0 { "-" } else { "" };
         let abs = self.minor.unsigned_abs();
-        let (whole, frac) = (abs / scale as u64, abs % scale as u64);
-        write!(f, "{sign}{whole}.{frac:0width$} {}", self.currency, width = decimals as usize)
+        format!("{sign}{}.{:0width$}", abs / scale, abs % scale, width = decimals as usize)
+    }
+}
+
+impl fmt::Display for Money {
+    /// `5.00 USD`, `50000 VND`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.amount(), self.currency)
     }
 }
 

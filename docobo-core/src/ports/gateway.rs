@@ -30,7 +30,11 @@ pub enum GatewayError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Manageable {
     Yes,
-    No { why: String },
+    /// `why` it cannot, and how an owner can `fix` it; `/setup` shows both.
+    No {
+        why: String,
+        fix: String,
+    },
 }
 
 /// Discord, as far as roles go. Implemented over serenity in `docobo-adapters`; in memory in

@@ -1,6 +1,7 @@
 //! The use cases. Each takes ports, never concrete adapters; loops, timers and wake-ups live in
 //! the binaries, which call these.
 
+pub mod checkout;
 pub mod expirer;
 pub mod ingest;
 mod plan;
@@ -10,6 +11,7 @@ pub mod retry;
 pub mod role_sync;
 pub mod status;
 
+pub use checkout::{CHECKOUT_TTL, JoinError, Offer, checkout_ref, offers, start_checkout};
 pub use expirer::{ExpiryReport, expire_due};
 pub use ingest::{IngestError, IngestOutcome, IngestReport, ingest_webhook};
 pub use reconcile::{Drift, ReconcileReport, diff, on_member_join, reconcile_guild};

@@ -142,7 +142,7 @@ impl RoleGateway for FakeGateway {
     async fn bot_can_manage(&self, guild: GuildId, role: RoleId) -> Result<Manageable, GatewayError> {
         let state = self.enter(Call::BotCanManage { guild, role })?;
         Ok(match state.forbidden.get(&(guild, role)) {
-            Some(why) => Manageable::No { why: why.clone() },
+            Some(why) => Manageable::No { why: why.clone(), fix: "give the bot a higher role".to_owned() },
             None => Manageable::Yes,
         })
     }

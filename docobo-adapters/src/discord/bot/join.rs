@@ -1,0 +1,146 @@
+//! `/join`: one select menu listing every (role, provider) on offer; choosing one stores a
+//! checkout and shows how to pay. SePay's QR is built locally and shown at once; Polar's
+//! checkout page needs a call to Polar, so that answer is deferred.
+
+use docobo_core::domain::{ProviderKind, RoleId};
+use docobo_core::ports::CheckoutLink;
+use docobo_core::service::{JoinError, offers, start_checkout};
+use serenity::all::{
+    ComponentInteractionData, ComponentInteractionDataKind, CreateActionRow, CreateButton, CreateEmbed,
+    CreateInteractionResponseMessage, CreateSelectMenu, CreateSelectMenuKind, CreateSelectMenuOption,
+    EditInteractionResponse,
+};
+
+use super::{Bot, Caller, Reply, unavailable};
+use docobo_core::ports::StoreError;
+
+/// Discord's limit on select menu options.
+const MAX_OPTIONS: usize = 25;
+
+fn how(kind: ProviderKind) -> &'static str {
+    match kind {
+        ProviderKind::Polar => "Card or subscription, via Polar",
+        ProviderKind::Sepay => "Vietnamese bank transfer (VietQR), via SePay",
+        ProviderKind::Manual => "Granted by a server manager",
+    }
+}
+
+/// What the member sees once a checkout exists, or why it does not.
+struct Outcome {
+    content: String,
+    embed: Option<CreateEmbed>,
+    button: Option<CreateButton>,
+}
+
+impl Outcome {
+    fn rows(&self) -> Vec<CreateActionRow> {
+        self.button.iter().map(|b| CreateActionRow::Buttons(vec![b.clone()])).collect()
+    }
+
+    fn view(self) -> CreateInteractionResponseMessage {
+        let view = CreateInteractionResponseMessage::new().components(self.rows());
+        let view = view.content(self.content);
+        match self.embed {
+            Some(embed) => view.embed(embed),
+            None => view,
+        }
+    }
+
+    fn edit(self) -> EditInteractionResponse {
+        let edit = EditInteractionResponse::new().components(self.rows());
+        let edit = edit.content(self.content);
+        match self.embed {
+            Some(embed) => edit.embed(embed),
+            None => edit,
+        }
+    }
+}
+
+fn outcome(result: Result<(String, CheckoutLink), JoinError>) -> Result<Outcome, StoreError> {
+    let (role, link) = match result {
+        Ok(ok) => ok,
+        Err(JoinError::Store(e)) => return Err(e),
+        Err(e) => {
+            return Ok(Outcome {
+                content: format!(
+                    "Docobo could not start this payment: {e}. Try again later, or ask a server manager."
+                ),
+                embed: None,
+                button: None,
+            });
+        }
+    };
+    let after = "The role arrives moments after the payment goes through; `/status` shows it.";
+    let content = format!("**{role}** — {}\n{after}", link.instructions);
+    let embed = link.qr_image_url.map(|qr| {
+        CreateEmbed::new().title(format!("Scan to pay for {role}")).description(&link.instructions).image(qr)
+    });
+    let button = link.url.map(|url| CreateButton::new_link(url).label("Open the payment page"));
+    Ok(Outcome { content, embed, button })
+}
+
+impl Bot {
+    /// The menu of offers.
+    pub(super) async fn join_menu(&self, who: Caller) -> Result<Reply, StoreError> {
+        let offers = offers(&*self.repo, who.guild).await?;
+        if offers.is_empty() {
+            return Ok(Reply::text(
+                "Nothing is for sale in this server yet. Server managers can start with `/setup`.",
+            ));
+        }
+        let options = offers
+            .iter()
+            .take(MAX_OPTIONS)
+            .map(|o| {
+                let label = format!("{} — {} ({})", o.role.name, o.role.price, o.role.term);
+                CreateSelectMenuOption::new(label, format!("{}:{}", o.role.role, o.provider))
+                    .description(how(o.provider))
+            })
+            .collect();
+        let menu = CreateSelectMenu::new("join:offer", CreateSelectMenuKind::String { options })
+            .placeholder("Choose a role and how to pay");
+        Ok(Reply::message(
+            CreateInteractionResponseMessage::new()
+                .content("What would you like to buy?")
+                .components(vec![CreateActionRow::SelectMenu(menu)]),
+        ))
+    }
+
+    /// A choice from the menu: `"{role}:{provider}"`.
+    pub(super) async fn join_choice(
+        &self,
+        who: Caller,
+        data: &ComponentInteractionData,
+    ) -> Result<Reply, StoreError> {
+        let chosen = match &data.kind {
+            ComponentInteractionDataKind::StringSelect { values } => values.first().and_then(|v| {
+                let (role, provider) = v.split_once(':')?;
+                Some((role.parse::<RoleId>().ok()?, provider.parse::<ProviderKind>().ok()?))
+            }),
+            _ => None,
+        };
+        let Some((role, kind, provider)) =
+            chosen.and_then(|(role, kind)| Some((role, kind, self.provider(kind)?)))
+        else {
+            return Ok(Reply::text("That choice is no longer on offer. Run `/join` again."));
+        };
+        let bot = self.clone();
+        let checkout = async move {
+            let name =
+                bot.repo.paid_role(who.guild, role).await?.map_or_else(|| format!("role {role}"), |r| r.name);
+            let started =
+                start_checkout(&*bot.repo, &*provider, (who.guild, who.user, role), super::entropy(), who.at)
+                    .await;
+            outcome(started.map(|(_, link)| (name, link)))
+        };
+        if kind == ProviderKind::Polar {
+            return Ok(Reply::deferred_update(async move {
+                match checkout.await {
+                    Ok(o) => o.edit(),
+                    Err(e) => unavailable(&e),
+                }
+            }));
+        }
+        Ok(Reply::update(checkout.await?.view()))
+    }
+}

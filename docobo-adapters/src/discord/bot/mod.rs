@@ -1,0 +1,207 @@
+//! The bot's slash commands and components, independent of how an interaction arrived: the HTTP
+//! interactions endpoint (`docobo-server`'s `POST /interactions`) and the gateway
+//! ([`super::gateway`]) both hand an [`Interaction`] to [`Bot::handle`] and send back its
+//! [`Reply`].
+//!
+//! Discord wants an answer within 3 seconds. Work that waits on another service (asking Discord
+//! whether the bot can hand out a role, asking Polar for a checkout or to check a token) is
+//! *deferred*: [`Reply::now`] acknowledges at once and [`Reply::later`] computes the real answer,
+//! which the transport delivers with [`follow_up`] by editing the original response.
+//!
+//! - `/help`, `/status` ([`status`]): answered at once, ephemeral.
+//! - `/join` ([`join`]): a menu of (role, provider) offers; picking one stores a checkout and shows
+//!   the Polar link or the SePay QR and transfer code.
+//! - `/setup` ([`setup`]): the owners' three-step wizard, resumable.
+
+mod join;
+mod setup;
+mod status;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use docobo_core::domain::{GuildId, ProviderKind, Timestamp, UserId};
+use docobo_core::ports::{GatewayError, PaymentProvider, RoleGateway, StoreError, SubscriptionRepo};
+use serenity::all::{
+    CreateInteractionResponse, CreateInteractionResponseMessage, EditInteractionResponse, Interaction,
+    Member, Permissions,
+};
+use serenity::http::Http;
+
+/// Slow work that finishes a deferred reply; its result replaces the original response.
+pub type Later = Pin<Box<dyn Future<Output = EditInteractionResponse> + Send>>;
+
+/// How to answer one interaction.
+pub struct Reply {
+    /// The HTTP response body (or the gateway's interaction callback), sent at once.
+    pub now: CreateInteractionResponse,
+    /// Present when `now` is a deferral: the answer to deliver with [`follow_up`].
+    pub later: Option<Later>,
+}
+
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reply").field("now", &self.now).field("later", &self.later.is_some()).finish()
+    }
+}
+
+impl Reply {
+    fn new(now: CreateInteractionResponse) -> Reply {
+        Reply { now, later: None }
+    }
+
+    /// A new ephemeral message.
+    fn message(view: CreateInteractionResponseMessage) -> Reply {
+        Reply::new(CreateInteractionResponse::Message(view.ephemeral(true)))
+    }
+
+    fn text(content: impl Into<String>) -> Reply {
+        Reply::message(CreateInteractionResponseMessage::new().content(content))
+    }
+
+    /// Replaces the message the clicked component (or the submitted modal's button) sits on.
+    fn update(view: CreateInteractionResponseMessage) -> Reply {
+        Reply::new(CreateInteractionResponse::UpdateMessage(view))
+    }
+
+    /// Acknowledges a component now; `later` replaces its message.
+    fn deferred_update(later: impl Future<Output = EditInteractionResponse> + Send + 'static) -> Reply {
+        Reply { now: CreateInteractionResponse::Acknowledge, later: Some(Box::pin(later)) }
+    }
+}
+
+/// Who sent an interaction, and from which server.
+#[derive(Debug, Clone, Copy)]
+struct Caller {
+    guild: GuildId,
+    user: UserId,
+    /// The member's permissions in the channel, as Discord computed them.
+    permissions: Permissions,
+    /// When the interaction was received.
+    at: Timestamp,
+}
+
+fn caller(guild: Option<serenity::all::GuildId>, member: Option<&Member>, at: Timestamp) -> Option<Caller> {
+    let (guild, member) = (guild?, member?);
+    Some(Caller {
+        guild: GuildId::new(guild.get()).ok()?,
+        user: UserId::new(member.user.id.get()).ok()?,
+        permissions: member.permissions.unwrap_or_else(Permissions::empty),
+        at,
+    })
+}
+
+/// Everything the commands need. Cheap to clone: deferred work takes a clone.
+#[derive(Clone)]
+pub struct Bot {
+    repo: Arc<dyn SubscriptionRepo>,
+    /// Discord's REST side, to check roles in `/setup`; `None` without a bot token.
+    gateway: Option<Arc<dyn RoleGateway>>,
+    providers: Vec<Arc<dyn PaymentProvider>>,
+    /// `DOCOBO_PUBLIC_URL`, for the webhook URLs shown to owners.
+    public_url: String,
+}
+
+impl std::fmt::Debug for Bot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bot").field("public_url", &self.public_url).finish_non_exhaustive()
+    }
+}
+
+const OUTSIDE_A_SERVER: &str = "Docobo's commands work inside a server.";
+
+impl Bot {
+    pub fn new(
+        repo: Arc<dyn SubscriptionRepo>,
+        gateway: Option<Arc<dyn RoleGateway>>,
+        providers: Vec<Arc<dyn PaymentProvider>>,
+        public_url: &str,
+    ) -> Bot {
+        Bot { repo, gateway, providers, public_url: public_url.trim_end_matches('/').to_owned() }
+    }
+
+    fn provider(&self, kind: ProviderKind) -> Option<Arc<dyn PaymentProvider>> {
+        self.providers.iter().find(|p| p.kind() == kind).cloned()
+    }
+
+    /// The URL an owner pastes into `kind`'s dashboard.
+    fn webhook_url(&self, kind: ProviderKind, guild: GuildId) -> String {
+        format!("{}/webhooks/{kind}/{guild}", self.public_url)
+    }
+
+    /// Answers an authenticated interaction. A storage failure is returned rather than answered,
+    /// so that the HTTP edge can answer 503 and Discord shows the member that it failed.
+    pub async fn handle(&self, interaction: &Interaction, now: Timestamp) -> Result<Reply, StoreError> {
+        match interaction {
+            Interaction::Ping(_) => Ok(Reply::new(CreateInteractionResponse::Pong)),
+            Interaction::Command(c) => {
+                let Some(who) = caller(c.guild_id, c.member.as_deref(), now) else {
+                    return Ok(Reply::text(OUTSIDE_A_SERVER));
+                };
+                match c.data.name.as_str() {
+                    "help" => Ok(Reply::text(status::HELP)),
+                    "status" => Ok(Reply::text(status::text(&*self.repo, who).await?)),
+                    "join" => self.join_menu(who).await,
+                    "setup" => self.setup_start(who).await,
+                    other => Ok(Reply::text(format!("`/{other}` is not a Docobo command. Try `/help`."))),
+                }
+            }
+            Interaction::Component(c) => {
+                let Some(who) = caller(c.guild_id, c.member.as_ref(), now) else {
+                    return Ok(Reply::text(OUTSIDE_A_SERVER));
+                };
+                match c.data.custom_id.split_once(':') {
+                    Some(("join", _)) => self.join_choice(who, &c.data).await,
+                    Some(("setup", action)) => self.setup_component(who, action, &c.data).await,
+                    _ => Ok(Reply::text("This button is from an older Docobo. Run the command again.")),
+                }
+            }
+            Interaction::Modal(m) => {
+                let Some(who) = caller(m.guild_id, m.member.as_ref(), now) else {
+                    return Ok(Reply::text(OUTSIDE_A_SERVER));
+                };
+                match m.data.custom_id.split_once(':') {
+                    Some(("setup", form)) => self.setup_modal(who, form, &m.data).await,
+                    _ => Ok(Reply::text("This form is from an older Docobo. Run the command again.")),
+                }
+            }
+            _ => Ok(Reply::text("Docobo does not handle this kind of interaction. Try `/help`.")),
+        }
+    }
+}
+
+/// Delivers a deferred reply by editing the interaction's original response (the webhook routes,
+/// authorised by the interaction token).
+pub async fn follow_up(
+    http: &Http,
+    interaction: &Interaction,
+    edit: &EditInteractionResponse,
+) -> Result<(), GatewayError> {
+    http.set_application_id(interaction.application_id());
+    http.edit_original_interaction_response(interaction.token(), edit, Vec::new())
+        .await
+        .map(drop)
+        .map_err(|e| super::classify(&e, "answering the interaction"))
+}
+
+/// What a member sees when the database failed during deferred work.
+fn unavailable(e: &StoreError) -> EditInteractionResponse {
+    tracing::warn!(error = %e, "deferred interaction failed: storage unavailable");
+    EditInteractionResponse::new()
+        .content("Docobo could not reach its database just now. Please try again in a minute.")
+        .components(Vec::new())
+}
+
+/// Random bytes for a checkout reference. The OS generator fails only on a broken system; the
+/// clock's nanoseconds then still give a reference (a collision is refused by the store, never
+/// merged).
+fn entropy() -> [u8; 6] {
+    let mut bytes = [0u8; 6];
+    if getrandom::getrandom(&mut bytes).is_err() {
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        bytes.copy_from_slice(&nanos.to_le_bytes()[..6]);
+    }
+    bytes
+}

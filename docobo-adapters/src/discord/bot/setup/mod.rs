@@ -1,0 +1,351 @@
+//! `/setup`: the owners' wizard, one ephemeral message that each click rewrites.
+//!
+//! 1/3 roles — a role select; every chosen role is checked with Discord (`bot_can_manage`, a
+//!   deferred answer) and the whole choice is refused, with what/why/fix/help, if one cannot be
+//!   sold.
+//! 2/3 prices — a button per role opens a form (price, currency, term, Polar product); saving it
+//!   puts the paid role on sale. SePay is offered for roles priced in VND.
+//! 3/3 providers — a form each for Polar (checked against Polar's API, deferred) and SePay; the
+//!   webhook URL to paste into each dashboard is shown. "Finish" shows a summary.
+//!
+//! Progress (the step and the chosen roles) is stored per guild, so `/setup` resumes where it
+//! stopped. Every click checks Manage Server again: the command's default permission is only a
+//! default that owners can change.
+
+mod views;
+
+use std::collections::BTreeMap;
+
+use docobo_core::domain::{Guild, GuildId, ProviderKind, RoleId, Secret, SetupProgress};
+use docobo_core::ports::{Manageable, ProviderCredentials, StoreError};
+use serde::{Deserialize, Serialize};
+use serenity::all::{
+    ButtonStyle, ComponentInteractionData, ComponentInteractionDataKind, CreateActionRow, CreateEmbed,
+    CreateInteractionResponse, ModalInteractionData, Permissions,
+};
+
+use self::views::{
+    View, button, describe, field, parse_price, price_form, provider_form, refusal, step1, with_notice,
+};
+use super::{Bot, Caller, Reply, unavailable};
+
+/// The wizard's unsaved state: the roles chosen in step 1, with their names.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Draft {
+    roles: Vec<(RoleId, String)>,
+}
+
+impl Bot {
+    fn draft(progress: Option<&SetupProgress>) -> Draft {
+        progress.and_then(|p| serde_json::from_str(&p.draft).ok()).unwrap_or_default()
+    }
+
+    async fn save_progress(&self, who: Caller, step: u8, draft: &Draft) -> Result<(), StoreError> {
+        let progress = SetupProgress {
+            guild: who.guild,
+            user: who.user,
+            step,
+            draft: serde_json::to_string(draft).unwrap_or_default(),
+            updated_at: who.at,
+        };
+        self.repo.put_setup(&progress).await
+    }
+
+    async fn step2(&self, guild: GuildId, draft: &Draft, notice: Option<&str>) -> Result<View, StoreError> {
+        let saved = self.repo.paid_roles(guild).await?;
+        let mut lines = Vec::new();
+        let mut buttons = Vec::new();
+        for (role, name) in &draft.roles {
+            let paid = saved.iter().find(|p| p.role == *role);
+            lines.push(match paid {
+                Some(p) => format!("✅ **{name}** — {}", describe(p)),
+                None => format!("▫️ **{name}** — no price yet"),
+            });
+            let label: String = format!("Price: {name}").chars().take(80).collect();
+            let style = if paid.is_some() { ButtonStyle::Secondary } else { ButtonStyle::Primary };
+            buttons.push(button(&format!("price:{role}"), &label, style));
+        }
+        let all_priced = draft.roles.iter().all(|(r, _)| saved.iter().any(|p| p.role == *r));
+        let mut rows: Vec<_> = buttons.chunks(5).map(|c| CreateActionRow::Buttons(c.to_vec())).collect();
+        rows.push(CreateActionRow::Buttons(vec![
+            button("step1", "◀ Roles", ButtonStyle::Secondary),
+            button("step3", "Next: payment providers ▶", ButtonStyle::Success).disabled(!all_priced),
+        ]));
+        let content = format!(
+            "**Setup 2/3 — prices.** Set a price for each role. Roles priced in VND can be paid by bank \
+             transfer (SePay); a Polar product id lets members pay by card.\n{}",
+            lines.join("\n")
+        );
+        Ok(View { content: with_notice(notice, content), rows, embed: None })
+    }
+
+    async fn step3(&self, guild: GuildId, notice: Option<&str>) -> Result<View, StoreError> {
+        let mut lines = Vec::new();
+        let mut configured = 0;
+        for kind in [ProviderKind::Polar, ProviderKind::Sepay] {
+            let done = self.repo.credentials(guild, kind).await?.is_some();
+            configured += usize::from(done);
+            let state = if done { "✅ configured" } else { "▫️ not configured" };
+            lines.push(format!(
+                "**{}** {state} — webhook URL: `{}`",
+                kind.title(),
+                self.webhook_url(kind, guild)
+            ));
+        }
+        let rows = vec![CreateActionRow::Buttons(vec![
+            button("step2", "◀ Prices", ButtonStyle::Secondary),
+            button("polar", "Polar (cards)", ButtonStyle::Primary),
+            button("sepay", "SePay (bank transfer)", ButtonStyle::Primary),
+            button("done", "Finish", ButtonStyle::Success).disabled(configured == 0),
+        ])];
+        let content = format!(
+            "**Setup 3/3 — payment providers.** Configure at least one, then paste its webhook URL into \
+             the provider's dashboard.\n{}",
+            lines.join("\n")
+        );
+        Ok(View { content: with_notice(notice, content), rows, embed: None })
+    }
+
+    async fn summary(&self, guild: GuildId) -> Result<View, StoreError> {
+        let roles = self.repo.paid_roles(guild).await?;
+        let mut embed =
+            CreateEmbed::new().title(format!("Docobo sells {} role(s) here", roles.len())).description(
+                "Members buy with `/join` and check with `/status`. Run `/setup` again to change anything.",
+            );
+        for r in roles.iter().take(20) {
+            embed = embed.field(&r.name, describe(r), false);
+        }
+        for kind in [ProviderKind::Polar, ProviderKind::Sepay] {
+            if self.repo.credentials(guild, kind).await?.is_some() {
+                embed = embed.field(
+                    format!("{} webhook URL", kind.title()),
+                    self.webhook_url(kind, guild),
+                    false,
+                );
+            }
+        }
+        Ok(View { content: "**Setup 3/3 — done.**".to_owned(), rows: Vec::new(), embed: Some(embed) })
+    }
+
+    /// The screen for `step`, when resuming.
+    async fn resume(&self, who: Caller, step: u8, draft: &Draft) -> Result<View, StoreError> {
+        match step {
+            2 if !draft.roles.is_empty() => {
+                self.step2(who.guild, draft, Some("Resuming where you stopped.")).await
+            }
+            3 => self.step3(who.guild, Some("Resuming where you stopped.")).await,
+            _ => Ok(step1(None)),
+        }
+    }
+
+    /// `/setup`: registers the guild if needed and shows the current step.
+    pub(super) async fn setup_start(&self, who: Caller) -> Result<Reply, StoreError> {
+        if let Some(refusal) = not_a_manager(who) {
+            return Ok(refusal);
+        }
+        if self.repo.guild(who.guild).await?.is_none() {
+            self.repo.put_guild(&Guild::new(who.guild, format!("guild {}", who.guild))).await?;
+        }
+        let progress = self.repo.setup(who.guild).await?;
+        let draft = Self::draft(progress.as_ref());
+        let view = self.resume(who, progress.map_or(1, |p| p.step), &draft).await?;
+        Ok(Reply::message(view.message()))
+    }
+
+    pub(super) async fn setup_component(
+        &self,
+        who: Caller,
+        action: &str,
+        data: &ComponentInteractionData,
+    ) -> Result<Reply, StoreError> {
+        if let Some(refusal) = not_a_manager(who) {
+            return Ok(refusal);
+        }
+        let draft = Self::draft(self.repo.setup(who.guild).await?.as_ref());
+        let view = match action.split_once(':') {
+            Some(("price", role)) => {
+                let Some((role, name)) = draft.roles.iter().find(|(r, _)| r.to_string() == role) else {
+                    return Ok(Reply::update(step1(Some("That role is no longer in this setup.")).message()));
+                };
+                let saved = self.repo.paid_role(who.guild, *role).await?;
+                let form = price_form(*role, name, saved.as_ref());
+                return Ok(Reply::new(CreateInteractionResponse::Modal(form)));
+            }
+            _ => match action {
+                "roles" => return Ok(self.choose_roles(who, data)),
+                "polar" => {
+                    return Ok(Reply::new(CreateInteractionResponse::Modal(provider_form(
+                        ProviderKind::Polar,
+                    ))));
+                }
+                "sepay" => {
+                    return Ok(Reply::new(CreateInteractionResponse::Modal(provider_form(
+                        ProviderKind::Sepay,
+                    ))));
+                }
+                "step1" => step1(None),
+                "step2" => {
+                    self.save_progress(who, 2, &draft).await?;
+                    self.step2(who.guild, &draft, None).await?
+                }
+                "step3" => {
+                    self.save_progress(who, 3, &draft).await?;
+                    self.step3(who.guild, None).await?
+                }
+                "done" => {
+                    self.repo.clear_setup(who.guild).await?;
+                    self.summary(who.guild).await?
+                }
+                _ => step1(Some("That button is from an older Docobo; start again here.")),
+            },
+        };
+        Ok(Reply::update(view.message()))
+    }
+
+    /// Step 1's role select: checked with Discord, so deferred.
+    fn choose_roles(&self, who: Caller, data: &ComponentInteractionData) -> Reply {
+        let ComponentInteractionDataKind::RoleSelect { values } = &data.kind else {
+            return Reply::update(step1(None).message());
+        };
+        let chosen: Vec<(RoleId, String)> = values
+            .iter()
+            .filter_map(|id| {
+                let name =
+                    data.resolved.roles.get(id).map_or_else(|| format!("role {id}"), |r| r.name.clone());
+                Some((RoleId::new(id.get()).ok()?, name))
+            })
+            .collect();
+        let bot = self.clone();
+        Reply::deferred_update(async move {
+            match bot.check_roles(who, chosen).await {
+                Ok(view) => view.edit(),
+                Err(e) => unavailable(&e),
+            }
+        })
+    }
+
+    async fn check_roles(&self, who: Caller, chosen: Vec<(RoleId, String)>) -> Result<View, StoreError> {
+        let Some(gateway) = &self.gateway else {
+            return Ok(step1(Some(&refusal(
+                "Docobo cannot check roles right now.",
+                "this Docobo has no Discord bot token configured (DISCORD_BOT_TOKEN)",
+                "ask whoever runs Docobo to set DISCORD_BOT_TOKEN and restart it",
+            ))));
+        };
+        let mut refused = Vec::new();
+        for (role, name) in &chosen {
+            match gateway.bot_can_manage(who.guild, *role).await {
+                Ok(Manageable::Yes) => {}
+                Ok(Manageable::No { why, fix }) => {
+                    refused.push(refusal(&format!("Docobo cannot sell **{name}**."), &why, &fix));
+                }
+                Err(e) => refused.push(refusal(
+                    &format!("Docobo could not check **{name}**."),
+                    &e.to_string(),
+                    "try again in a minute",
+                )),
+            }
+        }
+        if !refused.is_empty() {
+            return Ok(step1(Some(&format!(
+                "{}\nNothing was saved; pick the roles again.",
+                refused.join("\n")
+            ))));
+        }
+        let draft = Draft { roles: chosen };
+        self.save_progress(who, 2, &draft).await?;
+        self.step2(who.guild, &draft, None).await
+    }
+
+    pub(super) async fn setup_modal(
+        &self,
+        who: Caller,
+        form: &str,
+        data: &ModalInteractionData,
+    ) -> Result<Reply, StoreError> {
+        if let Some(refusal) = not_a_manager(who) {
+            return Ok(refusal);
+        }
+        let draft = Self::draft(self.repo.setup(who.guild).await?.as_ref());
+        let view = match form.split_once(':') {
+            Some(("price", role)) => {
+                let Some((role, name)) = draft.roles.iter().find(|(r, _)| r.to_string() == role) else {
+                    return Ok(Reply::update(step1(Some("That role is no longer in this setup.")).message()));
+                };
+                let notice = match parse_price(who.guild, *role, name, data) {
+                    Ok(paid) => {
+                        self.repo.put_paid_role(&paid).await?;
+                        format!("✅ Saved **{name}**: {}.", describe(&paid))
+                    }
+                    Err(problems) => format!("⚠️ **{name}** was not saved: {problems}."),
+                };
+                self.step2(who.guild, &draft, Some(&notice)).await?
+            }
+            _ if form == "sepay" => {
+                let mut credentials = ProviderCredentials::new(Secret::new(field(data, "api_key")));
+                let prefix = field(data, "code_prefix").to_ascii_uppercase();
+                credentials.settings = BTreeMap::from([
+                    ("bank".to_owned(), field(data, "bank").to_owned()),
+                    ("account".to_owned(), field(data, "account").to_owned()),
+                    ("auth".to_owned(), "apikey".to_owned()),
+                ]);
+                if !prefix.is_empty() {
+                    credentials.settings.insert("code_prefix".to_owned(), prefix);
+                }
+                let notice = self.save_credentials(who.guild, ProviderKind::Sepay, credentials).await?;
+                self.step3(who.guild, Some(&notice)).await?
+            }
+            _ if form == "polar" => {
+                let mut credentials = ProviderCredentials::new(Secret::new(field(data, "webhook_secret")));
+                credentials.api_token = Some(Secret::new(field(data, "access_token")));
+                let bot = self.clone();
+                return Ok(Reply::deferred_update(async move {
+                    let saved = bot.save_credentials(who.guild, ProviderKind::Polar, credentials).await;
+                    let view = match saved {
+                        Ok(notice) => bot.step3(who.guild, Some(&notice)).await,
+                        Err(e) => Err(e),
+                    };
+                    view.map_or_else(|e| unavailable(&e), View::edit)
+                }));
+            }
+            _ => step1(Some("That form is from an older Docobo; start again here.")),
+        };
+        Ok(Reply::update(view.message()))
+    }
+
+    /// Checks credentials with the provider, then stores them; the notice says which happened.
+    async fn save_credentials(
+        &self,
+        guild: GuildId,
+        kind: ProviderKind,
+        credentials: ProviderCredentials,
+    ) -> Result<String, StoreError> {
+        let name = kind.title();
+        let Some(provider) = self.provider(kind) else {
+            return Ok(format!("⚠️ This Docobo was built without {name} support."));
+        };
+        if let Err(e) = provider.check_credentials(&credentials).await {
+            return Ok(refusal(
+                &format!("{name} was not saved."),
+                &e.to_string(),
+                "check the values and try again",
+            ));
+        }
+        self.repo.put_credentials(guild, kind, &credentials).await?;
+        Ok(format!(
+            "✅ {name} saved. Paste `{}` into {name}'s webhook settings.",
+            self.webhook_url(kind, guild)
+        ))
+    }
+}
+
+fn not_a_manager(who: Caller) -> Option<Reply> {
+    let allowed = who.permissions.intersects(Permissions::MANAGE_GUILD | Permissions::ADMINISTRATOR);
+    (!allowed).then(|| {
+        Reply::text(refusal(
+            "Only server managers can run `/setup`.",
+            "it changes what this server sells and where the money goes",
+            "ask someone with the Manage Server permission",
+        ))
+    })
+}

@@ -1,0 +1,236 @@
+//! `/setup` and `/join` end to end through `POST /interactions`, and a complete purchase:
+//! `/join` → Polar checkout at the fake Polar → signed webhook → role at the fake Discord →
+//! cancellation → period end → role removed.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use docobo_adapters::polar::signature;
+use docobo_core::domain::*;
+use docobo_core::ports::*;
+use docobo_core::service::expire_due;
+use docobo_core::testing::ManualClock;
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+const PRODUCT: &str = "d1e2f3a4-0000-4000-8000-000000000002";
+const POLAR_SECRET: &str = "whsec_ovyN6cPrTv56AApvzCaJno08SSmGJmgbWilb33N2JuK";
+
+fn guild() -> GuildId {
+    GUILD.parse().expect("id")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_walks_an_owner_through_roles_prices_and_providers() {
+    let app = spawn(true).await;
+    let vip: RoleId = VIP.parse().expect("id");
+
+    let refused = app.interact(&command("setup", 0)).await;
+    assert!(content(&refused).contains("Only server managers"), "{refused}");
+    assert!(app.repo.guild(guild()).await.expect("read").is_none(), "nothing registered for a non-manager");
+
+    let first = app.interact(&command("setup", MANAGE_GUILD)).await;
+    assert_eq!((first["type"].as_u64(), first["data"]["flags"].as_u64()), (Some(4), Some(64)));
+    assert!(content(&first).contains("Setup 1/3"), "{first}");
+    assert_eq!(first["data"]["components"][0]["components"][0]["custom_id"], "setup:roles");
+    assert!(app.repo.guild(guild()).await.expect("read").is_some(), "the guild is registered");
+
+    // A role above the bot is refused with what, why, how to fix and where to get help.
+    let deferred = app.interact(&choose_roles(&[(VIP, "VIP"), (ADMINS, "Admins")], "above")).await;
+    assert_eq!(deferred["type"], 6, "checking with Discord is deferred");
+    let refusal = content(&app.follow_up("above").await);
+    for part in
+        ["cannot sell **Admins**", "**Why:**", "**Fix:**", "drag the bot's role above Admins", "**Help:**"]
+    {
+        assert!(refusal.contains(part), "{part:?} missing from {refusal}");
+    }
+    assert!(refusal.contains("Setup 1/3") && !refusal.contains("cannot sell **VIP**"), "{refusal}");
+    assert!(app.repo.setup(guild()).await.expect("read").is_none(), "a refused choice saves nothing");
+
+    app.interact(&choose_roles(&[(VIP, "VIP")], "vip")).await;
+    let second = content(&app.follow_up("vip").await);
+    assert!(second.contains("Setup 2/3") && second.contains("VIP** — no price yet"), "{second}");
+
+    let form = app.interact(&button(&format!("setup:price:{VIP}"), "price")).await;
+    assert_eq!(
+        (form["type"].as_u64(), form["data"]["custom_id"].as_str()),
+        (Some(9), Some(&*format!("setup:price:{VIP}")))
+    );
+    let price_form = |price: &str, currency: &str, term: &str| {
+        submit(
+            &format!("setup:price:{VIP}"),
+            &[("price", price), ("currency", currency), ("term", term), ("polar_product", PRODUCT)],
+            "form",
+        )
+    };
+    let bad = app.interact(&price_form("5.00", "XYZ", "forever")).await;
+    let text = content(&bad);
+    assert!(text.contains("not saved") && text.contains("currency") && text.contains("term"), "{text}");
+    assert!(app.repo.paid_role(guild(), vip).await.expect("read").is_none());
+    let good = app.interact(&price_form("5.00", "usd", "recurring")).await;
+    assert_eq!(good["type"], 7, "the wizard message is updated in place");
+    assert!(content(&good).contains("Saved **VIP**: 5.00 USD"), "{good}");
+    let saved = app.repo.paid_role(guild(), vip).await.expect("read").expect("for sale");
+    assert_eq!(
+        (saved.price.to_string(), saved.polar_product.as_deref()),
+        ("5.00 USD".to_owned(), Some(PRODUCT))
+    );
+
+    let third = content(&app.interact(&button("setup:step3", "next")).await);
+    assert!(third.contains("Setup 3/3"), "{third}");
+    assert!(third.contains(&format!("{PUBLIC_URL}/webhooks/polar/{GUILD}")), "{third}");
+    let resumed = content(&app.interact(&command("setup", MANAGE_GUILD)).await);
+    assert!(resumed.contains("Resuming") && resumed.contains("Setup 3/3"), "{resumed}");
+
+    let polar = |token: &str, id: &str| {
+        submit("setup:polar", &[("webhook_secret", POLAR_SECRET), ("access_token", token)], id)
+    };
+    app.interact(&polar("polar_oat_wrong", "wrong-token")).await;
+    let refused = content(&app.follow_up("wrong-token").await);
+    assert!(refused.contains("Polar was not saved") && refused.contains("**Fix:**"), "{refused}");
+    assert!(app.repo.credentials(guild(), ProviderKind::Polar).await.expect("read").is_none());
+    app.interact(&polar(POLAR_TOKEN, "right-token")).await;
+    let accepted = content(&app.follow_up("right-token").await);
+    assert!(accepted.contains("Polar saved"), "{accepted}");
+    let stored = app.repo.credentials(guild(), ProviderKind::Polar).await.expect("read").expect("stored");
+    assert_eq!(stored.api_token.as_ref().map(Secret::expose), Some(POLAR_TOKEN));
+
+    let sepay = submit(
+        "setup:sepay",
+        &[("api_key", "k"), ("bank", "MBBank"), ("account", ""), ("code_prefix", "")],
+        "s",
+    );
+    let text = content(&app.interact(&sepay).await);
+    assert!(text.contains("SePay was not saved") && text.contains("account number"), "{text}");
+
+    let done = app.interact(&button("setup:done", "done")).await;
+    let embed = &done["data"]["embeds"][0];
+    assert!(embed["title"].as_str().is_some_and(|t| t.contains("1 role")), "{done}");
+    assert_eq!(embed["fields"][0]["name"], "VIP");
+    assert!(app.repo.setup(guild()).await.expect("read").is_none(), "finished: progress forgotten");
+}
+
+/// VIP through Polar (recurring) and Bank through SePay (30 days for 250,000 VND).
+async fn shop(app: &App) {
+    let g = guild();
+    app.repo.put_guild(&Guild::new(g, "Shop")).await.expect("guild");
+    let usd = Money::parse("5.00", Currency::Usd).expect("price");
+    let mut vip = PaidRole::new(g, VIP.parse().expect("id"), "VIP", usd, Term::Recurring).expect("role");
+    vip.polar_product = Some(PRODUCT.to_owned());
+    app.repo.put_paid_role(&vip).await.expect("vip");
+    let vnd = Money::parse("250000", Currency::Vnd).expect("price");
+    let mut bank = PaidRole::new(g, BANK.parse().expect("id"), "Bank", vnd, Term::fixed(30).expect("term"))
+        .expect("role");
+    bank.sepay = true;
+    app.repo.put_paid_role(&bank).await.expect("bank");
+    let mut polar = ProviderCredentials::new(Secret::new(POLAR_SECRET));
+    polar.api_token = Some(Secret::new(POLAR_TOKEN));
+    app.repo.put_credentials(g, ProviderKind::Polar, &polar).await.expect("polar");
+    let mut sepay = ProviderCredentials::new(Secret::new("sepay-key"));
+    sepay.settings.insert("bank".into(), "MBBank".into());
+    sepay.settings.insert("account".into(), "0123499999".into());
+    app.repo.put_credentials(g, ProviderKind::Sepay, &sepay).await.expect("sepay");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_offers_each_role_and_provider_and_a_sepay_choice_shows_the_qr_and_code() {
+    let app = spawn(true).await;
+    let nothing = app.interact(&command("join", 0)).await;
+    assert!(content(&nothing).contains("Nothing is for sale"), "{nothing}");
+    shop(&app).await;
+
+    let menu = app.interact(&command("join", 0)).await;
+    let options = &menu["data"]["components"][0]["components"][0]["options"];
+    let values: Vec<&str> =
+        options.as_array().expect("options").iter().filter_map(|o| o["value"].as_str()).collect();
+    assert_eq!(values, [format!("{VIP}:polar"), format!("{BANK}:sepay")]);
+
+    let answer = app.interact(&choose("join:offer", &format!("{BANK}:sepay"), "bank")).await;
+    assert_eq!(answer["type"], 7, "SePay answers at once");
+    let qr = answer["data"]["embeds"][0]["image"]["url"].as_str().expect("a QR image");
+    assert!(
+        qr.starts_with("https://qr.sepay.vn/img?acc=0123499999&bank=MBBank&amount=250000&des=DCB"),
+        "{qr}"
+    );
+    let code = qr.rsplit("des=").next().expect("code");
+    assert!(content(&answer).contains(code), "the code is spelled out: {answer}");
+    let checkout =
+        app.repo.checkout(guild(), &code.parse().expect("ref")).await.expect("read").expect("stored");
+    assert_eq!(
+        (checkout.user.to_string(), checkout.expected.to_string()),
+        (USER.to_owned(), "250000 VND".to_owned())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purchase_from_join_to_role_and_back_out_after_cancellation() {
+    let app = spawn(true).await;
+    shop(&app).await;
+    let (g, u, vip): (u64, u64, u64) =
+        (GUILD.parse().expect("id"), USER.parse().expect("id"), VIP.parse().expect("id"));
+
+    // /join → Polar: deferred, then a link to the fake Polar's checkout page.
+    let answer = app.interact(&choose("join:offer", &format!("{VIP}:polar"), "buy")).await;
+    assert_eq!(answer["type"], 6, "Polar is asked after the acknowledgement");
+    let edit = app.follow_up("buy").await;
+    let link = edit["components"][0]["components"][0]["url"].as_str().expect("a link button");
+    assert!(link.starts_with("https://sandbox.polar.sh/checkout/"), "{edit}");
+    let requests = app.polar.requests();
+    let sent: Value =
+        serde_json::from_slice(&requests.last().expect("a checkout request").body).expect("json");
+    let metadata = sent["metadata"].clone();
+    assert_eq!(
+        (metadata["discord_user_id"].as_str(), metadata["paid_role_id"].as_str()),
+        (Some(USER), Some(VIP))
+    );
+    let reference = metadata["checkout_ref"].as_str().expect("reference");
+    assert!(app.repo.checkout(guild(), &reference.parse().expect("ref")).await.expect("read").is_some());
+
+    // Polar's webhooks carry the checkout metadata back.
+    let deliver = |id: &'static str, fixture: &str| {
+        let mut body: Value = serde_json::from_slice(&read_fixture(fixture)).expect("fixture");
+        body["data"]["metadata"] = metadata.clone();
+        let body = body.to_string();
+        let ts = OffsetDateTime::now_utc().unix_timestamp();
+        let sig = signature::sign(POLAR_SECRET.as_bytes(), id, ts, body.as_bytes());
+        app.http
+            .post(format!("{}/webhooks/polar/{GUILD}", app.base))
+            .header("webhook-id", id)
+            .header("webhook-timestamp", ts.to_string())
+            .header("webhook-signature", sig)
+            .body(body)
+            .send()
+    };
+    assert_eq!(deliver("wh_1", "subscription_active").await.expect("sent").status(), 200);
+    wait_until(|| app.discord.roles(g, u).is_some_and(|r| r.contains(&vip))).await;
+    assert_eq!(app.discord.count("PUT", &format!("/roles/{VIP}")), 1);
+
+    assert_eq!(deliver("wh_2", "subscription_canceled_at_period_end").await.expect("sent").status(), 200);
+    assert!(app.discord.roles(g, u).is_some_and(|r| r.contains(&vip)), "kept until the period ends");
+    let period_end = datetime!(2026-11-01 11:59:50 UTC);
+    let expired = expire_due(&app.repo, &ManualClock::new(period_end), 10).await.expect("expires");
+    assert_eq!(expired.jobs, 1);
+    wait_until(|| app.discord.roles(g, u).is_some_and(|r| !r.contains(&vip))).await;
+    assert_eq!(app.discord.count("DELETE", &format!("/roles/{VIP}")), 1);
+    let status = content(&app.interact(&command("status", 0)).await);
+    assert!(status.contains("VIP") && status.contains("no access"), "{status}");
+}
+
+fn read_fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/../docobo-adapters/tests/fixtures/polar/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// Polls `done` for up to 5 s.
+async fn wait_until(done: impl Fn() -> bool) {
+    for _ in 0..500 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("condition not reached within 5 s");
+}

@@ -1,0 +1,195 @@
+//! Shared by the interaction tests: the real server on 127.0.0.1:0 with a fresh SQLite file, a
+//! fake Discord and a fake Polar on loopback, and interactions signed with a test Ed25519 key as
+//! Discord signs them.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use docobo_adapters::simulator::discord::FakeDiscord;
+use docobo_adapters::simulator::polar::FakePolar;
+use docobo_server::{Config, bind, local_addr, prepare, run};
+use ed25519_dalek::{Signer, SigningKey};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+pub const GUILD: &str = "987654321098765432";
+pub const USER: &str = "123456789012345678";
+/// Position 5, below the bot's role (10).
+pub const VIP: &str = "700000000000000007";
+/// Position 4.
+pub const BANK: &str = "700000000000000008";
+/// Position 20, above the bot's role.
+pub const ADMINS: &str = "700000000000000009";
+pub const BOT: u64 = 555_000_000_000_000_001;
+pub const POLAR_TOKEN: &str = "polar_oat_test";
+pub const SECRET_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+pub const PUBLIC_URL: &str = "https://docobo.example.org";
+/// Discord's MANAGE_GUILD permission bit.
+pub const MANAGE_GUILD: u64 = 1 << 5;
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub fn now() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+pub struct App {
+    pub base: String,
+    pub key: SigningKey,
+    pub repo: docobo_adapters::seaorm::SeaOrmRepo,
+    pub http: reqwest::Client,
+    pub discord: FakeDiscord,
+    pub polar: FakePolar,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// The server, configured for interactions (`with_key`) against a fake Discord where the guild
+/// has VIP (5), Bank (4) and Admins (20) and the member has joined, and a fake Polar.
+pub async fn spawn(with_key: bool) -> App {
+    let key = SigningKey::from_bytes(&[7u8; 32]);
+    let discord = FakeDiscord::start(BOT).await.expect("fake discord");
+    let guild: u64 = GUILD.parse().expect("id");
+    discord.add_guild(guild);
+    discord.add_role(guild, VIP.parse().expect("id"), "VIP", 5);
+    discord.add_role(guild, BANK.parse().expect("id"), "Bank", 4);
+    discord.add_role(guild, ADMINS.parse().expect("id"), "Admins", 20);
+    discord.join(guild, USER.parse().expect("id"));
+    let polar = FakePolar::start(POLAR_TOKEN).await.expect("fake polar");
+    let dir = std::env::temp_dir().join(format!("docobo-interactions-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let db = dir.join(format!("{}.db", OffsetDateTime::now_utc().unix_timestamp_nanos()));
+    let mut vars = vec![
+        ("DOCOBO_DATABASE_URL", format!("sqlite://{}?mode=rwc", db.display())),
+        ("DOCOBO_LISTEN", "127.0.0.1:0".to_owned()),
+        ("DOCOBO_SECRET_KEY", SECRET_KEY.to_owned()),
+        ("DOCOBO_PUBLIC_URL", PUBLIC_URL.to_owned()),
+        ("DISCORD_BOT_TOKEN", "fake-token".to_owned()),
+        ("DOCOBO_DISCORD_API_URL", discord.base_url.clone()),
+        ("POLAR_API_URL", polar.base_url.clone()),
+    ];
+    if with_key {
+        vars.push(("DISCORD_PUBLIC_KEY", hex(key.verifying_key().as_bytes())));
+    }
+    let config =
+        Config::from_vars(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).expect("config");
+    let state = prepare(&config).await.expect("prepares");
+    let acceptor = bind(config.listen).await.expect("binds");
+    let base = format!("http://{}", local_addr(&acceptor).expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let repo = state.repo.clone();
+    tokio::spawn(run(Arc::clone(&state), acceptor, async move {
+        let _ = stopped.await;
+    }));
+    App { base, key, repo, http: reqwest::Client::new(), discord, polar, _stop: stop }
+}
+
+impl App {
+    /// Posts `body` signed at `timestamp`; `tamper` alters the body after signing.
+    pub async fn post_at(&self, body: &Value, timestamp: i64, tamper: bool) -> reqwest::Response {
+        let body = body.to_string();
+        let ts = timestamp.to_string();
+        let signature = hex(&self.key.sign(&[ts.as_bytes(), body.as_bytes()].concat()).to_bytes());
+        let sent = if tamper { body.replace("\"type\":", "\"type\" :") } else { body };
+        self.http
+            .post(format!("{}/interactions", self.base))
+            .header("x-signature-ed25519", signature)
+            .header("x-signature-timestamp", ts)
+            .header("content-type", "application/json")
+            .body(sent)
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// Posts a correctly signed interaction and returns the JSON answer (asserting a 200).
+    pub async fn interact(&self, body: &Value) -> Value {
+        let response = self.post_at(body, now(), false).await;
+        let status = response.status();
+        let answer: Value = response.json().await.expect("json");
+        assert_eq!(status, 200, "interaction not answered: {answer}");
+        answer
+    }
+
+    /// The deferred answer delivered for the interaction with `token`.
+    pub async fn follow_up(&self, token: &str) -> Value {
+        self.discord.wait_for_edit(token).await.unwrap_or_else(|| panic!("no follow-up for {token}"))
+    }
+}
+
+fn member(permissions: u64) -> Value {
+    json!({
+        "user": { "id": USER, "username": "buyer", "discriminator": "0", "global_name": null, "avatar": null },
+        "roles": [], "deaf": false, "mute": false, "flags": 0, "joined_at": "2026-01-01T00:00:00+00:00",
+        "permissions": permissions.to_string()
+    })
+}
+
+fn envelope(kind: u8, token: &str, permissions: u64, data: Value) -> Value {
+    json!({
+        "id": "1", "application_id": "2", "type": kind, "token": token, "version": 1,
+        "channel_id": "3", "guild_id": GUILD, "locale": "en-US", "entitlements": [],
+        "attachment_size_limit": 8_388_608, "data": data, "member": member(permissions),
+        "message": {
+            "id": "10", "channel_id": "3", "content": "", "timestamp": "2026-01-01T00:00:00+00:00",
+            "edited_timestamp": null, "tts": false, "mention_everyone": false, "mentions": [],
+            "mention_roles": [], "attachments": [], "embeds": [], "pinned": false, "type": 0,
+            "author": { "id": BOT.to_string(), "username": "docobo", "discriminator": "0", "global_name": null, "avatar": null }
+        }
+    })
+}
+
+pub fn ping() -> Value {
+    json!({ "id": "1", "application_id": "2", "type": 1, "token": "t", "version": 1 })
+}
+
+/// A slash command from the member, with `permissions`.
+pub fn command(name: &str, permissions: u64) -> Value {
+    envelope(2, "t", permissions, json!({ "id": "4", "name": name, "type": 1 }))
+}
+
+/// A button click.
+pub fn button(custom_id: &str, token: &str) -> Value {
+    envelope(3, token, MANAGE_GUILD, json!({ "custom_id": custom_id, "component_type": 2 }))
+}
+
+/// A string select choice.
+pub fn choose(custom_id: &str, value: &str, token: &str) -> Value {
+    let data = json!({ "custom_id": custom_id, "component_type": 3, "values": [value] });
+    envelope(3, token, 0, data)
+}
+
+/// A role select choice of `roles` (id, name), resolved as Discord sends it.
+pub fn choose_roles(roles: &[(&str, &str)], token: &str) -> Value {
+    let resolved: serde_json::Map<String, Value> = roles
+        .iter()
+        .map(|(id, name)| {
+            let role = json!({
+                "id": id, "name": name, "color": 0, "colors": { "primary_color": 0 }, "hoist": false, "managed": false, "mentionable": false,
+                "icon": null, "unicode_emoji": null, "permissions": "0", "position": 1, "flags": 0,
+            });
+            ((*id).to_owned(), role)
+        })
+        .collect();
+    let values: Vec<&str> = roles.iter().map(|(id, _)| *id).collect();
+    let data = json!({
+        "custom_id": "setup:roles", "component_type": 6, "values": values, "resolved": { "roles": resolved },
+    });
+    envelope(3, token, MANAGE_GUILD, data)
+}
+
+/// A submitted form with `fields` (custom id, value).
+pub fn submit(custom_id: &str, fields: &[(&str, &str)], token: &str) -> Value {
+    let rows: Vec<Value> = fields
+        .iter()
+        .map(|(id, value)| json!({ "type": 1, "components": [{ "type": 4, "custom_id": id, "value": value }] }))
+        .collect();
+    envelope(5, token, MANAGE_GUILD, json!({ "custom_id": custom_id, "components": rows }))
+}
+
+/// The text of an answer (`data.content`) or of a follow-up edit (`content`).
+pub fn content(answer: &Value) -> String {
+    answer["data"]["content"].as_str().or_else(|| answer["content"].as_str()).unwrap_or_default().to_owned()
+}
