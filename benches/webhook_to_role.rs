@@ -60,6 +60,7 @@ async fn main() {
         ("DOCOBO_LISTEN", "127.0.0.1:0".to_owned()),
         ("DOCOBO_SECRET_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".to_owned()),
         ("DISCORD_BOT_TOKEN", "fake-token".to_owned()),
+        ("DOCOBO_GATEWAY", "off".to_owned()),
         ("DOCOBO_DISCORD_API_URL", fake.base_url.clone()),
     ];
     let config =

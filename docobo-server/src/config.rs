@@ -27,6 +27,9 @@ pub struct Config {
     pub discord_public_key: Option<String>,
     /// `DOCOBO_PUBLIC_URL`: the base of the webhook URLs `/setup` shows owners.
     pub public_url: String,
+    /// `DOCOBO_GATEWAY`: connect to Discord's gateway (member joins, guild registration, and
+    /// interactions without an HTTP endpoint). `on` by default when a bot token is set.
+    pub gateway: bool,
 }
 
 /// Every invalid key, with how to fix it.
@@ -90,6 +93,20 @@ impl Config {
             ));
         }
 
+        let gateway = match var("DOCOBO_GATEWAY").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
+            None => discord_bot_token.is_some(),
+            Some("on") if discord_bot_token.is_none() => {
+                problems.push("DOCOBO_GATEWAY: on needs DISCORD_BOT_TOKEN".to_owned());
+                false
+            }
+            Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                problems.push(format!("DOCOBO_GATEWAY: {other:?} must be on or off"));
+                false
+            }
+        };
+
         match (problems.is_empty(), listen) {
             (true, Ok(listen)) => Ok(Config {
                 database_url,
@@ -100,6 +117,7 @@ impl Config {
                 discord_api_url,
                 discord_public_key,
                 public_url,
+                gateway,
             }),
             _ => Err(ConfigError(problems)),
         }
@@ -148,6 +166,18 @@ mod tests {
             assert!(text.contains(key), "{key} missing from: {text}");
         }
         assert!(!text.contains("c2hvcnQ="), "the secret's value is printed: {text}");
+    }
+
+    #[test]
+    fn the_gateway_follows_the_token_unless_switched_off() {
+        assert!(!config(&[]).expect("valid").gateway);
+        assert!(config(&[("DISCORD_BOT_TOKEN", "t")]).expect("valid").gateway);
+        assert!(!config(&[("DISCORD_BOT_TOKEN", "t"), ("DOCOBO_GATEWAY", "OFF")]).expect("valid").gateway);
+        let err = config(&[("DOCOBO_GATEWAY", "on"), ("DOCOBO_PUBLIC_URL", "example.org")]).expect_err("bad");
+        assert_eq!(err.0.len(), 2, "{err}");
+        assert!(err.to_string().contains("DOCOBO_GATEWAY: on needs DISCORD_BOT_TOKEN"), "{err}");
+        let err = config(&[("DISCORD_BOT_TOKEN", "t"), ("DOCOBO_GATEWAY", "maybe")]).expect_err("bad");
+        assert!(err.to_string().contains("must be on or off"), "{err}");
     }
 
     #[test]

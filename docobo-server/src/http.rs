@@ -27,6 +27,8 @@ pub struct AppState {
     pub bot: Bot,
     /// Delivers deferred interaction answers (webhook routes, no bot token needed).
     pub discord_http: Arc<serenity::http::Http>,
+    /// The bot token and API base for the gateway connection, when `DOCOBO_GATEWAY` is on.
+    pub gateway_connection: Option<(docobo_core::domain::Secret, String)>,
 }
 
 impl std::fmt::Debug for AppState {

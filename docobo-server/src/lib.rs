@@ -63,6 +63,11 @@ pub async fn prepare(config: &Config) -> Result<Arc<http::AppState>, ServerError
         sepay: Sepay,
         bot,
         discord_http,
+        gateway_connection: config
+            .discord_bot_token
+            .clone()
+            .filter(|_| config.gateway)
+            .map(|token| (token, config.discord_api_url.clone())),
     }))
 }
 
@@ -95,7 +100,11 @@ pub async fn run(
             gateway.clone(),
             stopped.clone(),
         )));
-        workers.push(tokio::spawn(workers::reconciler(state.repo.clone(), gateway.clone(), stopped)));
+        workers.push(tokio::spawn(workers::reconciler(state.repo.clone(), gateway.clone(), stopped.clone())));
+    }
+    if let Some((token, api_base)) = state.gateway_connection.clone() {
+        let bot = state.bot.clone();
+        workers.push(tokio::spawn(workers::gateway(token, api_base, bot, state.repo.clone(), stopped)));
     }
     let served = Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(http::app(state), shutdown, Some(Duration::from_secs(10)))

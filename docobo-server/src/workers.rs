@@ -9,13 +9,21 @@
 //! - The reconciler compares every guild's known members with Discord every 6 hours and queues
 //!   a job for each difference; its reads go through the gateway's pacing like everything else.
 //!
-//! Both stop between batches when asked, so a job in flight finishes and settles (its lease is
+//! - The gateway connection (when `DOCOBO_GATEWAY` is on) handles member joins, guild
+//!   registration and interactions; if it cannot connect or drops for good it is retried after
+//!   5 s, doubling to 5 minutes.
+//!
+//! All stop between batches when asked, so a job in flight finishes and settles (its lease is
 //! released) before the process exits.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use docobo_adapters::discord::bot::Bot;
+use docobo_adapters::discord::gateway::Handler;
+use docobo_adapters::discord::rest_client;
 use docobo_adapters::seaorm::SeaOrmRepo;
+use docobo_core::domain::Secret;
 use docobo_core::ports::CatalogRepo;
 use docobo_core::ports::{Clock, JobQueue, RoleGateway, SystemClock};
 use docobo_core::service::{expire_due, reconcile_guild, run_due_jobs};
@@ -55,6 +63,40 @@ pub async fn role_worker(repo: SeaOrmRepo, gateway: Arc<dyn RoleGateway>, mut st
             () = tokio::time::sleep(wait) => {}
             _ = stop.changed() => {}
         }
+    }
+}
+
+/// Keeps the gateway connected until `stop` turns true.
+pub async fn gateway(
+    token: Secret,
+    api_base: String,
+    bot: Bot,
+    repo: SeaOrmRepo,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_secs(5);
+    while !*stop.borrow() {
+        let handler =
+            Handler { bot: bot.clone(), repo: Arc::new(repo.clone()), clock: Arc::new(SystemClock) };
+        let mut stopped = stop.clone();
+        let shutdown = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        match docobo_adapters::discord::gateway::run(
+            rest_client(token.expose(), &api_base),
+            handler,
+            shutdown,
+        )
+        .await
+        {
+            Ok(()) => backoff = Duration::from_secs(5),
+            Err(e) => tracing::warn!(error = %e, retry_in_s = backoff.as_secs(), "gateway connection failed"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            _ = stop.changed() => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(300));
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use docobo_adapters::polar::signature;
+use docobo_adapters::simulator::gateway::{FakeGateway, guild_create};
 use docobo_core::domain::*;
 use docobo_core::ports::*;
 use docobo_core::service::expire_due;
@@ -217,6 +218,21 @@ async fn a_purchase_from_join_to_role_and_back_out_after_cancellation() {
     assert_eq!(app.discord.count("DELETE", &format!("/roles/{VIP}")), 1);
     let status = content(&app.interact(&command("status", 0)).await);
     assert!(status.contains("VIP") && status.contains("no access"), "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_gateway_on_the_server_registers_guilds_the_bot_joins() {
+    let gateway = FakeGateway::start(BOT, 2).await.expect("fake gateway");
+    let app = spawn_with_gateway(&gateway).await;
+    gateway.wait_for_identify().await.expect("the server connects to the gateway");
+    gateway.dispatch("GUILD_CREATE", guild_create(GUILD.parse().expect("id"), "Paid Club", 1));
+    for _ in 0..500 {
+        if app.repo.guild(guild()).await.expect("read").is_some_and(|g| g.name == "Paid Club") {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the guild was not registered");
 }
 
 fn read_fixture(name: &str) -> Vec<u8> {

@@ -74,6 +74,7 @@ fn with_a_bot_token_it_is_ready() {
     // A loopback Discord address: nothing in a test may reach the real one.
     let mut cmd = command(&dir);
     cmd.env("DISCORD_BOT_TOKEN", "test-token").env("DOCOBO_DISCORD_API_URL", "http://127.0.0.1:1");
+    cmd.env("DOCOBO_GATEWAY", "off");
     let server = start(&mut cmd, dir.clone());
     let (status, body) = get(&server.addr, "/ready");
     assert_eq!((status, body.as_str()), (200, r#"{"status":"ready"}"#));

@@ -90,6 +90,7 @@ async fn spawn(database_url: String, with_discord: bool) -> App {
         fake.add_role(guild().get(), bank_role().get(), "VIP 30 days", 4);
         fake.join(guild().get(), user().get());
         vars.push(("DISCORD_BOT_TOKEN", "fake-token".to_owned()));
+        vars.push(("DOCOBO_GATEWAY", "off".to_owned()));
         vars.push(("DOCOBO_DISCORD_API_URL", fake.base_url.clone()));
         Some(fake)
     } else {

@@ -10,6 +10,7 @@
 
 pub mod bot;
 pub mod commands;
+pub mod gateway;
 pub mod interactions;
 pub mod pacer;
 

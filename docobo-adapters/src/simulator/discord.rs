@@ -47,6 +47,10 @@ struct State {
     injected: VecDeque<Injection>,
     /// Registered command names: global under `None`, per guild under `Some(guild)`.
     commands: BTreeMap<Option<u64>, Vec<String>>,
+    /// What `GET /gateway` answers.
+    gateway_url: String,
+    /// Interaction callbacks (answers sent over REST by the gateway transport): (token, body).
+    callbacks: Vec<(String, Value)>,
     /// Edits of original interaction responses (deferred answers): (interaction token, body).
     edits: Vec<(String, Value)>,
 }
@@ -171,6 +175,16 @@ impl FakeDiscord {
         lock(&self.state).commands.get(&guild).cloned().unwrap_or_default()
     }
 
+    /// Where `GET /gateway` sends serenity's client (a [`super::gateway::FakeGateway`]).
+    pub fn set_gateway_url(&self, url: &str) {
+        lock(&self.state).gateway_url = url.to_owned();
+    }
+
+    /// The answers posted to the callback route for the interaction with `token`.
+    pub fn callbacks(&self, token: &str) -> Vec<Value> {
+        lock(&self.state).callbacks.iter().filter(|(t, _)| t == token).map(|(_, b)| b.clone()).collect()
+    }
+
     /// The bodies that edited the original response of the interaction with `token`, in order.
     pub fn edits(&self, token: &str) -> Vec<Value> {
         lock(&self.state).edits.iter().filter(|(t, _)| t == token).map(|(_, b)| b.clone()).collect()
@@ -285,6 +299,12 @@ fn respond(state: &Mutex<State>, request: Request, injected: Option<u16>) -> (u1
             } else {
                 roles.remove(&role);
             }
+            (204, String::new())
+        }
+        ("GET", ["gateway"]) => (200, json!({ "url": s.gateway_url }).to_string()),
+        ("POST", ["interactions", _, token, "callback"]) => {
+            let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+            s.callbacks.push(((*token).to_owned(), body));
             (204, String::new())
         }
         ("PATCH", ["webhooks", _, token, "messages", "@original"]) => {

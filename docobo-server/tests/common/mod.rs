@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use docobo_adapters::simulator::discord::FakeDiscord;
+use docobo_adapters::simulator::gateway::FakeGateway;
 use docobo_adapters::simulator::polar::FakePolar;
 use docobo_server::{Config, bind, local_addr, prepare, run};
 use ed25519_dalek::{Signer, SigningKey};
@@ -49,6 +50,15 @@ pub struct App {
 /// The server, configured for interactions (`with_key`) against a fake Discord where the guild
 /// has VIP (5), Bank (4) and Admins (20) and the member has joined, and a fake Polar.
 pub async fn spawn(with_key: bool) -> App {
+    spawn_with(with_key, None).await
+}
+
+/// As [`spawn`], with the gateway on and connected to `gateway`.
+pub async fn spawn_with_gateway(gateway: &FakeGateway) -> App {
+    spawn_with(true, Some(gateway)).await
+}
+
+async fn spawn_with(with_key: bool, gateway: Option<&FakeGateway>) -> App {
     let key = SigningKey::from_bytes(&[7u8; 32]);
     let discord = FakeDiscord::start(BOT).await.expect("fake discord");
     let guild: u64 = GUILD.parse().expect("id");
@@ -57,6 +67,9 @@ pub async fn spawn(with_key: bool) -> App {
     discord.add_role(guild, BANK.parse().expect("id"), "Bank", 4);
     discord.add_role(guild, ADMINS.parse().expect("id"), "Admins", 20);
     discord.join(guild, USER.parse().expect("id"));
+    if let Some(gateway) = gateway {
+        discord.set_gateway_url(&gateway.url);
+    }
     let polar = FakePolar::start(POLAR_TOKEN).await.expect("fake polar");
     let dir = std::env::temp_dir().join(format!("docobo-interactions-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
@@ -67,6 +80,7 @@ pub async fn spawn(with_key: bool) -> App {
         ("DOCOBO_SECRET_KEY", SECRET_KEY.to_owned()),
         ("DOCOBO_PUBLIC_URL", PUBLIC_URL.to_owned()),
         ("DISCORD_BOT_TOKEN", "fake-token".to_owned()),
+        ("DOCOBO_GATEWAY", if gateway.is_some() { "on" } else { "off" }.to_owned()),
         ("DOCOBO_DISCORD_API_URL", discord.base_url.clone()),
         ("POLAR_API_URL", polar.base_url.clone()),
     ];

@@ -1,0 +1,121 @@
+//! The gateway transport: serenity's `Client` over a websocket, for what only the gateway tells —
+//! a member joining (re-grant what they are entitled to) and the bot joining a server (register
+//! it) — and for interactions when no HTTP endpoint is configured.
+//!
+//! Interactions go to the same [`Bot`] as `POST /interactions`; the answer is sent with the
+//! interaction callback route and a deferred answer by editing the original response. The
+//! client's `Http` is ours ([`super::rest_client`]): proxied base, serenity's rate limiter off.
+//!
+//! Intents: `GUILDS` and `GUILD_MEMBERS`. The latter is privileged: enable "Server Members
+//! Intent" for the application in the Developer Portal, or Discord closes the connection (4014).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use docobo_core::domain::{Guild, GuildId, UserId};
+use docobo_core::ports::{Clock, GatewayError, StoreError, SubscriptionRepo};
+use docobo_core::service::on_member_join;
+use serenity::all::{ClientBuilder, Context, EventHandler, GatewayIntents, Interaction, Member, Ready};
+
+use super::bot::{Bot, follow_up};
+
+/// The intents Docobo needs.
+pub const INTENTS: GatewayIntents = GatewayIntents::GUILDS.union(GatewayIntents::GUILD_MEMBERS);
+
+/// Reacts to gateway events.
+pub struct Handler {
+    pub bot: Bot,
+    pub repo: Arc<dyn SubscriptionRepo>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for Handler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handler").field("bot", &self.bot).finish_non_exhaustive()
+    }
+}
+
+/// Registers a guild the bot is in; an existing guild keeps its settings and gets its current
+/// name.
+pub async fn register_guild(repo: &dyn SubscriptionRepo, id: GuildId, name: &str) -> Result<(), StoreError> {
+    match repo.guild(id).await? {
+        Some(g) if g.name == name => Ok(()),
+        Some(g) => repo.put_guild(&Guild { name: name.to_owned(), ..g }).await,
+        None => repo.put_guild(&Guild::new(id, name)).await,
+    }
+}
+
+#[async_trait]
+impl EventHandler for Handler {
+    async fn ready(&self, _: Context, ready: Ready) {
+        tracing::info!(bot = %ready.user.name, guilds = ready.guilds.len(), "connected to the Discord gateway");
+    }
+
+    async fn guild_create(&self, _: Context, guild: serenity::all::Guild, _: Option<bool>) {
+        let Ok(id) = GuildId::new(guild.id.get()) else { return };
+        if let Err(e) = register_guild(&*self.repo, id, &guild.name).await {
+            tracing::warn!(guild = %id, error = %e, "guild not registered");
+        }
+    }
+
+    async fn guild_member_addition(&self, _: Context, member: Member) {
+        let (Ok(guild), Ok(user)) = (GuildId::new(member.guild_id.get()), UserId::new(member.user.id.get()))
+        else {
+            return;
+        };
+        match on_member_join(&*self.repo, &*self.clock, guild, user).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(%guild, %user, roles = n, "member rejoined: their paid roles are queued"),
+            Err(e) => tracing::warn!(%guild, %user, error = %e, "member join not handled"),
+        }
+    }
+
+    async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
+        let reply = match self.bot.handle(&interaction, self.clock.now()).await {
+            Ok(reply) => reply,
+            Err(e) => {
+                tracing::warn!(error = %e, "interaction not answered: storage unavailable");
+                return;
+            }
+        };
+        let sent = ctx
+            .http
+            .create_interaction_response(interaction.id(), interaction.token(), &reply.now, Vec::new())
+            .await;
+        if let Err(e) = sent {
+            tracing::warn!(error = %e, "interaction answer not delivered");
+            return;
+        }
+        if let Some(later) = reply.later
+            && let Err(e) = follow_up(&ctx.http, &interaction, &later.await).await
+        {
+            tracing::warn!(error = %e, "a deferred interaction answer was not delivered");
+        }
+    }
+}
+
+/// Connects with `http`'s token ([`super::rest_client`]) and handles events until `shutdown`
+/// resolves or the connection fails for good.
+///
+/// The gateway's address is asked of the configured API base first: serenity would fall back to
+/// `wss://gateway.discord.gg` when that request fails, which must never happen against a local
+/// fake (or a proxy that is down). The caller retries later instead.
+pub async fn run(
+    http: serenity::http::Http,
+    handler: Handler,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), GatewayError> {
+    http.get_gateway().await.map_err(|e| super::classify(&e, "asking Discord for the gateway address"))?;
+    let mut client = ClientBuilder::new_with_http(http, INTENTS)
+        .event_handler(handler)
+        .await
+        .map_err(|e| super::classify(&e, "starting the gateway client"))?;
+    let shards = client.shard_manager.clone();
+    tokio::select! {
+        ended = client.start() => ended.map_err(|e| super::classify(&e, "the gateway connection")),
+        () = shutdown => {
+            shards.shutdown_all().await;
+            Ok(())
+        }
+    }
+}
