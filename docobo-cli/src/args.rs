@@ -41,6 +41,9 @@ pub(crate) enum Command {
     /// Discord slash commands.
     #[command(subcommand)]
     Commands(CommandsCommand),
+    /// Run the whole flow locally (temporary SQLite, the real server, fake Discord and Polar)
+    /// and print a timeline with measured latencies. Touches no configured database.
+    Demo,
 }
 
 #[derive(Debug, Subcommand)]

@@ -65,6 +65,9 @@ fn discord_env(why: &str) -> Result<(String, String), Failure> {
 }
 
 pub async fn run(cli: Cli) -> Result<(), Failure> {
+    if matches!(cli.command, Command::Demo) {
+        return crate::demo::run_demo().await;
+    }
     let repo = open(&cli.database_url).await?;
     match cli.command {
         Command::Migrate => println!("database is up to date"),
@@ -198,6 +201,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 rows.collect(),
             );
         }
+        Command::Demo => unreachable!("handled before the database is opened"),
         Command::Commands(CommandsCommand::Register { guild }) => {
             let (token, base) = discord_env("registering commands")?;
             let app = std::env::var("DISCORD_CLIENT_ID")

@@ -319,3 +319,28 @@ fn commands_register_puts_the_four_commands_in_one_guild() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("/help, /status, /join, /setup"));
     assert_eq!(fake.commands(Some(987654321098765432)), ["help", "status", "join", "setup"]);
 }
+
+#[test]
+fn demo_runs_the_whole_flow_and_prints_a_timeline_with_grants_and_removals() {
+    let db = temp_db();
+    let out = Command::new(env!("CARGO_BIN_EXE_docobo"))
+        .arg("demo")
+        .env("DOCOBO_DATABASE_URL", &db)
+        .env_remove("DISCORD_BOT_TOKEN")
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    for line in [
+        "Discord: role VIP granted",
+        "Discord: role 30 days granted",
+        "Discord: role Supporter removed",
+        "Discord: role VIP removed",
+        "the member now holds: no paid role",
+        "webhook acknowledged",
+    ] {
+        assert!(stdout.contains(line), "{line:?} missing from:\n{stdout}");
+    }
+    let configured = db.trim_start_matches("sqlite://").split('?').next().unwrap_or_default().to_owned();
+    assert!(!std::path::Path::new(&configured).exists(), "the demo touched the configured database");
+}

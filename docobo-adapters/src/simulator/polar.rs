@@ -86,3 +86,35 @@ fn respond(accepted: &str, state: &Mutex<State>, request: Request) -> (u16, Stri
         _ => (404, json!({ "detail": "Not Found" }).to_string()),
     }
 }
+
+/// A Polar webhook body for the demo and the load harness, built from the schema-validated
+/// fixtures: `kind` is one of `subscription_active`, `subscription_canceled_at_period_end`,
+/// `order_paid_one_time`, `order_refunded_full`. `metadata` replaces the checkout metadata,
+/// `product` the product id; the object is stamped as modified at `now`, and a subscription's
+/// period (and a scheduled cancellation) runs from `now` for 30 days.
+pub fn event(kind: &str, metadata: &Value, product: &str, now: time::OffsetDateTime) -> Option<Vec<u8>> {
+    let fixture = match kind {
+        "subscription_active" => include_str!("../../tests/fixtures/polar/subscription_active.json"),
+        "subscription_canceled_at_period_end" => {
+            include_str!("../../tests/fixtures/polar/subscription_canceled_at_period_end.json")
+        }
+        "order_paid_one_time" => include_str!("../../tests/fixtures/polar/order_paid_one_time.json"),
+        "order_refunded_full" => include_str!("../../tests/fixtures/polar/order_refunded_full.json"),
+        _ => return None,
+    };
+    let stamp = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).ok();
+    let mut body: Value = serde_json::from_str(fixture).ok()?;
+    let data = body.get_mut("data")?;
+    data["metadata"] = metadata.clone();
+    data["product_id"] = json!(product);
+    data["modified_at"] = json!(stamp(now)?);
+    if data.get("current_period_end").is_some_and(|v| !v.is_null()) {
+        let end = json!(stamp(now + time::Duration::days(30))?);
+        data["current_period_start"] = json!(stamp(now)?);
+        data["current_period_end"] = end.clone();
+        if data.get("ends_at").is_some_and(|v| !v.is_null()) {
+            data["ends_at"] = end;
+        }
+    }
+    serde_json::to_vec(&body).ok()
+}
