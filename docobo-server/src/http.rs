@@ -9,7 +9,7 @@ use docobo_adapters::polar::Polar;
 use docobo_adapters::seaorm::SeaOrmRepo;
 use docobo_adapters::sepay::Sepay;
 use poem::http::StatusCode;
-use poem::middleware::Tracing;
+use poem::middleware::{SetHeader, Tracing};
 use poem::web::{Data, Json};
 use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route, get, handler, post};
 use serde_json::json;
@@ -75,4 +75,12 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
         .at("/interactions", post(crate::interactions::interactions))
         .data(state)
         .with(Tracing)
+        .with(
+            SetHeader::new()
+                .overriding("x-content-type-options", "nosniff")
+                .overriding("x-frame-options", "DENY")
+                .overriding("referrer-policy", "no-referrer")
+                .overriding("content-security-policy", "default-src 'none'; frame-ancestors 'none'")
+                .overriding("cache-control", "no-store"),
+        )
 }

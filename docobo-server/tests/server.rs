@@ -116,3 +116,29 @@ fn sigterm_stops_it_cleanly() {
     };
     assert!(status.success(), "exit status {status}");
 }
+
+#[test]
+fn responses_carry_security_headers_and_json_logs_never_show_a_secret() {
+    let dir = empty_dir();
+    let (token, key) = ("tok-VERY-SECRET-123", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=");
+    let mut cmd = command(&dir);
+    cmd.env("DISCORD_BOT_TOKEN", token).env("DOCOBO_SECRET_KEY", key);
+    cmd.env("DOCOBO_DISCORD_API_URL", "http://127.0.0.1:1").env("DOCOBO_GATEWAY", "off");
+    cmd.env("DOCOBO_LOG_FORMAT", "json").env("RUST_LOG", "debug");
+    let mut server = start(&mut cmd, dir.clone());
+    let mut stream = TcpStream::connect(&server.addr).expect("connects");
+    write!(stream, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("writes");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("reads");
+    let headers = response.to_ascii_lowercase();
+    for header in ["x-content-type-options: nosniff", "x-frame-options: deny", "content-security-policy:"] {
+        assert!(headers.contains(header), "{header} missing: {response}");
+    }
+    let _ = get(&server.addr, "/ready");
+    let _ = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status();
+    let _ = server.child.wait();
+    let mut logs = String::new();
+    server.child.stderr.take().expect("stderr").read_to_string(&mut logs).expect("reads");
+    assert!(logs.lines().any(|l| l.starts_with('{') && l.contains("\"level\"")), "no JSON log lines: {logs}");
+    assert!(!logs.contains(token) && !logs.contains(key), "a secret reached the logs");
+}
