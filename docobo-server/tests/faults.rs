@@ -139,10 +139,11 @@ async fn burst(base: &str, stop: impl FnOnce() + Send + 'static) -> BTreeMap<u64
                 .body(transfer(i))
                 .send();
             let ok = sent.await.is_ok_and(|r| r.status().is_success());
-            if ok && acked.fetch_add(1, Ordering::SeqCst) + 1 == STOP_AFTER {
-                if let Some(stop) = stop.lock().expect("lock").take() {
-                    stop();
-                }
+            if ok
+                && acked.fetch_add(1, Ordering::SeqCst) + 1 == STOP_AFTER
+                && let Some(stop) = stop.lock().expect("lock").take()
+            {
+                stop();
             }
             (i, ok)
         }));
