@@ -10,9 +10,8 @@ use docobo_adapters::discord::rest_client;
 use docobo_adapters::simulator::discord::FakeDiscord;
 use docobo_adapters::simulator::gateway::{FakeGateway, guild_create, member_add};
 use docobo_core::domain::*;
-use docobo_core::machine::{self, Event, EventKind, Standing, Version};
 use docobo_core::ports::*;
-use docobo_core::testing::{ManualClock, MemoryRepo};
+use docobo_core::testing::{ManualClock, MemoryRepo, purchase};
 use serde_json::json;
 use time::macros::datetime;
 
@@ -35,25 +34,12 @@ async fn until(what: &str, done: impl AsyncFn() -> bool) {
 /// The member bought the role, then left; their entitlement is active.
 async fn repo_with_a_purchase() -> MemoryRepo {
     let repo = MemoryRepo::new();
-    let paid = Event { kind: EventKind::PaymentSucceeded { access_until: None }, version: Version(NOW) };
-    let standing = machine::apply(&Standing::new(Term::Lifetime), &paid, NOW).expect("applies").standing;
-    let write = EntitlementWrite::Insert {
+    let key = RoleJobKey {
         guild: GuildId::new(GUILD).expect("id"),
         user: UserId::new(USER).expect("id"),
         role: RoleId::new(ROLE).expect("id"),
-        provider: ProviderKind::Polar,
-        external_ref: "order_1".parse().expect("ref"),
-        standing,
-        deadline: None,
     };
-    let commit = Commit {
-        event: None,
-        replay: false,
-        writes: vec![write],
-        jobs: vec![],
-        cause: "test".into(),
-        at: NOW,
-    };
+    let commit = purchase(key, "order_1", Term::Lifetime, None, NOW);
     repo.commit(commit).await.expect("commit");
     repo
 }

@@ -5,8 +5,8 @@ mod common;
 
 use common::*;
 use docobo_core::domain::*;
-use docobo_core::machine::{self, Event, EventKind, Standing, Version};
 use docobo_core::ports::*;
+use docobo_core::testing::purchase;
 use ed25519_dalek::{Signer, SigningKey};
 use serde_json::Value;
 use time::{Duration, OffsetDateTime};
@@ -64,30 +64,8 @@ async fn status_lists_what_the_member_has_and_help_explains_the_commands() {
     assert!(empty["data"]["content"].as_str().is_some_and(|c| c.contains("no purchases")), "{empty}");
 
     let until = OffsetDateTime::now_utc() + Duration::days(20);
-    let paid = Event {
-        kind: EventKind::PaymentSucceeded { access_until: Some(until) },
-        version: Version(OffsetDateTime::now_utc()),
-    };
-    let standing = machine::apply(&Standing::new(Term::Recurring), &paid, OffsetDateTime::now_utc())
-        .expect("applies")
-        .standing;
-    let write = EntitlementWrite::Insert {
-        guild,
-        user: USER.parse().expect("id"),
-        role,
-        provider: ProviderKind::Polar,
-        external_ref: "sub_1".parse().expect("ref"),
-        standing,
-        deadline: None,
-    };
-    let commit = Commit {
-        event: None,
-        replay: false,
-        writes: vec![write],
-        jobs: vec![],
-        cause: "test".into(),
-        at: OffsetDateTime::now_utc(),
-    };
+    let key = RoleJobKey { guild, user: USER.parse().expect("id"), role };
+    let commit = purchase(key, "sub_1", Term::Recurring, Some(until), OffsetDateTime::now_utc());
     app.repo.commit(commit).await.expect("commit");
 
     let status = app.interact(&command("status", 0)).await;

@@ -21,3 +21,39 @@ pub use provider::ToyProvider;
 fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
+
+/// A commit recording that `key.user` paid (Polar purchase `reference`) for `key.role`, as a
+/// provider's payment would: for tests that need an entitlement without a webhook.
+///
+/// # Panics
+/// When `reference` is not a valid external reference (test input), or the machine refuses a
+/// first payment (a bug).
+pub fn purchase(
+    key: crate::domain::RoleJobKey,
+    reference: &str,
+    term: crate::domain::Term,
+    access_until: Option<crate::domain::Timestamp>,
+    at: crate::domain::Timestamp,
+) -> crate::ports::Commit {
+    use crate::machine::{Event, EventKind, Standing, Version, apply};
+    let paid = Event { kind: EventKind::PaymentSucceeded { access_until }, version: Version(at) };
+    let standing =
+        apply(&Standing::new(term), &paid, at).map_or_else(|_| Standing::new(term), |a| a.standing);
+    let write = crate::ports::EntitlementWrite::Insert {
+        guild: key.guild,
+        user: key.user,
+        role: key.role,
+        provider: crate::domain::ProviderKind::Polar,
+        external_ref: reference.parse().expect("a valid test reference"),
+        standing,
+        deadline: None,
+    };
+    crate::ports::Commit {
+        event: None,
+        replay: false,
+        writes: vec![write],
+        jobs: vec![],
+        cause: "test".into(),
+        at,
+    }
+}
