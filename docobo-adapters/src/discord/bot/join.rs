@@ -8,10 +8,9 @@ use docobo_core::service::{JoinError, offers, start_checkout};
 use serenity::all::{
     ComponentInteractionData, ComponentInteractionDataKind, CreateActionRow, CreateButton, CreateEmbed,
     CreateInteractionResponseMessage, CreateSelectMenu, CreateSelectMenuKind, CreateSelectMenuOption,
-    EditInteractionResponse,
 };
 
-use super::{Bot, Caller, Reply, unavailable};
+use super::{Bot, Caller, Reply, View, unavailable};
 use docobo_core::ports::StoreError;
 
 /// Discord's limit on select menu options.
@@ -26,47 +25,17 @@ fn how(kind: ProviderKind) -> &'static str {
 }
 
 /// What the member sees once a checkout exists, or why it does not.
-struct Outcome {
-    content: String,
-    embed: Option<CreateEmbed>,
-    button: Option<CreateButton>,
-}
-
-impl Outcome {
-    fn rows(&self) -> Vec<CreateActionRow> {
-        self.button.iter().map(|b| CreateActionRow::Buttons(vec![b.clone()])).collect()
-    }
-
-    fn view(self) -> CreateInteractionResponseMessage {
-        let view = CreateInteractionResponseMessage::new().components(self.rows());
-        let view = view.content(self.content);
-        match self.embed {
-            Some(embed) => view.embed(embed),
-            None => view,
-        }
-    }
-
-    fn edit(self) -> EditInteractionResponse {
-        let edit = EditInteractionResponse::new().components(self.rows());
-        let edit = edit.content(self.content);
-        match self.embed {
-            Some(embed) => edit.embed(embed),
-            None => edit,
-        }
-    }
-}
-
-fn outcome(result: Result<(String, CheckoutLink), JoinError>) -> Result<Outcome, StoreError> {
+fn outcome(result: Result<(String, CheckoutLink), JoinError>) -> Result<View, StoreError> {
     let (role, link) = match result {
         Ok(ok) => ok,
         Err(JoinError::Store(e)) => return Err(e),
         Err(e) => {
-            return Ok(Outcome {
+            return Ok(View {
                 content: format!(
                     "Docobo could not start this payment: {e}. Try again later, or ask a server manager."
                 ),
+                rows: Vec::new(),
                 embed: None,
-                button: None,
             });
         }
     };
@@ -76,7 +45,8 @@ fn outcome(result: Result<(String, CheckoutLink), JoinError>) -> Result<Outcome,
         CreateEmbed::new().title(format!("Scan to pay for {role}")).description(&link.instructions).image(qr)
     });
     let button = link.url.map(|url| CreateButton::new_link(url).label("Open the payment page"));
-    Ok(Outcome { content, embed, button })
+    let rows = button.into_iter().map(|b| CreateActionRow::Buttons(vec![b])).collect();
+    Ok(View { content, rows, embed })
 }
 
 impl Bot {
@@ -141,6 +111,6 @@ impl Bot {
                 }
             }));
         }
-        Ok(Reply::update(checkout.await?.view()))
+        Ok(Reply::update(checkout.await?.message()))
     }
 }

@@ -24,8 +24,8 @@ use std::sync::Arc;
 use docobo_core::domain::{GuildId, ProviderKind, Timestamp, UserId};
 use docobo_core::ports::{GatewayError, PaymentProvider, RoleGateway, StoreError, SubscriptionRepo};
 use serenity::all::{
-    CreateInteractionResponse, CreateInteractionResponseMessage, EditInteractionResponse, Interaction,
-    Member, Permissions,
+    CreateActionRow, CreateEmbed, CreateInteractionResponse, CreateInteractionResponseMessage,
+    EditInteractionResponse, Interaction, Member, Permissions,
 };
 use serenity::http::Http;
 
@@ -68,6 +68,26 @@ impl Reply {
     /// Acknowledges a component now; `later` replaces its message.
     fn deferred_update(later: impl Future<Output = EditInteractionResponse> + Send + 'static) -> Reply {
         Reply { now: CreateInteractionResponse::Acknowledge, later: Some(Box::pin(later)) }
+    }
+}
+
+/// One screen: the text, components and embed of a message, sent as a new or updated message
+/// or as the edit that delivers a deferred answer.
+struct View {
+    content: String,
+    rows: Vec<CreateActionRow>,
+    embed: Option<CreateEmbed>,
+}
+
+impl View {
+    fn message(self) -> CreateInteractionResponseMessage {
+        let m = CreateInteractionResponseMessage::new().content(self.content).components(self.rows);
+        m.embeds(self.embed.into_iter().collect())
+    }
+
+    fn edit(self) -> EditInteractionResponse {
+        let e = EditInteractionResponse::new().content(self.content).components(self.rows);
+        e.embeds(self.embed.into_iter().collect())
     }
 }
 

@@ -25,9 +25,9 @@ use serenity::all::{
 };
 
 use self::views::{
-    View, button, describe, field, parse_price, price_form, provider_form, refusal, step1, with_notice,
+    button, describe, field, parse_price, price_form, provider_form, refusal, step1, with_notice,
 };
-use super::{Bot, Caller, Reply, unavailable};
+use super::{Bot, Caller, Reply, View, unavailable};
 
 /// The wizard's unsaved state: the roles chosen in step 1, with their names.
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -2,40 +2,16 @@
 
 use docobo_core::domain::{Currency, GuildId, Money, PaidRole, ProviderKind, RoleId, Term};
 use serenity::all::{
-    ActionRowComponent, ButtonStyle, CreateActionRow, CreateButton, CreateEmbed, CreateInputText,
-    CreateInteractionResponseMessage, CreateModal, CreateSelectMenu, CreateSelectMenuKind,
-    EditInteractionResponse, InputTextStyle, ModalInteractionData,
+    ActionRowComponent, ButtonStyle, CreateActionRow, CreateButton, CreateInputText, CreateModal,
+    CreateSelectMenu, CreateSelectMenuKind, InputTextStyle, ModalInteractionData,
 };
+
+use super::super::View;
 
 /// Where owners get help, shown with every refusal.
 pub(super) const HELP: &str = "`/help`, or the README's \"Selling a role\" section";
 /// At most this many roles per guild through the wizard (four rows of five buttons).
 pub(super) const MAX_ROLES: u8 = 20;
-
-/// One screen of the wizard: the text and components of the message.
-pub(super) struct View {
-    pub content: String,
-    pub rows: Vec<CreateActionRow>,
-    pub embed: Option<CreateEmbed>,
-}
-
-impl View {
-    pub fn message(self) -> CreateInteractionResponseMessage {
-        let m = CreateInteractionResponseMessage::new().content(self.content).components(self.rows);
-        match self.embed {
-            Some(e) => m.embeds(vec![e]),
-            None => m.embeds(Vec::new()),
-        }
-    }
-
-    pub fn edit(self) -> EditInteractionResponse {
-        let e = EditInteractionResponse::new().content(self.content).components(self.rows);
-        match self.embed {
-            Some(embed) => e.embeds(vec![embed]),
-            None => e.embeds(Vec::new()),
-        }
-    }
-}
 
 pub(super) fn button(id: &str, label: &str, style: ButtonStyle) -> CreateButton {
     CreateButton::new(format!("setup:{id}")).label(label).style(style)
