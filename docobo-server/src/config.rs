@@ -30,6 +30,11 @@ pub struct Config {
     /// `DOCOBO_GATEWAY`: connect to Discord's gateway (member joins, guild registration, and
     /// interactions without an HTTP endpoint). `on` by default when a bot token is set.
     pub gateway: bool,
+    /// `DOCOBO_DISCORD_RATE`: Discord requests per second in all, default 45 (Discord's global
+    /// limit is 50; it raises it for large bots on request).
+    pub discord_rate: u32,
+    /// `DOCOBO_DISCORD_TIMEOUT`: seconds one Discord call may take, default 10.
+    pub discord_timeout: std::time::Duration,
 }
 
 /// Every invalid key, with how to fix it.
@@ -107,6 +112,29 @@ impl Config {
             }
         };
 
+        let discord_rate = match var("DOCOBO_DISCORD_RATE") {
+            None => docobo_adapters::discord::pacer::GLOBAL_RATE,
+            Some(raw) => match raw.trim().parse::<u32>() {
+                Ok(rate @ 1..=100_000) => rate,
+                _ => {
+                    problems.push(format!(
+                        "DOCOBO_DISCORD_RATE: {raw:?} must be requests per second, 1 to 100000"
+                    ));
+                    docobo_adapters::discord::pacer::GLOBAL_RATE
+                }
+            },
+        };
+        let discord_timeout = match var("DOCOBO_DISCORD_TIMEOUT") {
+            None => docobo_adapters::discord::CALL_TIMEOUT,
+            Some(raw) => match raw.trim().parse::<f64>() {
+                Ok(s) if (0.1..=300.0).contains(&s) => std::time::Duration::from_secs_f64(s),
+                _ => {
+                    problems.push(format!("DOCOBO_DISCORD_TIMEOUT: {raw:?} must be seconds, 0.1 to 300"));
+                    docobo_adapters::discord::CALL_TIMEOUT
+                }
+            },
+        };
+
         match (problems.is_empty(), listen) {
             (true, Ok(listen)) => Ok(Config {
                 database_url,
@@ -118,6 +146,8 @@ impl Config {
                 discord_public_key,
                 public_url,
                 gateway,
+                discord_rate,
+                discord_timeout,
             }),
             _ => Err(ConfigError(problems)),
         }
@@ -178,6 +208,17 @@ mod tests {
         assert!(err.to_string().contains("DOCOBO_GATEWAY: on needs DISCORD_BOT_TOKEN"), "{err}");
         let err = config(&[("DISCORD_BOT_TOKEN", "t"), ("DOCOBO_GATEWAY", "maybe")]).expect_err("bad");
         assert!(err.to_string().contains("must be on or off"), "{err}");
+    }
+
+    #[test]
+    fn discord_pacing_and_timeout_have_defaults_and_bounds() {
+        let c = config(&[]).expect("valid");
+        assert_eq!((c.discord_rate, c.discord_timeout.as_secs()), (45, 10));
+        let c = config(&[("DOCOBO_DISCORD_RATE", "500"), ("DOCOBO_DISCORD_TIMEOUT", "1.5")]).expect("valid");
+        assert_eq!((c.discord_rate, c.discord_timeout.as_millis()), (500, 1500));
+        let err =
+            config(&[("DOCOBO_DISCORD_RATE", "0"), ("DOCOBO_DISCORD_TIMEOUT", "soon")]).expect_err("bad");
+        assert_eq!(err.0.len(), 2, "{err}");
     }
 
     #[test]

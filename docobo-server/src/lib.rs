@@ -41,10 +41,11 @@ pub async fn prepare(config: &Config) -> Result<Arc<http::AppState>, ServerError
     let repo =
         SeaOrmRepo::connect(&config.database_url, config.secret_key.as_ref().map(Secret::expose)).await?;
     repo.migrate().await?;
-    let discord = config
-        .discord_bot_token
-        .as_ref()
-        .map(|token| DiscordRoles::new(token.expose(), &config.discord_api_url));
+    let discord = config.discord_bot_token.as_ref().map(|token| {
+        DiscordRoles::new(token.expose(), &config.discord_api_url)
+            .with_global_rate(config.discord_rate)
+            .with_timeout(config.discord_timeout)
+    });
     let gateway = discord.clone().map(|d| Arc::new(d) as Arc<dyn RoleGateway>);
     let discord_http = discord
         .as_ref()

@@ -47,7 +47,15 @@ async fn ingest(
     };
     let headers: Headers =
         headers.iter().filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?))).collect();
-    match ingest_webhook(&state.repo, provider, &SystemClock, guild, &headers, &body).await {
+    let mut result = ingest_webhook(&state.repo, provider, &SystemClock, guild, &headers, &body).await;
+    if let Err(IngestError::Store(StoreError::Unavailable(e))) = &result {
+        // A pooled connection the database dropped (a restart, a failover) fails once and is
+        // replaced. Trying again is safe: the commit is one transaction, and if the first one
+        // did land, the second is a duplicate.
+        tracing::info!(%kind, %guild, error = %e, "storage error; trying the webhook once more");
+        result = ingest_webhook(&state.repo, provider, &SystemClock, guild, &headers, &body).await;
+    }
+    match result {
         Ok(report) => {
             let outcome = match &report.outcome {
                 IngestOutcome::Processed { .. } => "processed",

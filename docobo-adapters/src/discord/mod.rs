@@ -62,7 +62,14 @@ impl DiscordRoles {
         self.http.clone()
     }
 
-    /// Shortens the per-call timeout (tests of slow Discord).
+    /// Paces all requests below `per_second` instead of [`pacer::GLOBAL_RATE`] (for bots whose
+    /// global limit Discord raised).
+    pub fn with_global_rate(mut self, per_second: u32) -> Self {
+        self.pacer = Arc::new(Pacer::new(per_second));
+        self
+    }
+
+    /// Changes the per-call timeout ([`CALL_TIMEOUT`] by default).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self

@@ -14,8 +14,11 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-/// Global emission interval: 45 requests per second.
-pub const GLOBAL_INTERVAL: Duration = Duration::from_micros(1_000_000 / 45);
+/// Global requests per second by default: below Discord's 50. Discord raises the global limit
+/// for large bots on request; `DOCOBO_DISCORD_RATE` follows it.
+pub const GLOBAL_RATE: u32 = 45;
+/// Global emission interval at the default rate.
+pub const GLOBAL_INTERVAL: Duration = Duration::from_micros(1_000_000 / GLOBAL_RATE as u64);
 pub const GLOBAL_BURST: u32 = 10;
 /// Per-guild emission interval: 10 requests per second.
 pub const GUILD_INTERVAL: Duration = Duration::from_millis(100);
@@ -29,23 +32,38 @@ fn reserve(tat: &mut Option<Instant>, now: Instant, interval: Duration, burst: u
     next.checked_sub(tolerance).map_or(now, |t| t.max(now))
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Cells {
+    global_interval: Duration,
     global: Option<Instant>,
     guilds: HashMap<u64, Option<Instant>>,
 }
 
 /// Hands out send times: each caller waits for its slot, then goes.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Pacer(Mutex<Cells>);
 
+impl Default for Pacer {
+    fn default() -> Self {
+        Pacer::new(GLOBAL_RATE)
+    }
+}
+
 impl Pacer {
+    /// A pacer allowing `global_per_second` requests in all (at least 1); the per-guild limit
+    /// is Discord's and fixed.
+    pub fn new(global_per_second: u32) -> Self {
+        let global_interval = Duration::from_secs(1) / global_per_second.max(1);
+        Pacer(Mutex::new(Cells { global_interval, global: None, guilds: HashMap::new() }))
+    }
+
     /// Waits until a request for `guild` may be sent.
     pub async fn wait(&self, guild: u64) {
         let at = {
             let mut cells = self.0.lock().await;
             let now = Instant::now();
-            let global = reserve(&mut cells.global, now, GLOBAL_INTERVAL, GLOBAL_BURST);
+            let interval = cells.global_interval;
+            let global = reserve(&mut cells.global, now, interval, GLOBAL_BURST);
             let local = reserve(cells.guilds.entry(guild).or_default(), now, GUILD_INTERVAL, GUILD_BURST);
             if cells.guilds.len() > 10_000 {
                 cells.guilds.retain(|_, t| t.is_some_and(|t| t > now));
@@ -84,5 +102,18 @@ mod tests {
         // 100 requests: a burst of 10, then 90 more at 45 per second — about two seconds.
         let elapsed = Instant::now() - start;
         assert!(elapsed >= GLOBAL_INTERVAL * 89 && elapsed <= GLOBAL_INTERVAL * 91, "{elapsed:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_raised_global_rate_lets_many_guilds_through_faster() {
+        let pacer = Pacer::new(450);
+        let start = Instant::now();
+        for guild in 0..100 {
+            pacer.wait(guild).await;
+        }
+        // A burst of 10, then 90 at 450 per second: a tenth of the default's two seconds.
+        let elapsed = Instant::now() - start;
+        let interval = Duration::from_secs(1) / 450;
+        assert!(elapsed >= interval * 89 && elapsed <= interval * 91, "{elapsed:?}");
     }
 }

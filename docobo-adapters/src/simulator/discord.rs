@@ -170,6 +170,17 @@ impl FakeDiscord {
             .map(|(_, at)| *at)
     }
 
+    /// Every request with this method: its path and when it arrived, in order.
+    pub fn arrivals(&self, method: &str) -> Vec<(String, std::time::Instant)> {
+        let s = lock(&self.state);
+        s.requests
+            .iter()
+            .zip(&s.arrivals)
+            .filter(|((m, _), _)| m == method)
+            .map(|((_, p), at)| (p.clone(), *at))
+            .collect()
+    }
+
     /// The command names registered globally (`None`) or in a guild.
     pub fn commands(&self, guild: Option<u64>) -> Vec<String> {
         lock(&self.state).commands.get(&guild).cloned().unwrap_or_default()

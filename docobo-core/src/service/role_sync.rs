@@ -130,8 +130,14 @@ pub struct WorkReport {
 pub trait WorkerRepo: CatalogRepo + EntitlementRepo + JobQueue {}
 impl<T: CatalogRepo + EntitlementRepo + JobQueue + ?Sized> WorkerRepo for T {}
 
-/// Claims up to `limit` due jobs, converges each and settles it. The binary runs this in a loop,
-/// woken when ingest enqueues jobs and otherwise at [`JobQueue::next_due`].
+/// Jobs of one batch converged at the same time. Each job is a different (guild, user, role), so
+/// they are independent; Discord's limits are the gateway's pacing, not this.
+pub const JOB_CONCURRENCY: usize = 8;
+
+/// Claims up to `limit` due jobs, converges them ([`JOB_CONCURRENCY`] at a time) and settles
+/// each. The binary runs this in a loop, woken when ingest enqueues jobs and otherwise at
+/// [`JobQueue::next_due`]. A storage error on one job does not abandon the others in flight; the
+/// first is returned once all have finished, and unsettled jobs run again when their lease ends.
 pub async fn run_due_jobs<R: WorkerRepo + ?Sized>(
     repo: &R,
     gateway: &dyn RoleGateway,
@@ -139,34 +145,68 @@ pub async fn run_due_jobs<R: WorkerRepo + ?Sized>(
     lease: time::Duration,
     limit: usize,
 ) -> Result<WorkReport, StoreError> {
+    use futures_util::StreamExt;
+
     let jobs = repo.claim_due(clock.now(), lease, limit).await?;
     let mut report = WorkReport { claimed: jobs.len(), ..WorkReport::default() };
-    for job in jobs {
-        let cause = job.cause.clone().unwrap_or_else(|| format!("role job {}", job.id));
-        let (verdict, audit) = sync_role(repo, gateway, job.key, &cause, clock.now()).await?;
-        let now = clock.now();
-        let mut audit: Vec<AuditEntry> = audit.into_iter().collect();
-        let settled = settlement(&job, &verdict, now);
-        match &settled {
-            Settlement::Done if audit.is_empty() => {}
-            Settlement::Done => report.changed += 1,
-            Settlement::Retry { .. } => report.retried += 1,
-            Settlement::Park { reason } => {
-                report.parked += 1;
-                audit.push(AuditEntry {
-                    guild: job.key.guild,
-                    user: job.key.user,
-                    role: job.key.role,
-                    action: AuditAction::JobParked,
-                    reason: reason.clone(),
-                    cause: Some(cause.clone()),
-                    at: now,
-                });
+    let mut outcomes = futures_util::stream::iter(jobs)
+        .map(|job| run_job(repo, gateway, clock, job))
+        .buffer_unordered(JOB_CONCURRENCY);
+    let mut failure = None;
+    while let Some(outcome) = outcomes.next().await {
+        match outcome {
+            Ok((settled, applied)) => {
+                match settled {
+                    Outcome::Unchanged => {}
+                    Outcome::Changed => report.changed += 1,
+                    Outcome::Retried => report.retried += 1,
+                    Outcome::Parked => report.parked += 1,
+                }
+                report.superseded += usize::from(!applied);
             }
-        }
-        if repo.settle(&job, settled, audit, now).await? != Settled::Applied {
-            report.superseded += 1;
+            Err(e) => failure = failure.or(Some(e)),
         }
     }
-    Ok(report)
+    failure.map_or(Ok(report), Err)
+}
+
+/// How one job was settled, for the report.
+enum Outcome {
+    Unchanged,
+    Changed,
+    Retried,
+    Parked,
+}
+
+/// Converges and settles one claimed job; `true` when the settlement was applied.
+async fn run_job<R: WorkerRepo + ?Sized>(
+    repo: &R,
+    gateway: &dyn RoleGateway,
+    clock: &dyn Clock,
+    job: RoleJob,
+) -> Result<(Outcome, bool), StoreError> {
+    let cause = job.cause.clone().unwrap_or_else(|| format!("role job {}", job.id));
+    let (verdict, audit) = sync_role(repo, gateway, job.key, &cause, clock.now()).await?;
+    let now = clock.now();
+    let mut audit: Vec<AuditEntry> = audit.into_iter().collect();
+    let settled = settlement(&job, &verdict, now);
+    let outcome = match &settled {
+        Settlement::Done if audit.is_empty() => Outcome::Unchanged,
+        Settlement::Done => Outcome::Changed,
+        Settlement::Retry { .. } => Outcome::Retried,
+        Settlement::Park { reason } => {
+            audit.push(AuditEntry {
+                guild: job.key.guild,
+                user: job.key.user,
+                role: job.key.role,
+                action: AuditAction::JobParked,
+                reason: reason.clone(),
+                cause: Some(cause.clone()),
+                at: now,
+            });
+            Outcome::Parked
+        }
+    };
+    let applied = repo.settle(&job, settled, audit, now).await? == Settled::Applied;
+    Ok((outcome, applied))
 }
