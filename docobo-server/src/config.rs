@@ -1,7 +1,10 @@
-//! The server's configuration, from the environment, validated once at start-up. Every problem
-//! is named in one message, so an operator fixes them all in one go.
+//! The server's configuration, validated once at start-up. Every problem is named in one
+//! message, so an operator fixes them all in one go.
 //!
-//! `docobo.toml` layering and the remaining keys of DESIGN §4 arrive with the operability issue.
+//! Layers, later ones winning: the defaults, then `docobo.toml` (in the working directory, or the
+//! file `DOCOBO_CONFIG` names), then the environment. The file holds the same keys as the
+//! environment, e.g. `DOCOBO_LISTEN = "0.0.0.0:8080"`; an unknown key in it is reported, since
+//! it is almost always a typo.
 
 use std::net::SocketAddr;
 
@@ -42,9 +45,89 @@ pub struct Config {
 #[error("invalid configuration:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
 pub struct ConfigError(pub Vec<String>);
 
+/// Every key the configuration reads.
+pub const KEYS: [&str; 11] = [
+    "DOCOBO_DATABASE_URL",
+    "DOCOBO_LISTEN",
+    "DOCOBO_SECRET_KEY",
+    "DISCORD_BOT_TOKEN",
+    "POLAR_API_URL",
+    "DOCOBO_DISCORD_API_URL",
+    "DISCORD_PUBLIC_KEY",
+    "DOCOBO_PUBLIC_URL",
+    "DOCOBO_GATEWAY",
+    "DOCOBO_DISCORD_RATE",
+    "DOCOBO_DISCORD_TIMEOUT",
+];
+
+/// A configuration file's keys and values, and every problem with it.
+pub type FileValues = (std::collections::HashMap<String, String>, Vec<String>);
+
+/// Reads a configuration file: the values of the known keys, and every problem with it.
+pub fn read_file(path: &std::path::Path) -> FileValues {
+    match parse_file(path) {
+        Ok(values) => values,
+        Err(problem) => (Default::default(), vec![problem]),
+    }
+}
+
+fn parse_file(path: &std::path::Path) -> Result<FileValues, String> {
+    let name = path.display();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: cannot be read: {e}"))?;
+    let table: toml::Table =
+        text.parse().map_err(|e: toml::de::Error| format!("{name}: not valid TOML: {}", e.message()))?;
+    let mut values = std::collections::HashMap::new();
+    let mut problems = Vec::new();
+    for (key, value) in table {
+        let value = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            toml::Value::Boolean(b) => if b { "on" } else { "off" }.to_owned(),
+            _ => {
+                problems.push(format!("{name}: {key} must be a string or a number"));
+                continue;
+            }
+        };
+        if KEYS.contains(&key.as_str()) {
+            values.insert(key, value);
+        } else {
+            problems.push(format!(
+                "{name}: unknown key {key} (the keys are those of the environment, e.g. DOCOBO_LISTEN)"
+            ));
+        }
+    }
+    Ok((values, problems))
+}
+
 impl Config {
+    /// The defaults, then `docobo.toml` (or the file `DOCOBO_CONFIG` names), then the
+    /// environment. A file named by `DOCOBO_CONFIG` must exist; `docobo.toml` may not.
     pub fn from_env() -> Result<Config, ConfigError> {
-        Self::from_vars(|key| std::env::var(key).ok())
+        let env = |key: &str| std::env::var(key).ok().filter(|v| !v.trim().is_empty());
+        let file = match env("DOCOBO_CONFIG") {
+            Some(path) => read_file(std::path::Path::new(&path)),
+            None if std::path::Path::new("docobo.toml").exists() => {
+                read_file(std::path::Path::new("docobo.toml"))
+            }
+            None => Default::default(),
+        };
+        Self::layered(env, file)
+    }
+
+    /// The environment (`env`) over a file's values; the file's problems are reported with
+    /// the rest.
+    pub fn layered(env: impl Fn(&str) -> Option<String>, file: FileValues) -> Result<Config, ConfigError> {
+        let (values, mut problems) = file;
+        let merged = Self::from_vars(|key| env(key).or_else(|| values.get(key).cloned()));
+        match merged {
+            Ok(config) if problems.is_empty() => Ok(config),
+            Ok(_) => Err(ConfigError(problems)),
+            Err(ConfigError(more)) => {
+                problems.extend(more);
+                Err(ConfigError(problems))
+            }
+        }
     }
 
     /// Reads from `get`, so tests need not touch the process environment.
@@ -219,6 +302,37 @@ mod tests {
         let err =
             config(&[("DOCOBO_DISCORD_RATE", "0"), ("DOCOBO_DISCORD_TIMEOUT", "soon")]).expect_err("bad");
         assert_eq!(err.0.len(), 2, "{err}");
+    }
+
+    #[test]
+    fn the_environment_wins_over_the_file_and_the_file_over_defaults() {
+        let dir = std::env::temp_dir().join(format!("docobo-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("docobo.toml");
+        std::fs::write(
+            &path,
+            "DOCOBO_LISTEN = \"0.0.0.0:8080\"\nDOCOBO_DISCORD_RATE = 90\nDOCOBO_GATEWAY = false\n",
+        )
+        .expect("write");
+        let env: HashMap<&str, &str> = HashMap::from([("DOCOBO_DISCORD_RATE", "120")]);
+        let c = Config::layered(|k| env.get(k).map(|v| v.to_string()), read_file(&path)).expect("valid");
+        assert_eq!(c.listen.to_string(), "0.0.0.0:8080", "from the file");
+        assert_eq!(c.discord_rate, 120, "the environment wins");
+        assert!(!c.gateway, "booleans read as on/off");
+        assert_eq!(c.database_url, "sqlite://docobo.db?mode=rwc", "the default stays");
+
+        std::fs::write(&path, "DOCOBO_LISTNE = \"0.0.0.0:1\"\nDOCOBO_DISCORD_RATE = \"fast\"\n")
+            .expect("write");
+        let err = Config::layered(|_| None, read_file(&path)).expect_err("bad");
+        let text = err.to_string();
+        assert_eq!(err.0.len(), 2, "{text}");
+        assert!(text.contains("unknown key DOCOBO_LISTNE") && text.contains("DOCOBO_DISCORD_RATE"), "{text}");
+        std::fs::write(&path, "DOCOBO_LISTEN = ").expect("write");
+        let err = Config::layered(|_| None, read_file(&path)).expect_err("bad");
+        assert!(err.to_string().contains("not valid TOML"), "{err}");
+        let (_, problems) = read_file(&dir.join("missing.toml"));
+        assert!(problems[0].contains("cannot be read"), "{problems:?}");
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
