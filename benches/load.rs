@@ -20,7 +20,8 @@
 //! grants about 15 roles per second, far below these rates. The harness sets
 //! `DOCOBO_DISCORD_RATE=100000` (what Discord grants large bots on request, and more), so the
 //! figures measure Docobo's pipeline, not Discord's budget; the per-guild pacing (10 per second)
-//! stays, and 200 guilds keep each below it.
+//! stays, and 200 guilds keep each below it. The per-IP limit (`DOCOBO_RATE_LIMIT`) is off: every
+//! request comes from 127.0.0.1.
 //!
 //! Then, on each database, the cost of one ingest (verify, parse, read, commit) next to a bare
 //! one-row durable insert, both sequential.
@@ -226,6 +227,7 @@ fn start_server(database_url: &str, discord: &str) -> (Child, String) {
         .env("DOCOBO_DISCORD_API_URL", discord)
         .env("DOCOBO_GATEWAY", "off")
         .env("DOCOBO_DISCORD_RATE", "100000")
+        .env("DOCOBO_RATE_LIMIT", "off")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

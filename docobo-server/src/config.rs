@@ -38,6 +38,10 @@ pub struct Config {
     pub discord_rate: u32,
     /// `DOCOBO_DISCORD_TIMEOUT`: seconds one Discord call may take, default 10.
     pub discord_timeout: std::time::Duration,
+    /// `DOCOBO_RATE_LIMIT`: requests per second from one IP address (bursts of twice that)
+    /// before answering 429, default 100; `off` disables it (behind a proxy every request comes
+    /// from the proxy's address).
+    pub rate_limit: Option<std::num::NonZeroU32>,
 }
 
 /// Every invalid key, with how to fix it.
@@ -46,7 +50,7 @@ pub struct Config {
 pub struct ConfigError(pub Vec<String>);
 
 /// Every key the configuration reads.
-pub const KEYS: [&str; 11] = [
+pub const KEYS: [&str; 12] = [
     "DOCOBO_DATABASE_URL",
     "DOCOBO_LISTEN",
     "DOCOBO_SECRET_KEY",
@@ -58,6 +62,7 @@ pub const KEYS: [&str; 11] = [
     "DOCOBO_GATEWAY",
     "DOCOBO_DISCORD_RATE",
     "DOCOBO_DISCORD_TIMEOUT",
+    "DOCOBO_RATE_LIMIT",
 ];
 
 /// A configuration file's keys and values, and every problem with it.
@@ -218,6 +223,20 @@ impl Config {
             },
         };
 
+        let rate_limit = match var("DOCOBO_RATE_LIMIT").map(|v| v.trim().to_ascii_lowercase()) {
+            None => std::num::NonZeroU32::new(100),
+            Some(off) if off == "off" => None,
+            Some(raw) => match raw.parse::<std::num::NonZeroU32>() {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    problems.push(format!(
+                        "DOCOBO_RATE_LIMIT: {raw:?} must be requests per second per IP address (e.g. 100), or off"
+                    ));
+                    None
+                }
+            },
+        };
+
         match (problems.is_empty(), listen) {
             (true, Ok(listen)) => Ok(Config {
                 database_url,
@@ -231,6 +250,7 @@ impl Config {
                 gateway,
                 discord_rate,
                 discord_timeout,
+                rate_limit,
             }),
             _ => Err(ConfigError(problems)),
         }

@@ -1,5 +1,6 @@
-//! The HTTP surface: provider webhooks, liveness and readiness. Interactions, the admin API and
-//! metrics arrive with the Discord and operability issues.
+//! The HTTP surface: provider webhooks, interactions, liveness and readiness, behind a per-IP
+//! rate limit, request tracing and security headers. The admin API and metrics arrive with the
+//! operability issue.
 
 use std::sync::Arc;
 
@@ -16,6 +17,8 @@ use serde_json::json;
 
 /// What the handlers share.
 pub struct AppState {
+    /// `DOCOBO_RATE_LIMIT`: requests per second per IP address, when on.
+    pub rate_limit: Option<PerIp>,
     pub repo: SeaOrmRepo,
     /// Discord, when a bot token is configured; without one, role jobs wait.
     pub gateway: Option<Arc<dyn docobo_core::ports::RoleGateway>>,
@@ -66,6 +69,46 @@ async fn ready(Data(state): Data<&Arc<AppState>>) -> Response {
     }
 }
 
+/// A per-IP rate limit (GCRA, bursts of twice the rate).
+pub struct PerIp(governor::DefaultKeyedRateLimiter<std::net::IpAddr>);
+
+impl std::fmt::Debug for PerIp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PerIp").field("addresses", &self.0.len()).finish()
+    }
+}
+
+impl PerIp {
+    pub fn new(per_second: std::num::NonZeroU32) -> Self {
+        let burst = per_second.saturating_mul(std::num::NonZeroU32::MIN.saturating_add(1));
+        PerIp(governor::RateLimiter::keyed(governor::Quota::per_second(per_second).allow_burst(burst)))
+    }
+
+    /// Whether `ip` may make one more request now.
+    pub fn allows(&self, ip: std::net::IpAddr) -> bool {
+        if self.0.len() > 10_000 {
+            // Forget addresses whose allowance is full again, so memory stays bounded.
+            self.0.retain_recent();
+        }
+        self.0.check_key(&ip).is_ok()
+    }
+}
+
+/// Answers 429 (with `Retry-After: 1`) to an address over `DOCOBO_RATE_LIMIT`, before any work.
+async fn limit<E: Endpoint>(endpoint: Arc<E>, request: poem::Request) -> poem::Result<Response> {
+    let limited = request.data::<Arc<AppState>>().and_then(|s| s.rate_limit.as_ref()).is_some_and(|limit| {
+        request.remote_addr().as_socket_addr().is_some_and(|addr| !limit.allows(addr.ip()))
+    });
+    if limited {
+        let mut response = Json(json!({ "error": "too many requests" }))
+            .with_status(StatusCode::TOO_MANY_REQUESTS)
+            .into_response();
+        response.headers_mut().insert("retry-after", poem::http::HeaderValue::from_static("1"));
+        return Ok(response);
+    }
+    endpoint.call(request).await.map(IntoResponse::into_response)
+}
+
 pub fn app(state: Arc<AppState>) -> impl Endpoint {
     Route::new()
         .at("/health", get(health))
@@ -73,6 +116,7 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
         .at("/webhooks/polar/:guild_id", post(crate::webhooks::polar))
         .at("/webhooks/sepay/:guild_id", post(crate::webhooks::sepay))
         .at("/interactions", post(crate::interactions::interactions))
+        .around(limit)
         .data(state)
         .with(Tracing)
         .with(

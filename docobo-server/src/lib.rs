@@ -54,6 +54,7 @@ pub async fn prepare(config: &Config) -> Result<Arc<http::AppState>, ServerError
     let providers: Vec<Arc<dyn PaymentProvider>> = vec![Arc::new(polar.clone()), Arc::new(Sepay)];
     let bot = Bot::new(Arc::new(repo.clone()), gateway.clone(), providers, &config.public_url);
     Ok(Arc::new(http::AppState {
+        rate_limit: config.rate_limit.map(http::PerIp::new),
         repo,
         gateway,
         interactions: config

@@ -142,3 +142,25 @@ fn responses_carry_security_headers_and_json_logs_never_show_a_secret() {
     assert!(logs.lines().any(|l| l.starts_with('{') && l.contains("\"level\"")), "no JSON log lines: {logs}");
     assert!(!logs.contains(token) && !logs.contains(key), "a secret reached the logs");
 }
+
+#[test]
+fn docobo_toml_configures_the_server_and_an_address_over_the_rate_limit_gets_429() {
+    let dir = empty_dir();
+    std::fs::write(dir.join("docobo.toml"), "DOCOBO_RATE_LIMIT = 2\n").expect("writes the file");
+    let server = start(&mut command(&dir), dir.clone());
+    let statuses: Vec<u16> = (0..12).map(|_| get(&server.addr, "/health").0).collect();
+    // Two per second with bursts of four: the first four pass, most of the rest are refused
+    // (a slow machine may earn one or two back while the loop runs).
+    assert_eq!(&statuses[..4], &[200; 4], "{statuses:?}");
+    let refused = statuses.iter().filter(|s| **s == 429).count();
+    assert!(refused >= 5, "the limit from docobo.toml applies: {statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s != 200 && **s != 429).count(), 0, "{statuses:?}");
+
+    let dir = empty_dir();
+    std::fs::write(dir.join("docobo.toml"), "DOCOBO_LISTNE = \"0.0.0.0:1\"\n").expect("writes the file");
+    let out = command(&dir).output().expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("unknown key DOCOBO_LISTNE"), "{stderr}");
+    let _ = std::fs::remove_dir_all(dir);
+}
