@@ -185,6 +185,12 @@ impl Ledger for SeaOrmRepo {
         for key in &commit.jobs {
             upsert_job(&txn, *key, &commit.cause, commit.at).await?;
         }
+        if !commit.audit.is_empty() {
+            audit_entry::Entity::insert_many(commit.audit.iter().map(audit_row))
+                .exec(&txn)
+                .await
+                .map_err(store_err)?;
+        }
         txn.commit().await.map_err(store_err)?;
         if !commit.jobs.is_empty() {
             self.wake.notify_one();

@@ -58,7 +58,7 @@ fn insert(n: u64, reference: &str, deadline: Option<OffsetDateTime>) -> Entitlem
 }
 
 fn commit(event: Option<WebhookEvent>, writes: Vec<EntitlementWrite>, jobs: Vec<RoleJobKey>) -> Commit {
-    Commit { event, replay: false, writes, jobs, cause: "polar evt".to_owned(), at: T0 }
+    Commit { event, replay: false, writes, jobs, cause: "polar evt".to_owned(), audit: vec![], at: T0 }
 }
 
 pub async fn setup<R: SubscriptionRepo>(repo: &R) {
@@ -445,4 +445,24 @@ pub async fn a_failed_event_is_replayed_exactly_once<R: SubscriptionRepo>(repo: 
     let ok = processed.iter().find(|e| e.external_id.as_str() == "evt_ok").expect("stored");
     let replay_ok = Commit { replay: true, ..commit(Some(ok.clone()), vec![], vec![]) };
     assert_eq!(repo.commit(replay_ok).await, Ok(Recorded::Duplicate), "only failures are replayed");
+}
+
+pub async fn a_commit_writes_its_audit_entries_only_when_it_lands<R: SubscriptionRepo>(repo: &R) {
+    setup(repo).await;
+    let audit = AuditEntry {
+        guild: guild(),
+        user: user(1),
+        role: role(),
+        action: AuditAction::ManualGrant,
+        reason: "comped".to_owned(),
+        cause: Some("manual grant".to_owned()),
+        at: T0,
+    };
+    let granted =
+        Commit { audit: vec![audit.clone()], ..commit(None, vec![insert(1, "manual-1", None)], vec![]) };
+    assert_eq!(repo.commit(granted.clone()).await, Ok(Recorded::Committed));
+    assert_eq!(repo.audit_trail(guild(), user(1)).await.expect("read"), vec![audit]);
+    // The same insert again conflicts: nothing of it, its audit entry included, is kept.
+    assert_eq!(repo.commit(granted).await, Err(StoreError::Conflict));
+    assert_eq!(repo.audit_trail(guild(), user(1)).await.expect("read").len(), 1);
 }

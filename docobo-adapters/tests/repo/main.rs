@@ -45,6 +45,7 @@ macro_rules! contract {
             case!(setup_progress_is_kept_per_guild);
             case!(guilds_are_listed_and_roles_withdrawn);
             case!(a_failed_event_is_replayed_exactly_once);
+            case!(a_commit_writes_its_audit_entries_only_when_it_lands);
         }
     };
 }

@@ -126,6 +126,8 @@ pub struct Commit {
     pub jobs: Vec<RoleJobKey>,
     /// Why the jobs exist, named in Discord's audit log (`polar evt_123`, `expiry`).
     pub cause: String,
+    /// Audit entries written with the rest (a manual grant or revoke and its reason).
+    pub audit: Vec<AuditEntry>,
     pub at: Timestamp,
 }
 
@@ -140,7 +142,8 @@ pub enum Recorded {
 /// The event log and the atomic write path.
 #[async_trait]
 pub trait Ledger: Send + Sync {
-    /// Writes the event, the entitlement writes and the jobs in **one transaction**: all or none.
+    /// Writes the event, the entitlement writes, the jobs and the audit entries in **one
+    /// transaction**: all or none.
     ///
     /// - MUST return `Ok(Recorded::Duplicate)` and write nothing when `(provider, guild,
     ///   external_id)` is already recorded, enforced by a unique constraint, not by a read before

@@ -66,6 +66,7 @@ fn elapse(entitlement: &Entitlement, grace: time::Duration, now: crate::domain::
         }],
         jobs,
         cause: format!("term of entitlement {} elapsed", entitlement.id),
+        audit: vec![],
         at: now,
     })
 }

@@ -150,7 +150,15 @@ fn record(
 
 impl Commit {
     pub(super) fn empty(at: Timestamp) -> Self {
-        Commit { event: None, replay: false, writes: Vec::new(), jobs: Vec::new(), cause: String::new(), at }
+        Commit {
+            event: None,
+            replay: false,
+            writes: Vec::new(),
+            jobs: Vec::new(),
+            cause: String::new(),
+            audit: Vec::new(),
+            at,
+        }
     }
 
     fn with_event(mut self, event: WebhookEvent) -> Self {

@@ -4,6 +4,7 @@
 pub mod checkout;
 pub mod expirer;
 pub mod ingest;
+pub mod manual;
 mod plan;
 pub mod reconcile;
 pub mod replay;
@@ -14,6 +15,7 @@ pub mod status;
 pub use checkout::{CHECKOUT_TTL, JoinError, Offer, checkout_ref, offers, start_checkout};
 pub use expirer::{ExpiryReport, expire_due};
 pub use ingest::{IngestError, IngestOutcome, IngestReport, ingest_webhook};
+pub use manual::{ManualError, ManualReport, grant_manually, revoke_manually};
 pub use reconcile::{Drift, ReconcileReport, diff, on_member_join, reconcile_guild};
 pub use replay::{ReplayError, replay_event};
 pub use role_sync::{Verdict, WorkReport, run_due_jobs, settlement, sync_role};

@@ -54,6 +54,7 @@ pub fn purchase(
         writes: vec![write],
         jobs: vec![],
         cause: "test".into(),
+        audit: vec![],
         at,
     }
 }

@@ -51,6 +51,7 @@ impl Ledger for MemoryRepo {
         for key in commit.jobs {
             next.enqueue(key, &commit.cause, commit.at);
         }
+        next.audit.extend(commit.audit);
         *state = next;
         Ok(Recorded::Committed)
     }
