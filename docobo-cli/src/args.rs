@@ -38,12 +38,46 @@ pub(crate) enum Command {
         #[arg(long)]
         guild: Option<GuildId>,
     },
+    /// Give a member a paid role by hand, with a reason kept in the audit trail. It lasts the
+    /// role's term (a fixed term from now; otherwise until revoked).
+    Grant(ManualArgs),
+    /// Take a paid role away by hand, with a reason kept in the audit trail: every purchase of it
+    /// that grants access now is revoked for good (cancel or refund at the provider yourself).
+    Revoke(ManualArgs),
+    /// Write a server's entitlements as CSV on stdout (one row each, with status and dates).
+    Export {
+        #[arg(long)]
+        guild: GuildId,
+        #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+        format: ExportFormat,
+    },
+    /// Print the effective configuration (secrets redacted) and check Discord: the bot token,
+    /// the bot's presence in each server, Manage Roles, and each paid role below the bot's.
+    /// Exits 1 when anything needs fixing.
+    Check,
+    /// Print a shell completion script, e.g. `docobo completions bash > /etc/bash_completion.d/docobo`.
+    Completions { shell: clap_complete::Shell },
     /// Discord slash commands.
     #[command(subcommand)]
     Commands(CommandsCommand),
     /// Run the whole flow locally (temporary SQLite, the real server, fake Discord and Polar)
     /// and print a timeline with measured latencies. Touches no configured database.
     Demo,
+}
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ManualArgs {
+    pub(crate) guild: GuildId,
+    pub(crate) user: UserId,
+    pub(crate) role: RoleId,
+    /// Why; required, and kept in the audit trail.
+    #[arg(long)]
+    pub(crate) reason: String,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum ExportFormat {
+    Csv,
 }
 
 #[derive(Debug, Subcommand)]
@@ -149,6 +183,12 @@ pub(crate) enum SubsCommand {
         guild: Option<GuildId>,
         #[arg(long)]
         user: Option<UserId>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One entitlement in full: its status and dates, and the member's audit trail for the role.
+    Show {
+        id: i64,
         #[arg(long)]
         json: bool,
     },

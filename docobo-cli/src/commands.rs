@@ -1,4 +1,5 @@
-//! The commands of DESIGN §4 that exist so far, each a thin call into the adapters or the core.
+//! Dispatch for every command of DESIGN §4, each a thin call into the adapters or the core;
+//! `manage` and `check` hold the longer ones.
 
 use std::collections::BTreeMap;
 
@@ -44,13 +45,13 @@ async fn open(url: &str) -> Result<SeaOrmRepo, Failure> {
     Ok(repo)
 }
 
-async fn registered(repo: &SeaOrmRepo, guild: GuildId) -> Result<Guild, Failure> {
+pub(crate) async fn registered(repo: &SeaOrmRepo, guild: GuildId) -> Result<Guild, Failure> {
     repo.guild(guild).await?.ok_or_else(|| {
         Failure::Other(format!("guild {guild} is not registered; run `docobo guild add {guild}` first"))
     })
 }
 
-fn time_text(t: Option<time::OffsetDateTime>) -> serde_json::Value {
+pub(crate) fn time_text(t: Option<time::OffsetDateTime>) -> serde_json::Value {
     t.and_then(|t| t.format(&Rfc3339).ok()).map_or(serde_json::Value::Null, serde_json::Value::String)
 }
 
@@ -65,11 +66,22 @@ fn discord_env(why: &str) -> Result<(String, String), Failure> {
 }
 
 pub async fn run(cli: Cli) -> Result<(), Failure> {
-    if matches!(cli.command, Command::Demo) {
-        return crate::demo::run_demo().await;
+    match cli.command {
+        Command::Demo => return crate::demo::run_demo().await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "docobo", &mut std::io::stdout());
+            return Ok(());
+        }
+        _ => {}
     }
     let repo = open(&cli.database_url).await?;
     match cli.command {
+        Command::Subs(SubsCommand::Show { id, json }) => crate::manage::show(&repo, id, json).await?,
+        Command::Grant(args) => crate::manage::manual(&repo, args, true).await?,
+        Command::Revoke(args) => crate::manage::manual(&repo, args, false).await?,
+        Command::Export { guild, format } => crate::manage::export(&repo, guild, format).await?,
+        Command::Check => crate::check::check(&repo).await?,
         Command::Migrate => println!("database is up to date"),
         Command::Guild(GuildCommand::Add { guild, name }) => {
             let existing = repo.guild(guild).await?;
@@ -172,13 +184,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                     None => repo.guild_entitlements(g).await?,
                 });
             }
-            let rows = all.iter().map(|e| {
-                json!({
-                    "id": e.id, "guild_id": e.guild, "user_id": e.user, "role_id": e.role,
-                    "provider": e.provider, "external_ref": e.external_ref, "status": e.status().as_str(),
-                    "access_until": time_text(e.access_until()),
-                })
-            });
+            let rows = all.iter().map(crate::manage::entitlement_json);
             let columns = ["id", "guild_id", "user_id", "role_id", "provider", "status", "access_until"];
             print(json, &columns, rows.collect());
         }
@@ -201,7 +207,9 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 rows.collect(),
             );
         }
-        Command::Demo => unreachable!("handled before the database is opened"),
+        Command::Demo | Command::Completions { .. } => {
+            unreachable!("handled before the database is opened")
+        }
         Command::Commands(CommandsCommand::Register { guild }) => {
             let (token, base) = discord_env("registering commands")?;
             let app = std::env::var("DISCORD_CLIENT_ID")
@@ -223,16 +231,23 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 Some(g) => vec![registered(&repo, g).await?.id],
                 None => repo.guilds().await?.iter().map(|g| g.id).collect(),
             };
+            // Reading every member of a large server takes a while at Discord's pace; the bar is
+            // drawn on stderr only when it is a terminal.
+            let progress = indicatif::ProgressBar::new(guilds.len() as u64);
             for g in guilds {
                 let r = reconcile_guild(&repo, &gateway, &SystemClock, g).await?;
-                println!(
-                    "guild {g}: {} members checked, {} gone, {} unreadable, {} fixes queued",
-                    r.members_checked,
-                    r.members_gone,
-                    r.members_unreadable,
-                    r.drift.len()
-                );
+                progress.inc(1);
+                progress.suspend(|| {
+                    println!(
+                        "guild {g}: {} members checked, {} gone, {} unreadable, {} fixes queued",
+                        r.members_checked,
+                        r.members_gone,
+                        r.members_unreadable,
+                        r.drift.len()
+                    )
+                });
             }
+            progress.finish_and_clear();
         }
         Command::Events(EventsCommand::Replay { id }) => {
             let event = repo

@@ -3,8 +3,10 @@
 //! work), 1 any other failure, with the reason on stderr.
 
 mod args;
+mod check;
 mod commands;
 mod demo;
+mod manage;
 mod output;
 
 use std::process::ExitCode;

@@ -11,8 +11,8 @@ use std::net::SocketAddr;
 use docobo_adapters::seaorm::crypto::SecretBox;
 use docobo_core::domain::Secret;
 
-/// Validated settings.
-#[derive(Debug, Clone)]
+/// Validated settings. `Debug` is [`Config::describe`]: secrets and database passwords redacted.
+#[derive(Clone)]
 pub struct Config {
     /// `DOCOBO_DATABASE_URL`: a SQLite file (default `sqlite://docobo.db?mode=rwc`) or PostgreSQL.
     pub database_url: String,
@@ -20,6 +20,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// `DOCOBO_SECRET_KEY`: base64 of 32 bytes; encrypts stored provider credentials.
     pub secret_key: Option<Secret>,
+    /// `DOCOBO_ADMIN_TOKEN`: the bearer token of `/admin/*`; the admin API is off without it.
+    pub admin_token: Option<Secret>,
     /// `DISCORD_BOT_TOKEN`: without it role jobs wait and `/ready` says so.
     pub discord_bot_token: Option<Secret>,
     /// `POLAR_API_URL`: production, `https://sandbox-api.polar.sh`, or a local fake.
@@ -44,14 +46,37 @@ pub struct Config {
     pub rate_limit: Option<std::num::NonZeroU32>,
 }
 
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("Config");
+        for (key, value) in self.describe() {
+            d.field(key, &value);
+        }
+        d.finish()
+    }
+}
+
+/// `url` with any password replaced by `[redacted]` (`postgres://user:pw@host/db`).
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    match rest.split_once('@') {
+        Some((credentials, host)) if credentials.contains(':') => {
+            let user = credentials.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:[redacted]@{host}")
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// Every invalid key, with how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid configuration:\n{}", .0.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
 pub struct ConfigError(pub Vec<String>);
 
 /// Every key the configuration reads.
-pub const KEYS: [&str; 12] = [
+pub const KEYS: [&str; 13] = [
     "DOCOBO_DATABASE_URL",
+    "DOCOBO_ADMIN_TOKEN",
     "DOCOBO_LISTEN",
     "DOCOBO_SECRET_KEY",
     "DISCORD_BOT_TOKEN",
@@ -106,6 +131,29 @@ fn parse_file(path: &std::path::Path) -> Result<FileValues, String> {
 }
 
 impl Config {
+    /// Every key with its effective value, secrets shown as `[redacted]` (`docobo check`).
+    pub fn describe(&self) -> Vec<(&'static str, String)> {
+        let secret =
+            |s: &Option<Secret>| s.as_ref().map_or_else(|| "(not set)".to_owned(), Secret::to_string);
+        let or_unset = |s: &Option<String>| s.clone().unwrap_or_else(|| "(not set)".to_owned());
+        let on = |b: bool| if b { "on" } else { "off" }.to_owned();
+        vec![
+            ("DOCOBO_DATABASE_URL", redact_url(&self.database_url)),
+            ("DOCOBO_LISTEN", self.listen.to_string()),
+            ("DOCOBO_PUBLIC_URL", self.public_url.clone()),
+            ("DOCOBO_SECRET_KEY", secret(&self.secret_key)),
+            ("DOCOBO_ADMIN_TOKEN", secret(&self.admin_token)),
+            ("DISCORD_BOT_TOKEN", secret(&self.discord_bot_token)),
+            ("DISCORD_PUBLIC_KEY", or_unset(&self.discord_public_key)),
+            ("DOCOBO_DISCORD_API_URL", self.discord_api_url.clone()),
+            ("DOCOBO_GATEWAY", on(self.gateway)),
+            ("DOCOBO_DISCORD_RATE", self.discord_rate.to_string()),
+            ("DOCOBO_DISCORD_TIMEOUT", format!("{}s", self.discord_timeout.as_secs_f64())),
+            ("DOCOBO_RATE_LIMIT", self.rate_limit.map_or_else(|| "off".to_owned(), |r| r.to_string())),
+            ("POLAR_API_URL", self.polar_api_url.clone()),
+        ]
+    }
+
     /// The defaults, then `docobo.toml` (or the file `DOCOBO_CONFIG` names), then the
     /// environment. A file named by `DOCOBO_CONFIG` must exist; `docobo.toml` may not.
     pub fn from_env() -> Result<Config, ConfigError> {
@@ -158,6 +206,12 @@ impl Config {
             problems.push(format!("DOCOBO_SECRET_KEY: {e}"));
         }
         let discord_bot_token = var("DISCORD_BOT_TOKEN").map(Secret::new);
+        let admin_token = var("DOCOBO_ADMIN_TOKEN").map(Secret::new);
+        if admin_token.as_ref().is_some_and(|t| t.expose().trim().len() < 16) {
+            problems.push(
+                "DOCOBO_ADMIN_TOKEN: use at least 16 characters (e.g. `openssl rand -hex 32`)".to_owned(),
+            );
+        }
         let url = |key: &str, default: &str| {
             let value = var(key).unwrap_or_else(|| default.to_owned());
             (value.starts_with("https://") || value.starts_with("http://"), value)
@@ -242,6 +296,7 @@ impl Config {
                 database_url,
                 listen,
                 secret_key,
+                admin_token,
                 discord_bot_token,
                 polar_api_url,
                 discord_api_url,
@@ -356,8 +411,27 @@ mod tests {
     }
 
     #[test]
-    fn secrets_are_redacted_in_debug_output() {
-        let c = config(&[("DISCORD_BOT_TOKEN", "MTIz.token.value")]).expect("valid");
-        assert!(!format!("{c:?}").contains("MTIz.token.value"));
+    fn secrets_are_redacted_in_debug_output_and_the_description() {
+        let c = config(&[
+            ("DISCORD_BOT_TOKEN", "MTIz.token.value"),
+            ("DOCOBO_ADMIN_TOKEN", "admin-token-0123456789"),
+            ("DOCOBO_DATABASE_URL", "postgres://docobo:hunter2@db/docobo"),
+        ])
+        .expect("valid");
+        let described = format!("{:?}", c.describe());
+        for shown in [format!("{c:?}"), described.clone()] {
+            for secret in ["MTIz.token.value", "admin-token-0123456789"] {
+                assert!(!shown.contains(secret), "{secret} in {shown}");
+            }
+        }
+        assert!(described.contains("postgres://docobo:[redacted]@db/docobo"), "{described}");
+        assert_eq!(c.describe().len(), KEYS.len(), "every key is described");
+    }
+
+    #[test]
+    fn a_short_admin_token_is_refused() {
+        let err = config(&[("DOCOBO_ADMIN_TOKEN", "short")]).expect_err("bad");
+        assert!(err.to_string().contains("DOCOBO_ADMIN_TOKEN"), "{err}");
+        assert!(!err.to_string().contains("short"), "{err}");
     }
 }

@@ -80,7 +80,15 @@ impl DiscordRoles {
     where
         F: std::future::Future<Output = Result<T, serenity::Error>>,
     {
-        self.pacer.wait(guild.get()).await;
+        self.paced(guild.get(), what, call).await
+    }
+
+    /// [`Self::call`] under pacing key `key` (a guild id, or 0 for calls about no guild).
+    async fn paced<T, F>(&self, key: u64, what: &str, call: F) -> Result<T, GatewayError>
+    where
+        F: std::future::Future<Output = Result<T, serenity::Error>>,
+    {
+        self.pacer.wait(key).await;
         match tokio::time::timeout(self.timeout, call).await {
             Ok(result) => result.map_err(|e| classify(&e, what)),
             Err(_) => Err(GatewayError::Retryable {
@@ -88,6 +96,20 @@ impl DiscordRoles {
                 why: format!("{what}: Discord did not answer in time"),
             }),
         }
+    }
+
+    /// The bot's user name: reading it proves the token works (`docobo check`).
+    pub async fn bot_name(&self) -> Result<String, GatewayError> {
+        let user = self.paced(0, "reading the bot user", self.http.get_current_user()).await?;
+        Ok(user.name.clone())
+    }
+
+    /// Whether the bot is a member of `guild`: `Ok` if so, `Forbidden` or `MemberGone` if not.
+    pub async fn bot_in_guild(&self, guild: GuildId) -> Result<(), GatewayError> {
+        let bot = self.bot_user(guild).await?;
+        self.call(guild, "reading the bot's member", self.http.get_member(guild.get().into(), bot))
+            .await
+            .map(drop)
     }
 
     async fn bot_user(&self, guild: GuildId) -> Result<serenity::all::UserId, GatewayError> {

@@ -270,6 +270,11 @@ impl EntitlementRepo for SeaOrmRepo {
         Ok(found.into_iter().next())
     }
 
+    async fn entitlement_by_id(&self, id: EntitlementId) -> Result<Option<Entitlement>, StoreError> {
+        use entitlement::Column as C;
+        Ok(self.entitlements_where(|q| q.filter(C::Id.eq(id.0))).await?.into_iter().next())
+    }
+
     async fn entitlements_for(&self, key: RoleJobKey) -> Result<Vec<Entitlement>, StoreError> {
         use entitlement::Column as C;
         self.entitlements_where(|q| {

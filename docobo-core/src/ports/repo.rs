@@ -83,6 +83,7 @@ pub trait EntitlementRepo: Send + Sync {
         guild: GuildId,
         external_ref: &ExternalRef,
     ) -> Result<Option<Entitlement>, StoreError>;
+    async fn entitlement_by_id(&self, id: EntitlementId) -> Result<Option<Entitlement>, StoreError>;
     /// Every entitlement of one member for one role (the reference-counting input).
     async fn entitlements_for(&self, key: RoleJobKey) -> Result<Vec<Entitlement>, StoreError>;
     async fn member_entitlements(&self, guild: GuildId, user: UserId)

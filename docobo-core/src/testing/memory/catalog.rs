@@ -4,8 +4,8 @@ use async_trait::async_trait;
 
 use super::{MemoryRepo, lock};
 use crate::domain::{
-    Checkout, CheckoutRef, Entitlement, ExternalRef, Guild, GuildId, PaidRole, ProviderKind, RoleId,
-    RoleJobKey, Timestamp, UserId,
+    Checkout, CheckoutRef, Entitlement, EntitlementId, ExternalRef, Guild, GuildId, PaidRole, ProviderKind,
+    RoleId, RoleJobKey, Timestamp, UserId,
 };
 use crate::ports::{CatalogRepo, CheckoutRepo, EntitlementRepo, ProviderCredentials, StoreError};
 
@@ -108,6 +108,10 @@ impl EntitlementRepo for MemoryRepo {
                 .and_then(|id| s.entitlements.get(id))
                 .cloned()
         })
+    }
+
+    async fn entitlement_by_id(&self, id: EntitlementId) -> Result<Option<Entitlement>, StoreError> {
+        self.read(|s| s.entitlements.get(&id).cloned())
     }
 
     async fn entitlements_for(&self, key: RoleJobKey) -> Result<Vec<Entitlement>, StoreError> {

@@ -1,6 +1,8 @@
 //! The `docobo` binary, run as a user would: against a temporary database, checking output and
 //! exit codes.
 
+mod manage;
+
 use std::process::Command;
 
 fn docobo(args: &[&str], database: &str) -> std::process::Output {

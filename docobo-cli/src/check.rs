@@ -1,0 +1,73 @@
+//! `docobo check`: the effective configuration (secrets redacted), then Discord as the server will
+//! see it — the token, the bot in each registered server, and each paid role within its reach.
+//! Every problem is printed with what to fix; the exit code is 1 when there is any.
+
+use docobo_adapters::discord::DiscordRoles;
+use docobo_adapters::seaorm::SeaOrmRepo;
+use docobo_core::ports::{CatalogRepo, Manageable, RoleGateway};
+use docobo_server::Config;
+
+use crate::commands::Failure;
+
+pub async fn check(repo: &SeaOrmRepo) -> Result<(), Failure> {
+    let config = Config::from_env().map_err(|e| Failure::Other(e.to_string()))?;
+    println!("configuration (environment over docobo.toml over defaults):");
+    for (key, value) in config.describe() {
+        println!("  {key:<24}{value}");
+    }
+    let mut problems = 0usize;
+    let mut report = |ok: bool, line: String| {
+        problems += usize::from(!ok);
+        println!("  [{}] {line}", if ok { "ok" } else { "FAIL" });
+    };
+    println!("discord:");
+    let Some(token) = &config.discord_bot_token else {
+        report(false, "DISCORD_BOT_TOKEN is not set: paid roles are recorded but never granted".to_owned());
+        return summary(problems);
+    };
+    let discord =
+        DiscordRoles::new(token.expose(), &config.discord_api_url).with_timeout(config.discord_timeout);
+    match discord.bot_name().await {
+        Ok(name) => report(true, format!("the bot token works (bot user {name})")),
+        Err(e) => {
+            report(false, format!("the bot token does not work: {e}"));
+            return summary(problems);
+        }
+    }
+    let guilds = repo.guilds().await?;
+    if guilds.is_empty() {
+        println!("  no servers registered yet (`docobo guild add`, or invite the bot and run /setup)");
+    }
+    for guild in guilds {
+        if let Err(e) = discord.bot_in_guild(guild.id).await {
+            report(
+                false,
+                format!("server {} ({}): the bot is not in it or cannot see it: {e}", guild.id, guild.name),
+            );
+            continue;
+        }
+        report(true, format!("server {} ({}): the bot is a member", guild.id, guild.name));
+        for role in repo.paid_roles(guild.id).await? {
+            match discord.bot_can_manage(guild.id, role.role).await {
+                Ok(Manageable::Yes) => {
+                    report(true, format!("  role {} ({}): the bot can grant it", role.role, role.name))
+                }
+                Ok(Manageable::No { why, fix }) => {
+                    report(false, format!("  role {} ({}): {why}; fix: {fix}", role.role, role.name))
+                }
+                Err(e) => report(false, format!("  role {} ({}): {e}", role.role, role.name)),
+            }
+        }
+    }
+    summary(problems)
+}
+
+fn summary(problems: usize) -> Result<(), Failure> {
+    match problems {
+        0 => {
+            println!("everything checks out");
+            Ok(())
+        }
+        n => Err(Failure::Other(format!("{n} problem(s) found; see above"))),
+    }
+}

@@ -1,0 +1,163 @@
+//! `subs show`, `grant`, `revoke`, `export`, `check` and `completions`, run as a user would.
+
+use std::process::Command;
+
+use super::{json, run, temp_db};
+
+const GUILD: &str = "987654321098765432";
+const USER: &str = "111111111111111111";
+const ROLE: &str = "700000000000000007";
+
+fn guild_with_a_role(db: &str, term: &str) {
+    assert_eq!(run(&["guild", "add", GUILD, "--name", "My server"], db).0, 0);
+    let (code, _, err) =
+        run(&["role", "add", GUILD, ROLE, "--price", "5.00", "--currency", "USD", "--term", term], db);
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn a_manual_grant_is_listed_shown_with_its_reason_and_revoked() {
+    let db = temp_db();
+    guild_with_a_role(&db, "30d");
+    let (code, out, err) = run(&["grant", GUILD, USER, ROLE, "--reason", "conference speaker"], &db);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("granted role") && out.contains("until 20"), "{out}");
+
+    let list = json(&run(&["subs", "list", "--json"], &db).1);
+    assert_eq!(list.as_array().map(Vec::len), Some(1), "{list}");
+    assert_eq!((list[0]["provider"].as_str(), list[0]["status"].as_str()), (Some("manual"), Some("active")));
+    let id = list[0]["id"].to_string();
+
+    let shown = json(&run(&["subs", "show", &id, "--json"], &db).1);
+    assert_eq!(shown["user_id"], USER);
+    assert_eq!(shown["audit"][0]["action"], "manual_grant");
+    assert_eq!(shown["audit"][0]["reason"], "conference speaker");
+    let (code, human, _) = run(&["subs", "show", &id], &db);
+    assert_eq!(code, 0);
+    assert!(human.contains("manual_grant") && human.contains("conference speaker"), "{human}");
+
+    let (code, out, err) = run(&["revoke", GUILD, USER, ROLE, "--reason", "left the programme"], &db);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("revoked role"), "{out}");
+    let shown = json(&run(&["subs", "show", &id, "--json"], &db).1);
+    assert_eq!(shown["status"], "revoked");
+    assert_eq!(shown["audit"][1]["action"], "manual_revoke");
+
+    // Nothing left to revoke: a failure, with the reason.
+    let (code, _, err) = run(&["revoke", GUILD, USER, ROLE, "--reason", "again"], &db);
+    assert_eq!(code, 1);
+    assert!(err.contains("holds no access"), "{err}");
+}
+
+#[test]
+fn overrides_without_a_reason_or_a_paid_role_are_refused_and_write_nothing() {
+    let db = temp_db();
+    guild_with_a_role(&db, "lifetime");
+    let (code, _, err) = run(&["grant", GUILD, USER, ROLE], &db);
+    assert_eq!(code, 2, "clap requires --reason: {err}");
+    let (code, _, err) = run(&["grant", GUILD, USER, ROLE, "--reason", "  "], &db);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("reason"), "{err}");
+    let (code, _, err) = run(&["grant", GUILD, USER, "700000000000000008", "--reason", "x"], &db);
+    assert_eq!(code, 1);
+    assert!(err.contains("not for sale"), "{err}");
+    let (code, _, err) = run(&["subs", "show", "42"], &db);
+    assert_eq!(code, 1);
+    assert!(err.contains("no entitlement 42"), "{err}");
+    assert_eq!(json(&run(&["subs", "list", "--json"], &db).1), serde_json::json!([]));
+}
+
+#[test]
+fn export_writes_one_csv_row_per_entitlement() {
+    let db = temp_db();
+    guild_with_a_role(&db, "lifetime");
+    for user in [USER, "222222222222222222"] {
+        assert_eq!(run(&["grant", GUILD, user, ROLE, "--reason", "comp"], &db).0, 0);
+    }
+    let (code, out, err) = run(&["export", "--guild", GUILD, "--format", "csv"], &db);
+    assert_eq!(code, 0, "{err}");
+    let mut reader = csv::Reader::from_reader(out.as_bytes());
+    let headers = reader.headers().expect("header row").clone();
+    assert_eq!(&headers[2], "user_id");
+    let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.expect("row")).collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert_eq!((&rows[0][2], &rows[0][4], &rows[0][6]), (USER, "manual", "active"));
+    assert_eq!(&rows[0][7], "", "a lifetime grant has no end");
+    let (code, _, err) = run(&["export", "--guild", GUILD, "--format", "xlsx"], &db);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = run(&["export", "--guild", "1"], &db);
+    assert_eq!(code, 1);
+    assert!(err.contains("not registered"), "{err}");
+}
+
+#[test]
+fn check_prints_the_redacted_configuration_and_diagnoses_discord() {
+    use docobo_adapters::simulator::discord::FakeDiscord;
+    let db = temp_db();
+    guild_with_a_role(&db, "lifetime");
+    run(
+        &[
+            "role",
+            "add",
+            GUILD,
+            "700000000000000009",
+            "--price",
+            "1",
+            "--currency",
+            "USD",
+            "--term",
+            "lifetime",
+        ],
+        &db,
+    );
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let fake = rt.block_on(FakeDiscord::start(555)).expect("fake");
+    let guild: u64 = GUILD.parse().expect("id");
+    fake.add_guild(guild);
+    fake.add_role(guild, 700000000000000007, "VIP", 1);
+    fake.add_role(guild, 700000000000000009, "Above the bot", 50);
+    let check = |token: Option<&str>| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_docobo"));
+        command
+            .arg("check")
+            .env("DOCOBO_DATABASE_URL", &db)
+            .env("DOCOBO_DISCORD_API_URL", &fake.base_url)
+            .env("DOCOBO_ADMIN_TOKEN", "admin-secret-0123456789");
+        match token {
+            Some(t) => command.env("DISCORD_BOT_TOKEN", t),
+            None => command.env_remove("DISCORD_BOT_TOKEN"),
+        };
+        let out = command.output().expect("runs");
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+    let (code, out, _) = check(None);
+    assert_eq!(code, Some(1));
+    assert!(out.contains("DISCORD_BOT_TOKEN is not set"), "{out}");
+
+    let (code, out, err) = check(Some("bot-token-value"));
+    assert_eq!(code, Some(1), "one role is above the bot: {out}{err}");
+    assert!(out.contains("[ok] the bot token works"), "{out}");
+    assert!(out.contains("the bot is a member"), "{out}");
+    assert!(out.contains("[ok]   role 700000000000000007"), "{out}");
+    assert!(out.contains("[FAIL]   role 700000000000000009") && out.contains("drag the bot's role"), "{out}");
+    assert!(err.contains("1 problem(s) found"), "{err}");
+    for secret in ["bot-token-value", "admin-secret-0123456789"] {
+        assert!(!out.contains(secret) && !err.contains(secret), "{secret} printed");
+    }
+    assert!(out.contains("DOCOBO_ADMIN_TOKEN      [redacted]"), "{out}");
+}
+
+#[test]
+fn completions_are_printed_for_each_shell_without_a_database() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_docobo"))
+            .args(["completions", shell])
+            .env("DOCOBO_DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(0), "{shell}");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("docobo"), "{shell}");
+    }
+}
