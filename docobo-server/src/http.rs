@@ -1,6 +1,5 @@
-//! The HTTP surface: provider webhooks, interactions, liveness and readiness, behind a per-IP
-//! rate limit, request tracing and security headers. The admin API and metrics arrive with the
-//! operability issue.
+//! The HTTP surface: provider webhooks, interactions, liveness and readiness, and the admin API,
+//! behind a per-IP rate limit, request tracing and security headers.
 
 use std::sync::Arc;
 
@@ -17,6 +16,8 @@ use serde_json::json;
 
 /// What the handlers share.
 pub struct AppState {
+    /// `DOCOBO_ADMIN_TOKEN`: the admin API's bearer token; the API is off without it.
+    pub admin_token: Option<docobo_core::domain::Secret>,
     /// `DOCOBO_RATE_LIMIT`: requests per second per IP address, when on.
     pub rate_limit: Option<PerIp>,
     pub repo: SeaOrmRepo,
@@ -116,6 +117,7 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
         .at("/webhooks/polar/:guild_id", post(crate::webhooks::polar))
         .at("/webhooks/sepay/:guild_id", post(crate::webhooks::sepay))
         .at("/interactions", post(crate::interactions::interactions))
+        .nest("/admin", crate::admin::routes(state.clone()))
         .around(limit)
         .data(state)
         .with(Tracing)

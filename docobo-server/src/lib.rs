@@ -3,6 +3,7 @@
 //! On start it opens the database and brings its schema up to date, so the embedded default
 //! (a SQLite file next to the process) works with no set-up at all.
 
+pub mod admin;
 pub mod config;
 pub mod http;
 pub mod interactions;
@@ -54,6 +55,7 @@ pub async fn prepare(config: &Config) -> Result<Arc<http::AppState>, ServerError
     let providers: Vec<Arc<dyn PaymentProvider>> = vec![Arc::new(polar.clone()), Arc::new(Sepay)];
     let bot = Bot::new(Arc::new(repo.clone()), gateway.clone(), providers, &config.public_url);
     Ok(Arc::new(http::AppState {
+        admin_token: config.admin_token.clone(),
         rate_limit: config.rate_limit.map(http::PerIp::new),
         repo,
         gateway,

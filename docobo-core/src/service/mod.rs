@@ -11,6 +11,7 @@ pub mod replay;
 pub mod retry;
 pub mod role_sync;
 pub mod status;
+pub mod summary;
 
 pub use checkout::{CHECKOUT_TTL, JoinError, Offer, checkout_ref, offers, start_checkout};
 pub use expirer::{ExpiryReport, expire_due};
@@ -20,6 +21,7 @@ pub use reconcile::{Drift, ReconcileReport, diff, on_member_join, reconcile_guil
 pub use replay::{ReplayError, replay_event};
 pub use role_sync::{Verdict, WorkReport, run_due_jobs, settlement, sync_role};
 pub use status::{StatusLine, member_status};
+pub use summary::{GuildSummary, RoleSummary, guild_summary};
 
 #[cfg(test)]
 mod tests;

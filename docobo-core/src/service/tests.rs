@@ -781,3 +781,20 @@ async fn a_manual_revoke_ends_a_paid_subscription_for_good_and_removes_the_role(
     let trail = w.repo.audit_trail(guild(), user()).await.expect("audit");
     assert!(trail.iter().any(|a| a.action == AuditAction::ManualRevoke && a.reason == "chargeback by email"));
 }
+
+#[tokio::test]
+async fn the_guild_summary_counts_each_entitled_member_once_per_role() {
+    let w = World::new(Term::Recurring).await;
+    w.sub_event("evt_1", "payment_succeeded", START, Some(START + Duration::days(30))).await;
+    grant_manually(&w.repo, &w.clock, key(), "second purchase line").await.expect("grants");
+    let other = RoleJobKey { user: UserId::new(43).expect("id"), ..key() };
+    grant_manually(&w.repo, &w.clock, other, "comp").await.expect("grants");
+    revoke_manually(&w.repo, &w.clock, other, "changed my mind").await.expect("revokes");
+    let summary = guild_summary(&w.repo, guild(), START).await.expect("reads").expect("registered");
+    assert_eq!(summary.roles.len(), 1);
+    let vip = &summary.roles[0];
+    assert_eq!((vip.role, vip.name.as_deref(), vip.active_members), (role(), Some("VIP"), 1));
+    assert_eq!(vip.by_status.get(&Status::Active), Some(&2));
+    assert_eq!(vip.by_status.get(&Status::Revoked), Some(&1));
+    assert!(guild_summary(&w.repo, GuildId::new(1).expect("id"), START).await.expect("reads").is_none());
+}

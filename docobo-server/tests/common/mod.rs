@@ -1,4 +1,4 @@
-//! Shared by the interaction tests: the real server on 127.0.0.1:0 with a fresh SQLite file, a
+//! Shared by the interaction and admin tests: the real server on 127.0.0.1:0 with a fresh SQLite file, a
 //! fake Discord and a fake Polar on loopback, and interactions signed with a test Ed25519 key as
 //! Discord signs them.
 
@@ -50,15 +50,21 @@ pub struct App {
 /// The server, configured for interactions (`with_key`) against a fake Discord where the guild
 /// has VIP (5), Bank (4) and Admins (20) and the member has joined, and a fake Polar.
 pub async fn spawn(with_key: bool) -> App {
-    spawn_with(with_key, None).await
+    spawn_with(with_key, None, &[]).await
+}
+
+/// As [`spawn`] (without the interactions key), with more configuration, e.g.
+/// `DOCOBO_ADMIN_TOKEN`.
+pub async fn spawn_configured(extra: &[(&'static str, &str)]) -> App {
+    spawn_with(false, None, extra).await
 }
 
 /// As [`spawn`], with the gateway on and connected to `gateway`.
 pub async fn spawn_with_gateway(gateway: &FakeGateway) -> App {
-    spawn_with(true, Some(gateway)).await
+    spawn_with(true, Some(gateway), &[]).await
 }
 
-async fn spawn_with(with_key: bool, gateway: Option<&FakeGateway>) -> App {
+async fn spawn_with(with_key: bool, gateway: Option<&FakeGateway>, extra: &[(&'static str, &str)]) -> App {
     let key = SigningKey::from_bytes(&[7u8; 32]);
     let discord = FakeDiscord::start(BOT).await.expect("fake discord");
     let guild: u64 = GUILD.parse().expect("id");
@@ -87,6 +93,7 @@ async fn spawn_with(with_key: bool, gateway: Option<&FakeGateway>) -> App {
     if with_key {
         vars.push(("DISCORD_PUBLIC_KEY", hex(key.verifying_key().as_bytes())));
     }
+    vars.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
     let config =
         Config::from_vars(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).expect("config");
     let state = prepare(&config).await.expect("prepares");

@@ -1,0 +1,291 @@
+//! The admin API under `/admin`, described by an OpenAPI document at `/admin/openapi.json`.
+//!
+//! Every operation needs `Authorization: Bearer <DOCOBO_ADMIN_TOKEN>`, compared in constant time;
+//! a missing or wrong token is a 401 and nothing runs. Without `DOCOBO_ADMIN_TOKEN` the whole
+//! prefix answers 404, so an unconfigured server exposes nothing. The operations are thin calls
+//! into the core's use cases; manual grants and revokes are audited with their reason.
+
+mod views;
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use docobo_core::domain::{EventOutcome, GuildId, JobState, ProviderKind, RoleJobKey};
+use docobo_core::ports::{AuditLog, EntitlementRepo, JobQueue, Ledger, PaymentProvider, SystemClock};
+use docobo_core::service::{
+    IngestOutcome, ManualError, ReplayError, grant_manually, guild_summary, replay_event, revoke_manually,
+};
+use poem::{Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Request, Route};
+use poem_openapi::auth::Bearer;
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Enum, OpenApi, OpenApiService, SecurityScheme};
+
+use crate::http::AppState;
+use views::*;
+
+/// The bearer token of `DOCOBO_ADMIN_TOKEN`.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", checker = "admin_token")]
+struct AdminToken(());
+
+async fn admin_token(request: &Request, bearer: Bearer) -> Option<()> {
+    let state = request.data::<Arc<AppState>>()?;
+    state.admin_token.as_ref()?.matches(&bearer.token).then_some(())
+}
+
+/// Which deliveries to list.
+#[derive(Debug, Clone, Copy, Enum)]
+#[oai(rename_all = "snake_case")]
+enum OutcomeParam {
+    Processed,
+    Ignored,
+    Failed,
+}
+
+/// Which role jobs to list.
+#[derive(Debug, Clone, Copy, Enum)]
+#[oai(rename_all = "snake_case")]
+enum JobStateParam {
+    Pending,
+    Parked,
+    Done,
+}
+
+#[derive(ApiResponse)]
+enum Created {
+    /// Granted; the role worker applies it on Discord within moments.
+    #[oai(status = 201)]
+    Granted(Json<ManualView>),
+}
+
+/// Jobs that [`retry_job`](Admin::retry_job) looks through for the one named.
+const PARKED_SCAN: usize = 10_000;
+
+fn id<T: FromStr>(raw: &str) -> Result<T, ApiError>
+where
+    T::Err: std::fmt::Display,
+{
+    raw.parse().map_err(ApiError::bad)
+}
+
+fn key(request: &ManualRequest) -> Result<RoleJobKey, ApiError> {
+    Ok(RoleJobKey { guild: id(&request.guild_id)?, user: id(&request.user_id)?, role: id(&request.role_id)? })
+}
+
+fn manual_error(e: ManualError) -> ApiError {
+    match e {
+        ManualError::NoReason | ManualError::Invalid(_) => ApiError::bad(e),
+        ManualError::UnknownGuild(_) | ManualError::NotForSale { .. } => ApiError::not_found(e),
+        ManualError::NothingToRevoke { .. } => ApiError::conflict(e),
+        ManualError::Store(s) => s.into(),
+    }
+}
+
+struct Admin {
+    state: Arc<AppState>,
+}
+
+#[OpenApi]
+impl Admin {
+    /// A member: their purchases, their roles on Discord now, and their audit trail.
+    #[oai(path = "/members/:guild_id/:user_id", method = "get")]
+    async fn member(
+        &self,
+        _auth: AdminToken,
+        guild_id: Path<String>,
+        user_id: Path<String>,
+    ) -> Result<Json<MemberView>, ApiError> {
+        let (guild, user): (GuildId, _) = (id(&guild_id)?, id(&user_id)?);
+        let repo = &self.state.repo;
+        let entitlements = repo.member_entitlements(guild, user).await?;
+        let audit = repo.audit_trail(guild, user).await?;
+        let (discord_roles, roles_error) = match &self.state.gateway {
+            None => (None, Some("DISCORD_BOT_TOKEN is not set".to_owned())),
+            Some(g) => match g.member_roles(guild, user).await {
+                Ok(roles) => (Some(roles.iter().map(ToString::to_string).collect()), None),
+                Err(e) => (None, Some(e.to_string())),
+            },
+        };
+        Ok(Json(MemberView {
+            guild_id: guild.to_string(),
+            user_id: user.to_string(),
+            entitlements: entitlements.iter().map(Into::into).collect(),
+            discord_roles,
+            roles_error,
+            audit: audit.iter().map(Into::into).collect(),
+        }))
+    }
+
+    /// Stored deliveries, oldest first; `status=failed` is the failure inbox.
+    #[oai(path = "/events", method = "get")]
+    async fn events(
+        &self,
+        _auth: AdminToken,
+        status: Query<Option<OutcomeParam>>,
+        #[oai(default = "default_limit")] limit: Query<u32>,
+    ) -> Result<Json<Vec<EventView>>, ApiError> {
+        let outcome = status.0.map(|s| match s {
+            OutcomeParam::Processed => EventOutcome::Processed,
+            OutcomeParam::Ignored => EventOutcome::Ignored,
+            OutcomeParam::Failed => EventOutcome::Failed,
+        });
+        let events = self.state.repo.events(outcome, limit.0 as usize).await?;
+        Ok(Json(events.iter().map(Into::into).collect()))
+    }
+
+    /// Applies a failed delivery again, after its cause was fixed. Applies at most once.
+    #[oai(path = "/events/:id/replay", method = "post")]
+    async fn replay(&self, _auth: AdminToken, id: Path<i64>) -> Result<Json<ReplayView>, ApiError> {
+        let event = self
+            .state
+            .repo
+            .webhook_event_by_id(id.0)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no event {}", id.0)))?;
+        let provider: &dyn PaymentProvider = match event.provider {
+            ProviderKind::Polar => &self.state.polar,
+            ProviderKind::Sepay => &self.state.sepay,
+            ProviderKind::Manual => return Err(ApiError::conflict("manual events are not replayable")),
+        };
+        let report =
+            replay_event(&self.state.repo, provider, &SystemClock, &event).await.map_err(|e| match e {
+                ReplayError::NotFailed(_) | ReplayError::WrongProvider { .. } => ApiError::conflict(e),
+                ReplayError::Ingest(docobo_core::service::IngestError::Store(s)) => s.into(),
+                ReplayError::Ingest(other) => ApiError::conflict(other),
+            })?;
+        let (outcome, reason) = match report.outcome {
+            IngestOutcome::Processed { .. } => ("processed", None),
+            IngestOutcome::Duplicate => ("duplicate", None),
+            IngestOutcome::Ignored { note } => ("ignored", Some(note)),
+            IngestOutcome::Failed { reason } => ("failed", Some(reason)),
+        };
+        Ok(Json(ReplayView {
+            id: event.id,
+            event_id: report.event_id.to_string(),
+            outcome: outcome.to_owned(),
+            reason,
+        }))
+    }
+
+    /// Grants a paid role by hand, with a reason kept in the audit trail.
+    #[oai(path = "/grants", method = "post")]
+    async fn grant(&self, _auth: AdminToken, body: Json<ManualRequest>) -> Result<Created, ApiError> {
+        let report = grant_manually(&self.state.repo, &SystemClock, key(&body)?, &body.reason)
+            .await
+            .map_err(manual_error)?;
+        Ok(Created::Granted(Json(ManualView {
+            references: report.references.iter().map(ToString::to_string).collect(),
+            access_until: report.access_until.map(rfc3339),
+        })))
+    }
+
+    /// Revokes every purchase of the role that grants access now, with a reason kept in the
+    /// audit trail. It cancels nothing at the provider.
+    #[oai(path = "/revokes", method = "post")]
+    async fn revoke(
+        &self,
+        _auth: AdminToken,
+        body: Json<ManualRequest>,
+    ) -> Result<Json<ManualView>, ApiError> {
+        let report = revoke_manually(&self.state.repo, &SystemClock, key(&body)?, &body.reason)
+            .await
+            .map_err(manual_error)?;
+        Ok(Json(ManualView {
+            references: report.references.iter().map(ToString::to_string).collect(),
+            access_until: None,
+        }))
+    }
+
+    /// Role jobs in one state; `state=parked` lists what needs a person, with the reason.
+    #[oai(path = "/jobs", method = "get")]
+    async fn jobs(
+        &self,
+        _auth: AdminToken,
+        #[oai(default = "parked")] state: Query<JobStateParam>,
+        #[oai(default = "default_limit")] limit: Query<u32>,
+    ) -> Result<Json<Vec<JobView>>, ApiError> {
+        let state = match state.0 {
+            JobStateParam::Pending => JobState::Pending,
+            JobStateParam::Parked => JobState::Parked,
+            JobStateParam::Done => JobState::Done,
+        };
+        let jobs = self.state.repo.jobs(state, limit.0 as usize).await?;
+        Ok(Json(jobs.iter().map(Into::into).collect()))
+    }
+
+    /// Runs a parked job again now (after fixing what parked it), with its attempts reset.
+    #[oai(path = "/jobs/:id/retry", method = "post")]
+    async fn retry_job(&self, _auth: AdminToken, id: Path<i64>) -> Result<Json<JobView>, ApiError> {
+        let repo = &self.state.repo;
+        let parked = repo.jobs(JobState::Parked, PARKED_SCAN).await?;
+        let job = parked
+            .into_iter()
+            .find(|j| j.id.0 == id.0)
+            .ok_or_else(|| ApiError::not_found(format!("no parked job {}", id.0)))?;
+        let now = docobo_core::ports::Clock::now(&SystemClock);
+        repo.enqueue(&[job.key], &format!("admin retry of job {}", job.id), now).await?;
+        let pending = repo.jobs(JobState::Pending, PARKED_SCAN).await?;
+        let job = pending.into_iter().find(|j| j.key == job.key).unwrap_or(job);
+        Ok(Json(JobView::from(&job)))
+    }
+
+    /// A guild at a glance: each paid role with its members entitled now and its purchases by
+    /// status.
+    #[oai(path = "/guilds/:guild_id/summary", method = "get")]
+    async fn summary(
+        &self,
+        _auth: AdminToken,
+        guild_id: Path<String>,
+    ) -> Result<Json<GuildSummaryView>, ApiError> {
+        let guild: GuildId = id(&guild_id)?;
+        let now = docobo_core::ports::Clock::now(&SystemClock);
+        let summary = guild_summary(&self.state.repo, guild, now)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("guild {guild} is not registered")))?;
+        Ok(Json(GuildSummaryView {
+            guild_id: summary.guild.to_string(),
+            name: summary.name,
+            roles: summary
+                .roles
+                .into_iter()
+                .map(|r| RoleSummaryView {
+                    role_id: r.role.to_string(),
+                    name: r.name,
+                    active_members: r.active_members as u64,
+                    by_status: r
+                        .by_status
+                        .into_iter()
+                        .map(|(s, n)| (s.as_str().to_owned(), n as u64))
+                        .collect(),
+                })
+                .collect(),
+        }))
+    }
+}
+
+fn default_limit() -> u32 {
+    100
+}
+
+fn parked() -> JobStateParam {
+    JobStateParam::Parked
+}
+
+/// `/admin`: the API and its document when `DOCOBO_ADMIN_TOKEN` is set; otherwise a 404 that
+/// says how to turn it on.
+pub fn routes(state: Arc<AppState>) -> impl Endpoint {
+    if state.admin_token.is_none() {
+        return poem::endpoint::make_sync(|_| {
+            let body =
+                serde_json::json!({ "error": "the admin API is off; set DOCOBO_ADMIN_TOKEN to enable it" });
+            poem::web::Json(body).with_status(poem::http::StatusCode::NOT_FOUND)
+        })
+        .map_to_response()
+        .boxed();
+    }
+    let api =
+        OpenApiService::new(Admin { state }, "Docobo admin API", env!("CARGO_PKG_VERSION")).server("/admin");
+    let spec = api.spec_endpoint();
+    Route::new().at("/openapi.json", spec).nest("/", api.into_endpoint()).boxed()
+}
