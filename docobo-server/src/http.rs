@@ -1,4 +1,4 @@
-//! The HTTP surface: provider webhooks, interactions, liveness and readiness, and the admin API,
+//! The HTTP surface: provider webhooks, interactions, liveness, readiness, metrics and the admin API,
 //! behind a per-IP rate limit, request tracing and security headers.
 
 use std::sync::Arc;
@@ -18,6 +18,8 @@ use serde_json::json;
 pub struct AppState {
     /// `DOCOBO_ADMIN_TOKEN`: the admin API's bearer token; the API is off without it.
     pub admin_token: Option<docobo_core::domain::Secret>,
+    /// What `GET /metrics` reports.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// `DOCOBO_RATE_LIMIT`: requests per second per IP address, when on.
     pub rate_limit: Option<PerIp>,
     pub repo: SeaOrmRepo,
@@ -114,6 +116,7 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
     Route::new()
         .at("/health", get(health))
         .at("/ready", get(ready))
+        .at("/metrics", get(crate::metrics::metrics))
         .at("/webhooks/polar/:guild_id", post(crate::webhooks::polar))
         .at("/webhooks/sepay/:guild_id", post(crate::webhooks::sepay))
         .at("/interactions", post(crate::interactions::interactions))

@@ -7,6 +7,7 @@ pub mod admin;
 pub mod config;
 pub mod http;
 pub mod interactions;
+pub mod metrics;
 pub mod webhooks;
 pub mod workers;
 
@@ -33,6 +34,8 @@ pub use config::{Config, ConfigError};
 pub enum ServerError {
     #[error(transparent)]
     Database(#[from] ConnectError),
+    #[error("cannot set up metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: std::net::SocketAddr, source: std::io::Error },
 }
@@ -47,7 +50,10 @@ pub async fn prepare(config: &Config) -> Result<Arc<http::AppState>, ServerError
             .with_global_rate(config.discord_rate)
             .with_timeout(config.discord_timeout)
     });
-    let gateway = discord.clone().map(|d| Arc::new(d) as Arc<dyn RoleGateway>);
+    let metrics = Arc::new(metrics::Metrics::new()?);
+    let gateway = discord.clone().map(|d| {
+        Arc::new(metrics::Metered { inner: Arc::new(d), metrics: metrics.clone() }) as Arc<dyn RoleGateway>
+    });
     let discord_http = discord
         .as_ref()
         .map_or_else(|| Arc::new(rest_client("", &config.discord_api_url)), DiscordRoles::http);
@@ -56,6 +62,7 @@ pub async fn prepare(config: &Config) -> Result<Arc<http::AppState>, ServerError
     let bot = Bot::new(Arc::new(repo.clone()), gateway.clone(), providers, &config.public_url);
     Ok(Arc::new(http::AppState {
         admin_token: config.admin_token.clone(),
+        metrics,
         rate_limit: config.rate_limit.map(http::PerIp::new),
         repo,
         gateway,
@@ -102,6 +109,7 @@ pub async fn run(
         workers.push(tokio::spawn(workers::role_worker(
             state.repo.clone(),
             gateway.clone(),
+            state.metrics.clone(),
             stopped.clone(),
         )));
         workers.push(tokio::spawn(workers::reconciler(state.repo.clone(), gateway.clone(), stopped.clone())));

@@ -27,6 +27,7 @@ fn status(code: StatusCode, message: &str) -> Response {
     Json(json!({ "error": message })).with_status(code).into_response()
 }
 
+/// Answers one delivery, and counts and times the answer for `/metrics`.
 async fn ingest(
     state: &AppState,
     provider: &dyn PaymentProvider,
@@ -34,16 +35,30 @@ async fn ingest(
     headers: &HeaderMap,
     body: Body,
 ) -> Response {
+    let started = std::time::Instant::now();
+    let (outcome, response) = answer(state, provider, guild, headers, body).await;
+    state.metrics.webhook(provider.kind().as_str(), outcome, started.elapsed());
+    response
+}
+
+/// The answer to one delivery, with its outcome label.
+async fn answer(
+    state: &AppState,
+    provider: &dyn PaymentProvider,
+    guild: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> (&'static str, Response) {
     let kind = provider.kind();
     let Ok(guild) = guild.parse::<GuildId>() else {
-        return status(StatusCode::NOT_FOUND, "unknown guild");
+        return ("not_found", status(StatusCode::NOT_FOUND, "unknown guild"));
     };
     let body = match body.into_bytes_limit(MAX_BODY).await {
         Ok(b) => b,
         Err(ReadBodyError::PayloadTooLarge) => {
-            return status(StatusCode::PAYLOAD_TOO_LARGE, "body over 1 MiB");
+            return ("too_large", status(StatusCode::PAYLOAD_TOO_LARGE, "body over 1 MiB"));
         }
-        Err(_) => return status(StatusCode::BAD_REQUEST, "unreadable body"),
+        Err(_) => return ("bad_request", status(StatusCode::BAD_REQUEST, "unreadable body")),
     };
     let headers: Headers =
         headers.iter().filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?))).collect();
@@ -67,28 +82,29 @@ async fn ingest(
                 }
             };
             tracing::info!(%kind, %guild, event_id = %report.event_id, outcome, "webhook acknowledged");
-            match kind {
+            let response = match kind {
                 // SePay retries and raises incidents unless it sees exactly this.
                 docobo_core::domain::ProviderKind::Sepay => Json(json!({ "success": true })).into_response(),
                 _ => Json(json!({ "status": outcome, "event_id": report.event_id })).into_response(),
-            }
+            };
+            (outcome, response)
         }
         Err(IngestError::Unauthorized(reason)) => {
             tracing::warn!(%kind, %guild, %reason, "webhook refused: authentication failed");
-            status(StatusCode::UNAUTHORIZED, "authentication failed")
+            ("unauthorized", status(StatusCode::UNAUTHORIZED, "authentication failed"))
         }
         Err(e @ (IngestError::UnknownGuild(_) | IngestError::NotConfigured { .. })) => {
-            status(StatusCode::NOT_FOUND, &e.to_string())
+            ("not_found", status(StatusCode::NOT_FOUND, &e.to_string()))
         }
         Err(IngestError::Store(e @ StoreError::Corrupt(_))) => {
             tracing::error!(%kind, %guild, error = %e, "webhook not processed: stored data unreadable");
-            status(StatusCode::INTERNAL_SERVER_ERROR, "stored configuration is unreadable")
+            ("internal", status(StatusCode::INTERNAL_SERVER_ERROR, "stored configuration is unreadable"))
         }
         Err(IngestError::Store(e)) => {
             tracing::warn!(%kind, %guild, error = %e, "webhook not stored; the provider will retry");
             let mut response = status(StatusCode::SERVICE_UNAVAILABLE, "try again shortly");
             response.headers_mut().insert("retry-after", poem::http::HeaderValue::from_static("5"));
-            response
+            ("unavailable", response)
         }
     }
 }

@@ -37,11 +37,17 @@ pub const EXPIRY_EVERY: Duration = Duration::from_secs(30);
 pub const RECONCILE_EVERY: Duration = Duration::from_secs(6 * 60 * 60);
 
 /// Converges role jobs until `stop` turns true.
-pub async fn role_worker(repo: SeaOrmRepo, gateway: Arc<dyn RoleGateway>, mut stop: watch::Receiver<bool>) {
+pub async fn role_worker(
+    repo: SeaOrmRepo,
+    gateway: Arc<dyn RoleGateway>,
+    metrics: Arc<crate::metrics::Metrics>,
+    mut stop: watch::Receiver<bool>,
+) {
     let signal = repo.job_signal();
     while !*stop.borrow() {
         match run_due_jobs(&repo, gateway.as_ref(), &SystemClock, LEASE, BATCH).await {
             Ok(report) if report.claimed > 0 => {
+                metrics.jobs(&report);
                 tracing::info!(
                     claimed = report.claimed,
                     changed = report.changed,

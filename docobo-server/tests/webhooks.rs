@@ -495,7 +495,57 @@ async fn reconciliation_restores_a_role_removed_by_hand(app: App) {
     assert_eq!(discord.count("PUT", "/roles/"), 2);
 }
 
+/// The value of the sample of `metric` whose labels include every one of `labels`, from `text`.
+fn sample(text: &str, metric: &str, labels: &[&str]) -> Option<f64> {
+    text.lines()
+        .filter(|l| l.starts_with(metric) && l[metric.len()..].starts_with(['{', ' ']))
+        .find(|l| labels.iter().all(|label| l.contains(label)))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+async fn metrics_count_webhooks_by_outcome_jobs_discord_errors_and_time_the_role(app: App) {
+    app.polar("wh_active", &fixture("subscription_active")).await;
+    app.polar("wh_active", &fixture("subscription_active")).await;
+    let forged = app
+        .http
+        .post(format!("{}/webhooks/polar/{}", app.base, guild()))
+        .header("webhook-id", "wh_forged")
+        .header("webhook-timestamp", OffsetDateTime::now_utc().unix_timestamp().to_string())
+        .header("webhook-signature", "v1,AAAA")
+        .body(fixture("subscription_active"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(forged.status(), 401);
+    app.until_role(true).await;
+    // The member leaves; the revocation then finds them gone on Discord.
+    let discord = app.discord.as_ref().expect("discord");
+    discord.leave(guild().get(), user().get());
+    app.polar("wh_revoked", &fixture("subscription_revoked")).await;
+    let metrics = || async {
+        let response = app.http.get(format!("{}/metrics", app.base)).send().await.expect("request");
+        assert_eq!(response.status(), 200);
+        response.text().await.expect("text")
+    };
+    eventually("the revocation job settles", || async {
+        sample(&metrics().await, "docobo_role_jobs", &["state=\"done\""]) == Some(1.0)
+    })
+    .await;
+    let text = metrics().await;
+    let polar = "provider=\"polar\"";
+    for (outcome, n) in [("processed", 2.0), ("duplicate", 1.0), ("unauthorized", 1.0)] {
+        let label = format!("outcome=\"{outcome}\"");
+        assert_eq!(sample(&text, "docobo_webhooks_total", &[polar, &label]), Some(n), "{outcome}:\n{text}");
+    }
+    assert_eq!(sample(&text, "docobo_webhook_ack_seconds_count", &[polar]), Some(4.0), "{text}");
+    assert_eq!(sample(&text, "docobo_role_jobs_total", &["outcome=\"changed\""]), Some(1.0), "{text}");
+    assert_eq!(sample(&text, "docobo_webhook_to_role_seconds_count", &[]), Some(1.0), "{text}");
+    assert!(sample(&text, "docobo_discord_errors_total", &["class=\"member_gone\""]) >= Some(1.0), "{text}");
+    assert_eq!(sample(&text, "docobo_role_jobs", &["state=\"pending\""]), Some(0.0), "{text}");
+}
+
 both_databases!(discord_sqlite, discord_postgres, spawn_with_discord:
+    metrics_count_webhooks_by_outcome_jobs_discord_errors_and_time_the_role,
     a_paid_subscription_reaches_discord_once_and_a_revocation_removes_it,
     a_role_above_the_bot_parks_the_job_with_what_to_fix,
     a_member_who_left_gets_the_role_when_they_rejoin,

@@ -240,3 +240,25 @@ async fn insert_audit<Conn: ConnectionTrait>(
     super::entities::audit_entry::Entity::insert(audit_row(entry)).exec(conn).await.map_err(store_err)?;
     Ok(())
 }
+
+impl SeaOrmRepo {
+    /// How many role jobs are in each state (one `GROUP BY`), for `/metrics`.
+    pub async fn job_counts(&self) -> Result<Vec<(JobState, u64)>, StoreError> {
+        let rows: Vec<(String, i64)> = role_job::Entity::find()
+            .select_only()
+            .column(C::State)
+            .column_as(C::Id.count(), "n")
+            .group_by(C::State)
+            .into_tuple()
+            .all(&self.db)
+            .await
+            .map_err(store_err)?;
+        [JobState::Pending, JobState::Parked, JobState::Done]
+            .into_iter()
+            .map(|state| {
+                let n = rows.iter().find(|(s, _)| s == state_str(state)).map_or(0, |(_, n)| *n);
+                Ok((state, u64::try_from(n).unwrap_or_default()))
+            })
+            .collect()
+    }
+}

@@ -118,3 +118,22 @@ async fn a_commit_with_jobs_wakes_a_sleeping_worker_and_one_without_does_not() {
     // `notify_one` leaves a permit, so a worker that was busy when the commit landed still sees it.
     tokio::time::timeout(StdDuration::from_secs(5), signal.notified()).await.expect("the worker is woken");
 }
+
+#[tokio::test]
+async fn job_counts_group_the_queue_by_state() {
+    use docobo_core::domain::JobState;
+    use docobo_core::ports::{JobQueue, Settlement};
+    for url in urls().await {
+        let repo = SeaOrmRepo::connect(&url, None).await.expect("connects");
+        repo.migrate().await.expect("migrates");
+        let t0 = crate::cases::T0;
+        repo.enqueue(&[crate::cases::key(1), crate::cases::key(2), crate::cases::key(3)], "c", t0)
+            .await
+            .expect("enqueues");
+        let claimed = repo.claim_due(t0, time::Duration::seconds(30), 1).await.expect("claims");
+        let park = Settlement::Park { reason: "role above the bot".into() };
+        repo.settle(&claimed[0], park, vec![], t0).await.expect("settles");
+        let counts = repo.job_counts().await.expect("counts");
+        assert_eq!(counts, vec![(JobState::Pending, 2), (JobState::Parked, 1), (JobState::Done, 0)], "{url}");
+    }
+}

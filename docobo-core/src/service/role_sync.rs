@@ -124,6 +124,9 @@ pub struct WorkReport {
     pub parked: usize,
     /// Settlements dropped because the lease ran out meanwhile, or the job was re-enqueued.
     pub superseded: usize,
+    /// For each change made, how long after the job became due (the webhook's commit, or the
+    /// retry time) the change was verified on Discord: the webhook → role latency.
+    pub change_latencies: Vec<time::Duration>,
 }
 
 /// The repository ports the worker needs.
@@ -158,7 +161,10 @@ pub async fn run_due_jobs<R: WorkerRepo + ?Sized>(
             Ok((settled, applied)) => {
                 match settled {
                     Outcome::Unchanged => {}
-                    Outcome::Changed => report.changed += 1,
+                    Outcome::Changed(latency) => {
+                        report.changed += 1;
+                        report.change_latencies.push(latency);
+                    }
                     Outcome::Retried => report.retried += 1,
                     Outcome::Parked => report.parked += 1,
                 }
@@ -173,7 +179,8 @@ pub async fn run_due_jobs<R: WorkerRepo + ?Sized>(
 /// How one job was settled, for the report.
 enum Outcome {
     Unchanged,
-    Changed,
+    /// With the time from the job's `run_at` to the verified change.
+    Changed(time::Duration),
     Retried,
     Parked,
 }
@@ -192,7 +199,7 @@ async fn run_job<R: WorkerRepo + ?Sized>(
     let settled = settlement(&job, &verdict, now);
     let outcome = match &settled {
         Settlement::Done if audit.is_empty() => Outcome::Unchanged,
-        Settlement::Done => Outcome::Changed,
+        Settlement::Done => Outcome::Changed((now - job.run_at).max(time::Duration::ZERO)),
         Settlement::Retry { .. } => Outcome::Retried,
         Settlement::Park { reason } => {
             audit.push(AuditEntry {

@@ -798,3 +798,14 @@ async fn the_guild_summary_counts_each_entitled_member_once_per_role() {
     assert_eq!(vip.by_status.get(&Status::Revoked), Some(&1));
     assert!(guild_summary(&w.repo, GuildId::new(1).expect("id"), START).await.expect("reads").is_none());
 }
+
+#[tokio::test]
+async fn the_work_report_times_each_change_from_when_its_job_became_due() {
+    let w = World::new(Term::Recurring).await;
+    w.sub_event("evt_1", "payment_succeeded", START, Some(START + Duration::days(30))).await;
+    w.clock.advance(Duration::milliseconds(40));
+    let report = w.work().await;
+    assert_eq!(report.change_latencies, vec![Duration::milliseconds(40)]);
+    w.sub_event("evt_2", "payment_succeeded", START, Some(START + Duration::days(30))).await;
+    assert!(w.work().await.change_latencies.is_empty(), "nothing changed, nothing timed");
+}

@@ -1,0 +1,206 @@
+//! `GET /metrics`: Prometheus text for one server process.
+//!
+//! | metric | type | labels | what |
+//! |---|---|---|---|
+//! | `docobo_webhooks_total` | counter | `provider`, `outcome` | deliveries by answer: `processed`, `duplicate`, `ignored`, `failed` (kept in the inbox), `unauthorized`, `not_found`, `too_large`, `unavailable`, `internal`, `bad_request` |
+//! | `docobo_webhook_ack_seconds` | histogram | `provider` | request received → answer ready |
+//! | `docobo_role_jobs_total` | counter | `outcome` | settled jobs: `changed`, `unchanged`, `retried`, `parked`, `superseded` |
+//! | `docobo_webhook_to_role_seconds` | histogram | | job due (the webhook's commit) → role change verified on Discord |
+//! | `docobo_role_jobs` | gauge | `state` | jobs `pending`, `parked`, `done`, read from the database at scrape time |
+//! | `docobo_discord_errors_total` | counter | `class` | failed Discord calls: `retryable` (429, 5xx, timeouts), `member_gone`, `forbidden`, `not_found` |
+//!
+//! Each server has its own registry, so several in one process (tests) do not mix. The queue
+//! gauge is one `GROUP BY` per scrape; everything else is in memory.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use docobo_core::domain::{GuildId, JobState, RoleId, UserId};
+use docobo_core::ports::{GatewayError, Manageable, RoleGateway};
+use docobo_core::service::WorkReport;
+use poem::http::StatusCode;
+use poem::web::Data;
+use poem::{IntoResponse, Response, handler};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::http::AppState;
+
+/// Buckets from 1 ms to 10 s: acknowledgements sit at the low end, a role behind a 429 storm at
+/// the high end.
+const BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// The server's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    webhooks: IntCounterVec,
+    ack_seconds: HistogramVec,
+    role_jobs: IntCounterVec,
+    webhook_to_role: Histogram,
+    queue: IntGaugeVec,
+    discord_errors: IntCounterVec,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new();
+        let counter = |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
+            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let histogram =
+            |name: &str, help: &str, labels: &[&str]| -> Result<HistogramVec, prometheus::Error> {
+                let h = HistogramVec::new(HistogramOpts::new(name, help).buckets(BUCKETS.to_vec()), labels)?;
+                registry.register(Box::new(h.clone()))?;
+                Ok(h)
+            };
+        let webhooks = counter(
+            "docobo_webhooks_total",
+            "Webhook deliveries by provider and answer.",
+            &["provider", "outcome"],
+        )?;
+        let ack_seconds = histogram(
+            "docobo_webhook_ack_seconds",
+            "Webhook received to answer ready, in seconds.",
+            &["provider"],
+        )?;
+        let role_jobs = counter("docobo_role_jobs_total", "Settled role jobs by outcome.", &["outcome"])?;
+        let webhook_to_role = Histogram::with_opts(
+            HistogramOpts::new(
+                "docobo_webhook_to_role_seconds",
+                "Role job due (the webhook's commit) to the change verified on Discord, in seconds.",
+            )
+            .buckets(BUCKETS.to_vec()),
+        )?;
+        registry.register(Box::new(webhook_to_role.clone()))?;
+        let discord_errors =
+            counter("docobo_discord_errors_total", "Failed Discord calls by class.", &["class"])?;
+        let queue = IntGaugeVec::new(Opts::new("docobo_role_jobs", "Role jobs by state."), &["state"])?;
+        registry.register(Box::new(queue.clone()))?;
+        Ok(Metrics { registry, webhooks, ack_seconds, role_jobs, webhook_to_role, queue, discord_errors })
+    }
+
+    /// One webhook answered with `outcome` after `elapsed`.
+    pub fn webhook(&self, provider: &str, outcome: &str, elapsed: std::time::Duration) {
+        self.webhooks.with_label_values(&[provider, outcome]).inc();
+        self.ack_seconds.with_label_values(&[provider]).observe(elapsed.as_secs_f64());
+    }
+
+    /// One pass of the role worker.
+    pub fn jobs(&self, report: &WorkReport) {
+        let unchanged = report.claimed.saturating_sub(report.changed + report.retried + report.parked);
+        for (outcome, n) in [
+            ("changed", report.changed),
+            ("unchanged", unchanged),
+            ("retried", report.retried),
+            ("parked", report.parked),
+            ("superseded", report.superseded),
+        ] {
+            self.role_jobs.with_label_values(&[outcome]).inc_by(n as u64);
+        }
+        for d in &report.change_latencies {
+            self.webhook_to_role.observe(d.as_seconds_f64());
+        }
+    }
+
+    fn discord_error(&self, error: &GatewayError) {
+        let class = match error {
+            GatewayError::Retryable { .. } => "retryable",
+            GatewayError::MemberGone => "member_gone",
+            GatewayError::Forbidden { .. } => "forbidden",
+            GatewayError::NotFound { .. } => "not_found",
+        };
+        self.discord_errors.with_label_values(&[class]).inc();
+    }
+
+    /// The text exposition, with the queue gauge set from `counts`.
+    fn render(&self, counts: &[(JobState, u64)]) -> Result<String, prometheus::Error> {
+        for (state, n) in counts {
+            let name = match state {
+                JobState::Pending => "pending",
+                JobState::Parked => "parked",
+                JobState::Done => "done",
+            };
+            self.queue.with_label_values(&[name]).set(i64::try_from(*n).unwrap_or(i64::MAX));
+        }
+        let mut text = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut text)?;
+        Ok(String::from_utf8_lossy(&text).into_owned())
+    }
+}
+
+/// `GET /metrics`.
+#[handler]
+pub async fn metrics(Data(state): Data<&Arc<AppState>>) -> Response {
+    // A database that cannot answer leaves the last gauge values; the counters still report.
+    let counts = match state.repo.job_counts().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: cannot count role jobs");
+            Vec::new()
+        }
+    };
+    match state.metrics.render(&counts) {
+        Ok(text) => text.with_content_type("text/plain; version=0.0.4").into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "metrics: cannot encode");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
+/// A role gateway that counts the errors of the one it wraps, by class.
+pub struct Metered {
+    pub inner: Arc<dyn RoleGateway>,
+    pub metrics: Arc<Metrics>,
+}
+
+impl std::fmt::Debug for Metered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metered").finish_non_exhaustive()
+    }
+}
+
+impl Metered {
+    fn seen<T>(&self, result: Result<T, GatewayError>) -> Result<T, GatewayError> {
+        if let Err(e) = &result {
+            self.metrics.discord_error(e);
+        }
+        result
+    }
+}
+
+#[async_trait]
+impl RoleGateway for Metered {
+    async fn member_roles(&self, guild: GuildId, user: UserId) -> Result<BTreeSet<RoleId>, GatewayError> {
+        self.seen(self.inner.member_roles(guild, user).await)
+    }
+
+    async fn add_role(
+        &self,
+        guild: GuildId,
+        user: UserId,
+        role: RoleId,
+        reason: &str,
+    ) -> Result<(), GatewayError> {
+        self.seen(self.inner.add_role(guild, user, role, reason).await)
+    }
+
+    async fn remove_role(
+        &self,
+        guild: GuildId,
+        user: UserId,
+        role: RoleId,
+        reason: &str,
+    ) -> Result<(), GatewayError> {
+        self.seen(self.inner.remove_role(guild, user, role, reason).await)
+    }
+
+    async fn bot_can_manage(&self, guild: GuildId, role: RoleId) -> Result<Manageable, GatewayError> {
+        self.seen(self.inner.bot_can_manage(guild, role).await)
+    }
+}
