@@ -88,6 +88,25 @@ fn revocation_past_due_pause_and_incomplete_map_by_status() {
 }
 
 #[test]
+fn paid_and_refunded_orders_report_their_money_and_subscriptions_and_pending_orders_none() {
+    use docobo_core::domain::{Currency, Money};
+    let payment = |name: &str| parse("wh_1".parse().expect("id"), &fixture(name)).expect("parses").payment;
+    let usd = |minor| Money { minor, currency: Currency::Usd };
+    let paid = payment("order_paid_one_time").expect("a paid order is money received");
+    assert_eq!(paid.reference.as_str(), "0a0a0a0a-0000-4000-8000-00000000000a");
+    assert_eq!((paid.amount, paid.refunded), (usd(500), usd(0)), "net_amount, before taxes");
+    assert_eq!(paid.at, datetime!(2026-10-01 11:59:51 UTC));
+    let partial = payment("order_refunded_partial").expect("still money received");
+    assert_eq!((partial.amount, partial.refunded), (usd(500), usd(200)));
+    // A renewal order grants nothing itself, but its money is recorded, with who paid for what.
+    let renewal = payment("order_paid_subscription_cycle").expect("renewal revenue");
+    assert_eq!(renewal.subject.user, "123456789012345678".parse::<UserId>().ok());
+    assert_eq!(renewal.subject.product.as_deref(), Some("d1e2f3a4-0000-4000-8000-000000000002"));
+    assert_eq!(payment("order_created_pending"), None);
+    assert_eq!(payment("subscription_active"), None, "subscriptions carry access, orders carry money");
+}
+
+#[test]
 fn only_a_paid_one_time_order_grants_and_only_a_full_refund_revokes() {
     assert_eq!(kinds("order_paid_one_time"), [EventKind::PaymentSucceeded { access_until: None }]);
     assert_eq!(kinds("order_created_pending"), [EventKind::PaymentPending]);

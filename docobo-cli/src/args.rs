@@ -44,12 +44,15 @@ pub(crate) enum Command {
     /// Take a paid role away by hand, with a reason kept in the audit trail: every purchase of it
     /// that grants access now is revoked for good (cancel or refund at the provider yourself).
     Revoke(ManualArgs),
-    /// Write a server's entitlements as CSV on stdout (one row each, with status and dates).
+    /// Write a server's entitlements (one row each, with status and dates) or its recorded
+    /// payments (`--data payments`) as CSV on stdout.
     Export {
         #[arg(long)]
         guild: GuildId,
         #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
         format: ExportFormat,
+        #[arg(long, value_enum, default_value_t = ExportData::Entitlements)]
+        data: ExportData,
     },
     /// Print the effective configuration (secrets redacted) and check Discord: the bot token,
     /// the bot's presence in each server, Manage Roles, and each paid role below the bot's.
@@ -78,6 +81,12 @@ pub(crate) struct ManualArgs {
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub(crate) enum ExportFormat {
     Csv,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub(crate) enum ExportData {
+    Entitlements,
+    Payments,
 }
 
 #[derive(Debug, Subcommand)]

@@ -80,7 +80,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Subs(SubsCommand::Show { id, json }) => crate::manage::show(&repo, id, json).await?,
         Command::Grant(args) => crate::manage::manual(&repo, args, true).await?,
         Command::Revoke(args) => crate::manage::manual(&repo, args, false).await?,
-        Command::Export { guild, format } => crate::manage::export(&repo, guild, format).await?,
+        Command::Export { guild, format, data } => crate::manage::export(&repo, guild, format, data).await?,
         Command::Check => crate::check::check(&repo).await?,
         Command::Migrate => println!("database is up to date"),
         Command::Guild(GuildCommand::Add { guild, name }) => {

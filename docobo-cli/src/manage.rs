@@ -1,13 +1,13 @@
 //! Commands that look at or override one member's access: `subs show`, `grant`, `revoke`, and
-//! `export`, which writes every entitlement of a server as CSV.
+//! `export`, which writes a server's entitlements or payments as CSV.
 
 use docobo_adapters::seaorm::SeaOrmRepo;
 use docobo_core::domain::{Entitlement, EntitlementId, GuildId, RoleJobKey};
-use docobo_core::ports::{AuditLog, EntitlementRepo, SystemClock};
+use docobo_core::ports::{AuditLog, EntitlementRepo, PaymentLog, SystemClock};
 use docobo_core::service::{ManualError, grant_manually, revoke_manually};
 use serde_json::{Value, json};
 
-use crate::args::{ExportFormat, ManualArgs};
+use crate::args::{ExportData, ExportFormat, ManualArgs};
 use crate::commands::{Failure, registered, time_text};
 use crate::output::print;
 
@@ -79,30 +79,61 @@ pub async fn manual(repo: &SeaOrmRepo, args: ManualArgs, grant: bool) -> Result<
     Ok(())
 }
 
-/// `docobo export --guild G --format csv`: one CSV row per entitlement on stdout, with a progress
-/// bar on stderr when it is a terminal.
-pub async fn export(repo: &SeaOrmRepo, guild: GuildId, format: ExportFormat) -> Result<(), Failure> {
+/// `docobo export --guild G --format csv [--data payments]`: one CSV row per entitlement or
+/// payment on stdout, with a progress bar on stderr when it is a terminal.
+pub async fn export(
+    repo: &SeaOrmRepo,
+    guild: GuildId,
+    format: ExportFormat,
+    data: ExportData,
+) -> Result<(), Failure> {
     let ExportFormat::Csv = format;
     registered(repo, guild).await?;
-    let entitlements = repo.guild_entitlements(guild).await?;
-    let progress = indicatif::ProgressBar::new(entitlements.len() as u64);
+    match data {
+        ExportData::Entitlements => {
+            const COLUMNS: [&str; 10] = [
+                "id",
+                "guild_id",
+                "user_id",
+                "role_id",
+                "provider",
+                "external_ref",
+                "status",
+                "access_until",
+                "created_at",
+                "updated_at",
+            ];
+            let rows: Vec<Value> =
+                repo.guild_entitlements(guild).await?.iter().map(entitlement_json).collect();
+            write_csv(&COLUMNS, &rows)
+        }
+        ExportData::Payments => {
+            const COLUMNS: [&str; 8] =
+                ["provider", "reference", "user_id", "role_id", "amount", "refunded", "currency", "paid_at"];
+            let rows: Vec<Value> = repo
+                .payments(guild)
+                .await?
+                .iter()
+                .map(|p| {
+                    json!({
+                        "provider": p.provider, "reference": p.reference, "user_id": p.user, "role_id": p.role,
+                        "amount": p.amount.amount(), "refunded": p.refunded.amount(),
+                        "currency": p.amount.currency.code(), "paid_at": time_text(Some(p.paid_at)),
+                    })
+                })
+                .collect();
+            write_csv(&COLUMNS, &rows)
+        }
+    }
+}
+
+/// Writes `rows` (objects with the keys of `columns`) as CSV on stdout; null is an empty cell.
+fn write_csv(columns: &[&str], rows: &[Value]) -> Result<(), Failure> {
+    let progress = indicatif::ProgressBar::new(rows.len() as u64);
     let mut out = csv::Writer::from_writer(std::io::stdout().lock());
-    const COLUMNS: [&str; 10] = [
-        "id",
-        "guild_id",
-        "user_id",
-        "role_id",
-        "provider",
-        "external_ref",
-        "status",
-        "access_until",
-        "created_at",
-        "updated_at",
-    ];
-    out.write_record(COLUMNS)?;
-    for e in &entitlements {
-        let row = entitlement_json(e);
-        out.write_record(COLUMNS.iter().map(|c| match &row[*c] {
+    out.write_record(columns)?;
+    for row in rows {
+        out.write_record(columns.iter().map(|c| match &row[*c] {
             Value::Null => String::new(),
             Value::String(s) => s.clone(),
             other => other.to_string(),

@@ -272,4 +272,11 @@ async fn a_failed_delivery_is_listed_and_replayed_once_after_the_fix() {
     assert_eq!(failed, json!([]));
     let (status, _) = app.post("/events/424242/replay", json!({})).await;
     assert_eq!(status, 404);
+    // Applied at last, the transfer is revenue.
+    let (status, summary) = app.get(&format!("/guilds/{GUILD}/summary")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        summary["revenue"],
+        json!([{ "month": "2026-12", "currency": "VND", "gross": "250000", "refunded": "0", "net": "250000", "payments": 1 }])
+    );
 }

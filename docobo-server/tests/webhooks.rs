@@ -280,6 +280,38 @@ async fn a_sepay_transfer_with_the_checkout_code_grants_and_an_underpayment_does
     );
 }
 
+async fn payments_are_recorded_once_per_order_with_refunds_and_renewals(app: App) {
+    open_checkout(&app, "DCB7K2Q").await;
+    open_checkout(&app, "DCB9ZZZ").await;
+    app.sepay(&format!("Apikey {SEPAY_KEY}"), transfer(92704, "DCB7K2Q", 250_000)).await;
+    app.sepay(&format!("Apikey {SEPAY_KEY}"), transfer(92705, "DCB9ZZZ", 200_000)).await;
+    app.polar("wh_order", &fixture("order_paid_one_time")).await;
+    app.polar("wh_refund", &fixture("order_refunded_partial")).await;
+    // The paid order again under another delivery id: still one payment, its refund kept.
+    app.polar("wh_order_again", &fixture("order_paid_one_time")).await;
+    let renewal = String::from_utf8(fixture("order_paid_subscription_cycle")).expect("utf-8");
+    let renewal =
+        renewal.replace("0a0a0a0a-0000-4000-8000-00000000000a", "0b0b0b0b-0000-4000-8000-00000000000b");
+    let response = app.polar("wh_renewal", renewal.as_bytes()).await;
+    assert_eq!(response.json::<serde_json::Value>().await.expect("json")["status"], "ignored");
+
+    let payments = app.repo.payments(guild()).await.expect("read");
+    let found: Vec<(&str, i64, i64, Currency, Option<RoleId>)> = payments
+        .iter()
+        .map(|p| (p.reference.as_str(), p.amount.minor, p.refunded.minor, p.amount.currency, p.role))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            ("0a0a0a0a-0000-4000-8000-00000000000a", 500, 200, Currency::Usd, Some(vip())),
+            ("0b0b0b0b-0000-4000-8000-00000000000b", 500, 0, Currency::Usd, Some(vip())),
+            ("92704", 250_000, 0, Currency::Vnd, Some(bank_role())),
+        ],
+        "the underpaid transfer is not revenue"
+    );
+    assert!(payments.iter().all(|p| p.user == Some(user())), "{payments:?}");
+}
+
 async fn unauthenticated_requests_get_401_and_leave_no_rows(app: App) {
     let body = fixture("subscription_active");
     let forged = app
@@ -517,16 +549,20 @@ async fn metrics_count_webhooks_by_outcome_jobs_discord_errors_and_time_the_role
         .await
         .expect("request");
     assert_eq!(forged.status(), 401);
-    app.until_role(true).await;
-    // The member leaves; the revocation then finds them gone on Discord.
-    let discord = app.discord.as_ref().expect("discord");
-    discord.leave(guild().get(), user().get());
-    app.polar("wh_revoked", &fixture("subscription_revoked")).await;
     let metrics = || async {
         let response = app.http.get(format!("{}/metrics", app.base)).send().await.expect("request");
         assert_eq!(response.status(), 200);
         response.text().await.expect("text")
     };
+    // Settled means granted and verified; the member must still be there for the verifying read.
+    eventually("the grant job settles", || async {
+        sample(&metrics().await, "docobo_role_jobs_total", &["outcome=\"changed\""]) == Some(1.0)
+    })
+    .await;
+    // The member leaves; the revocation then finds them gone on Discord.
+    let discord = app.discord.as_ref().expect("discord");
+    discord.leave(guild().get(), user().get());
+    app.polar("wh_revoked", &fixture("subscription_revoked")).await;
     eventually("the revocation job settles", || async {
         sample(&metrics().await, "docobo_role_jobs", &["state=\"done\""]) == Some(1.0)
     })
@@ -554,6 +590,7 @@ both_databases!(discord_sqlite, discord_postgres, spawn_with_discord:
 );
 
 both_databases!(sqlite, postgres, spawn_app:
+    payments_are_recorded_once_per_order_with_refunds_and_renewals,
     a_signed_subscription_queues_one_role_job_and_a_redelivery_none,
     a_cancellation_keeps_access_until_the_period_ends_then_the_expirer_removes_it,
     a_full_refund_removes_access_and_a_partial_refund_does_not,

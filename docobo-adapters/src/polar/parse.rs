@@ -20,13 +20,17 @@
 //! | anything else | — | ignored, with a note |
 //!
 //! Events are versioned by the object's `modified_at` (its `created_at` when never modified).
+//!
+//! A paid, refunded or partly refunded order, one-time or a subscription's, also reports the
+//! money: `net_amount` (after discounts, before taxes) and `refunded_amount`, in its currency, for
+//! revenue figures. It never decides access.
 
 use std::collections::BTreeMap;
 
 use docobo_core::domain::EventId;
-use docobo_core::domain::{CheckoutRef, ExternalRef, RoleId, Timestamp, UserId};
+use docobo_core::domain::{CheckoutRef, Currency, ExternalRef, Money, RoleId, Timestamp, UserId};
 use docobo_core::machine::{Event, EventKind, Version};
-use docobo_core::ports::{ParseError, ParsedWebhook, ProviderEvent, Subject};
+use docobo_core::ports::{ParseError, ParsedWebhook, PaymentFact, ProviderEvent, Subject};
 use serde::Deserialize;
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -102,6 +106,37 @@ struct Order {
     object: Object,
     #[serde(default)]
     subscription_id: Option<String>,
+    /// Cents after discounts, before taxes: what the owner is paid before fees.
+    #[serde(default)]
+    net_amount: Option<i64>,
+    #[serde(default)]
+    refunded_amount: Option<i64>,
+    #[serde(default)]
+    currency: Option<String>,
+}
+
+impl Order {
+    /// The money a paid (or since refunded) order brought in. `None` for an unpaid order, or
+    /// one whose amount or currency Docobo cannot record; access does not depend on it.
+    fn payment(&self) -> Option<PaymentFact> {
+        if !matches!(self.object.status.as_str(), "paid" | "refunded" | "partially_refunded") {
+            return None;
+        }
+        let currency: Currency = self.currency.as_deref()?.parse().ok()?;
+        let money = |minor: i64| Money::from_minor(minor, currency).ok();
+        Some(PaymentFact {
+            reference: reference(&self.object.id).ok()?,
+            amount: money(self.net_amount?)?,
+            refunded: money(self.refunded_amount.unwrap_or(0))?,
+            at: time(&self.object.created_at, "created_at").ok()?,
+            subject: subject(
+                &self.object.metadata,
+                self.object.customer.as_ref(),
+                self.object.product_id.as_deref(),
+            )
+            .unwrap_or_default(),
+        })
+    }
 }
 
 /// Parses a delivery whose id (the `webhook-id` header) is `event_id`.
@@ -109,29 +144,32 @@ pub fn parse(event_id: EventId, body: &[u8]) -> Result<ParsedWebhook, ParseError
     let fail = |reason: String| ParseError { event_id: Some(event_id.clone()), reason };
     let envelope: Envelope =
         serde_json::from_slice(body).map_err(|e| fail(format!("not a Polar webhook: {e}")))?;
-    let ignored =
-        |note: String| Ok(ParsedWebhook { event_id: event_id.clone(), events: vec![], note: Some(note) });
+    let ignored = |note: String| Ok(ParsedWebhook::ignored(event_id.clone(), note));
     let kind = envelope.kind.as_str();
-    let events = if kind.starts_with("subscription.") {
+    let (events, payment) = if kind.starts_with("subscription.") {
         let sub: Subscription = serde_json::from_value(envelope.data)
             .map_err(|e| fail(format!("{kind}: unreadable subscription: {e}")))?;
-        subscription_events(&sub).map_err(&fail)?
+        (subscription_events(&sub).map_err(&fail)?, None)
     } else if matches!(kind, "order.paid" | "order.updated" | "order.created" | "order.refunded") {
         let order: Order = serde_json::from_value(envelope.data)
             .map_err(|e| fail(format!("{kind}: unreadable order: {e}")))?;
         if order.subscription_id.is_some() {
-            return ignored(format!(
-                "{kind} for a subscription order: access follows the subscription's own events"
-            ));
+            // Still money received: a renewal's revenue is recorded from its order.
+            let note =
+                format!("{kind} for a subscription order: access follows the subscription's own events");
+            return Ok(ParsedWebhook {
+                payment: order.payment(),
+                ..ParsedWebhook::ignored(event_id.clone(), note)
+            });
         }
-        order_events(kind, &order).map_err(&fail)?
+        (order_events(kind, &order).map_err(&fail)?, order.payment())
     } else {
         return ignored(format!("{kind} does not affect access"));
     };
     if events.is_empty() {
         return ignored(format!("{kind} in this state does not change access"));
     }
-    Ok(ParsedWebhook { event_id, events, note: None })
+    Ok(ParsedWebhook { event_id, events, note: None, payment })
 }
 
 fn subscription_events(sub: &Subscription) -> Result<Vec<ProviderEvent>, String> {

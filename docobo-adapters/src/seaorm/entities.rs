@@ -210,3 +210,28 @@ pub mod setup_progress {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod payment {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "payments")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub provider: String,
+        pub guild_id: i64,
+        pub reference: String,
+        pub user_id: Option<i64>,
+        pub role_id: Option<i64>,
+        pub amount_minor: i64,
+        pub refunded_minor: i64,
+        pub currency: String,
+        pub paid_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

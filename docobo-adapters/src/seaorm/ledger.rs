@@ -185,6 +185,9 @@ impl Ledger for SeaOrmRepo {
         for key in &commit.jobs {
             upsert_job(&txn, *key, &commit.cause, commit.at).await?;
         }
+        for payment in &commit.payments {
+            super::payments::upsert(&txn, payment).await?;
+        }
         if !commit.audit.is_empty() {
             audit_entry::Entity::insert_many(commit.audit.iter().map(audit_row))
                 .exec(&txn)

@@ -18,6 +18,7 @@ pub mod crypto;
 pub mod entities;
 mod ledger;
 pub mod migration;
+mod payments;
 mod queue;
 mod setup;
 

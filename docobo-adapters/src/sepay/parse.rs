@@ -1,8 +1,8 @@
 //! SePay's transaction payload → a payment event, matched to a checkout by its code.
 
-use docobo_core::domain::{CheckoutRef, Currency, EventId, Money};
+use docobo_core::domain::{CheckoutRef, Currency, EventId, IdError, Money};
 use docobo_core::machine::{Event, EventKind, Version};
-use docobo_core::ports::{ParseError, ParsedWebhook, ProviderEvent, Subject};
+use docobo_core::ports::{ParseError, ParsedWebhook, PaymentFact, ProviderEvent, Subject};
 use serde::Deserialize;
 use serde_json::Value;
 use time::PrimitiveDateTime;
@@ -53,7 +53,7 @@ pub fn parse(body: &[u8], account: Option<&str>, prefix: &str) -> Result<ParsedW
     let event_id = transaction_id(&t.id)
         .ok_or_else(|| fail("the transaction id is neither a number nor a string".to_owned()))?;
     if t.transfer_type.eq_ignore_ascii_case("out") {
-        return Ok(ParsedWebhook { event_id, events: vec![], note: Some("outgoing transfer".to_owned()) });
+        return Ok(ParsedWebhook::ignored(event_id, "outgoing transfer"));
     }
     if let Some(expected) = account {
         let received = [t.account_number.as_deref(), t.sub_account.as_deref()];
@@ -73,7 +73,7 @@ pub fn parse(body: &[u8], account: Option<&str>, prefix: &str) -> Result<ParsedW
     }
     if codes.is_empty() {
         let note = format!("no payment code starting with {prefix} in the transfer");
-        return Ok(ParsedWebhook { event_id, events: vec![], note: Some(note) });
+        return Ok(ParsedWebhook::ignored(event_id, note));
     }
     let paid = Money::from_minor(t.transfer_amount, Currency::Vnd)
         .map_err(|e| fail(format!("transferAmount: {e}")))?;
@@ -92,5 +92,12 @@ pub fn parse(body: &[u8], account: Option<&str>, prefix: &str) -> Result<ParsedW
         },
         subject: Subject { checkout_refs: codes, paid: Some(paid), ..Subject::default() },
     };
-    Ok(ParsedWebhook { event_id, events: vec![event], note: None })
+    let payment = PaymentFact {
+        reference: event_id.as_str().parse().map_err(|e: IdError| fail(format!("transaction id: {e}")))?,
+        amount: paid,
+        refunded: Money { minor: 0, currency: Currency::Vnd },
+        at: event.event.version.at(),
+        subject: Subject::default(),
+    };
+    Ok(ParsedWebhook { event_id, events: vec![event], note: None, payment: Some(payment) })
 }

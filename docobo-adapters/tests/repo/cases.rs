@@ -58,7 +58,16 @@ fn insert(n: u64, reference: &str, deadline: Option<OffsetDateTime>) -> Entitlem
 }
 
 fn commit(event: Option<WebhookEvent>, writes: Vec<EntitlementWrite>, jobs: Vec<RoleJobKey>) -> Commit {
-    Commit { event, replay: false, writes, jobs, cause: "polar evt".to_owned(), audit: vec![], at: T0 }
+    Commit {
+        event,
+        replay: false,
+        writes,
+        jobs,
+        cause: "polar evt".to_owned(),
+        audit: vec![],
+        payments: vec![],
+        at: T0,
+    }
 }
 
 pub async fn setup<R: SubscriptionRepo>(repo: &R) {
@@ -465,4 +474,30 @@ pub async fn a_commit_writes_its_audit_entries_only_when_it_lands<R: Subscriptio
     // The same insert again conflicts: nothing of it, its audit entry included, is kept.
     assert_eq!(repo.commit(granted).await, Err(StoreError::Conflict));
     assert_eq!(repo.audit_trail(guild(), user(1)).await.expect("read").len(), 1);
+}
+
+pub async fn payments_are_kept_once_per_reference_and_refunds_only_rise<R: SubscriptionRepo>(repo: &R) {
+    setup(repo).await;
+    let usd = |minor| Money { minor, currency: Currency::Usd };
+    let paid = |reference: &str, refunded, at| Payment {
+        provider: ProviderKind::Polar,
+        guild: guild(),
+        reference: reference.parse().expect("ref"),
+        user: Some(user(1)),
+        role: Some(role()),
+        amount: usd(500),
+        refunded: usd(refunded),
+        paid_at: at,
+    };
+    let with = |payments: Vec<Payment>| Commit { payments, ..commit(None, vec![], vec![]) };
+    repo.commit(with(vec![paid("order_2", 0, T0 + Duration::days(1))])).await.expect("commits");
+    repo.commit(with(vec![paid("order_1", 0, T0)])).await.expect("commits");
+    repo.commit(with(vec![paid("order_1", 200, T0)])).await.expect("commits");
+    repo.commit(with(vec![paid("order_1", 0, T0)])).await.expect("commits");
+    let stored = repo.payments(guild()).await.expect("reads");
+    let seen: Vec<(&str, i64)> = stored.iter().map(|p| (p.reference.as_str(), p.refunded.minor)).collect();
+    assert_eq!(seen, [("order_1", 200), ("order_2", 0)], "oldest first, one row per reference");
+    assert_eq!(stored[0], paid("order_1", 200, T0));
+    let other = GuildId::new(5).expect("id");
+    assert!(repo.payments(other).await.expect("reads").is_empty());
 }

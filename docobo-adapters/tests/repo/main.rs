@@ -46,6 +46,7 @@ macro_rules! contract {
             case!(guilds_are_listed_and_roles_withdrawn);
             case!(a_failed_event_is_replayed_exactly_once);
             case!(a_commit_writes_its_audit_entries_only_when_it_lands);
+            case!(payments_are_kept_once_per_reference_and_refunds_only_rise);
         }
     };
 }

@@ -107,6 +107,7 @@ async fn a_commit_with_jobs_wakes_a_sleeping_worker_and_one_without_does_not() {
         jobs: vec![],
         cause: "none".into(),
         audit: vec![],
+        payments: vec![],
         at: crate::cases::T0,
     };
     repo.commit(quiet.clone()).await.expect("commit");

@@ -91,6 +91,50 @@ fn export_writes_one_csv_row_per_entitlement() {
 }
 
 #[test]
+fn export_writes_recorded_payments_with_decimal_amounts() {
+    use docobo_core::domain::*;
+    use docobo_core::ports::{Commit, Ledger};
+    let db = temp_db();
+    guild_with_a_role(&db, "lifetime");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    rt.block_on(async {
+        let repo = docobo_adapters::seaorm::SeaOrmRepo::connect(&db, None).await.expect("opens");
+        let at = time::macros::datetime!(2026-11-05 10:00 UTC);
+        let usd = |minor| Money { minor, currency: Currency::Usd };
+        let payment = Payment {
+            provider: ProviderKind::Polar,
+            guild: GUILD.parse().expect("id"),
+            reference: "ord_1".parse().expect("ref"),
+            user: USER.parse().ok(),
+            role: ROLE.parse().ok(),
+            amount: usd(1250),
+            refunded: usd(250),
+            paid_at: at,
+        };
+        let commit = Commit {
+            event: None,
+            replay: false,
+            writes: vec![],
+            jobs: vec![],
+            cause: "test".into(),
+            audit: vec![],
+            payments: vec![payment],
+            at,
+        };
+        repo.commit(commit).await.expect("commits");
+    });
+    let (code, out, err) = run(&["export", "--guild", GUILD, "--data", "payments"], &db);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out,
+        format!(
+            "provider,reference,user_id,role_id,amount,refunded,currency,paid_at\n\
+             polar,ord_1,{USER},{ROLE},12.50,2.50,USD,2026-11-05T10:00:00Z\n"
+        )
+    );
+}
+
+#[test]
 fn check_prints_the_redacted_configuration_and_diagnoses_discord() {
     use docobo_adapters::simulator::discord::FakeDiscord;
     let db = temp_db();

@@ -10,8 +10,8 @@ pub use catalog::{CatalogError, Guild, PaidRole, ProviderKind, Term};
 pub use ids::{CheckoutRef, EntitlementId, EventId, ExternalRef, GuildId, IdError, JobId, RoleId, UserId};
 pub use money::{Currency, Money, MoneyError};
 pub use records::{
-    AuditAction, AuditEntry, Checkout, Entitlement, EventOutcome, JobState, RoleJob, RoleJobKey, Secret,
-    SetupProgress, WebhookEvent,
+    AuditAction, AuditEntry, Checkout, Entitlement, EventOutcome, JobState, Payment, RoleJob, RoleJobKey,
+    Secret, SetupProgress, WebhookEvent,
 };
 
 /// A moment in time, always handled in UTC.

@@ -189,6 +189,27 @@ pub struct AuditEntry {
     pub at: Timestamp,
 }
 
+/// Money received, as the provider reported it: one Polar order or one SePay transfer. Kept for
+/// revenue figures and exports; access is decided by entitlements, never by this. Unique by
+/// `(provider, guild, reference)`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payment {
+    pub provider: ProviderKind,
+    pub guild: GuildId,
+    /// The provider's id for the money movement (Polar order id, SePay transaction id).
+    pub reference: ExternalRef,
+    /// Who paid and for which role, when the delivery told.
+    pub user: Option<UserId>,
+    pub role: Option<RoleId>,
+    /// What the owner receives before the provider's fees: Polar's `net_amount` (after
+    /// discounts, before taxes), a transfer's amount.
+    pub amount: Money,
+    /// Given back so far, in the same currency.
+    pub refunded: Money,
+    #[serde(with = "time::serde::rfc3339")]
+    pub paid_at: Timestamp,
+}
+
 /// A provider secret (webhook secret, API key, access token). `Debug` and `Display` print
 /// `[redacted]`, so it cannot reach a log line by accident; [`Secret::expose`] is the one way out.
 #[derive(Clone, PartialEq, Eq)]

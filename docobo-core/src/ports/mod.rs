@@ -13,9 +13,9 @@ pub use gateway::MockRoleGateway;
 pub use gateway::{GatewayError, Manageable, RoleGateway};
 pub use provider::{
     CheckoutError, CheckoutLink, CheckoutRequest, CredentialError, Headers, ParseError, ParsedWebhook,
-    PaymentProvider, ProviderCredentials, ProviderEvent, Subject, VerifyError,
+    PaymentFact, PaymentProvider, ProviderCredentials, ProviderEvent, Subject, VerifyError,
 };
 pub use repo::{
     AuditLog, CatalogRepo, CheckoutRepo, Commit, EntitlementRepo, EntitlementWrite, JobQueue, Ledger,
-    Recorded, Settled, Settlement, SetupRepo, StoreError, SubscriptionRepo,
+    PaymentLog, Recorded, Settled, Settlement, SetupRepo, StoreError, SubscriptionRepo,
 };

@@ -91,6 +91,20 @@ pub struct ProviderEvent {
     pub subject: Subject,
 }
 
+/// Money a delivery reports as received: an order, a transfer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PaymentFact {
+    /// The provider's id for it (Polar order id, SePay transaction id).
+    pub reference: ExternalRef,
+    pub amount: Money,
+    /// Given back so far (Polar's `refunded_amount`), same currency.
+    pub refunded: Money,
+    pub at: Timestamp,
+    /// Who paid for what, for a delivery that carries no access events (a subscription's
+    /// renewal order); otherwise the member and role come from the events' entitlement.
+    pub subject: Subject,
+}
+
 /// A parsed delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParsedWebhook {
@@ -100,6 +114,15 @@ pub struct ParsedWebhook {
     pub events: Vec<ProviderEvent>,
     /// Why nothing is done, for an ignored delivery.
     pub note: Option<String>,
+    /// The money this delivery reports, if any; recorded once the delivery is applied.
+    pub payment: Option<PaymentFact>,
+}
+
+impl ParsedWebhook {
+    /// A valid delivery with nothing for access or revenue, and why.
+    pub fn ignored(event_id: EventId, note: impl Into<String>) -> Self {
+        ParsedWebhook { event_id, events: Vec::new(), note: Some(note.into()), payment: None }
+    }
 }
 
 /// The request failed authentication. Nothing is stored; the edge answers 401.

@@ -7,8 +7,8 @@ use time::Duration;
 use super::provider::ProviderCredentials;
 use crate::domain::{
     AuditEntry, Checkout, CheckoutRef, Entitlement, EntitlementId, EventId, EventOutcome, ExternalRef, Guild,
-    GuildId, JobState, PaidRole, ProviderKind, RoleId, RoleJob, RoleJobKey, SetupProgress, Timestamp, UserId,
-    WebhookEvent,
+    GuildId, JobState, PaidRole, Payment, ProviderKind, RoleId, RoleJob, RoleJobKey, SetupProgress,
+    Timestamp, UserId, WebhookEvent,
 };
 use crate::machine::Standing;
 
@@ -129,6 +129,8 @@ pub struct Commit {
     pub cause: String,
     /// Audit entries written with the rest (a manual grant or revoke and its reason).
     pub audit: Vec<AuditEntry>,
+    /// Money the delivery reports (see [`PaymentLog`] for how repeats merge).
+    pub payments: Vec<Payment>,
     pub at: Timestamp,
 }
 
@@ -153,6 +155,8 @@ pub trait Ledger: Send + Sync {
     ///   revision that is no longer current, or an `Insert` collides with an existing
     ///   `(provider, guild, external_ref)`.
     /// - MUST bump the revision of every written entitlement.
+    /// - MUST insert each payment once per `(provider, guild, reference)` (a unique constraint);
+    ///   a later one with the same key only raises the stored `refunded`, never lowers it.
     /// - With `replay`, MUST update the stored row `event.id` only while its outcome is still
     ///   `failed`, and otherwise return `Ok(Recorded::Duplicate)` writing nothing (someone else
     ///   replayed it first).
@@ -244,6 +248,13 @@ pub trait SetupRepo: Send + Sync {
     async fn clear_setup(&self, guild: GuildId) -> Result<(), StoreError>;
 }
 
+/// Recorded payments, for revenue figures and exports.
+#[async_trait]
+pub trait PaymentLog: Send + Sync {
+    /// The guild's payments, oldest `paid_at` first.
+    async fn payments(&self, guild: GuildId) -> Result<Vec<Payment>, StoreError>;
+}
+
 /// The audit trail.
 #[async_trait]
 pub trait AuditLog: Send + Sync {
@@ -252,11 +263,11 @@ pub trait AuditLog: Send + Sync {
 
 /// Every repository port. Implemented automatically for anything that implements them all.
 pub trait SubscriptionRepo:
-    CatalogRepo + CheckoutRepo + EntitlementRepo + Ledger + JobQueue + AuditLog + SetupRepo
+    CatalogRepo + CheckoutRepo + EntitlementRepo + Ledger + JobQueue + AuditLog + SetupRepo + PaymentLog
 {
 }
 
 impl<T> SubscriptionRepo for T where
-    T: CatalogRepo + CheckoutRepo + EntitlementRepo + Ledger + JobQueue + AuditLog + SetupRepo
+    T: CatalogRepo + CheckoutRepo + EntitlementRepo + Ledger + JobQueue + AuditLog + SetupRepo + PaymentLog
 {
 }

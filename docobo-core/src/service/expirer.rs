@@ -67,6 +67,7 @@ fn elapse(entitlement: &Entitlement, grace: time::Duration, now: crate::domain::
         jobs,
         cause: format!("term of entitlement {} elapsed", entitlement.id),
         audit: vec![],
+        payments: vec![],
         at: now,
     })
 }

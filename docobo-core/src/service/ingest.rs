@@ -157,6 +157,7 @@ impl Commit {
             jobs: Vec::new(),
             cause: String::new(),
             audit: Vec::new(),
+            payments: Vec::new(),
             at,
         }
     }

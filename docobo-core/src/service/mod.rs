@@ -21,7 +21,7 @@ pub use reconcile::{Drift, ReconcileReport, diff, on_member_join, reconcile_guil
 pub use replay::{ReplayError, replay_event};
 pub use role_sync::{Verdict, WorkReport, run_due_jobs, settlement, sync_role};
 pub use status::{StatusLine, member_status};
-pub use summary::{GuildSummary, RoleSummary, guild_summary};
+pub use summary::{GuildSummary, MonthRevenue, RoleSummary, guild_summary};
 
 #[cfg(test)]
 mod tests;

@@ -5,9 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::domain::{EntitlementId, ExternalRef, Guild, IdError, Money, ProviderKind, RoleJobKey, Timestamp};
+use crate::domain::{
+    EntitlementId, ExternalRef, Guild, IdError, Money, Payment, ProviderKind, RoleId, RoleJobKey, Timestamp,
+    UserId,
+};
 use crate::machine::{self, Effect, EventKind, Standing};
-use crate::ports::{Commit, EntitlementWrite, ParsedWebhook, ProviderEvent, StoreError};
+use crate::ports::{Commit, EntitlementWrite, ParsedWebhook, PaymentFact, ProviderEvent, StoreError};
 
 use super::ingest::{IngestOutcome, IngestRepo};
 
@@ -31,7 +34,17 @@ pub(super) async fn plan<R: IngestRepo + ?Sized>(
 ) -> Result<(Commit, IngestOutcome), StoreError> {
     if parsed.events.is_empty() {
         let note = parsed.note.clone().unwrap_or_else(|| "no access-relevant facts".to_owned());
-        return Ok((Commit::empty(now), IngestOutcome::Ignored { note }));
+        // A renewal order changes no access but is still money received.
+        let mut commit = Commit::empty(now);
+        if let Some(fact) = &parsed.payment {
+            let role = match (fact.subject.role, &fact.subject.product) {
+                (Some(role), _) => Some(role),
+                (None, Some(product)) => repo.paid_role_by_product(guild.id, product).await?.map(|r| r.role),
+                (None, None) => None,
+            };
+            commit.payments.push(payment(guild, kind, fact, fact.subject.user, role));
+        }
+        return Ok((commit, IngestOutcome::Ignored { note }));
     }
     let mut planned: BTreeMap<ExternalRef, Planned> = BTreeMap::new();
     for event in &parsed.events {
@@ -57,6 +70,8 @@ pub(super) async fn plan<R: IngestRepo + ?Sized>(
             Err(e) => return Ok((Commit::empty(now), IngestOutcome::Failed { reason: e.to_string() })),
         }
     }
+    // Who paid and for which role: the purchase the delivery is about.
+    let buyer = planned.values().next().map(|p| p.key);
     let mut commit = Commit::empty(now);
     for (external_ref, p) in planned {
         if p.sync {
@@ -78,8 +93,30 @@ pub(super) async fn plan<R: IngestRepo + ?Sized>(
             },
         });
     }
+    if let Some(fact) = &parsed.payment {
+        commit.payments.push(payment(guild, kind, fact, buyer.map(|k| k.user), buyer.map(|k| k.role)));
+    }
     let jobs = commit.jobs.len();
     Ok((commit, IngestOutcome::Processed { jobs }))
+}
+
+fn payment(
+    guild: &Guild,
+    kind: ProviderKind,
+    fact: &PaymentFact,
+    user: Option<UserId>,
+    role: Option<RoleId>,
+) -> Payment {
+    Payment {
+        provider: kind,
+        guild: guild.id,
+        reference: fact.reference.clone(),
+        user,
+        role,
+        amount: fact.amount,
+        refunded: fact.refunded,
+        paid_at: fact.at,
+    }
 }
 
 /// What an event resolved to.

@@ -1,11 +1,11 @@
-//! A guild at a glance, for its owner or an operator: who holds each paid role now, and how its
-//! purchases stand.
+//! A guild at a glance, for its owner or an operator: who holds each paid role now, how its
+//! purchases stand, and the money recorded by month.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::domain::{GuildId, RoleId, Timestamp, UserId};
+use crate::domain::{Currency, GuildId, Money, RoleId, Timestamp, UserId};
 use crate::machine::Status;
-use crate::ports::{CatalogRepo, EntitlementRepo, StoreError};
+use crate::ports::{CatalogRepo, EntitlementRepo, PaymentLog, StoreError};
 
 /// One role's line in [`GuildSummary`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +19,19 @@ pub struct RoleSummary {
     pub by_status: BTreeMap<Status, usize>,
 }
 
+/// The money recorded in one calendar month (UTC) in one currency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MonthRevenue {
+    /// `YYYY-MM`.
+    pub month: String,
+    pub currency: Currency,
+    /// Received before refunds (Polar's `net_amount`: after discounts, before taxes).
+    pub gross: Money,
+    /// Given back since, for those payments.
+    pub refunded: Money,
+    pub payments: usize,
+}
+
 /// [`guild_summary`]'s answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuildSummary {
@@ -26,10 +39,12 @@ pub struct GuildSummary {
     pub name: String,
     /// Every role for sale, and every role with purchases, by role id.
     pub roles: Vec<RoleSummary>,
+    /// By month, then currency, oldest first; months without payments are left out.
+    pub revenue: Vec<MonthRevenue>,
 }
 
 /// Summarises `guild` at `now`; `None` when the guild is not registered.
-pub async fn guild_summary<R: CatalogRepo + EntitlementRepo + ?Sized>(
+pub async fn guild_summary<R: CatalogRepo + EntitlementRepo + PaymentLog + ?Sized>(
     repo: &R,
     guild: GuildId,
     now: Timestamp,
@@ -53,5 +68,21 @@ pub async fn guild_summary<R: CatalogRepo + EntitlementRepo + ?Sized>(
         .into_values()
         .map(|(summary, members)| RoleSummary { active_members: members.len(), ..summary })
         .collect();
-    Ok(Some(GuildSummary { guild, name: g.name, roles }))
+    let mut revenue: BTreeMap<(String, Currency), MonthRevenue> = BTreeMap::new();
+    for p in repo.payments(guild).await? {
+        let month = format!("{:04}-{:02}", p.paid_at.year(), u8::from(p.paid_at.month()));
+        let currency = p.amount.currency;
+        let zero = Money { minor: 0, currency };
+        let line = revenue.entry((month.clone(), currency)).or_insert(MonthRevenue {
+            month,
+            currency,
+            gross: zero,
+            refunded: zero,
+            payments: 0,
+        });
+        line.gross.minor = line.gross.minor.saturating_add(p.amount.minor);
+        line.refunded.minor = line.refunded.minor.saturating_add(p.refunded.minor);
+        line.payments += 1;
+    }
+    Ok(Some(GuildSummary { guild, name: g.name, roles, revenue: revenue.into_values().collect() }))
 }

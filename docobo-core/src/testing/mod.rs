@@ -55,6 +55,7 @@ pub fn purchase(
         jobs: vec![],
         cause: "test".into(),
         audit: vec![],
+        payments: vec![],
         at,
     }
 }

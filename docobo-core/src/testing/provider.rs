@@ -13,7 +13,7 @@ use crate::domain::{Money, ProviderKind, Secret, Timestamp};
 use crate::machine::{Event, EventKind, Version};
 use crate::ports::{
     CheckoutError, CheckoutLink, CheckoutRequest, CredentialError, Headers, ParseError, ParsedWebhook,
-    PaymentProvider, ProviderCredentials, ProviderEvent, Subject, VerifyError,
+    PaymentFact, PaymentProvider, ProviderCredentials, ProviderEvent, Subject, VerifyError,
 };
 
 /// The header carrying the signature.
@@ -88,7 +88,7 @@ fn parse_body(body: &[u8]) -> Result<ParsedWebhook, ParseError> {
     };
     let kind = kind_named(field("kind").unwrap_or(""), time_of("until")?).map_err(fail)?;
     let Some(kind) = kind else {
-        return Ok(ParsedWebhook { event_id, events: vec![], note: Some("toy event ignored".to_owned()) });
+        return Ok(ParsedWebhook::ignored(event_id, "toy event ignored"));
     };
     let version = Version(time_of("version")?.ok_or_else(|| fail("missing version".to_owned()))?);
     let subject = Subject {
@@ -107,10 +107,22 @@ fn parse_body(body: &[u8]) -> Result<ParsedWebhook, ParseError> {
             .transpose()?,
     };
     let entitlement_ref = id_field(field("ref")).map_err(fail)?;
+    // A paid amount is money received, recorded under the delivery's id.
+    let payment = match subject.paid {
+        Some(amount) => Some(PaymentFact {
+            reference: event_id.as_str().parse().map_err(|e: crate::domain::IdError| fail(e.to_string()))?,
+            amount,
+            refunded: Money { minor: 0, currency: amount.currency },
+            at: version.at(),
+            subject: Subject::default(),
+        }),
+        None => None,
+    };
     Ok(ParsedWebhook {
         event_id: event_id.clone(),
         events: vec![ProviderEvent { entitlement_ref, event: Event { kind, version }, subject }],
         note: None,
+        payment,
     })
 }
 

@@ -231,7 +231,7 @@ impl Admin {
     }
 
     /// A guild at a glance: each paid role with its members entitled now and its purchases by
-    /// status.
+    /// status, and revenue by month from recorded payments.
     #[oai(path = "/guilds/:guild_id/summary", method = "get")]
     async fn summary(
         &self,
@@ -260,6 +260,7 @@ impl Admin {
                         .collect(),
                 })
                 .collect(),
+            revenue: summary.revenue.iter().map(Into::into).collect(),
         }))
     }
 }

@@ -1,8 +1,9 @@
 //! The admin API's JSON shapes, as they appear in its OpenAPI document. Snowflakes are strings
 //! (JavaScript loses precision above 2^53), times RFC 3339.
 
-use docobo_core::domain::{AuditEntry, Entitlement, RoleJob, Timestamp, WebhookEvent};
+use docobo_core::domain::{AuditEntry, Entitlement, Money, RoleJob, Timestamp, WebhookEvent};
 use docobo_core::ports::StoreError;
+use docobo_core::service::MonthRevenue;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
 use time::format_description::well_known::Rfc3339;
@@ -238,9 +239,39 @@ pub struct RoleSummaryView {
     pub by_status: std::collections::BTreeMap<String, u64>,
 }
 
+/// The money recorded in one month (UTC) in one currency. Amounts are decimal strings in major
+/// units (`"12.50"`), never floats.
+#[derive(Debug, Object)]
+pub struct RevenueView {
+    /// `YYYY-MM`.
+    pub month: String,
+    pub currency: String,
+    /// Received before refunds (Polar: after discounts, before taxes).
+    pub gross: String,
+    pub refunded: String,
+    pub net: String,
+    pub payments: u64,
+}
+
+impl From<&MonthRevenue> for RevenueView {
+    fn from(m: &MonthRevenue) -> Self {
+        let net = Money { minor: m.gross.minor.saturating_sub(m.refunded.minor), currency: m.currency };
+        RevenueView {
+            month: m.month.clone(),
+            currency: m.currency.code().to_owned(),
+            gross: m.gross.amount(),
+            refunded: m.refunded.amount(),
+            net: net.amount(),
+            payments: m.payments as u64,
+        }
+    }
+}
+
 #[derive(Debug, Object)]
 pub struct GuildSummaryView {
     pub guild_id: String,
     pub name: String,
     pub roles: Vec<RoleSummaryView>,
+    /// Recorded payments by month and currency, oldest first.
+    pub revenue: Vec<RevenueView>,
 }

@@ -6,11 +6,11 @@ use time::Duration;
 
 use super::{MemoryRepo, lock};
 use crate::domain::{
-    AuditEntry, EventId, EventOutcome, GuildId, JobState, ProviderKind, RoleJob, RoleJobKey, SetupProgress,
-    Timestamp, UserId, WebhookEvent,
+    AuditEntry, EventId, EventOutcome, GuildId, JobState, Payment, ProviderKind, RoleJob, RoleJobKey,
+    SetupProgress, Timestamp, UserId, WebhookEvent,
 };
 use crate::ports::{
-    AuditLog, Commit, JobQueue, Ledger, Recorded, Settled, Settlement, SetupRepo, StoreError,
+    AuditLog, Commit, JobQueue, Ledger, PaymentLog, Recorded, Settled, Settlement, SetupRepo, StoreError,
 };
 
 #[async_trait]
@@ -52,6 +52,13 @@ impl Ledger for MemoryRepo {
             next.enqueue(key, &commit.cause, commit.at);
         }
         next.audit.extend(commit.audit);
+        for payment in commit.payments {
+            let key = (payment.provider, payment.guild, payment.reference.clone());
+            let stored = next.payments.entry(key).or_insert_with(|| payment.clone());
+            if payment.refunded.minor > stored.refunded.minor {
+                stored.refunded = payment.refunded;
+            }
+        }
         *state = next;
         Ok(Recorded::Committed)
     }
@@ -168,6 +175,18 @@ impl JobQueue for MemoryRepo {
                 .filter(|j| j.state == JobState::Pending)
                 .map(|j| j.locked_until.map_or(j.run_at, |l| l.max(j.run_at)))
                 .min()
+        })
+    }
+}
+
+#[async_trait]
+impl PaymentLog for MemoryRepo {
+    async fn payments(&self, guild: GuildId) -> Result<Vec<Payment>, StoreError> {
+        self.read(|s| {
+            let mut payments: Vec<Payment> =
+                s.payments.values().filter(|p| p.guild == guild).cloned().collect();
+            payments.sort_by_key(|p| p.paid_at);
+            payments
         })
     }
 }

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use super::lock;
 use crate::domain::{
     AuditEntry, Checkout, CheckoutRef, Entitlement, EntitlementId, EventId, ExternalRef, Guild, GuildId,
-    JobId, JobState, PaidRole, ProviderKind, RoleId, RoleJob, RoleJobKey, SetupProgress, Timestamp,
+    JobId, JobState, PaidRole, Payment, ProviderKind, RoleId, RoleJob, RoleJobKey, SetupProgress, Timestamp,
     WebhookEvent,
 };
 use crate::ports::{EntitlementWrite, ProviderCredentials, StoreError};
@@ -30,6 +30,7 @@ struct State {
     events: BTreeMap<(ProviderKind, GuildId, EventId), WebhookEvent>,
     jobs: BTreeMap<RoleJobKey, RoleJob>,
     audit: Vec<AuditEntry>,
+    payments: BTreeMap<(ProviderKind, GuildId, ExternalRef), Payment>,
     setups: BTreeMap<GuildId, SetupProgress>,
     last_id: i64,
 }
