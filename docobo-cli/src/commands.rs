@@ -258,8 +258,11 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             let provider: &dyn PaymentProvider = match event.provider {
                 ProviderKind::Polar => &polar,
                 ProviderKind::Sepay => &Sepay,
-                ProviderKind::Manual => {
-                    return Err(Failure::Other("manual events are not replayable".to_owned()));
+                ProviderKind::Manual | ProviderKind::Custom => {
+                    return Err(Failure::Other(format!(
+                        "{} events are replayed by the application that embeds their provider",
+                        event.provider
+                    )));
                 }
             };
             let report = replay_event(&repo, provider, &SystemClock, &event).await?;

@@ -16,6 +16,14 @@ pub enum ProviderKind {
     Polar,
     Sepay,
     Manual,
+    /// A [`PaymentProvider`](crate::ports::PaymentProvider) that an embedding application
+    /// implements itself (`examples/custom_provider.rs`). Docobo's own server never offers it.
+    Custom,
+}
+
+impl ProviderKind {
+    pub const ALL: [ProviderKind; 4] =
+        [ProviderKind::Polar, ProviderKind::Sepay, ProviderKind::Manual, ProviderKind::Custom];
 }
 
 impl ProviderKind {
@@ -24,6 +32,7 @@ impl ProviderKind {
             ProviderKind::Polar => "polar",
             ProviderKind::Sepay => "sepay",
             ProviderKind::Manual => "manual",
+            ProviderKind::Custom => "custom",
         }
     }
 
@@ -33,6 +42,7 @@ impl ProviderKind {
             ProviderKind::Polar => "Polar",
             ProviderKind::Sepay => "SePay",
             ProviderKind::Manual => "manual",
+            ProviderKind::Custom => "custom provider",
         }
     }
 }
@@ -47,7 +57,7 @@ impl FromStr for ProviderKind {
     type Err = CatalogError;
 
     fn from_str(s: &str) -> Result<Self, CatalogError> {
-        [ProviderKind::Polar, ProviderKind::Sepay, ProviderKind::Manual]
+        ProviderKind::ALL
             .into_iter()
             .find(|p| p.as_str() == s)
             .ok_or_else(|| CatalogError::UnknownProvider(s.chars().take(32).collect()))
@@ -212,7 +222,7 @@ mod tests {
 
     #[test]
     fn providers_round_trip_through_their_names() {
-        for p in [ProviderKind::Polar, ProviderKind::Sepay, ProviderKind::Manual] {
+        for p in ProviderKind::ALL {
             assert_eq!(p.to_string().parse(), Ok(p));
         }
         assert!("stripe".parse::<ProviderKind>().is_err());

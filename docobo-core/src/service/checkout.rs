@@ -58,7 +58,7 @@ fn offered(role: &PaidRole, provider: ProviderKind) -> bool {
     match provider {
         ProviderKind::Polar => role.polar_product.is_some(),
         ProviderKind::Sepay => role.sepay && role.price.currency == crate::domain::Currency::Vnd,
-        ProviderKind::Manual => false,
+        ProviderKind::Manual | ProviderKind::Custom => false,
     }
 }
 

@@ -146,7 +146,9 @@ impl Admin {
         let provider: &dyn PaymentProvider = match event.provider {
             ProviderKind::Polar => &self.state.polar,
             ProviderKind::Sepay => &self.state.sepay,
-            ProviderKind::Manual => return Err(ApiError::conflict("manual events are not replayable")),
+            ProviderKind::Manual | ProviderKind::Custom => {
+                return Err(ApiError::conflict(format!("{} events are not replayable here", event.provider)));
+            }
         };
         let report =
             replay_event(&self.state.repo, provider, &SystemClock, &event).await.map_err(|e| match e {

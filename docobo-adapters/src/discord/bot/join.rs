@@ -21,6 +21,7 @@ fn how(kind: ProviderKind) -> &'static str {
         ProviderKind::Polar => "Card or subscription, via Polar",
         ProviderKind::Sepay => "Vietnamese bank transfer (VietQR), via SePay",
         ProviderKind::Manual => "Granted by a server manager",
+        ProviderKind::Custom => "Through the server's own payment system",
     }
 }
 

@@ -1,0 +1,170 @@
+//! A payment provider of your own, plugged into Docobo's ingest: "Tipjar", a made-up service
+//! that posts one JSON webhook per tip and signs nothing but a shared token header.
+//!
+//! Implementing [`PaymentProvider`] is all it takes: `verify` authenticates the raw body,
+//! `parse` turns it into provider-neutral events (here: each tip pays for 30 more days of a
+//! role), and Docobo's ingest does the rest — deduplication, the state machine, the durable role
+//! job, and the worker that converges Discord. Run it with `cargo run --example custom_provider`;
+//! everything is in memory.
+
+use std::error::Error;
+
+use async_trait::async_trait;
+use docobo::core::domain::{
+    Currency, EventId, Guild, GuildId, Money, PaidRole, ProviderKind, RoleId, Secret, Term, Timestamp, UserId,
+};
+use docobo::core::machine::{Event, EventKind, Version};
+use docobo::core::ports::{
+    CatalogRepo, CheckoutError, CheckoutLink, CheckoutRequest, Clock, CredentialError, Headers, ParseError,
+    ParsedWebhook, PaymentFact, PaymentProvider, ProviderCredentials, ProviderEvent, Subject, SystemClock,
+    VerifyError,
+};
+use docobo::core::service::{IngestOutcome, ingest_webhook, run_due_jobs};
+use docobo::core::testing::{FakeGateway, MemoryRepo};
+use serde::Deserialize;
+use time::format_description::well_known::Rfc3339;
+
+/// The Tipjar provider. It holds nothing: credentials come from the repository per guild.
+struct Tipjar;
+
+/// One tip, as Tipjar posts it.
+#[derive(Deserialize)]
+struct Tip {
+    id: String,
+    /// The Discord user id the supporter linked.
+    supporter: String,
+    /// The role the tip is for.
+    role: String,
+    amount_cents: i64,
+    currency: String,
+    at: String,
+}
+
+fn tip(body: &[u8]) -> Result<Tip, String> {
+    serde_json::from_slice(body).map_err(|e| format!("not a Tipjar tip: {e}"))
+}
+
+#[async_trait]
+impl PaymentProvider for Tipjar {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Custom
+    }
+
+    fn verify(
+        &self,
+        headers: &Headers,
+        _body: &[u8],
+        credentials: &ProviderCredentials,
+        _now: Timestamp,
+    ) -> Result<(), VerifyError> {
+        let token = headers.get("x-tipjar-token").ok_or(VerifyError::MissingHeader("x-tipjar-token"))?;
+        // `Secret::matches` compares in constant time.
+        if credentials.webhook_secret.matches(token) { Ok(()) } else { Err(VerifyError::Mismatch) }
+    }
+
+    fn parse(
+        &self,
+        _headers: &Headers,
+        body: &[u8],
+        _credentials: &ProviderCredentials,
+    ) -> Result<ParsedWebhook, ParseError> {
+        let tip = tip(body).map_err(|reason| ParseError { event_id: None, reason })?;
+        let fail = |reason: String| ParseError { event_id: tip.id.parse().ok(), reason };
+        let event_id: EventId = tip.id.parse().map_err(|e| fail(format!("id: {e}")))?;
+        let at = Timestamp::parse(&tip.at, &Rfc3339).map_err(|e| fail(format!("at: {e}")))?;
+        let currency: Currency = tip.currency.parse().map_err(|e| fail(format!("currency: {e}")))?;
+        let amount =
+            Money::from_minor(tip.amount_cents, currency).map_err(|e| fail(format!("amount: {e}")))?;
+        let user: UserId = tip.supporter.parse().map_err(|e| fail(format!("supporter: {e}")))?;
+        let role: RoleId = tip.role.parse().map_err(|e| fail(format!("role: {e}")))?;
+        let reference = tip.id.parse().map_err(|e| fail(format!("id: {e}")))?;
+        // Each tip is its own purchase; the role's fixed term makes each one add 30 days.
+        let subject =
+            Subject { user: Some(user), role: Some(role), paid: Some(amount), ..Subject::default() };
+        let event = ProviderEvent {
+            entitlement_ref: Some(tip.id.parse().map_err(|e| fail(format!("id: {e}")))?),
+            event: Event { kind: EventKind::PaymentSucceeded { access_until: None }, version: Version(at) },
+            subject,
+        };
+        let refunded = Money { minor: 0, currency };
+        let payment = PaymentFact { reference, amount, refunded, at, subject: Subject::default() };
+        Ok(ParsedWebhook { event_id, events: vec![event], note: None, payment: Some(payment) })
+    }
+
+    async fn create_checkout(
+        &self,
+        request: &CheckoutRequest,
+        _credentials: &ProviderCredentials,
+    ) -> Result<CheckoutLink, CheckoutError> {
+        let c = &request.checkout;
+        Ok(CheckoutLink {
+            url: Some(format!(
+                "https://tipjar.invalid/tip?user={}&role={}&ref={}",
+                c.user, c.role, c.reference
+            )),
+            qr_image_url: None,
+            instructions: format!(
+                "Tip at least {} to get {}",
+                request.paid_role.price, request.paid_role.name
+            ),
+        })
+    }
+
+    async fn check_credentials(&self, credentials: &ProviderCredentials) -> Result<(), CredentialError> {
+        if credentials.webhook_secret.expose().len() < 16 {
+            return Err(CredentialError::Invalid("the Tipjar token has at least 16 characters".to_owned()));
+        }
+        Ok(())
+    }
+}
+
+const TOKEN: &str = "tipjar-shared-token-123";
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn Error>> {
+    let repo = MemoryRepo::new();
+    let discord = FakeGateway::new();
+    let guild: GuildId = "900000000000000001".parse()?;
+    let role: RoleId = "700000000000000007".parse()?;
+    let user: UserId = "123456789012345678".parse()?;
+    repo.put_guild(&Guild::new(guild, "Tip-funded server")).await?;
+    let price = Money::parse("3.00", Currency::Usd)?;
+    repo.put_paid_role(&PaidRole::new(guild, role, "Supporter", price, Term::fixed(30)?)?).await?;
+    let credentials = ProviderCredentials::new(Secret::new(TOKEN));
+    Tipjar.check_credentials(&credentials).await?;
+    repo.put_credentials(guild, ProviderKind::Custom, &credentials).await?;
+    discord.join(guild, user);
+
+    let now = SystemClock.now().format(&Rfc3339)?;
+    let body = format!(
+        r#"{{"id":"tip_1","supporter":"{user}","role":"{role}","amount_cents":500,"currency":"usd","at":"{now}"}}"#
+    );
+    let deliver = |token: &str| {
+        let headers = Headers::new().with("x-tipjar-token", token);
+        let body = body.clone();
+        let repo = &repo;
+        async move { ingest_webhook(repo, &Tipjar, &SystemClock, guild, &headers, body.as_bytes()).await }
+    };
+
+    match deliver("forged-token-000000000").await {
+        Err(e) => println!("forged tip refused: {e}"),
+        Ok(report) => return Err(format!("a forged tip was accepted: {report:?}").into()),
+    }
+    let report = deliver(TOKEN).await?;
+    println!("tip_1 ingested: {:?}", report.outcome);
+    let again = deliver(TOKEN).await?;
+    assert_eq!(again.outcome, IngestOutcome::Duplicate);
+    println!("tip_1 redelivered: recorded once ({:?})", again.outcome);
+
+    let work = run_due_jobs(&repo, &discord, &SystemClock, time::Duration::seconds(30), 10).await?;
+    let holds = discord.roles(guild, user).is_some_and(|r| r.contains(&role));
+    println!(
+        "worker: {} role change(s); the supporter {} the Supporter role",
+        work.changed,
+        if holds { "HAS" } else { "lacks" }
+    );
+    if !holds {
+        return Err("the role was not granted".into());
+    }
+    Ok(())
+}
