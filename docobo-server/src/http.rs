@@ -18,6 +18,8 @@ use serde_json::json;
 pub struct AppState {
     /// `DOCOBO_ADMIN_TOKEN`: the admin API's bearer token; the API is off without it.
     pub admin_token: Option<docobo_core::domain::Secret>,
+    /// When the background workers last finished a pass, for `/ready`.
+    pub heartbeats: Arc<crate::workers::Heartbeats>,
     /// What `GET /metrics` reports.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// `DOCOBO_RATE_LIMIT`: requests per second per IP address, when on.
@@ -52,7 +54,8 @@ async fn health() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-/// `200` when the server can do its whole job; `503` with every reason it cannot.
+/// `200` when the server can do its whole job; `503` with every reason it cannot: the database
+/// does not answer, Discord is not configured, or a background worker is stuck.
 #[handler]
 async fn ready(Data(state): Data<&Arc<AppState>>) -> Response {
     let mut reasons = Vec::new();
@@ -64,6 +67,12 @@ async fn ready(Data(state): Data<&Arc<AppState>>) -> Response {
             "discord: DISCORD_BOT_TOKEN is not set, so paid roles are recorded but not granted".to_owned(),
         );
     }
+    let mut running = vec![crate::workers::Worker::Expirer];
+    if state.gateway.is_some() {
+        running.push(crate::workers::Worker::RoleWorker);
+    }
+    let now = docobo_core::ports::Clock::now(&docobo_core::ports::SystemClock);
+    reasons.extend(state.heartbeats.problems(&running, now));
     if reasons.is_empty() {
         Json(json!({ "status": "ready" })).into_response()
     } else {

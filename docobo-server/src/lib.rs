@@ -63,6 +63,9 @@ pub async fn prepare(config: &Config) -> Result<Arc<http::AppState>, ServerError
     Ok(Arc::new(http::AppState {
         admin_token: config.admin_token.clone(),
         metrics,
+        heartbeats: Arc::new(workers::Heartbeats::new(docobo_core::ports::Clock::now(
+            &docobo_core::ports::SystemClock,
+        ))),
         rate_limit: config.rate_limit.map(http::PerIp::new),
         repo,
         gateway,
@@ -104,12 +107,14 @@ pub async fn run(
 ) -> Result<(), ServerError> {
     let addr = local_addr(&acceptor).unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mut workers = vec![tokio::spawn(workers::expirer(state.repo.clone(), stopped.clone()))];
+    let mut workers =
+        vec![tokio::spawn(workers::expirer(state.repo.clone(), state.heartbeats.clone(), stopped.clone()))];
     if let Some(gateway) = &state.gateway {
         workers.push(tokio::spawn(workers::role_worker(
             state.repo.clone(),
             gateway.clone(),
             state.metrics.clone(),
+            state.heartbeats.clone(),
             stopped.clone(),
         )));
         workers.push(tokio::spawn(workers::reconciler(state.repo.clone(), gateway.clone(), stopped.clone())));

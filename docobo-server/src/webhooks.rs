@@ -35,8 +35,17 @@ async fn ingest(
     headers: &HeaderMap,
     body: Body,
 ) -> Response {
+    use tracing::Instrument;
     let started = std::time::Instant::now();
-    let (outcome, response) = answer(state, provider, guild, headers, body).await;
+    // Every line logged while handling the delivery carries its provider, guild and event id
+    // (Polar's is in a header; SePay's is read from the body, and recorded once known).
+    let span = tracing::info_span!(
+        "webhook",
+        provider = %provider.kind(),
+        guild,
+        event_id = headers.get("webhook-id").and_then(|v| v.to_str().ok()),
+    );
+    let (outcome, response) = answer(state, provider, guild, headers, body).instrument(span).await;
     state.metrics.webhook(provider.kind().as_str(), outcome, started.elapsed());
     response
 }
@@ -67,21 +76,22 @@ async fn answer(
         // A pooled connection the database dropped (a restart, a failover) fails once and is
         // replaced. Trying again is safe: the commit is one transaction, and if the first one
         // did land, the second is a duplicate.
-        tracing::info!(%kind, %guild, error = %e, "storage error; trying the webhook once more");
+        tracing::info!(error = %e, "storage error; trying the webhook once more");
         result = ingest_webhook(&state.repo, provider, &SystemClock, guild, &headers, &body).await;
     }
     match result {
         Ok(report) => {
+            tracing::Span::current().record("event_id", report.event_id.as_str());
             let outcome = match &report.outcome {
                 IngestOutcome::Processed { .. } => "processed",
                 IngestOutcome::Duplicate => "duplicate",
                 IngestOutcome::Ignored { .. } => "ignored",
                 IngestOutcome::Failed { reason } => {
-                    tracing::warn!(%kind, %guild, event_id = %report.event_id, %reason, "webhook kept in the failure inbox");
+                    tracing::warn!(%reason, "webhook kept in the failure inbox");
                     "failed"
                 }
             };
-            tracing::info!(%kind, %guild, event_id = %report.event_id, outcome, "webhook acknowledged");
+            tracing::info!(outcome, "webhook acknowledged");
             let response = match kind {
                 // SePay retries and raises incidents unless it sees exactly this.
                 docobo_core::domain::ProviderKind::Sepay => Json(json!({ "success": true })).into_response(),
@@ -90,18 +100,18 @@ async fn answer(
             (outcome, response)
         }
         Err(IngestError::Unauthorized(reason)) => {
-            tracing::warn!(%kind, %guild, %reason, "webhook refused: authentication failed");
+            tracing::warn!(%reason, "webhook refused: authentication failed");
             ("unauthorized", status(StatusCode::UNAUTHORIZED, "authentication failed"))
         }
         Err(e @ (IngestError::UnknownGuild(_) | IngestError::NotConfigured { .. })) => {
             ("not_found", status(StatusCode::NOT_FOUND, &e.to_string()))
         }
         Err(IngestError::Store(e @ StoreError::Corrupt(_))) => {
-            tracing::error!(%kind, %guild, error = %e, "webhook not processed: stored data unreadable");
+            tracing::error!(error = %e, "webhook not processed: stored data unreadable");
             ("internal", status(StatusCode::INTERNAL_SERVER_ERROR, "stored configuration is unreadable"))
         }
         Err(IngestError::Store(e)) => {
-            tracing::warn!(%kind, %guild, error = %e, "webhook not stored; the provider will retry");
+            tracing::warn!(error = %e, "webhook not stored; the provider will retry");
             let mut response = status(StatusCode::SERVICE_UNAVAILABLE, "try again shortly");
             response.headers_mut().insert("retry-after", poem::http::HeaderValue::from_static("5"));
             ("unavailable", response)

@@ -17,17 +17,72 @@
 //! released) before the process exits.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use docobo_adapters::discord::bot::Bot;
 use docobo_adapters::discord::gateway::Handler;
 use docobo_adapters::discord::rest_client;
 use docobo_adapters::seaorm::SeaOrmRepo;
-use docobo_core::domain::Secret;
+use docobo_core::domain::{Secret, Timestamp};
 use docobo_core::ports::CatalogRepo;
 use docobo_core::ports::{Clock, JobQueue, RoleGateway, SystemClock};
 use docobo_core::service::{expire_due, reconcile_guild, run_due_jobs};
 use tokio::sync::watch;
+
+/// When each background worker last finished a pass, so `/ready` can tell a stuck or dead
+/// worker from a quiet one. A pass that has not finished within [`Heartbeats::STALE`] counts as
+/// stuck: the role worker passes at least every 5 s and the expirer every 30 s, and even a batch
+/// of 50 jobs behind Discord's timeouts stays well inside two minutes.
+#[derive(Debug)]
+pub struct Heartbeats {
+    role_worker: AtomicI64,
+    expirer: AtomicI64,
+}
+
+/// A background worker with a heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Worker {
+    RoleWorker,
+    Expirer,
+}
+
+impl Heartbeats {
+    pub const STALE: time::Duration = time::Duration::seconds(120);
+
+    /// Both counted from `now`, so a server that just started is not reported stuck.
+    pub fn new(now: Timestamp) -> Self {
+        let t = now.unix_timestamp();
+        Heartbeats { role_worker: AtomicI64::new(t), expirer: AtomicI64::new(t) }
+    }
+
+    fn cell(&self, worker: Worker) -> &AtomicI64 {
+        match worker {
+            Worker::RoleWorker => &self.role_worker,
+            Worker::Expirer => &self.expirer,
+        }
+    }
+
+    pub fn beat(&self, worker: Worker, now: Timestamp) {
+        self.cell(worker).store(now.unix_timestamp(), Ordering::Relaxed);
+    }
+
+    /// A reason for each of `running` that has not finished a pass within [`Self::STALE`].
+    pub fn problems(&self, running: &[Worker], now: Timestamp) -> Vec<String> {
+        running
+            .iter()
+            .filter_map(|w| {
+                let idle = now.unix_timestamp() - self.cell(*w).load(Ordering::Relaxed);
+                let name = match w {
+                    Worker::RoleWorker => "the role worker",
+                    Worker::Expirer => "the expirer",
+                };
+                (idle > Self::STALE.whole_seconds())
+                    .then(|| format!("workers: {name} has not finished a pass for {idle} s (stuck, or the database is down)"))
+            })
+            .collect()
+    }
+}
 
 pub const LEASE: time::Duration = time::Duration::seconds(60);
 pub const BATCH: usize = 50;
@@ -41,11 +96,16 @@ pub async fn role_worker(
     repo: SeaOrmRepo,
     gateway: Arc<dyn RoleGateway>,
     metrics: Arc<crate::metrics::Metrics>,
+    heartbeats: Arc<Heartbeats>,
     mut stop: watch::Receiver<bool>,
 ) {
     let signal = repo.job_signal();
     while !*stop.borrow() {
-        match run_due_jobs(&repo, gateway.as_ref(), &SystemClock, LEASE, BATCH).await {
+        let pass = run_due_jobs(&repo, gateway.as_ref(), &SystemClock, LEASE, BATCH).await;
+        if pass.is_ok() {
+            heartbeats.beat(Worker::RoleWorker, SystemClock.now());
+        }
+        match pass {
             Ok(report) if report.claimed > 0 => {
                 metrics.jobs(&report);
                 tracing::info!(
@@ -107,9 +167,13 @@ pub async fn gateway(
 }
 
 /// Expires elapsed terms until `stop` turns true.
-pub async fn expirer(repo: SeaOrmRepo, mut stop: watch::Receiver<bool>) {
+pub async fn expirer(repo: SeaOrmRepo, heartbeats: Arc<Heartbeats>, mut stop: watch::Receiver<bool>) {
     while !*stop.borrow() {
-        match expire_due(&repo, &SystemClock, 500).await {
+        let pass = expire_due(&repo, &SystemClock, 500).await;
+        if pass.is_ok() {
+            heartbeats.beat(Worker::Expirer, SystemClock.now());
+        }
+        match pass {
             Ok(report) if report.due > 0 => {
                 tracing::info!(due = report.due, jobs = report.jobs, "terms expired")
             }
@@ -148,5 +212,25 @@ pub async fn reconciler(repo: SeaOrmRepo, gateway: Arc<dyn RoleGateway>, mut sto
                 Err(e) => tracing::warn!(guild = %guild.id, error = %e, "reconciliation failed"),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn a_worker_is_reported_only_once_it_has_missed_passes_for_two_minutes() {
+        let start = datetime!(2026-12-01 12:00 UTC);
+        let beats = Heartbeats::new(start);
+        let both = [Worker::RoleWorker, Worker::Expirer];
+        assert!(beats.problems(&both, start + time::Duration::seconds(120)).is_empty(), "just started");
+        beats.beat(Worker::RoleWorker, start + time::Duration::seconds(100));
+        let problems = beats.problems(&both, start + time::Duration::seconds(121));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("the expirer") && problems[0].contains("121 s"), "{problems:?}");
+        assert!(beats.problems(&[Worker::RoleWorker], start + time::Duration::seconds(121)).is_empty());
     }
 }

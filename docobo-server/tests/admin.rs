@@ -186,6 +186,9 @@ async fn bad_manual_requests_get_clear_errors_and_write_nothing() {
     assert_eq!(status, 400);
     let (status, _) = app.get("/guilds/1/summary").await;
     assert_eq!(status, 404);
+    let huge = manual(VIP, &"x".repeat(100 * 1024));
+    let (status, _) = app.post("/grants", huge).await;
+    assert_eq!(status, 413, "an admin body over 64 KiB is refused before it is parsed");
     let (_, member) = app.get(&format!("/members/{GUILD}/{USER}")).await;
     assert_eq!(member["entitlements"], json!([]));
 }

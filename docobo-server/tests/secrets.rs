@@ -159,6 +159,13 @@ async fn a_full_run_at_trace_level_logs_no_secret() {
     let _ = std::fs::remove_dir_all(&dir);
     assert!(logs.lines().count() > 20, "the trace log is suspiciously short:\n{logs}");
     assert!(logs.contains("webhook acknowledged"), "the run was logged:\n{logs}");
+    // The webhook's span puts its event id on its lines, from the header (Polar) or the body (SePay).
+    for id in ["wh_good", "92704"] {
+        assert!(
+            logs.lines().any(|l| l.contains("webhook acknowledged") && l.contains(id)),
+            "no acknowledgement line carries {id}:\n{logs}"
+        );
+    }
     let whsec_key = POLAR_SECRET.trim_start_matches("whsec_");
     for secret in [SECRET_KEY, BOT_TOKEN, ADMIN_TOKEN, POLAR_SECRET, whsec_key, POLAR_TOKEN, SEPAY_KEY, WRONG]
     {

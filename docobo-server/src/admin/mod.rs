@@ -290,5 +290,24 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     let api =
         OpenApiService::new(Admin { state }, "Docobo admin API", env!("CARGO_PKG_VERSION")).server("/admin");
     let spec = api.spec_endpoint();
-    Route::new().at("/openapi.json", spec).nest("/", api.into_endpoint()).boxed()
+    Route::new().at("/openapi.json", spec).nest("/", api.into_endpoint()).around(capped).boxed()
+}
+
+/// Largest admin request body; a manual grant is a few hundred bytes.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// Reads the body under [`MAX_BODY`] before anything parses it: 413 past that.
+async fn capped<E: Endpoint>(endpoint: Arc<E>, mut request: Request) -> poem::Result<poem::Response> {
+    let body = match request.take_body().into_bytes_limit(MAX_BODY).await {
+        Ok(bytes) => bytes,
+        Err(poem::error::ReadBodyError::PayloadTooLarge) => {
+            let body = serde_json::json!({ "error": "body over 64 KiB" });
+            return Ok(poem::web::Json(body)
+                .with_status(poem::http::StatusCode::PAYLOAD_TOO_LARGE)
+                .into_response());
+        }
+        Err(e) => return Err(e.into()),
+    };
+    request.set_body(body);
+    endpoint.call(request).await.map(IntoResponse::into_response)
 }
