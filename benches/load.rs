@@ -26,7 +26,9 @@
 //! Then, on each database, the cost of one ingest (verify, parse, read, commit) next to a bare
 //! one-row durable insert, both sequential.
 //!
-//! Knobs: `DOCOBO_LOAD_RATES=100,500` and `DOCOBO_LOAD_SECONDS=5`.
+//! Knobs: `DOCOBO_LOAD_RATES=100,500` and `DOCOBO_LOAD_SECONDS=5`. `DOCOBO_LOAD_PERF=DIR` also
+//! samples the server with `perf record` (call graphs from DWARF) while the traffic runs, into
+//! `DIR/<database>-<rate>.perf.data`; `benches/flamegraph.sh` runs that and draws the flame graphs.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -298,6 +300,16 @@ async fn run_phase(database: &'static str, postgres: Option<&str>, rate: usize, 
         let _ = client.get(format!("{base}/health")).send().await;
     }
 
+    let profiler = std::env::var_os("DOCOBO_LOAD_PERF").map(|dir| {
+        let out = std::path::Path::new(&dir).join(format!("{database}-{rate}.perf.data"));
+        Command::new("perf")
+            .args(["record", "-F", "499", "--call-graph", "dwarf,16384", "-p", &child.id().to_string(), "-o"])
+            .arg(out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("perf starts")
+    });
     let start = Instant::now() + Duration::from_millis(50);
     let interval = Duration::from_secs(1) / rate as u32;
     let mut tasks = Vec::with_capacity(n);
@@ -342,6 +354,11 @@ async fn run_phase(database: &'static str, postgres: Option<&str>, rate: usize, 
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
+    if let Some(mut perf) = profiler {
+        // SIGINT makes perf write out what it sampled, from the traffic and the role backlog.
+        let _ = Command::new("kill").args(["-INT", &perf.id().to_string()]).status();
+        let _ = perf.wait();
+    }
     let rss_mib = peak_rss_mib(child.id()).unwrap_or(f64::NAN);
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();
