@@ -8,6 +8,7 @@ use docobo_adapters::discord::interactions::Verifier as VerifierAlias;
 use docobo_adapters::polar::Polar;
 use docobo_adapters::seaorm::SeaOrmRepo;
 use docobo_adapters::sepay::Sepay;
+use docobo_core::ports::{Clock, SystemClock};
 use poem::http::StatusCode;
 use poem::middleware::{SetHeader, Tracing};
 use poem::web::{Data, Json};
@@ -71,8 +72,7 @@ async fn ready(Data(state): Data<&Arc<AppState>>) -> Response {
     if state.gateway.is_some() {
         running.push(crate::workers::Worker::RoleWorker);
     }
-    let now = docobo_core::ports::Clock::now(&docobo_core::ports::SystemClock);
-    reasons.extend(state.heartbeats.problems(&running, now));
+    reasons.extend(state.heartbeats.problems(&running, SystemClock.now()));
     if reasons.is_empty() {
         Json(json!({ "status": "ready" })).into_response()
     } else {

@@ -23,7 +23,7 @@ use docobo_adapters::polar::Polar;
 use docobo_adapters::seaorm::{ConnectError, SeaOrmRepo};
 use docobo_adapters::sepay::Sepay;
 use docobo_core::domain::Secret;
-use docobo_core::ports::{PaymentProvider, RoleGateway};
+use docobo_core::ports::{Clock, PaymentProvider, RoleGateway, SystemClock};
 use poem::Server;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 
@@ -63,9 +63,7 @@ pub async fn prepare(config: &Config) -> Result<Arc<http::AppState>, ServerError
     Ok(Arc::new(http::AppState {
         admin_token: config.admin_token.clone(),
         metrics,
-        heartbeats: Arc::new(workers::Heartbeats::new(docobo_core::ports::Clock::now(
-            &docobo_core::ports::SystemClock,
-        ))),
+        heartbeats: Arc::new(workers::Heartbeats::new(SystemClock.now())),
         rate_limit: config.rate_limit.map(http::PerIp::new),
         repo,
         gateway,

@@ -4,7 +4,7 @@
 //! |---|---|---|---|
 //! | `docobo_webhooks_total` | counter | `provider`, `outcome` | deliveries by answer: `processed`, `duplicate`, `ignored`, `failed` (kept in the inbox), `unauthorized`, `not_found`, `too_large`, `unavailable`, `internal`, `bad_request` |
 //! | `docobo_webhook_ack_seconds` | histogram | `provider` | request received → answer ready |
-//! | `docobo_role_jobs_total` | counter | `outcome` | settled jobs: `changed`, `unchanged`, `retried`, `parked`, `superseded` |
+//! | `docobo_role_jobs_total` | counter | `outcome` | settled jobs: `changed`, `unchanged`, `retried`, `parked`; and `superseded` (also counted in one of those: its settlement was dropped because the job was enqueued again or its lease ran out) |
 //! | `docobo_webhook_to_role_seconds` | histogram | | job due (the webhook's commit) → role change verified on Discord |
 //! | `docobo_role_jobs` | gauge | `state` | jobs `pending`, `parked`, `done`, read from the database at scrape time |
 //! | `docobo_discord_errors_total` | counter | `class` | failed Discord calls: `retryable` (429, 5xx, timeouts), `member_gone`, `forbidden`, `not_found` |

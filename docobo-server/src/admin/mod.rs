@@ -11,7 +11,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use docobo_core::domain::{EventOutcome, GuildId, JobState, ProviderKind, RoleJobKey};
-use docobo_core::ports::{AuditLog, EntitlementRepo, JobQueue, Ledger, PaymentProvider, SystemClock};
+use docobo_core::ports::{AuditLog, Clock, EntitlementRepo, JobQueue, Ledger, PaymentProvider, SystemClock};
 use docobo_core::service::{
     IngestOutcome, ManualError, ReplayError, grant_manually, guild_summary, replay_event, revoke_manually,
 };
@@ -225,7 +225,7 @@ impl Admin {
             .into_iter()
             .find(|j| j.id.0 == id.0)
             .ok_or_else(|| ApiError::not_found(format!("no parked job {}", id.0)))?;
-        let now = docobo_core::ports::Clock::now(&SystemClock);
+        let now = SystemClock.now();
         repo.enqueue(&[job.key], &format!("admin retry of job {}", job.id), now).await?;
         let pending = repo.jobs(JobState::Pending, PARKED_SCAN).await?;
         let job = pending.into_iter().find(|j| j.key == job.key).unwrap_or(job);
@@ -241,7 +241,7 @@ impl Admin {
         guild_id: Path<String>,
     ) -> Result<Json<GuildSummaryView>, ApiError> {
         let guild: GuildId = id(&guild_id)?;
-        let now = docobo_core::ports::Clock::now(&SystemClock);
+        let now = SystemClock.now();
         let summary = guild_summary(&self.state.repo, guild, now)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("guild {guild} is not registered")))?;
