@@ -117,7 +117,8 @@ impl Admin {
         }))
     }
 
-    /// Stored deliveries, oldest first; `status=failed` is the failure inbox.
+    /// Stored deliveries, oldest first; `status=failed` is the failure inbox. `limit` defaults
+    /// to 100 and is capped at 1000.
     #[oai(path = "/events", method = "get")]
     async fn events(
         &self,
@@ -130,7 +131,7 @@ impl Admin {
             OutcomeParam::Ignored => EventOutcome::Ignored,
             OutcomeParam::Failed => EventOutcome::Failed,
         });
-        let events = self.state.repo.events(outcome, limit.0 as usize).await?;
+        let events = self.state.repo.events(outcome, listed(limit.0)).await?;
         Ok(Json(events.iter().map(Into::into).collect()))
     }
 
@@ -199,7 +200,8 @@ impl Admin {
         }))
     }
 
-    /// Role jobs in one state; `state=parked` lists what needs a person, with the reason.
+    /// Role jobs in one state; `state=parked` (the default) lists what needs a person, with the
+    /// reason. `limit` defaults to 100 and is capped at 1000.
     #[oai(path = "/jobs", method = "get")]
     async fn jobs(
         &self,
@@ -212,7 +214,7 @@ impl Admin {
             JobStateParam::Parked => JobState::Parked,
             JobStateParam::Done => JobState::Done,
         };
-        let jobs = self.state.repo.jobs(state, limit.0 as usize).await?;
+        let jobs = self.state.repo.jobs(state, listed(limit.0)).await?;
         Ok(Json(jobs.iter().map(Into::into).collect()))
     }
 
@@ -271,6 +273,13 @@ fn default_limit() -> u32 {
     100
 }
 
+/// Listings return at most this many rows, whatever `limit` asks.
+pub const MAX_LIST: u32 = 1000;
+
+fn listed(limit: u32) -> usize {
+    limit.min(MAX_LIST) as usize
+}
+
 fn parked() -> JobStateParam {
     JobStateParam::Parked
 }
@@ -310,4 +319,12 @@ async fn capped<E: Endpoint>(endpoint: Arc<E>, mut request: Request) -> poem::Re
     };
     request.set_body(body);
     endpoint.call(request).await.map(IntoResponse::into_response)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn listings_are_capped_whatever_the_limit_asks() {
+        assert_eq!((super::listed(5), super::listed(u32::MAX)), (5, 1000));
+    }
 }
