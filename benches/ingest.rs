@@ -4,7 +4,8 @@
 //!
 //! `cargo bench --bench ingest` runs SQLite (a WAL file with synchronous=FULL, the embedded
 //! default) and, when `DOCOBO_TEST_POSTGRES_URL` is set, PostgreSQL. Compare the `bare_insert`
-//! and `ingest` lines of each database.
+//! and `ingest` lines of each database; `guild_then_credentials` and `guild_and_credentials` time
+//! ingest's first read as two statements and as the one `LEFT JOIN` it is.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -69,6 +70,18 @@ fn bench_database(c: &mut Criterion, name: &str, url: &str) {
             let stmt = sea_orm::Statement::from_sql_and_values(repo.backend(), insert, [body.into()]);
             repo.connection().execute_raw(stmt).await.expect("insert");
         })
+    });
+    // Ingest's first read, as two statements and as the one it now is.
+    let guild = GuildId::new(1).expect("id");
+    group.bench_function("guild_then_credentials", |b| {
+        b.to_async(&rt).iter(|| async {
+            repo.guild(guild).await.expect("guild");
+            repo.credentials(guild, ProviderKind::Polar).await.expect("credentials");
+        })
+    });
+    group.bench_function("guild_and_credentials", |b| {
+        b.to_async(&rt)
+            .iter(|| async { repo.guild_and_credentials(guild, ProviderKind::Polar).await.expect("read") })
     });
     group.bench_function("ingest", |b| {
         b.to_async(&rt).iter(|| async {

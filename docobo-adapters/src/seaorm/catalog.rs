@@ -8,7 +8,10 @@ use docobo_core::domain::{
 };
 use docobo_core::ports::{CatalogRepo, CheckoutRepo, ProviderCredentials, StoreError};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    Statement,
+};
 use serde_json::{Value, json};
 
 use super::SeaOrmRepo;
@@ -204,7 +207,54 @@ impl CatalogRepo for SeaOrmRepo {
             .one(&self.db)
             .await
             .map_err(store_err)?;
-        let Some(row) = row else { return Ok(None) };
+        row.map(|r| self.unseal(guild, provider, &r.sealed)).transpose()
+    }
+
+    /// One `LEFT JOIN` instead of two reads: this runs on every webhook.
+    async fn guild_and_credentials(
+        &self,
+        guild: GuildId,
+        provider: ProviderKind,
+    ) -> Result<(Option<Guild>, Option<ProviderCredentials>), StoreError> {
+        let backend = self.db.get_database_backend();
+        let sql = match backend {
+            DbBackend::Postgres => {
+                "SELECT g.id, g.name, g.grace_seconds, c.sealed FROM guilds g LEFT JOIN provider_credentials c \
+                 ON c.guild_id = g.id AND c.provider = $2 WHERE g.id = $1"
+            }
+            _ => {
+                "SELECT g.id, g.name, g.grace_seconds, c.sealed FROM guilds g LEFT JOIN provider_credentials c \
+                 ON c.guild_id = g.id AND c.provider = ? WHERE g.id = ?"
+            }
+        };
+        let values: [sea_orm::Value; 2] = match backend {
+            DbBackend::Postgres => [sf(guild.get()).into(), provider.as_str().into()],
+            _ => [provider.as_str().into(), sf(guild.get()).into()],
+        };
+        let statement = Statement::from_sql_and_values(backend, sql, values);
+        let Some(row) = self.db.query_one_raw(statement).await.map_err(store_err)? else {
+            return Ok((None, None));
+        };
+        let column = |e: DbErr| StoreError::Corrupt(format!("guild {guild}: {e}"));
+        let found = guild_from(guild::Model {
+            id: row.try_get("", "id").map_err(column)?,
+            name: row.try_get("", "name").map_err(column)?,
+            grace_seconds: row.try_get("", "grace_seconds").map_err(column)?,
+        })?;
+        let sealed: Option<Vec<u8>> = row.try_get("", "sealed").map_err(column)?;
+        let credentials = sealed.map(|s| self.unseal(guild, provider, &s)).transpose()?;
+        Ok((Some(found), credentials))
+    }
+}
+
+impl SeaOrmRepo {
+    /// Decrypts stored credentials; `Corrupt` (never garbage) when they cannot be read.
+    fn unseal(
+        &self,
+        guild: GuildId,
+        provider: ProviderKind,
+        sealed: &[u8],
+    ) -> Result<ProviderCredentials, StoreError> {
         let unreadable = |why: &str| {
             StoreError::Corrupt(format!(
                 "{provider} credentials for guild {guild} cannot be decrypted: {why}"
@@ -212,9 +262,9 @@ impl CatalogRepo for SeaOrmRepo {
         };
         let secrets = self.secrets.as_ref().ok_or_else(|| unreadable("DOCOBO_SECRET_KEY is not set"))?;
         let plain = secrets
-            .open(&row.sealed, &context(guild, provider))
+            .open(sealed, &context(guild, provider))
             .ok_or_else(|| unreadable("DOCOBO_SECRET_KEY is not the key they were stored with"))?;
-        credentials_from_json(&plain).map(Some).ok_or_else(|| unreadable("the decrypted value is malformed"))
+        credentials_from_json(&plain).ok_or_else(|| unreadable("the decrypted value is malformed"))
     }
 }
 

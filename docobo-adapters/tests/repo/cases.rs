@@ -501,3 +501,26 @@ pub async fn payments_are_kept_once_per_reference_and_refunds_only_rise<R: Subsc
     let other = GuildId::new(5).expect("id");
     assert!(repo.payments(other).await.expect("reads").is_empty());
 }
+
+pub async fn guild_and_credentials_are_read_together<R: SubscriptionRepo>(repo: &R) {
+    let polar = ProviderKind::Polar;
+    assert_eq!(repo.guild_and_credentials(guild(), polar).await, Ok((None, None)));
+    setup(repo).await;
+    let mut stored = Guild::new(guild(), "Contract guild");
+    stored.grace = Duration::days(5);
+    repo.put_guild(&stored).await.expect("guild");
+    assert_eq!(repo.guild_and_credentials(guild(), polar).await, Ok((Some(stored.clone()), None)));
+    let mut creds = ProviderCredentials::new(Secret::new("whsec_joined"));
+    creds.api_token = Some(Secret::new("polar_oat_joined"));
+    repo.put_credentials(guild(), polar, &creds).await.expect("creds");
+    let sepay = ProviderCredentials::new(Secret::new("sepay-key"));
+    repo.put_credentials(guild(), ProviderKind::Sepay, &sepay).await.expect("creds");
+    assert_eq!(repo.guild_and_credentials(guild(), polar).await, Ok((Some(stored.clone()), Some(creds))));
+    assert_eq!(
+        repo.guild_and_credentials(guild(), ProviderKind::Sepay).await,
+        Ok((Some(stored), Some(sepay)))
+    );
+    let other = GuildId::new(5).expect("id");
+    repo.put_credentials(other, polar, &ProviderCredentials::new(Secret::new("x"))).await.expect("creds");
+    assert_eq!(repo.guild_and_credentials(other, polar).await, Ok((None, None)), "no guild, no credentials");
+}

@@ -77,6 +77,8 @@ async fn credentials_are_sealed_and_a_wrong_key_is_an_error_not_garbage() {
         let wrong = SeaOrmRepo::connect(&url, Some(OTHER_KEY)).await.expect("connects");
         let err = wrong.credentials(guild(), ProviderKind::Polar).await.expect_err("wrong key");
         assert!(matches!(&err, StoreError::Corrupt(m) if m.contains("DOCOBO_SECRET_KEY")), "{err:?}");
+        let err = wrong.guild_and_credentials(guild(), ProviderKind::Polar).await.expect_err("wrong key");
+        assert!(matches!(&err, StoreError::Corrupt(m) if m.contains("DOCOBO_SECRET_KEY")), "{err:?}");
         let keyless = SeaOrmRepo::connect(&url, None).await.expect("connects");
         assert!(matches!(
             keyless.credentials(guild(), ProviderKind::Polar).await,

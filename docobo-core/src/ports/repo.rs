@@ -63,6 +63,17 @@ pub trait CatalogRepo: Send + Sync {
         guild: GuildId,
         provider: ProviderKind,
     ) -> Result<Option<ProviderCredentials>, StoreError>;
+    /// The guild and its credentials for `provider`, as [`Self::guild`] and [`Self::credentials`]
+    /// give them (no credentials for an unknown guild). Ingest asks this on every webhook, so an
+    /// adapter SHOULD answer it in one round trip.
+    async fn guild_and_credentials(
+        &self,
+        guild: GuildId,
+        provider: ProviderKind,
+    ) -> Result<(Option<Guild>, Option<ProviderCredentials>), StoreError> {
+        let Some(found) = self.guild(guild).await? else { return Ok((None, None)) };
+        Ok((Some(found), self.credentials(guild, provider).await?))
+    }
 }
 
 /// Checkouts started by `/join`.

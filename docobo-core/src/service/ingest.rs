@@ -64,11 +64,9 @@ pub async fn ingest_webhook<R: IngestRepo + ?Sized>(
     body: &[u8],
 ) -> Result<IngestReport, IngestError> {
     let kind = provider.kind();
-    let guild = repo.guild(guild).await?.ok_or(IngestError::UnknownGuild(guild))?;
-    let credentials = repo
-        .credentials(guild.id, kind)
-        .await?
-        .ok_or(IngestError::NotConfigured { guild: guild.id, provider: kind })?;
+    let (found, credentials) = repo.guild_and_credentials(guild, kind).await?;
+    let guild = found.ok_or(IngestError::UnknownGuild(guild))?;
+    let credentials = credentials.ok_or(IngestError::NotConfigured { guild: guild.id, provider: kind })?;
     let now = clock.now();
     provider.verify(headers, body, &credentials, now)?;
 
