@@ -24,9 +24,7 @@ pub enum ProviderKind {
 impl ProviderKind {
     pub const ALL: [ProviderKind; 4] =
         [ProviderKind::Polar, ProviderKind::Sepay, ProviderKind::Manual, ProviderKind::Custom];
-}
 
-impl ProviderKind {
     pub fn as_str(self) -> &'static str {
         match self {
             ProviderKind::Polar => "polar",
