@@ -8,7 +8,7 @@ use docobo_adapters::polar::Polar;
 use docobo_adapters::seaorm::SeaOrmRepo;
 use docobo_adapters::sepay::Sepay;
 use docobo_core::domain::{
-    Currency, Entitlement, EventOutcome, Guild, GuildId, Money, PaidRole, ProviderKind, Secret, Term,
+    Currency, Entitlement, EventOutcome, Guild, GuildId, Money, PaidRole, ProviderKind, Secret,
 };
 use docobo_core::ports::{
     CatalogRepo, EntitlementRepo, Ledger, PaymentProvider, ProviderCredentials, SystemClock,
@@ -136,7 +136,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         }) => {
             let price =
                 Money::parse(&price, currency).map_err(|e| Failure::Usage(format!("--price: {e}")))?;
-            if sepay && term == Term::Recurring {
+            if sepay && !term.one_payment_suffices() {
                 return Err(Failure::Usage(
                     "--sepay needs --term lifetime or a number of days (bank transfers do not renew)"
                         .to_owned(),

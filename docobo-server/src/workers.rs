@@ -27,7 +27,7 @@ use docobo_adapters::seaorm::SeaOrmRepo;
 use docobo_core::domain::{Secret, Timestamp};
 use docobo_core::ports::CatalogRepo;
 use docobo_core::ports::{Clock, JobQueue, RoleGateway, SystemClock};
-use docobo_core::service::{expire_due, reconcile_guild, run_due_jobs};
+use docobo_core::service::{ClockTrust, ClockWatch, expire_due_watched, reconcile_guild, run_due_jobs};
 use tokio::sync::watch;
 
 /// When each background worker last finished a pass, so `/ready` can tell a stuck or dead
@@ -166,17 +166,24 @@ pub async fn gateway(
     }
 }
 
-/// Expires elapsed terms until `stop` turns true.
+/// Expires elapsed terms until `stop` turns true, holding back while the wall clock has stepped
+/// ([`ClockWatch`]).
 pub async fn expirer(repo: SeaOrmRepo, heartbeats: Arc<Heartbeats>, mut stop: watch::Receiver<bool>) {
+    let started = std::time::Instant::now();
+    let mut clock_watch = ClockWatch::default();
     while !*stop.borrow() {
-        let pass = expire_due(&repo, &SystemClock, 500).await;
+        let pass = expire_due_watched(&repo, &SystemClock, &mut clock_watch, started.elapsed(), 500).await;
         if pass.is_ok() {
             heartbeats.beat(Worker::Expirer, SystemClock.now());
         }
         match pass {
-            Ok(report) if report.due > 0 => {
+            Ok(Ok(report)) if report.due > 0 => {
                 tracing::info!(due = report.due, jobs = report.jobs, "terms expired")
             }
+            Ok(Err(ClockTrust::Stepped { by })) => tracing::warn!(
+                stepped_s = by.whole_seconds(),
+                "expirer: the wall clock stepped; nothing expires until it steps back or holds for 10 minutes"
+            ),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "expirer: storage unavailable, trying again shortly"),
         }

@@ -207,7 +207,10 @@ fn order_events(kind: &str, order: &Order) -> Result<Vec<ProviderEvent>, String>
         (_, "draft" | "void") => return Ok(vec![]),
         (_, other) => return Err(format!("unknown order status {other:?}")),
     };
-    order.object.events(vec![event], order.object.version()?)
+    let mut events = order.object.events(vec![event], order.object.version()?)?;
+    // A one-time order never renews (a subscription's renewal orders are ignored above).
+    events.iter_mut().for_each(|e| e.subject.one_time = true);
+    Ok(events)
 }
 
 fn reference(id: &str) -> Result<ExternalRef, String> {
@@ -250,5 +253,12 @@ fn subject(
         .transpose()?
         .into_iter()
         .collect();
-    Ok(Subject { user, role, product: product.map(str::to_owned), checkout_refs, paid: None })
+    Ok(Subject {
+        user,
+        role,
+        product: product.map(str::to_owned),
+        checkout_refs,
+        paid: None,
+        one_time: false,
+    })
 }

@@ -5,7 +5,13 @@
 //! derives the HMAC key in one of two ways depending on when the endpoint's secret was made
 //! (reference `providers.md` §1.1): the standard way, base64-decoding what follows `whsec_`, and
 //! the legacy way, the UTF-8 bytes of the whole secret string. Both are tried; a secret that is not
-//! valid base64 simply has no standard key. Comparison is constant-time (`Mac::verify_slice`).
+//! valid base64 simply has no standard key.
+//!
+//! The cost of a check is bounded whatever the sender puts in the headers: the expected tag is
+//! computed once per key (at most two MACs over the body), each candidate is compared with it in
+//! constant time (`subtle`), and a `webhook-signature` longer than [`MAX_SIGNATURE_HEADER`] bytes
+//! or with more than [`MAX_SIGNATURES`] entries is refused before any MAC is computed. (Standard
+//! Webhooks senders put one entry per active secret: one, two during a rotation.)
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -13,9 +19,14 @@ use docobo_core::domain::Timestamp;
 use docobo_core::ports::{Headers, VerifyError};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
 /// How far `webhook-timestamp` may be from now, either way.
 pub const TOLERANCE_SECONDS: i64 = 5 * 60;
+/// Most `v1,` entries read from `webhook-signature`.
+pub const MAX_SIGNATURES: usize = 8;
+/// Longest `webhook-signature` accepted, in bytes: eight entries of 48 bytes with room to spare.
+pub const MAX_SIGNATURE_HEADER: usize = 1024;
 
 /// The candidate HMAC keys for a Polar secret: standard first (when it decodes), then legacy.
 pub fn keys(secret: &str) -> Vec<Vec<u8>> {
@@ -59,6 +70,10 @@ pub fn verify(headers: &Headers, body: &[u8], secret: &str, now: Timestamp) -> R
     if skew.abs() > TOLERANCE_SECONDS {
         return Err(VerifyError::Stale { skew_seconds: skew });
     }
+    if signatures.len() > MAX_SIGNATURE_HEADER || signatures.split_whitespace().nth(MAX_SIGNATURES).is_some()
+    {
+        return Err(VerifyError::MalformedHeader("webhook-signature"));
+    }
     let candidates: Vec<Vec<u8>> = signatures
         .split_whitespace()
         .filter_map(|entry| entry.strip_prefix("v1,"))
@@ -68,7 +83,12 @@ pub fn verify(headers: &Headers, body: &[u8], secret: &str, now: Timestamp) -> R
         return Err(VerifyError::MalformedHeader("webhook-signature"));
     }
     let matched = keys(secret).iter().any(|key| {
-        candidates.iter().any(|sig| mac(key, id, timestamp.trim(), body).verify_slice(sig).is_ok())
+        let expected = mac(key, id, timestamp.trim(), body).finalize().into_bytes();
+        // Every candidate is compared, so the time does not tell which entry matched.
+        candidates
+            .iter()
+            .fold(subtle::Choice::from(0), |found, sig| found | expected.as_slice().ct_eq(sig))
+            .into()
     });
     if matched { Ok(()) } else { Err(VerifyError::Mismatch) }
 }
@@ -177,6 +197,29 @@ mod tests {
             .with("webhook-timestamp", "soon")
             .with("webhook-signature", "v1,AA==");
         assert_eq!(verify(&h, b"{}", "k", at(1)), Err(VerifyError::MalformedHeader("webhook-timestamp")));
+    }
+
+    /// H1: a header flooded with `v1,` entries (100 k of them fit in hyper's header buffer) once
+    /// cost a MAC over the whole body per entry and key: minutes of CPU per request. It is now
+    /// refused before any MAC, and a header within the limits costs one MAC per key.
+    #[test]
+    fn h1_signature_header_flood_costs_two_macs() {
+        let body = vec![b'x'; 1 << 20];
+        let flood = "v1, ".repeat(95_000);
+        let refused = verify(&headers("m", 1, &flood), &body, STANDARD_SECRET, at(1));
+        assert_eq!(refused, Err(VerifyError::MalformedHeader("webhook-signature")));
+        // Eight entries (the most accepted), none matching: two MACs, one per key, not sixteen.
+        let eight = std::iter::repeat_n("v1,AAAA", MAX_SIGNATURES).collect::<Vec<_>>().join(" ");
+        assert_eq!(
+            verify(&headers("m", 1, &eight), &body, STANDARD_SECRET, at(1)),
+            Err(VerifyError::Mismatch)
+        );
+        let nine = format!("{eight} {}", sign(LEGACY.as_bytes(), "m", 1, &body));
+        assert_eq!(
+            verify(&headers("m", 1, &nine), &body, LEGACY, at(1)),
+            Err(VerifyError::MalformedHeader("webhook-signature")),
+            "a ninth entry is refused even when it would match"
+        );
     }
 
     #[test]

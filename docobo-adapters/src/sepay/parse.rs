@@ -90,7 +90,7 @@ pub fn parse(body: &[u8], account: Option<&str>, prefix: &str) -> Result<ParsedW
             kind: EventKind::PaymentSucceeded { access_until: None },
             version: Version(at.to_offset(offset!(UTC))),
         },
-        subject: Subject { checkout_refs: codes, paid: Some(paid), ..Subject::default() },
+        subject: Subject { checkout_refs: codes, paid: Some(paid), one_time: true, ..Subject::default() },
     };
     let payment = PaymentFact {
         reference: event_id.as_str().parse().map_err(|e: IdError| fail(format!("transaction id: {e}")))?,

@@ -86,6 +86,13 @@ impl Term {
         }
     }
 
+    /// Whether one payment that never renews (a bank transfer, a one-time order) can pay for
+    /// this term. A recurring term needs a subscription: one transfer would otherwise grant
+    /// access with no end, since no provider ever says such a payment ran out.
+    pub fn one_payment_suffices(self) -> bool {
+        !matches!(self, Term::Recurring)
+    }
+
     /// The extension one payment buys, for fixed terms.
     pub fn extension(self) -> Option<Duration> {
         match self {

@@ -79,6 +79,10 @@ pub struct Subject {
     /// only where the payer chooses the amount (a bank transfer); leave it `None` where the
     /// provider charged the price itself, discounts included (a card checkout).
     pub paid: Option<Money>,
+    /// The payment never renews (a bank transfer, a one-time order). Such a payment cannot pay
+    /// for a recurring role ([`crate::domain::Term::one_payment_suffices`]): ingest puts it in
+    /// the failure inbox instead of granting access with no end.
+    pub one_time: bool,
 }
 
 /// One provider-neutral fact from a webhook.

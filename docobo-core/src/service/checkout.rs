@@ -53,11 +53,16 @@ pub fn checkout_ref(prefix: &str, entropy: [u8; 6]) -> CheckoutRef {
 }
 
 /// Whether `provider` can sell `role` in a guild whose configured providers are `configured`:
-/// Polar needs the role's product; SePay needs the role opted in and a VND price.
+/// Polar needs the role's product; SePay needs the role opted in, a VND price, and a term that one
+/// transfer can pay for (not recurring).
 fn offered(role: &PaidRole, provider: ProviderKind) -> bool {
     match provider {
         ProviderKind::Polar => role.polar_product.is_some(),
-        ProviderKind::Sepay => role.sepay && role.price.currency == crate::domain::Currency::Vnd,
+        ProviderKind::Sepay => {
+            role.sepay
+                && role.price.currency == crate::domain::Currency::Vnd
+                && role.term.one_payment_suffices()
+        }
         ProviderKind::Manual | ProviderKind::Custom => false,
     }
 }

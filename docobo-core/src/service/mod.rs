@@ -14,7 +14,7 @@ pub mod status;
 pub mod summary;
 
 pub use checkout::{CHECKOUT_TTL, JoinError, Offer, checkout_ref, offers, start_checkout};
-pub use expirer::{ExpiryReport, expire_due};
+pub use expirer::{ClockTrust, ClockWatch, ExpiryReport, expire_due, expire_due_watched};
 pub use ingest::{IngestError, IngestOutcome, IngestReport, ingest_webhook};
 pub use manual::{ManualError, ManualReport, grant_manually, revoke_manually};
 pub use reconcile::{Drift, ReconcileReport, diff, on_member_join, reconcile_guild};

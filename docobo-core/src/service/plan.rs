@@ -14,6 +14,10 @@ use crate::ports::{Commit, EntitlementWrite, ParsedWebhook, PaymentFact, Provide
 
 use super::ingest::{IngestOutcome, IngestRepo};
 
+/// How late after its checkout expired a payment may have been made and still count: bank
+/// transfers are booked with the bank's own clock, which may lag.
+pub const CHECKOUT_GRACE: time::Duration = time::Duration::minutes(15);
+
 /// An entitlement as the plan is building it.
 struct Planned {
     key: RoleJobKey,
@@ -62,6 +66,17 @@ pub(super) async fn plan<R: IngestRepo + ?Sized>(
         let Some(entry) = planned.get_mut(&resolved.reference) else {
             unreachable!("resolve inserts what it returns")
         };
+        if let EventKind::PaymentSucceeded { .. } = event.event.kind
+            && event.subject.one_time
+            && !entry.standing.term.one_payment_suffices()
+        {
+            let reason = format!(
+                "a one-time {kind} payment cannot pay for a recurring role (it would grant access with no end); \
+                 no access was granted: give the role a fixed term or lifetime, or sell it by subscription, \
+                 then replay this delivery or grant it by hand"
+            );
+            return Ok((Commit::empty(now), IngestOutcome::Failed { reason }));
+        }
         match machine::apply(&entry.standing, &event.event, now) {
             Ok(t) => {
                 entry.sync |= t.effects.contains(&Effect::SyncRole);
@@ -182,9 +197,14 @@ async fn resolve<R: IngestRepo + ?Sized>(
         };
         return Ok(Ok(Resolved { reference, expected }));
     }
-    if let Some(c) = checkout.as_ref().filter(|c| !c.is_open(now)) {
+    // The checkout's expiry bounds when an offer may be paid, not when the payment is processed:
+    // a transfer made in time but delivered late (an outage, the provider's retries, a replay
+    // days later) still counts. The payment's own time is its event's version, never later
+    // than now.
+    let paid_at = event.event.version.at().min(now);
+    if let Some(c) = checkout.as_ref().filter(|c| !c.is_open(paid_at.saturating_sub(CHECKOUT_GRACE))) {
         return Ok(Err(format!(
-            "checkout {} expired at {}; the payment cannot start a new purchase",
+            "checkout {} expired at {} and the payment was made at {paid_at}; it cannot start a new purchase",
             c.reference, c.expires_at
         )));
     }

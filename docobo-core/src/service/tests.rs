@@ -11,6 +11,8 @@ use crate::machine::Status;
 use crate::ports::*;
 use crate::testing::{Call, FakeGateway, ManualClock, MemoryRepo, ToyProvider};
 
+mod hardening;
+
 const SECRET: &str = "toy-secret";
 const LEASE: Duration = Duration::seconds(30);
 const START: OffsetDateTime = datetime!(2026-11-01 00:00 UTC);
@@ -326,12 +328,12 @@ async fn each_matched_transfer_extends_a_fixed_term_and_overpayment_is_accepted(
 }
 
 #[tokio::test]
-async fn a_transfer_for_an_expired_checkout_cannot_start_a_purchase() {
+async fn a_transfer_made_after_its_checkout_expired_cannot_start_a_purchase() {
     let w = World::new(Term::Fixed { days: 30 }).await;
     open_checkout(&w, "DCB123", "5.00").await;
     w.clock.advance(Duration::hours(2));
     let IngestOutcome::Failed { reason } =
-        w.deliver(&transfer("tx_1", "DCB123", "5.00", START)).await.expect("ok").outcome
+        w.deliver(&transfer("tx_1", "DCB123", "5.00", START + Duration::hours(2))).await.expect("ok").outcome
     else {
         panic!("expected a failure")
     };

@@ -3,7 +3,7 @@
 //! A delivery is `key=value` lines; the `x-toy-signature` header is the hex SHA-256 of the secret
 //! followed by the body. Keys: `id` (delivery id, required), `kind` (an [`EventKind`] name, or
 //! `ignored`), `ref` (purchase id), `version` and `until` (unix seconds), `user`, `role`,
-//! `product`, `checkout`, `paid` (`5.00 USD`).
+//! `product`, `checkout`, `paid` (`5.00 USD`), `one_time` (`true`: a payment that never renews).
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
@@ -105,6 +105,7 @@ fn parse_body(body: &[u8]) -> Result<ParsedWebhook, ParseError> {
                 Money::parse(amount, currency).map_err(|e| fail(e.to_string()))
             })
             .transpose()?,
+        one_time: field("one_time") == Some("true"),
     };
     let entitlement_ref = id_field(field("ref")).map_err(fail)?;
     // A paid amount is money received, recorded under the delivery's id.

@@ -4,7 +4,8 @@
 //!   deferred answer) and the whole choice is refused, with what/why/fix/help, if one cannot be
 //!   sold.
 //! 2/3 prices — a button per role opens a form (price, currency, term, Polar product); saving it
-//!   puts the paid role on sale. SePay is offered for roles priced in VND.
+//!   puts the paid role on sale. SePay is offered for roles priced in VND with a fixed term or
+//!   lifetime (a bank transfer never renews, so it cannot pay for a recurring role).
 //! 3/3 providers — a form each for Polar (checked against Polar's API, deferred) and SePay; the
 //!   webhook URL to paste into each dashboard is shown. "Finish" shows a summary.
 //!
@@ -72,8 +73,8 @@ impl Bot {
             button("step3", "Next: payment providers ▶", ButtonStyle::Success).disabled(!all_priced),
         ]));
         let content = format!(
-            "**Setup 2/3 — prices.** Set a price for each role. Roles priced in VND can be paid by bank \
-             transfer (SePay); a Polar product id lets members pay by card.\n{}",
+            "**Setup 2/3 — prices.** Set a price for each role. Roles priced in VND with a fixed term or \
+             lifetime can be paid by bank transfer (SePay); a Polar product id lets members pay by card.\n{}",
             lines.join("\n")
         );
         Ok(View { content: with_notice(notice, content), rows, embed: None })

@@ -141,7 +141,8 @@ pub(super) fn parse_price(
     };
     let mut paid = PaidRole::new(guild, role, name, price, term).map_err(|e| e.to_string())?;
     paid.polar_product = Some(field(data, "polar_product").to_owned()).filter(|p| !p.is_empty());
-    paid.sepay = price.currency == Currency::Vnd;
+    // A bank transfer never renews: SePay only for VND prices with a term one payment covers.
+    paid.sepay = price.currency == Currency::Vnd && term.one_payment_suffices();
     Ok(paid)
 }
 

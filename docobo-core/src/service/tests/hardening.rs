@@ -1,0 +1,125 @@
+//! The security review's findings against the use cases (`reviews/security-2026-12-01.md`): each
+//! test is named after its finding and failed before the fix.
+
+use super::*;
+
+/// A fixed-term purchase of `role()` by `user()`, paid at `at`.
+fn fixed_payment(id: &str, at: OffsetDateTime) -> Vec<(&'static str, String)> {
+    let mut lines = webhook(id, "payment_succeeded", "ord_1", at);
+    lines.extend([("user", user().to_string()), ("product", "prod_vip".to_owned())]);
+    lines
+}
+
+#[tokio::test]
+async fn m3_a_one_time_payment_cannot_pay_for_a_recurring_role() {
+    let w = World::new(Term::Recurring).await;
+    let mut lines = fixed_payment("ord_evt_1", START);
+    lines.push(("one_time", "true".to_owned()));
+    let report = w.deliver(&lines).await.expect("acknowledged");
+    let IngestOutcome::Failed { reason } = report.outcome else { panic!("{report:?}") };
+    assert!(reason.contains("recurring") && reason.contains("no access was granted"), "{reason}");
+    assert!(w.repo.entitlements().is_empty(), "nothing granted");
+    assert!(w.repo.all_jobs().is_empty(), "no role job");
+    // A subscription payment (renews) for the same role is still fine.
+    let ok = w.sub_event("evt_2", "payment_succeeded", START, Some(START + Duration::days(30))).await;
+    assert_eq!(ok, IngestOutcome::Processed { jobs: 1 });
+}
+
+#[tokio::test]
+async fn m3_sepay_is_not_offered_for_a_recurring_vnd_role() {
+    let w = World::new(Term::Recurring).await;
+    let mut bank = PaidRole::new(
+        guild(),
+        RoleId::new(8).expect("id"),
+        "Bank",
+        Money::parse("100000", Currency::Vnd).expect("price"),
+        Term::Recurring,
+    )
+    .expect("role");
+    bank.sepay = true;
+    w.repo.put_paid_role(&bank).await.expect("role");
+    let creds = ProviderCredentials::new(Secret::new("a-long-enough-sepay-api-key-0123456789"));
+    w.repo.put_credentials(guild(), ProviderKind::Sepay, &creds).await.expect("creds");
+    let offers = offers(&w.repo, guild()).await.expect("offers");
+    assert!(
+        !offers.iter().any(|o| o.provider == ProviderKind::Sepay),
+        "a bank transfer never renews, so it is not offered for a recurring role: {offers:?}"
+    );
+}
+
+#[tokio::test]
+async fn m4_a_clock_that_jumps_a_year_and_back_expires_nobody() {
+    let w = World::new(Term::Fixed { days: 30 }).await;
+    w.deliver(&fixed_payment("evt_1", START)).await.expect("paid");
+    w.work().await;
+    assert!(w.has_role());
+    let mut watch = ClockWatch::default();
+    let pass = |watch: &mut ClockWatch, mono: u64| {
+        let (repo, clock) = (&w.repo, &w.clock);
+        let mut watch = std::mem::take(watch);
+        async move {
+            let result =
+                expire_due_watched(repo, clock, &mut watch, std::time::Duration::from_secs(mono), 100)
+                    .await
+                    .expect("store");
+            (watch, result)
+        }
+    };
+    let (next, first) = pass(&mut watch, 0).await;
+    watch = next;
+    assert_eq!(first.map(|r| r.due), Ok(0));
+    // Thirty seconds later by the monotonic clock, the wall clock says a year later.
+    w.clock.set(START + Duration::days(365));
+    let (next, jumped) = pass(&mut watch, 30).await;
+    watch = next;
+    assert!(matches!(jumped, Err(ClockTrust::Stepped { .. })), "{jumped:?}");
+    // And back.
+    w.clock.set(START + Duration::seconds(60));
+    let (_, back) = pass(&mut watch, 60).await;
+    assert_eq!(back.map(|r| r.due), Ok(0));
+    w.work().await;
+    assert_eq!(w.status(), Status::Active, "the paid term is intact");
+    assert!(w.has_role(), "the role was never removed");
+}
+
+#[tokio::test]
+async fn m4_a_clock_step_that_holds_is_accepted_and_the_expiry_is_stamped_at_the_deadline() {
+    let w = World::new(Term::Fixed { days: 30 }).await;
+    w.deliver(&fixed_payment("evt_1", START)).await.expect("paid");
+    let mut watch = ClockWatch::default();
+    let mono = std::time::Duration::from_secs;
+    assert_eq!(watch.check(START, mono(0)), ClockTrust::Trusted);
+    let later = START + Duration::days(31);
+    w.clock.set(later);
+    assert!(matches!(watch.check(later, mono(30)), ClockTrust::Stepped { .. }));
+    assert!(matches!(
+        watch.check(later + Duration::minutes(9), mono(30 + 9 * 60)),
+        ClockTrust::Stepped { .. }
+    ));
+    let confirmed = later + Duration::minutes(10);
+    w.clock.set(confirmed);
+    let report = expire_due_watched(&w.repo, &w.clock, &mut watch, mono(30 + 10 * 60), 100)
+        .await
+        .expect("store")
+        .expect("held for ten minutes: trusted");
+    assert_eq!(report.due, 1);
+    let all = w.repo.entitlements();
+    assert_eq!(all[0].status(), Status::Expired);
+    assert_eq!(
+        all[0].standing.elapsed_at,
+        Some(START + Duration::days(30)),
+        "stamped at the deadline, not at now"
+    );
+}
+
+#[tokio::test]
+async fn m6_a_payment_made_before_its_checkout_expired_is_applied_when_delivered_late() {
+    let w = World::new(Term::Fixed { days: 30 }).await;
+    open_checkout(&w, "DCB123", "5.00").await;
+    // Paid 30 minutes into the checkout's hour; delivered (or replayed) two days later.
+    w.clock.advance(Duration::days(2));
+    let report =
+        w.deliver(&transfer("tx_1", "DCB123", "5.00", START + Duration::minutes(30))).await.expect("ok");
+    assert_eq!(report.outcome, IngestOutcome::Processed { jobs: 1 });
+    assert_eq!(w.status(), Status::Active);
+}
