@@ -21,6 +21,8 @@ pub struct AppState {
     pub admin_token: Option<docobo_core::domain::Secret>,
     /// When the background workers last finished a pass, for `/ready`.
     pub heartbeats: Arc<crate::workers::Heartbeats>,
+    /// The role worker's lease and batch size, from `DOCOBO_DISCORD_TIMEOUT`.
+    pub job_lease: (time::Duration, usize),
     /// What `GET /metrics` reports.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// `DOCOBO_RATE_LIMIT`: requests per second per IP address, when on.

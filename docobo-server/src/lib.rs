@@ -51,8 +51,14 @@ pub async fn prepare(config: &Config) -> Result<Arc<http::AppState>, ServerError
             .with_timeout(config.discord_timeout)
     });
     let metrics = Arc::new(metrics::Metrics::new()?);
+    let heartbeats = Arc::new(workers::Heartbeats::new(SystemClock.now(), config.discord_timeout));
     let gateway = discord.clone().map(|d| {
-        Arc::new(metrics::Metered { inner: Arc::new(d), metrics: metrics.clone() }) as Arc<dyn RoleGateway>
+        let metered = metrics::Metered {
+            inner: Arc::new(d),
+            metrics: metrics.clone(),
+            heartbeats: Some(heartbeats.clone()),
+        };
+        Arc::new(metered) as Arc<dyn RoleGateway>
     });
     let discord_http = discord
         .as_ref()
@@ -63,7 +69,8 @@ pub async fn prepare(config: &Config) -> Result<Arc<http::AppState>, ServerError
     Ok(Arc::new(http::AppState {
         admin_token: config.admin_token.clone(),
         metrics,
-        heartbeats: Arc::new(workers::Heartbeats::new(SystemClock.now())),
+        heartbeats,
+        job_lease: docobo_core::service::lease_and_batch(config.discord_timeout),
         rate_limit: config.rate_limit.map(http::PerIp::new),
         repo,
         gateway,
@@ -113,6 +120,7 @@ pub async fn run(
             gateway.clone(),
             state.metrics.clone(),
             state.heartbeats.clone(),
+            state.job_lease,
             stopped.clone(),
         )));
         workers.push(tokio::spawn(workers::reconciler(state.repo.clone(), gateway.clone(), stopped.clone())));

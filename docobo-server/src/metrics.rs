@@ -157,6 +157,9 @@ pub async fn metrics(Data(state): Data<&Arc<AppState>>) -> Response {
 pub struct Metered {
     pub inner: Arc<dyn RoleGateway>,
     pub metrics: Arc<Metrics>,
+    /// Every answered call (or error) counts as the role worker making progress, so a batch
+    /// behind a slow Discord is not mistaken for a stuck worker (review finding M9).
+    pub heartbeats: Option<Arc<crate::workers::Heartbeats>>,
 }
 
 impl std::fmt::Debug for Metered {
@@ -169,6 +172,10 @@ impl Metered {
     fn seen<T>(&self, result: Result<T, GatewayError>) -> Result<T, GatewayError> {
         if let Err(e) = &result {
             self.metrics.discord_error(e);
+        }
+        if let Some(beats) = &self.heartbeats {
+            use docobo_core::ports::{Clock, SystemClock};
+            beats.beat(crate::workers::Worker::RoleWorker, SystemClock.now());
         }
         result
     }

@@ -1,7 +1,8 @@
 //! The background workers the server runs beside HTTP.
 //!
-//! - The role worker claims due role jobs in batches of 50 under a 60 s lease and converges
-//!   them. When nothing is due it sleeps until the next job's `run_at`, but at most 5 s (jobs
+//! - The role worker claims due role jobs in batches sized so that a batch always finishes
+//!   inside its lease whatever `DOCOBO_DISCORD_TIMEOUT` is (`lease_and_batch`: 24 jobs under a
+//!   144 s lease at the default 10 s), and converges them. When nothing is due it sleeps until the next job's `run_at`, but at most 5 s (jobs
 //!   enqueued by another replica are seen within that), and wakes at once when this process
 //!   enqueues one (`SeaOrmRepo::job_signal`), so webhook → Discord takes milliseconds.
 //! - The expirer applies `TermElapsed` to entitlements whose term, cancellation or grace ran out,
@@ -30,14 +31,17 @@ use docobo_core::ports::{Clock, JobQueue, RoleGateway, SystemClock};
 use docobo_core::service::{ClockTrust, ClockWatch, expire_due_watched, reconcile_guild, run_due_jobs};
 use tokio::sync::watch;
 
-/// When each background worker last finished a pass, so `/ready` can tell a stuck or dead
-/// worker from a quiet one. A pass that has not finished within [`Heartbeats::STALE`] counts as
-/// stuck: the role worker passes at least every 5 s and the expirer every 30 s, and even a batch
-/// of 50 jobs behind Discord's timeouts stays well inside two minutes.
+/// When each background worker last made progress, so `/ready` can tell a stuck or dead worker
+/// from a quiet one. The role worker beats after every pass and every answered Discord call
+/// (through the metered gateway), the expirer after every pass (at least every 30 s). A worker
+/// silent for longer than [`Heartbeats::STALE`], or twice the Discord call timeout when that is
+/// longer, counts as stuck: a slow Discord still answers (or times out) within the timeout, so
+/// it is never taken for a stuck worker.
 #[derive(Debug)]
 pub struct Heartbeats {
     role_worker: AtomicI64,
     expirer: AtomicI64,
+    stale_seconds: i64,
 }
 
 /// A background worker with a heartbeat.
@@ -51,9 +55,12 @@ impl Heartbeats {
     pub const STALE: time::Duration = time::Duration::seconds(120);
 
     /// Both counted from `now`, so a server that just started is not reported stuck.
-    pub fn new(now: Timestamp) -> Self {
+    pub fn new(now: Timestamp, call_timeout: Duration) -> Self {
         let t = now.unix_timestamp();
-        Heartbeats { role_worker: AtomicI64::new(t), expirer: AtomicI64::new(t) }
+        let stale = Self::STALE
+            .whole_seconds()
+            .max(i64::try_from(call_timeout.as_secs()).unwrap_or(i64::MAX).saturating_mul(2));
+        Heartbeats { role_worker: AtomicI64::new(t), expirer: AtomicI64::new(t), stale_seconds: stale }
     }
 
     fn cell(&self, worker: Worker) -> &AtomicI64 {
@@ -77,15 +84,13 @@ impl Heartbeats {
                     Worker::RoleWorker => "the role worker",
                     Worker::Expirer => "the expirer",
                 };
-                (idle > Self::STALE.whole_seconds())
+                (idle > self.stale_seconds)
                     .then(|| format!("workers: {name} has not finished a pass for {idle} s (stuck, or the database is down)"))
             })
             .collect()
     }
 }
 
-pub const LEASE: time::Duration = time::Duration::seconds(60);
-pub const BATCH: usize = 50;
 pub const POLL: Duration = Duration::from_secs(5);
 pub const EXPIRY_EVERY: Duration = Duration::from_secs(30);
 /// How often every guild is reconciled against Discord (drift from hand edits, lost jobs).
@@ -97,11 +102,12 @@ pub async fn role_worker(
     gateway: Arc<dyn RoleGateway>,
     metrics: Arc<crate::metrics::Metrics>,
     heartbeats: Arc<Heartbeats>,
+    (lease, batch): (time::Duration, usize),
     mut stop: watch::Receiver<bool>,
 ) {
     let signal = repo.job_signal();
     while !*stop.borrow() {
-        let pass = run_due_jobs(&repo, gateway.as_ref(), &SystemClock, LEASE, BATCH).await;
+        let pass = run_due_jobs(&repo, gateway.as_ref(), &SystemClock, lease, batch).await;
         if pass.is_ok() {
             heartbeats.beat(Worker::RoleWorker, SystemClock.now());
         }
@@ -231,7 +237,7 @@ mod tests {
     #[test]
     fn a_worker_is_reported_only_once_it_has_missed_passes_for_two_minutes() {
         let start = datetime!(2026-12-01 12:00 UTC);
-        let beats = Heartbeats::new(start);
+        let beats = Heartbeats::new(start, Duration::from_secs(10));
         let both = [Worker::RoleWorker, Worker::Expirer];
         assert!(beats.problems(&both, start + time::Duration::seconds(120)).is_empty(), "just started");
         beats.beat(Worker::RoleWorker, start + time::Duration::seconds(100));
@@ -239,5 +245,32 @@ mod tests {
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].contains("the expirer") && problems[0].contains("121 s"), "{problems:?}");
         assert!(beats.problems(&[Worker::RoleWorker], start + time::Duration::seconds(121)).is_empty());
+    }
+
+    /// M9: a batch behind a slow Discord used to beat only when the whole batch finished, so
+    /// `/ready` called the worker stuck (and took the webhook intake out of rotation) while it
+    /// was merely waiting on Discord. Every answered call now counts as progress.
+    #[tokio::test]
+    async fn m9_a_slow_discord_that_still_answers_is_not_a_stuck_worker() {
+        use docobo_core::domain::{GuildId, UserId};
+        let started = SystemClock.now() - time::Duration::seconds(200);
+        let beats = Arc::new(Heartbeats::new(started, Duration::from_secs(10)));
+        assert_eq!(beats.problems(&[Worker::RoleWorker], SystemClock.now()).len(), 1, "silent for 200 s");
+        let metered = crate::metrics::Metered {
+            inner: Arc::new(docobo_core::testing::FakeGateway::new()),
+            metrics: Arc::new(crate::metrics::Metrics::new().expect("metrics")),
+            heartbeats: Some(beats.clone()),
+        };
+        let gone = metered.member_roles(GuildId::new(1).expect("id"), UserId::new(2).expect("id")).await;
+        assert!(gone.is_err(), "even an error is an answer");
+        assert!(beats.problems(&[Worker::RoleWorker], SystemClock.now()).is_empty());
+    }
+
+    #[test]
+    fn a_long_discord_timeout_stretches_what_counts_as_stuck() {
+        let start = datetime!(2026-12-01 12:00 UTC);
+        let beats = Heartbeats::new(start, Duration::from_secs(300));
+        assert!(beats.problems(&[Worker::RoleWorker], start + time::Duration::seconds(590)).is_empty());
+        assert_eq!(beats.problems(&[Worker::RoleWorker], start + time::Duration::seconds(601)).len(), 1);
     }
 }

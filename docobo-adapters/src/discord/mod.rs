@@ -29,6 +29,10 @@ use self::pacer::Pacer;
 
 /// Longest a single Discord call may take, pacing excluded.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest [`DiscordRoles::with_timeout`] accepts. The role gateway's HTTP client gives up
+/// only after this; the per-call timeout is enforced around each call, so it is the one that
+/// counts whatever it is set to.
+pub const MAX_CALL_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The role gateway over Discord's REST API.
 #[derive(Clone)]
@@ -50,7 +54,7 @@ impl DiscordRoles {
     /// appends `/api/v10`.
     pub fn new(token: &str, api_base: &str) -> Self {
         DiscordRoles {
-            http: Arc::new(rest_client(token, api_base)),
+            http: Arc::new(rest_client_within(token, api_base, MAX_CALL_TIMEOUT)),
             pacer: Arc::new(Pacer::default()),
             bot: Arc::new(OnceCell::new()),
             timeout: CALL_TIMEOUT,
@@ -69,9 +73,9 @@ impl DiscordRoles {
         self
     }
 
-    /// Changes the per-call timeout ([`CALL_TIMEOUT`] by default).
+    /// Changes the per-call timeout ([`CALL_TIMEOUT`] by default, at most [`MAX_CALL_TIMEOUT`]).
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+        self.timeout = timeout.min(MAX_CALL_TIMEOUT);
         self
     }
 
@@ -125,8 +129,12 @@ impl DiscordRoles {
 /// serenity's REST client for `api_base` (`DOCOBO_DISCORD_API_URL`; serenity appends `/api/v10`):
 /// our reqwest client with timeouts, serenity's rate limiter off (see the module comment).
 pub fn rest_client(token: &str, api_base: &str) -> Http {
+    rest_client_within(token, api_base, CALL_TIMEOUT)
+}
+
+fn rest_client_within(token: &str, api_base: &str, timeout: Duration) -> Http {
     let client = reqwest::Client::builder()
-        .timeout(CALL_TIMEOUT)
+        .timeout(timeout)
         .connect_timeout(Duration::from_secs(5))
         .build()
         .unwrap_or_else(|_| reqwest::Client::new());

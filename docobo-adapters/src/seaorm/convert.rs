@@ -53,9 +53,14 @@ where
 
 /// A uniqueness violation is a conflict with a concurrent writer; everything else means the
 /// database is unavailable or refused, which callers may retry.
+/// Any other failure makes the pool check its older connections before reusing them
+/// ([`super::pool`]).
 pub fn store_err(e: DbErr) -> StoreError {
     match e.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(_)) => StoreError::Conflict,
-        _ => StoreError::Unavailable(e.to_string()),
+        _ => {
+            super::pool::note_failure();
+            StoreError::Unavailable(e.to_string())
+        }
     }
 }

@@ -19,6 +19,7 @@ pub mod entities;
 mod ledger;
 pub mod migration;
 mod payments;
+mod pool;
 mod queue;
 mod setup;
 
@@ -50,6 +51,19 @@ pub struct SeaOrmRepo {
     db: DatabaseConnection,
     secrets: Option<Arc<SecretBox>>,
     wake: Arc<Notify>,
+    /// Whose clock stamps and judges role-job leases.
+    lease_clock: LeaseClock,
+}
+
+/// Whose clock stamps and judges role-job leases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseClock {
+    /// PostgreSQL's (`clock_timestamp()`), shared by every replica, so one whose clock runs
+    /// ahead cannot take over leases early. The default; SQLite has one host and so one clock,
+    /// and uses the caller's.
+    Database,
+    /// The `now` each caller passes, for tests that move time by hand.
+    Caller,
 }
 
 impl SeaOrmRepo {
@@ -82,9 +96,23 @@ impl SeaOrmRepo {
             });
         } else {
             options.max_connections(16).min_connections(1);
+            options.map_sqlx_postgres_before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if pool::suspect(meta.age) {
+                        sea_orm::sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            });
         }
         let db = Database::connect(options).await.map_err(ConnectError::Connect)?;
-        Ok(SeaOrmRepo { db, secrets, wake: Arc::new(Notify::new()) })
+        Ok(SeaOrmRepo { db, secrets, wake: Arc::new(Notify::new()), lease_clock: LeaseClock::Database })
+    }
+
+    /// Changes whose clock stamps role-job leases ([`LeaseClock::Database`] by default).
+    pub fn with_lease_clock(mut self, clock: LeaseClock) -> Self {
+        self.lease_clock = clock;
+        self
     }
 
     /// Brings the schema up to date. Safe to run at every start and from several replicas.

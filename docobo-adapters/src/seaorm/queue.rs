@@ -5,6 +5,10 @@
 //! transaction; on SQLite the single pooled connection serializes claims. Settling is a
 //! conditional update on the lease the worker holds, so a worker whose lease ran out cannot
 //! overwrite the job another worker took over.
+//!
+//! On PostgreSQL leases are stamped and compared with the database's clock, not the claiming
+//! replica's: a replica whose clock runs ahead would otherwise see every other replica's lease
+//! as already over and claim the same jobs. (On SQLite there is one host and so one clock.)
 
 use async_trait::async_trait;
 use docobo_core::domain::{JobId, JobState, RoleJob, RoleJobKey, Timestamp};
@@ -121,8 +125,13 @@ impl JobQueue for SeaOrmRepo {
         lease: time::Duration,
         limit: usize,
     ) -> Result<Vec<RoleJob>, StoreError> {
-        let (now, until) = (micros(now), micros(now + lease));
         let txn = self.db.begin().await.map_err(store_err)?;
+        let database_now = match self.lease_clock {
+            super::LeaseClock::Database => database_now(&txn).await?,
+            super::LeaseClock::Caller => None,
+        };
+        let now = database_now.unwrap_or_else(|| micros(now));
+        let until = now.saturating_add(i64::try_from(lease.whole_microseconds()).unwrap_or(i64::MAX));
         let rows = role_job::Entity::find()
             .filter(C::State.eq(state_str(JobState::Pending)))
             .filter(C::RunAt.lte(now))
@@ -231,6 +240,20 @@ impl JobQueue for SeaOrmRepo {
         let leased = min_of(C::LockedUntil, true).one(&self.db).await.map_err(store_err)?.flatten();
         [free, leased].into_iter().flatten().min().map(from_micros).transpose()
     }
+}
+
+/// The database's clock in stored microseconds, on PostgreSQL; `None` on SQLite.
+async fn database_now<Conn: ConnectionTrait>(conn: &Conn) -> Result<Option<i64>, StoreError> {
+    if conn.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return Ok(None);
+    }
+    let sql = "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint AS now";
+    let row = conn
+        .query_one_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, sql))
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| StoreError::Corrupt("the database did not tell its time".to_owned()))?;
+    row.try_get::<i64>("", "now").map(Some).map_err(store_err)
 }
 
 async fn insert_audit<Conn: ConnectionTrait>(

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use docobo_adapters::seaorm::SeaOrmRepo;
+use docobo_adapters::seaorm::{LeaseClock, SeaOrmRepo};
 use docobo_core::testing::MemoryRepo;
 
 /// A fixed test key: 32 bytes, base64.
@@ -13,7 +13,11 @@ pub async fn memory() -> Option<MemoryRepo> {
 }
 
 async fn migrated(url: &str) -> SeaOrmRepo {
-    let repo = SeaOrmRepo::connect(url, Some(SECRET_KEY)).await.expect("connects");
+    // The contract moves time by hand, so leases follow the caller's clock here too.
+    let repo = SeaOrmRepo::connect(url, Some(SECRET_KEY))
+        .await
+        .expect("connects")
+        .with_lease_clock(LeaseClock::Caller);
     repo.migrate().await.expect("migrates");
     repo
 }

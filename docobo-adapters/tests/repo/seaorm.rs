@@ -140,3 +140,29 @@ async fn job_counts_group_the_queue_by_state() {
         assert_eq!(counts, vec![(JobState::Pending, 2), (JobState::Parked, 1), (JobState::Done, 0)], "{url}");
     }
 }
+
+/// M5: leases used to be stamped and judged with each replica's own clock, so a replica an hour
+/// ahead saw every lease as over and claimed jobs another replica was running. On PostgreSQL
+/// they now follow the database's clock.
+#[tokio::test]
+async fn m5_a_replica_whose_clock_runs_ahead_cannot_take_over_a_lease() {
+    use docobo_core::ports::JobQueue;
+    let Some(pg) = postgres_url() else { return };
+    let repo = SeaOrmRepo::connect(&fresh_schema_url(&pg).await, None).await.expect("connects");
+    repo.migrate().await.expect("migrates");
+    let now = time::OffsetDateTime::now_utc();
+    repo.enqueue(&[crate::cases::key(1)], "c", now).await.expect("enqueues");
+    let lease = time::Duration::seconds(60);
+    let held = repo.claim_due(now, lease, 10).await.expect("replica B claims");
+    assert_eq!(held.len(), 1);
+    let ahead = now + time::Duration::hours(1);
+    assert!(
+        repo.claim_due(ahead, lease, 10).await.expect("replica A claims").is_empty(),
+        "a replica an hour ahead does not take over a lease with a minute left"
+    );
+    let until = held[0].locked_until.expect("leased");
+    assert!(
+        (until - now - lease).abs() < time::Duration::seconds(5),
+        "stamped from the database's clock: {until}"
+    );
+}

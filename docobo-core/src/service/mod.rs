@@ -19,7 +19,7 @@ pub use ingest::{IngestError, IngestOutcome, IngestReport, ingest_webhook};
 pub use manual::{ManualError, ManualReport, grant_manually, revoke_manually};
 pub use reconcile::{Drift, ReconcileReport, diff, on_member_join, reconcile_guild};
 pub use replay::{ReplayError, replay_event};
-pub use role_sync::{Verdict, WorkReport, run_due_jobs, settlement, sync_role};
+pub use role_sync::{Verdict, WorkReport, lease_and_batch, run_due_jobs, settlement, sync_role};
 pub use status::{StatusLine, member_status};
 pub use summary::{GuildSummary, MonthRevenue, RoleSummary, guild_summary};
 

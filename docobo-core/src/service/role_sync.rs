@@ -136,6 +136,26 @@ impl<T: CatalogRepo + EntitlementRepo + JobQueue + ?Sized> WorkerRepo for T {}
 /// Jobs of one batch converged at the same time. Each job is a different (guild, user, role), so
 /// they are independent; Discord's limits are the gateway's pacing, not this.
 pub const JOB_CONCURRENCY: usize = 8;
+/// Discord calls one job makes at most: read, change, verify.
+pub const CALLS_PER_JOB: u32 = 3;
+/// Most jobs claimed at once.
+pub const MAX_BATCH: usize = 50;
+
+/// The lease and batch size for role jobs whose Discord calls each give up after
+/// `call_timeout`, so that a batch always finishes inside its lease (review finding M5).
+///
+/// The worst job is [`CALLS_PER_JOB`] calls at the timeout plus 2 s of pacing each. A batch runs
+/// [`JOB_CONCURRENCY`] jobs at a time, so `n` rounds take up to `n` worst jobs. The lease is
+/// four worst jobs, at least a minute (a worker that died holds its jobs that long); the batch
+/// is three rounds, at most [`MAX_BATCH`]: 24 jobs under a 144 s lease at the default 10 s
+/// timeout.
+pub fn lease_and_batch(call_timeout: std::time::Duration) -> (time::Duration, usize) {
+    let per_call = call_timeout.saturating_add(std::time::Duration::from_secs(2));
+    let worst =
+        time::Duration::try_from(per_call.saturating_mul(CALLS_PER_JOB)).unwrap_or(time::Duration::DAY);
+    let lease: time::Duration = (worst * 4i32).max(time::Duration::MINUTE);
+    (lease, (JOB_CONCURRENCY * 3).min(MAX_BATCH))
+}
 
 /// Claims up to `limit` due jobs, converges them ([`JOB_CONCURRENCY`] at a time) and settles
 /// each. The binary runs this in a loop, woken when ingest enqueues jobs and otherwise at
@@ -214,6 +234,11 @@ async fn run_job<R: WorkerRepo + ?Sized>(
             Outcome::Parked
         }
     };
-    let applied = repo.settle(&job, settled, audit, now).await? == Settled::Applied;
-    Ok((outcome, applied))
+    let settled = repo.settle(&job, settled, audit, now).await?;
+    if settled == Settled::LeaseLost {
+        // Our lease ran out and another worker claimed the job: whatever this run changed on
+        // Discord may have landed after that worker's check, so the key is checked once more.
+        repo.enqueue(&[job.key], &cause, now).await?;
+    }
+    Ok((outcome, settled == Settled::Applied))
 }

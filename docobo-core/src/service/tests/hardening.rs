@@ -2,6 +2,7 @@
 //! test is named after its finding and failed before the fix.
 
 use super::*;
+use crate::service::role_sync::{CALLS_PER_JOB, JOB_CONCURRENCY, lease_and_batch};
 
 /// A fixed-term purchase of `role()` by `user()`, paid at `at`.
 fn fixed_payment(id: &str, at: OffsetDateTime) -> Vec<(&'static str, String)> {
@@ -122,4 +123,65 @@ async fn m6_a_payment_made_before_its_checkout_expired_is_applied_when_delivered
         w.deliver(&transfer("tx_1", "DCB123", "5.00", START + Duration::minutes(30))).await.expect("ok");
     assert_eq!(report.outcome, IngestOutcome::Processed { jobs: 1 });
     assert_eq!(w.status(), Status::Active);
+}
+
+/// A gateway whose role change lands only after the worker's lease ran out and another worker
+/// ("replica B") claimed the job and settled it: the race in review finding M5.
+struct LateWrite<'a> {
+    repo: &'a MemoryRepo,
+    clock: &'a ManualClock,
+    discord: &'a FakeGateway,
+}
+
+#[async_trait::async_trait]
+impl RoleGateway for LateWrite<'_> {
+    async fn member_roles(&self, guild: GuildId, user: UserId) -> Result<BTreeSet<RoleId>, GatewayError> {
+        self.discord.member_roles(guild, user).await
+    }
+    async fn add_role(&self, g: GuildId, u: UserId, r: RoleId, why: &str) -> Result<(), GatewayError> {
+        self.clock.advance(LEASE + Duration::seconds(1));
+        let stolen = self.repo.claim_due(self.clock.now(), LEASE, 10).await.expect("claim");
+        assert_eq!(stolen.len(), 1, "replica B claims the job once A's lease ran out");
+        // B read the facts after a refund and found nothing to change: done.
+        self.repo.settle(&stolen[0], Settlement::Done, vec![], self.clock.now()).await.expect("settle");
+        // Then A's delayed change lands.
+        self.discord.add_role(g, u, r, why).await
+    }
+    async fn remove_role(&self, g: GuildId, u: UserId, r: RoleId, why: &str) -> Result<(), GatewayError> {
+        self.discord.remove_role(g, u, r, why).await
+    }
+    async fn bot_can_manage(&self, guild: GuildId, role: RoleId) -> Result<Manageable, GatewayError> {
+        self.discord.bot_can_manage(guild, role).await
+    }
+}
+
+#[tokio::test]
+async fn m5_a_change_that_lands_after_the_lease_was_lost_is_checked_again() {
+    let w = World::new(Term::Recurring).await;
+    w.sub_event("evt_1", "payment_succeeded", START, Some(START + Duration::days(30))).await;
+    let late = LateWrite { repo: &w.repo, clock: &w.clock, discord: &w.discord };
+    let report = run_due_jobs(&w.repo, &late, &w.clock, LEASE, 10).await.expect("works");
+    assert_eq!(report.superseded, 1, "{report:?}");
+    let jobs = w.repo.all_jobs();
+    assert_eq!(jobs[0].state, JobState::Pending, "the key is queued again, so the role is checked once more");
+    // Meanwhile the purchase was refunded: the next run removes what A's late write added.
+    w.sub_event("evt_2", "refunded", START + Duration::days(1), None).await;
+    w.work().await;
+    assert!(!w.has_role(), "the refunded member does not keep the role");
+}
+
+#[test]
+fn m5_a_batch_fits_in_its_lease_whatever_the_call_timeout() {
+    for secs in [1, 10, 30, 300] {
+        let timeout = std::time::Duration::from_secs(secs);
+        let (lease, batch) = lease_and_batch(timeout);
+        let worst_job =
+            time::Duration::try_from(timeout * CALLS_PER_JOB).expect("small") + Duration::seconds(6);
+        let rounds = i32::try_from(batch.div_ceil(JOB_CONCURRENCY)).expect("small");
+        assert!(
+            worst_job * rounds < lease,
+            "{secs} s: {batch} jobs in {rounds} rounds of {worst_job} vs {lease}"
+        );
+        assert!(batch >= JOB_CONCURRENCY, "{secs} s: a batch still uses every slot");
+    }
 }
