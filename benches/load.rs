@@ -49,7 +49,7 @@ use time::OffsetDateTime;
 
 const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const POLAR_SECRET: &str = "whsec_load_secret";
-const SEPAY_KEY: &str = "sepay-load-key";
+const SEPAY_KEY: &str = "sepay-load-key-0123456789abcdef0123";
 const GUILDS: u64 = 200;
 const GUILD_BASE: u64 = 900_000_000_000_000_000;
 const VIP: u64 = 700_000_000_000_000_001;

@@ -33,7 +33,7 @@ const MONTH: u64 = 700_000_000_000_000_008;
 const SUPPORTER: u64 = 700_000_000_000_000_009;
 const POLAR_SECRET: &str = "whsec_ovyN6cPrTv56AApvzCaJno08SSmGJmgbWilb33N2JuK";
 const POLAR_TOKEN: &str = "polar_oat_demo";
-const SEPAY_KEY: &str = "demo-sepay-key";
+const SEPAY_KEY: &str = "demo-sepay-key-0123456789abcdef0123";
 /// A fixed key is fine for a database that is deleted when the demo ends.
 const DEMO_KEY: &str = "ZGVtby1rZXktZGVtby1rZXktZGVtby1rZXktMTIzNDU=";
 const VIP_PRODUCT: &str = "d1e2f3a4-0000-4000-8000-000000000002";

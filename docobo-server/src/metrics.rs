@@ -210,4 +210,14 @@ impl RoleGateway for Metered {
     async fn bot_can_manage(&self, guild: GuildId, role: RoleId) -> Result<Manageable, GatewayError> {
         self.seen(self.inner.bot_can_manage(guild, role).await)
     }
+
+    async fn member_can_assign(
+        &self,
+        guild: GuildId,
+        user: UserId,
+        roles: &BTreeSet<RoleId>,
+        role: RoleId,
+    ) -> Result<Manageable, GatewayError> {
+        self.seen(self.inner.member_can_assign(guild, user, roles, role).await)
+    }
 }

@@ -11,7 +11,7 @@ use docobo_core::ports::{CatalogRepo, CheckoutRepo, ProviderCredentials};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "admin-token-for-tests-0123456789";
-const SEPAY_KEY: &str = "sepay-key-for-tests";
+const SEPAY_KEY: &str = "sepay-key-for-tests-0123456789abcdef";
 
 async fn admin_app() -> App {
     let app = spawn_configured(&[("DOCOBO_ADMIN_TOKEN", TOKEN)]).await;

@@ -72,8 +72,9 @@ async fn setup_walks_an_owner_through_roles_prices_and_providers() {
     assert!(text.contains("not saved") && text.contains("currency") && text.contains("term"), "{text}");
     assert!(app.repo.paid_role(guild(), vip).await.expect("read").is_none());
     let good = app.interact(&price_form("5.00", "usd", "recurring")).await;
-    assert_eq!(good["type"], 7, "the wizard message is updated in place");
-    assert!(content(&good).contains("Saved **VIP**: 5.00 USD"), "{good}");
+    assert_eq!(good["type"], 6, "who may sell the role is checked with Discord, so deferred");
+    let saved_notice = content(&app.follow_up("form").await);
+    assert!(saved_notice.contains("Saved **VIP**: 5.00 USD"), "{saved_notice}");
     let saved = app.repo.paid_role(guild(), vip).await.expect("read").expect("for sale");
     assert_eq!(
         (saved.price.to_string(), saved.polar_product.as_deref()),
@@ -249,4 +250,112 @@ async fn wait_until(done: impl Fn() -> bool) {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("condition not reached within 5 s");
+}
+
+/// Another member of the guild, who is not its owner.
+const MODERATOR: &str = "222222222222222222";
+/// A moderators' role with Manage Roles at position 3, below VIP (5).
+const MODS_LOW: &str = "700000000000000010";
+/// A moderators' role with Manage Roles at position 6, above VIP (5).
+const MODS_HIGH: &str = "700000000000000011";
+
+/// H2: a member with Manage Server but not Manage Roles could put any role below the bot on
+/// sale (Administrator roles included), price it at 1 VND, and buy it: a role Discord would
+/// never let them assign.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h2_setup_never_sells_a_role_its_caller_could_not_assign() {
+    use docobo_adapters::simulator::discord::MANAGE_ROLES;
+    let app = spawn(true).await;
+    let g: u64 = GUILD.parse().expect("id");
+    app.discord.add_role(g, MODS_LOW.parse().expect("id"), "Mods (low)", 3);
+    app.discord.set_role_permissions(g, MODS_LOW.parse().expect("id"), MANAGE_ROLES);
+    app.discord.add_role(g, MODS_HIGH.parse().expect("id"), "Mods (high)", 6);
+    app.discord.set_role_permissions(g, MODS_HIGH.parse().expect("id"), MANAGE_ROLES);
+    app.interact(&command("setup", OWNER)).await;
+    let pick = |token: &str, roles: &[&str]| {
+        as_member(choose_roles(&[(VIP, "VIP")], token), MODERATOR, roles, MANAGE_GUILD)
+    };
+    let expect_refusal = |text: &str, why: &str| {
+        for part in ["cannot sell **VIP**", why, "**Why:**", "**Fix:**", "**Help:**", "Setup 1/3"] {
+            assert!(text.contains(part), "{part:?} missing from {text}");
+        }
+    };
+
+    app.interact(&pick("no-manage-roles", &[])).await;
+    expect_refusal(&content(&app.follow_up("no-manage-roles").await), "Manage Roles");
+    app.interact(&pick("ranked-below", &[MODS_LOW])).await;
+    expect_refusal(&content(&app.follow_up("ranked-below").await), "above (or level with) your highest role");
+    assert!(app.repo.setup(guild()).await.expect("read").is_none(), "a refused choice saves nothing");
+
+    // A role that carries Administrator is never sold, not even by the owner.
+    app.discord.set_role_permissions(g, BANK.parse().expect("id"), 1 << 3);
+    app.interact(&choose_roles(&[(BANK, "Bank")], "admin-role")).await;
+    let text = content(&app.follow_up("admin-role").await);
+    assert!(text.contains("cannot sell **Bank**") && text.contains("Administrator"), "{text}");
+
+    // Ranked above VIP with Manage Roles: allowed, as Discord would.
+    app.interact(&pick("ranked-above", &[MODS_HIGH])).await;
+    assert!(content(&app.follow_up("ranked-above").await).contains("Setup 2/3"));
+
+    // Provider credentials need the owner or an Administrator.
+    let form =
+        app.interact(&as_member(button("setup:sepay", "c1"), MODERATOR, &[MODS_HIGH], MANAGE_GUILD)).await;
+    assert!(content(&form).contains("Only the server owner or an Administrator"), "{form}");
+    let fields = [
+        ("api_key", "an-attackers-key-0123456789abcdef0123"),
+        ("auth", "apikey"),
+        ("bank", "MBBank"),
+        ("account", "0123499999"),
+        ("code_prefix", ""),
+    ];
+    let submitted = app
+        .interact(&as_member(submit("setup:sepay", &fields, "c2"), MODERATOR, &[MODS_HIGH], MANAGE_GUILD))
+        .await;
+    assert!(content(&submitted).contains("Only the server owner or an Administrator"), "{submitted}");
+    assert!(
+        app.repo.credentials(guild(), ProviderKind::Sepay).await.expect("read").is_none(),
+        "nothing stored"
+    );
+}
+
+/// M3 through `/setup`: a bank transfer never renews, so SePay is offered for a VND role only
+/// when one payment covers its term.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn m3_setup_offers_sepay_only_for_a_term_one_transfer_can_pay() {
+    let app = spawn(true).await;
+    let vip: RoleId = VIP.parse().expect("id");
+    app.interact(&command("setup", OWNER)).await;
+    app.interact(&choose_roles(&[(VIP, "VIP")], "pick")).await;
+    app.follow_up("pick").await;
+    for (term, token, sepay) in [("recurring", "recurring", false), ("30d", "fixed", true)] {
+        let fields = [("price", "100000"), ("currency", "VND"), ("term", term), ("polar_product", "")];
+        app.interact(&submit(&format!("setup:price:{VIP}"), &fields, token)).await;
+        assert!(content(&app.follow_up(token).await).contains("Saved **VIP**"));
+        let saved = app.repo.paid_role(guild(), vip).await.expect("read").expect("saved");
+        assert_eq!(saved.sepay, sepay, "{term}");
+    }
+}
+
+/// M7 through `/setup`: a short SePay key is refused, and HMAC mode can be chosen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn m7_setup_refuses_a_short_sepay_key_and_offers_hmac() {
+    let app = spawn(true).await;
+    app.interact(&command("setup", OWNER)).await;
+    let sepay = |key: &str, auth: &str, token: &str| {
+        let fields = [
+            ("api_key", key),
+            ("auth", auth),
+            ("bank", "MBBank"),
+            ("account", "0123499999"),
+            ("code_prefix", ""),
+        ];
+        submit("setup:sepay", &fields, token)
+    };
+    let short = content(&app.interact(&sepay("1234", "apikey", "short")).await);
+    assert!(short.contains("SePay was not saved") && short.contains("at least 32"), "{short}");
+    assert!(app.repo.credentials(guild(), ProviderKind::Sepay).await.expect("read").is_none());
+    let saved = content(&app.interact(&sepay("0123456789abcdef0123456789abcdef", "HMAC", "hmac")).await);
+    assert!(saved.contains("SePay saved"), "{saved}");
+    let stored = app.repo.credentials(guild(), ProviderKind::Sepay).await.expect("read").expect("stored");
+    assert_eq!(stored.settings.get("auth").map(String::as_str), Some("hmac"));
 }

@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const GUILD: u64 = 987_654_321_098_765_432;
 const ROLE: u64 = 700_000_000_000_000_008;
-const SEPAY_KEY: &str = "sepay-api-key";
+const SEPAY_KEY: &str = "sepay-api-key-0123456789abcdef01234";
 /// Deliveries in one burst, and how many run at once.
 const BURST: u64 = 120;
 const CONCURRENCY: usize = 16;

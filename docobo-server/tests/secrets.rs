@@ -25,7 +25,7 @@ const BOT_TOKEN: &str = "MTIzNDU2.bot-token-SECRET.value";
 const ADMIN_TOKEN: &str = "admin-token-SECRET-0123456789";
 const POLAR_SECRET: &str = "whsec_ovyN6cPrTv56AApvzCaJno08SSmGJmgbWilb33N2JuK";
 const POLAR_TOKEN: &str = "polar_oat_SECRET_access_token";
-const SEPAY_KEY: &str = "sepay-api-key-SECRET-42";
+const SEPAY_KEY: &str = "sepay-api-key-SECRET-42-0123456789ab";
 const WRONG: &str = "forged-SECRET-guess-9876543210";
 
 async fn configured_database(url: &str) {

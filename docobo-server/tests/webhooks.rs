@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 
 const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 const POLAR_SECRET: &str = "whsec_ovyN6cPrTv56AApvzCaJno08SSmGJmgbWilb33N2JuK";
-const SEPAY_KEY: &str = "sepay-api-key";
+const SEPAY_KEY: &str = "sepay-api-key-0123456789abcdef01234";
 const PRODUCT: &str = "d1e2f3a4-0000-4000-8000-000000000002";
 const PERIOD_END: OffsetDateTime = datetime!(2026-11-01 11:59:50 UTC);
 

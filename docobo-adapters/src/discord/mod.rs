@@ -7,6 +7,11 @@
 //! requests, every call has a timeout, and errors are classified for the role worker:
 //! 429/5xx/timeouts → retry later; 403 → park with a reason an owner can act on; 404 Unknown
 //! Member → the member is gone; other 404s → not found.
+//!
+//! The role routes (read a member, add or remove a role, read the guild) are built with
+//! serenity's routes but sent with our own client ([`DiscordRoles::raw`]), because serenity's
+//! error keeps only the status and body: Discord's `Retry-After`, `X-RateLimit-Global` and
+//! bucket headers are read here, fed to the pacer, and a 429's wait becomes the job's floor.
 
 pub mod bot;
 pub mod commands;
@@ -22,7 +27,7 @@ use async_trait::async_trait;
 use docobo_core::domain::{GuildId, RoleId, UserId};
 use docobo_core::ports::{GatewayError, Manageable, RoleGateway};
 use serenity::all::{HttpBuilder, HttpError, Permissions};
-use serenity::http::Http;
+use serenity::http::{Http, LightMethod, Request, Route};
 use tokio::sync::OnceCell;
 
 use self::pacer::Pacer;
@@ -34,10 +39,25 @@ pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// counts whatever it is set to.
 pub const MAX_CALL_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// Permissions a role on sale must not carry: with them, a buyer (or a seller buying their own
+/// role) could moderate or administer the server.
+pub const UNSAFE_TO_SELL: Permissions = Permissions::ADMINISTRATOR
+    .union(Permissions::MANAGE_GUILD)
+    .union(Permissions::MANAGE_ROLES)
+    .union(Permissions::MANAGE_CHANNELS)
+    .union(Permissions::MANAGE_WEBHOOKS)
+    .union(Permissions::KICK_MEMBERS)
+    .union(Permissions::BAN_MEMBERS)
+    .union(Permissions::MODERATE_MEMBERS);
+
 /// The role gateway over Discord's REST API.
 #[derive(Clone)]
 pub struct DiscordRoles {
     http: Arc<Http>,
+    /// The same HTTP client `http` uses, for [`DiscordRoles::raw`].
+    client: reqwest::Client,
+    /// `DOCOBO_DISCORD_API_URL` without a trailing slash.
+    api_base: String,
     pacer: Arc<Pacer>,
     bot: Arc<OnceCell<serenity::all::UserId>>,
     timeout: Duration,
@@ -53,8 +73,11 @@ impl DiscordRoles {
     /// `api_base` is `DOCOBO_DISCORD_API_URL` (`https://discord.com`, or a local fake); serenity
     /// appends `/api/v10`.
     pub fn new(token: &str, api_base: &str) -> Self {
+        let client = http_client(MAX_CALL_TIMEOUT);
         DiscordRoles {
-            http: Arc::new(rest_client_within(token, api_base, MAX_CALL_TIMEOUT)),
+            http: Arc::new(rest_client_on(client.clone(), token, api_base)),
+            client,
+            api_base: api_base.trim_end_matches('/').to_owned(),
             pacer: Arc::new(Pacer::default()),
             bot: Arc::new(OnceCell::new()),
             timeout: CALL_TIMEOUT,
@@ -92,7 +115,7 @@ impl DiscordRoles {
     where
         F: std::future::Future<Output = Result<T, serenity::Error>>,
     {
-        self.pacer.wait(key).await;
+        self.pacer.wait(key, "other").await;
         match tokio::time::timeout(self.timeout, call).await {
             Ok(result) => result.map_err(|e| classify(&e, what)),
             Err(_) => Err(GatewayError::Retryable {
@@ -100,6 +123,47 @@ impl DiscordRoles {
                 why: format!("{what}: Discord did not answer in time"),
             }),
         }
+    }
+
+    /// Sends `request` (one of serenity's routes) for `guild` with our client, under pacing
+    /// route `route` and the timeout; feeds Discord's rate-limit headers to the pacer and
+    /// returns the body of a 2xx, or the classified error (a 429 carries its wait).
+    async fn raw(
+        &self,
+        guild: GuildId,
+        route: &'static str,
+        what: &str,
+        request: Request<'_>,
+    ) -> Result<Vec<u8>, GatewayError> {
+        let retry = |why: String| GatewayError::Retryable { after: None, why: format!("{what}: {why}") };
+        self.pacer.wait(guild.get(), route).await;
+        let built = request
+            .build(&self.client, self.http.token(), Some(&self.api_base))
+            .and_then(|b| Ok(b.build()?))
+            .map_err(|e| retry(e.to_string()))?;
+        let send = async {
+            let response = self.client.execute(built).await?;
+            let status = response.status().as_u16();
+            let limit = rate_limit(response.headers());
+            Ok::<_, reqwest::Error>((status, limit, response.bytes().await?))
+        };
+        let (status, mut limit, body) = match tokio::time::timeout(self.timeout, send).await {
+            Err(_) => return Err(retry("Discord did not answer in time".to_owned())),
+            Ok(Err(e)) => return Err(retry(e.without_url().to_string())),
+            Ok(Ok(answer)) => answer,
+        };
+        let error: DiscordError = serde_json::from_slice(&body).unwrap_or_default();
+        if status == 429 {
+            let said = error.retry_after.filter(|s| s.is_finite() && *s >= 0.0).map(Duration::from_secs_f64);
+            limit.retry_after = limit.retry_after.max(said).or(Some(Duration::from_secs(1)));
+            limit.global |= error.global;
+        }
+        self.pacer.observe(guild.get(), route, &limit).await;
+        if (200..300).contains(&status) {
+            return Ok(body.to_vec());
+        }
+        let after = limit.retry_after.and_then(|d| time::Duration::try_from(d).ok());
+        Err(classify_status(status, error.code, &error.message, what, after))
     }
 
     /// The bot's user name: reading it proves the token works (`docobo check`).
@@ -129,20 +193,63 @@ impl DiscordRoles {
 /// serenity's REST client for `api_base` (`DOCOBO_DISCORD_API_URL`; serenity appends `/api/v10`):
 /// our reqwest client with timeouts, serenity's rate limiter off (see the module comment).
 pub fn rest_client(token: &str, api_base: &str) -> Http {
-    rest_client_within(token, api_base, CALL_TIMEOUT)
+    rest_client_on(http_client(CALL_TIMEOUT), token, api_base)
 }
 
-fn rest_client_within(token: &str, api_base: &str, timeout: Duration) -> Http {
-    let client = reqwest::Client::builder()
+fn http_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(Duration::from_secs(5))
         .build()
-        .unwrap_or_else(|_| reqwest::Client::new());
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+fn rest_client_on(client: reqwest::Client, token: &str, api_base: &str) -> Http {
     HttpBuilder::new(token)
         .client(client)
         .proxy(api_base.trim_end_matches('/'))
         .ratelimiter_disabled(true)
         .build()
+}
+
+/// The JSON body of a Discord error (and of a 429).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default)]
+struct DiscordError {
+    code: isize,
+    message: String,
+    retry_after: Option<f64>,
+    global: bool,
+}
+
+/// Discord's rate-limit headers.
+fn rate_limit(headers: &reqwest::header::HeaderMap) -> pacer::RateLimit {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let seconds = |name: &str| {
+        text(name)
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|s| s.is_finite() && *s >= 0.0)
+            .map(|s| Duration::from_secs_f64(s.min(86_400.0)))
+    };
+    pacer::RateLimit {
+        bucket: text("x-ratelimit-bucket").map(|b| b.chars().take(64).collect()),
+        remaining: text("x-ratelimit-remaining").and_then(|v| v.trim().parse().ok()),
+        reset_after: seconds("x-ratelimit-reset-after"),
+        retry_after: seconds("retry-after"),
+        global: text("x-ratelimit-global").is_some_and(|v| v.eq_ignore_ascii_case("true"))
+            || text("x-ratelimit-scope") == Some("global"),
+    }
+}
+
+/// `X-Audit-Log-Reason`: percent-encoded UTF-8, as Discord requires.
+fn audit_reason(reason: &str) -> Option<reqwest::header::HeaderMap> {
+    let encoded: String = reason
+        .bytes()
+        .map(|b| if b.is_ascii_alphanumeric() { char::from(b).to_string() } else { format!("%{b:02X}") })
+        .collect();
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-audit-log-reason", reqwest::header::HeaderValue::from_str(&encoded).ok()?);
+    Some(headers)
 }
 
 /// What a serenity error means for a role job.
@@ -153,11 +260,21 @@ pub(crate) fn classify(error: &serenity::Error, what: &str) -> GatewayError {
     let HttpError::UnsuccessfulRequest(response) = http else {
         return GatewayError::Retryable { after: None, why: format!("{what}: {http}") };
     };
-    let status = response.status_code.as_u16();
-    let code = response.error.code;
-    let message = &response.error.message;
+    classify_status(response.status_code.as_u16(), response.error.code, &response.error.message, what, None)
+}
+
+/// What Discord's answer `status` (with its JSON `code` and `message`) means for a role job;
+/// `after` is how long Discord asked us to wait, for a 429.
+fn classify_status(
+    status: u16,
+    code: isize,
+    message: &str,
+    what: &str,
+    after: Option<time::Duration>,
+) -> GatewayError {
     match (status, code) {
-        (429, _) | (500..=599, _) => GatewayError::Retryable { after: None, why: format!("{what}: HTTP {status}") },
+        (429, _) => GatewayError::Retryable { after, why: format!("{what}: HTTP 429 (rate limited)") },
+        (500..=599, _) => GatewayError::Retryable { after: None, why: format!("{what}: HTTP {status}") },
         (404, 10007) => GatewayError::MemberGone,
         (404, 10011) => GatewayError::NotFound { what: "the role".to_owned() },
         (404, 10004) => GatewayError::NotFound { what: "the server".to_owned() },
@@ -180,10 +297,18 @@ pub(crate) fn classify(error: &serenity::Error, what: &str) -> GatewayError {
 #[async_trait]
 impl RoleGateway for DiscordRoles {
     async fn member_roles(&self, guild: GuildId, user: UserId) -> Result<BTreeSet<RoleId>, GatewayError> {
-        let member = self
-            .call(guild, "reading the member", self.http.get_member(guild.get().into(), user.get().into()))
-            .await?;
-        Ok(member.roles.iter().filter_map(|r| RoleId::new(r.get()).ok()).collect())
+        #[derive(serde::Deserialize)]
+        struct Member {
+            roles: Vec<String>,
+        }
+        let route = Route::GuildMember { guild_id: guild.get().into(), user_id: user.get().into() };
+        let body =
+            self.raw(guild, "member", "reading the member", Request::new(route, LightMethod::Get)).await?;
+        let member: Member = serde_json::from_slice(&body).map_err(|e| GatewayError::Retryable {
+            after: None,
+            why: format!("reading the member: Discord's answer was not a member ({e})"),
+        })?;
+        Ok(member.roles.iter().filter_map(|r| r.parse().ok()).filter_map(|r| RoleId::new(r).ok()).collect())
     }
 
     async fn add_role(
@@ -193,9 +318,13 @@ impl RoleGateway for DiscordRoles {
         role: RoleId,
         reason: &str,
     ) -> Result<(), GatewayError> {
-        let call =
-            self.http.add_member_role(guild.get().into(), user.get().into(), role.get().into(), Some(reason));
-        self.call(guild, "adding the role", call).await
+        let route = Route::GuildMemberRole {
+            guild_id: guild.get().into(),
+            user_id: user.get().into(),
+            role_id: role.get().into(),
+        };
+        let request = Request::new(route, LightMethod::Put).headers(audit_reason(reason));
+        self.raw(guild, "member-role", "adding the role", request).await.map(drop)
     }
 
     async fn remove_role(
@@ -205,13 +334,13 @@ impl RoleGateway for DiscordRoles {
         role: RoleId,
         reason: &str,
     ) -> Result<(), GatewayError> {
-        let call = self.http.remove_member_role(
-            guild.get().into(),
-            user.get().into(),
-            role.get().into(),
-            Some(reason),
-        );
-        self.call(guild, "removing the role", call).await
+        let route = Route::GuildMemberRole {
+            guild_id: guild.get().into(),
+            user_id: user.get().into(),
+            role_id: role.get().into(),
+        };
+        let request = Request::new(route, LightMethod::Delete).headers(audit_reason(reason));
+        self.raw(guild, "member-role", "removing the role", request).await.map(drop)
     }
 
     async fn bot_can_manage(&self, guild: GuildId, role: RoleId) -> Result<Manageable, GatewayError> {
@@ -243,6 +372,20 @@ impl RoleGateway for DiscordRoles {
                 "create an ordinary role and sell that one".to_owned(),
             );
         }
+        let unsafe_bits = target.permissions & UNSAFE_TO_SELL;
+        if !unsafe_bits.is_empty() {
+            return no(
+                format!(
+                    "{} carries {unsafe_bits}: whoever buys it could moderate or administer this server",
+                    target.name
+                ),
+                format!(
+                    "sell a role without those permissions (in {ROLES} → {} → Permissions), and give members \
+                     access to channels through it instead",
+                    target.name
+                ),
+            );
+        }
         let me = self
             .call(guild, "reading the bot's member", self.http.get_member(guild.get().into(), bot))
             .await?;
@@ -264,6 +407,62 @@ impl RoleGateway for DiscordRoles {
                 ),
                 format!("in {ROLES}, drag the bot's role above {}", target.name),
             ),
+        }
+    }
+    async fn member_can_assign(
+        &self,
+        guild: GuildId,
+        user: UserId,
+        roles: &BTreeSet<RoleId>,
+        role: RoleId,
+    ) -> Result<Manageable, GatewayError> {
+        #[derive(serde::Deserialize)]
+        struct GuildFacts {
+            owner_id: String,
+            roles: Vec<serenity::all::Role>,
+        }
+        let route = Route::Guild { guild_id: guild.get().into() };
+        let body =
+            self.raw(guild, "guild", "reading the server", Request::new(route, LightMethod::Get)).await?;
+        let facts: GuildFacts = serde_json::from_slice(&body).map_err(|e| GatewayError::Retryable {
+            after: None,
+            why: format!("reading the server: Discord's answer was not a server ({e})"),
+        })?;
+        if facts.owner_id == user.to_string() {
+            return Ok(Manageable::Yes);
+        }
+        let everyone = guild.get();
+        let held: Vec<&serenity::all::Role> = facts
+            .roles
+            .iter()
+            .filter(|r| r.id.get() == everyone || roles.iter().any(|mine| mine.get() == r.id.get()))
+            .collect();
+        let permissions = held.iter().fold(Permissions::empty(), |acc, r| acc | r.permissions);
+        let Some(target) = facts.roles.iter().find(|r| r.id.get() == role.get()) else {
+            return Ok(Manageable::No {
+                why: format!("role {role} does not exist in this server"),
+                fix: "pick an existing role".to_owned(),
+            });
+        };
+        if !permissions.intersects(Permissions::MANAGE_ROLES | Permissions::ADMINISTRATOR) {
+            return Ok(Manageable::No {
+                why: format!(
+                    "you do not have the Manage Roles permission, so Discord would not let you give anyone {}",
+                    target.name
+                ),
+                fix: "ask the server owner, or someone with Manage Roles whose highest role is above it, to run /setup"
+                    .to_owned(),
+            });
+        }
+        match held.iter().filter(|r| r.id.get() != everyone).max() {
+            Some(top) if *top > target => Ok(Manageable::Yes),
+            _ => Ok(Manageable::No {
+                why: format!(
+                    "{} is above (or level with) your highest role, and Discord only lets you assign roles below your own",
+                    target.name
+                ),
+                fix: format!("ask the server owner, or someone whose highest role is above {}", target.name),
+            }),
         }
     }
 }

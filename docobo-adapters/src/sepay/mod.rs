@@ -56,6 +56,9 @@ fn verify_hmac(headers: &Headers, body: &[u8], secret: &Secret, now: Timestamp) 
     if expected.matches(signature.trim()) { Ok(()) } else { Err(VerifyError::Mismatch) }
 }
 
+/// The shortest API key or HMAC secret accepted: 32 characters (128 bits as hex).
+pub const MIN_KEY_CHARS: usize = 32;
+
 fn verify_api_key(headers: &Headers, secret: &Secret) -> Result<(), VerifyError> {
     let auth = headers.get("authorization").ok_or(VerifyError::MissingHeader("authorization"))?;
     let (scheme, key) = auth.trim().split_once(' ').ok_or(VerifyError::MalformedHeader("authorization"))?;
@@ -143,7 +146,8 @@ impl PaymentProvider for Sepay {
 
     async fn check_credentials(&self, credentials: &ProviderCredentials) -> Result<(), CredentialError> {
         let mut missing = Vec::new();
-        if credentials.webhook_secret.expose().trim().is_empty() {
+        let key = credentials.webhook_secret.expose().trim();
+        if key.is_empty() {
             missing.push("the API key");
         }
         for (key, what) in [("bank", "the bank"), ("account", "the account number")] {
@@ -151,8 +155,21 @@ impl PaymentProvider for Sepay {
                 missing.push(what);
             }
         }
+        let mut problems = Vec::new();
         if !missing.is_empty() {
-            return Err(CredentialError::Invalid(format!("missing {}", missing.join(", "))));
+            problems.push(format!("missing {}", missing.join(", ")));
+        }
+        let length = key.chars().count();
+        if length > 0 && length < MIN_KEY_CHARS {
+            // SePay lets the owner type any key; a short one can be guessed, and with it anyone
+            // can forge transfers.
+            problems.push(format!(
+                "the API key has {length} characters; use at least {MIN_KEY_CHARS} random ones \
+                 (e.g. `openssl rand -hex 24`) and set the same key in SePay"
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(CredentialError::Invalid(problems.join("; ")));
         }
         match setting(credentials, "code_prefix") {
             Some(p) if !(2..=5).contains(&p.len()) || !p.chars().all(|c| c.is_ascii_uppercase()) => {

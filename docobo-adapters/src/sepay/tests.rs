@@ -141,9 +141,20 @@ async fn a_checkout_is_a_vietqr_image_and_the_code() {
     assert!(link.instructions.contains("DCB7K2Q") && link.instructions.contains("250000 VND"));
     let missing = Sepay.create_checkout(&request, &creds(&[])).await.expect_err("unconfigured");
     assert!(matches!(missing, CheckoutError::NotConfigured(_)));
-    assert!(Sepay.check_credentials(&c).await.is_ok());
+    let long = ProviderCredentials { webhook_secret: Secret::new("k".repeat(MIN_KEY_CHARS)), ..c.clone() };
+    assert!(Sepay.check_credentials(&long).await.is_ok());
     let err = Sepay.check_credentials(&creds(&[])).await.expect_err("incomplete").to_string();
     assert!(err.contains("bank") && err.contains("account"), "{err}");
+}
+
+/// M7: any non-empty key used to be accepted, so an owner could protect every transfer with
+/// "1234". A short key is now refused with how to make a good one.
+#[tokio::test]
+async fn m7_a_short_sepay_key_is_refused() {
+    let short = creds(&[("bank", "MBBank"), ("account", "0123499999")]);
+    let err = Sepay.check_credentials(&short).await.expect_err("too short").to_string();
+    assert!(err.contains("at least 32") && err.contains("openssl rand"), "{err}");
+    assert!(!err.contains("sepay-key"), "the key itself is not echoed: {err}");
 }
 
 proptest::proptest! {

@@ -1,8 +1,9 @@
 //! A fake Discord REST API (`/api/v10`), for the routes the role gateway uses: it keeps guilds,
 //! roles (with positions), members and their roles; enforces the hierarchy as Discord does
 //! (403 50013 for a role at or above the bot's highest role, or a managed one); answers 404 with
-//! Discord's codes; and can be told to answer the next requests with 429, 5xx or a delay. Every
-//! request is recorded.
+//! Discord's codes; and can be told to answer the next requests with 429 (with Discord's
+//! rate-limit headers), 5xx or a delay. Every request is recorded. `GET /guilds/{id}` tells the
+//! guild's owner and roles, for who-may-sell checks.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -10,10 +11,14 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::http::{Request, serve};
+use super::http::{Request, Response, serve};
 
 /// `MANAGE_ROLES`, as Discord's permission bit.
 pub const MANAGE_ROLES: u64 = 1 << 28;
+/// `ADMINISTRATOR`, as Discord's permission bit.
+pub const ADMINISTRATOR: u64 = 1 << 3;
+/// Every guild's owner unless [`FakeDiscord::set_owner`] says otherwise.
+pub const DEFAULT_OWNER: u64 = 1;
 
 #[derive(Debug, Clone)]
 struct Role {
@@ -25,14 +30,17 @@ struct Role {
 
 #[derive(Debug, Default)]
 struct Guild {
+    owner: Option<u64>,
     roles: BTreeMap<u64, Role>,
     members: BTreeMap<u64, BTreeSet<u64>>,
 }
 
 #[derive(Debug, Clone)]
 struct Injection {
-    status: u16,
+    /// `None`: answer as usual, with `headers` added.
+    status: Option<u16>,
     delay: Duration,
+    headers: Vec<(String, String)>,
 }
 
 #[derive(Debug, Default)]
@@ -76,10 +84,10 @@ impl FakeDiscord {
             let state = shared.clone();
             async move {
                 let injected = lock(&state).injected.pop_front();
-                if let Some(i) = &injected {
-                    tokio::time::sleep(i.delay).await;
-                }
-                respond(&state, request, injected.map(|i| i.status))
+                let Some(injection) = injected else { return Response::from(respond(&state, request, None)) };
+                tokio::time::sleep(injection.delay).await;
+                let (status, body) = respond(&state, request, injection.status);
+                Response { status, body, headers: injection.headers }
             }
         })
         .await?;
@@ -147,7 +155,41 @@ impl FakeDiscord {
 
     /// The next request is answered with `status` after `delay` (429 carries Discord's body).
     pub fn inject(&self, status: u16, delay: Duration) {
-        lock(&self.state).injected.push_back(Injection { status, delay });
+        lock(&self.state).injected.push_back(Injection { status: Some(status), delay, headers: Vec::new() });
+    }
+
+    /// The next request is refused with 429 as Discord does: `Retry-After` (whole seconds),
+    /// `X-RateLimit-Global` and `X-RateLimit-Scope`, and for a route limit its bucket.
+    pub fn inject_rate_limit(&self, retry_after_s: u32, global: bool) {
+        let mut headers = vec![
+            ("retry-after".to_owned(), retry_after_s.to_string()),
+            ("x-ratelimit-scope".to_owned(), if global { "global" } else { "user" }.to_owned()),
+        ];
+        if global {
+            headers.push(("x-ratelimit-global".to_owned(), "true".to_owned()));
+        } else {
+            headers.extend(rate_headers(0, retry_after_s));
+        }
+        lock(&self.state).injected.push_back(Injection { status: Some(429), delay: Duration::ZERO, headers });
+    }
+
+    /// The next request is answered as usual, but says its bucket is empty for `reset_after_s`
+    /// seconds (`X-RateLimit-Remaining: 0`), as Discord does before a route's limit is hit.
+    pub fn exhaust_bucket(&self, reset_after_s: u32) {
+        let headers = rate_headers(0, reset_after_s);
+        lock(&self.state).injected.push_back(Injection { status: None, delay: Duration::ZERO, headers });
+    }
+
+    /// Makes `user` the guild's owner (the default is [`DEFAULT_OWNER`]).
+    pub fn set_owner(&self, guild: u64, user: u64) {
+        lock(&self.state).guilds.entry(guild).or_default().owner = Some(user);
+    }
+
+    /// Gives `role` these permission bits (Discord's, e.g. [`ADMINISTRATOR`]).
+    pub fn set_role_permissions(&self, guild: u64, role: u64, permissions: u64) {
+        if let Some(r) = lock(&self.state).guilds.get_mut(&guild).and_then(|g| g.roles.get_mut(&role)) {
+            r.permissions = permissions;
+        }
     }
 
     /// How many requests had this method and a path containing `part`.
@@ -222,6 +264,16 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
     state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Discord's per-route rate-limit headers for the member-role bucket.
+fn rate_headers(remaining: u32, reset_after_s: u32) -> Vec<(String, String)> {
+    vec![
+        ("x-ratelimit-bucket".to_owned(), "member-roles-bucket".to_owned()),
+        ("x-ratelimit-limit".to_owned(), "10".to_owned()),
+        ("x-ratelimit-remaining".to_owned(), remaining.to_string()),
+        ("x-ratelimit-reset-after".to_owned(), format!("{reset_after_s}.000")),
+    ]
+}
+
 fn error(status: u16, code: u32, message: &str) -> (u16, String) {
     (status, json!({ "code": code, "message": message }).to_string())
 }
@@ -265,6 +317,18 @@ fn respond(state: &Mutex<State>, request: Request, injected: Option<u16>) -> (u1
             let mut user = user_json(bot);
             user["bot"] = Value::Bool(true);
             (200, user.to_string())
+        }
+        ("GET", ["guilds", _]) => {
+            let Some((id, g)) = num(1).and_then(|id| Some((id, s.guilds.get(&id)?))) else {
+                return error(404, 10004, "Unknown Guild");
+            };
+            let roles: Vec<Value> = g.roles.iter().map(|(id, r)| role_json(*id, r)).collect();
+            let owner = g.owner.unwrap_or(DEFAULT_OWNER).to_string();
+            (
+                200,
+                json!({ "id": id.to_string(), "name": "guild", "owner_id": owner, "roles": roles })
+                    .to_string(),
+            )
         }
         ("GET", ["guilds", _, "roles"]) => {
             let Some(g) = num(1).and_then(|g| s.guilds.get(&g)) else {

@@ -19,14 +19,26 @@ pub struct Request {
     pub body: Vec<u8>,
 }
 
-/// Status and JSON body.
-pub type Response = (u16, String);
+/// Status, JSON body and extra headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub body: String,
+    /// Sent after `content-type` and `content-length` (names and values as given).
+    pub headers: Vec<(String, String)>,
+}
+
+impl From<(u16, String)> for Response {
+    fn from((status, body): (u16, String)) -> Self {
+        Response { status, body, headers: Vec::new() }
+    }
+}
 
 /// Serves `handle` on a free loopback port until the runtime shuts down; returns the address.
 pub async fn serve<F, Fut>(handle: F) -> std::io::Result<SocketAddr>
 where
     F: Fn(Request) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Response> + Send,
+    Fut: Future<Output: Into<Response>> + Send,
 {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
@@ -38,9 +50,11 @@ where
                 let (read, mut write) = stream.into_split();
                 let mut reader = BufReader::new(read);
                 let Some(request) = read_request(&mut reader).await else { return };
-                let (status, body) = handle(request).await;
+                let Response { status, body, headers } = handle(request).await.into();
+                let extra: String =
+                    headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
                 let head = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{extra}connection: close\r\n\r\n",
                     body.len()
                 );
                 let _ = write.write_all(head.as_bytes()).await;

@@ -96,7 +96,7 @@ fn configuring_a_guild_end_to_end() {
         "987654321098765432",
         "sepay",
         "--api-key",
-        "k",
+        "k0123456789abcdef0123456789abcdef",
         "--bank",
         "MBBank",
         "--account",

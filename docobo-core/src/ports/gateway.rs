@@ -78,4 +78,25 @@ pub trait RoleGateway: Send + Sync {
     /// MUST answer `Manageable::No` with a reason an owner can act on rather than an error when
     /// the answer is simply "no".
     async fn bot_can_manage(&self, guild: GuildId, role: RoleId) -> Result<Manageable, GatewayError>;
+
+    /// Whether `user`, who holds `roles` (as Discord reported them in a signed interaction),
+    /// could assign `role` on Discord themselves: the guild's owner can; anyone else needs
+    /// Manage Roles (or Administrator) and a highest role above `role`. Putting a role on sale
+    /// lets its seller obtain it, so Docobo must never let anyone sell a role Discord would not
+    /// let them assign.
+    ///
+    /// MUST answer `Manageable::No` when it cannot tell, as this default does.
+    async fn member_can_assign(
+        &self,
+        guild: GuildId,
+        user: UserId,
+        roles: &BTreeSet<RoleId>,
+        role: RoleId,
+    ) -> Result<Manageable, GatewayError> {
+        let _ = (guild, user, roles, role);
+        Ok(Manageable::No {
+            why: "this Docobo cannot check who may assign roles".to_owned(),
+            fix: "ask whoever runs Docobo to configure Discord".to_owned(),
+        })
+    }
 }

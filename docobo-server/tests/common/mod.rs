@@ -28,6 +28,11 @@ pub const SECRET_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 pub const PUBLIC_URL: &str = "https://docobo.example.org";
 /// Discord's MANAGE_GUILD permission bit.
 pub const MANAGE_GUILD: u64 = 1 << 5;
+/// Discord's ADMINISTRATOR permission bit.
+pub const ADMINISTRATOR: u64 = 1 << 3;
+/// What Discord reports as the owner's permissions in an interaction: all of them, which
+/// includes Administrator. [`USER`] owns the test guild.
+pub const OWNER: u64 = MANAGE_GUILD | ADMINISTRATOR;
 
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -73,6 +78,7 @@ async fn spawn_with(with_key: bool, gateway: Option<&FakeGateway>, extra: &[(&'s
     discord.add_role(guild, BANK.parse().expect("id"), "Bank", 4);
     discord.add_role(guild, ADMINS.parse().expect("id"), "Admins", 20);
     discord.join(guild, USER.parse().expect("id"));
+    discord.set_owner(guild, USER.parse().expect("id"));
     if let Some(gateway) = gateway {
         discord.set_gateway_url(&gateway.url);
     }
@@ -171,9 +177,17 @@ pub fn command(name: &str, permissions: u64) -> Value {
     envelope(2, "t", permissions, json!({ "id": "4", "name": name, "type": 1 }))
 }
 
-/// A button click.
+/// A button click by the owner.
 pub fn button(custom_id: &str, token: &str) -> Value {
-    envelope(3, token, MANAGE_GUILD, json!({ "custom_id": custom_id, "component_type": 2 }))
+    envelope(3, token, OWNER, json!({ "custom_id": custom_id, "component_type": 2 }))
+}
+
+/// The same interaction sent by another member: `user`, holding `roles`, with `permissions`.
+pub fn as_member(mut interaction: Value, user: &str, roles: &[&str], permissions: u64) -> Value {
+    interaction["member"]["user"]["id"] = json!(user);
+    interaction["member"]["roles"] = json!(roles);
+    interaction["member"]["permissions"] = json!(permissions.to_string());
+    interaction
 }
 
 /// A string select choice.
@@ -198,7 +212,7 @@ pub fn choose_roles(roles: &[(&str, &str)], token: &str) -> Value {
     let data = json!({
         "custom_id": "setup:roles", "component_type": 6, "values": values, "resolved": { "roles": resolved },
     });
-    envelope(3, token, MANAGE_GUILD, data)
+    envelope(3, token, OWNER, data)
 }
 
 /// A submitted form with `fields` (custom id, value).
@@ -207,7 +221,7 @@ pub fn submit(custom_id: &str, fields: &[(&str, &str)], token: &str) -> Value {
         .iter()
         .map(|(id, value)| json!({ "type": 1, "components": [{ "type": 4, "custom_id": id, "value": value }] }))
         .collect();
-    envelope(5, token, MANAGE_GUILD, json!({ "custom_id": custom_id, "components": rows }))
+    envelope(5, token, OWNER, json!({ "custom_id": custom_id, "components": rows }))
 }
 
 /// The text of an answer (`data.content`) or of a follow-up edit (`content`).

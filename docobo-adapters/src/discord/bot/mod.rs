@@ -92,12 +92,15 @@ impl View {
 }
 
 /// Who sent an interaction, and from which server.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Caller {
     guild: GuildId,
     user: UserId,
-    /// The member's permissions in the channel, as Discord computed them.
+    /// The member's permissions in the channel, as Discord computed them (the owner has all).
     permissions: Permissions,
+    /// The member's roles, as Discord reported them: whether they could assign a role
+    /// themselves depends on them.
+    roles: Arc<std::collections::BTreeSet<docobo_core::domain::RoleId>>,
     /// When the interaction was received.
     at: Timestamp,
 }
@@ -108,6 +111,9 @@ fn caller(guild: Option<serenity::all::GuildId>, member: Option<&Member>, at: Ti
         guild: GuildId::new(guild.get()).ok()?,
         user: UserId::new(member.user.id.get()).ok()?,
         permissions: member.permissions.unwrap_or_else(Permissions::empty),
+        roles: Arc::new(
+            member.roles.iter().filter_map(|r| docobo_core::domain::RoleId::new(r.get()).ok()).collect(),
+        ),
         at,
     })
 }

@@ -12,6 +12,13 @@
 //! Progress (the step and the chosen roles) is stored per guild, so `/setup` resumes where it
 //! stopped. Every click checks Manage Server again: the command's default permission is only a
 //! default that owners can change.
+//!
+//! Putting a role on sale lets the seller obtain it, so nobody may sell a role Discord would not
+//! let them assign themselves: choosing roles (step 1) and saving a price (step 2) check, with
+//! Discord, that the caller is the owner or holds Manage Roles and ranks above the role
+//! (`member_can_assign`), and roles that carry moderation or administration permissions are
+//! never sold (`bot_can_manage`). Provider credentials decide where the money goes and which
+//! webhooks are believed, so changing them needs the owner or Administrator.
 
 mod views;
 
@@ -41,7 +48,7 @@ impl Bot {
         progress.and_then(|p| serde_json::from_str(&p.draft).ok()).unwrap_or_default()
     }
 
-    async fn save_progress(&self, who: Caller, step: u8, draft: &Draft) -> Result<(), StoreError> {
+    async fn save_progress(&self, who: &Caller, step: u8, draft: &Draft) -> Result<(), StoreError> {
         let progress = SetupProgress {
             guild: who.guild,
             user: who.user,
@@ -129,7 +136,7 @@ impl Bot {
     }
 
     /// The screen for `step`, when resuming.
-    async fn resume(&self, who: Caller, step: u8, draft: &Draft) -> Result<View, StoreError> {
+    async fn resume(&self, who: &Caller, step: u8, draft: &Draft) -> Result<View, StoreError> {
         match step {
             2 if !draft.roles.is_empty() => {
                 self.step2(who.guild, draft, Some("Resuming where you stopped.")).await
@@ -141,7 +148,7 @@ impl Bot {
 
     /// `/setup`: registers the guild if needed and shows the current step.
     pub(super) async fn setup_start(&self, who: Caller) -> Result<Reply, StoreError> {
-        if let Some(refusal) = not_a_manager(who) {
+        if let Some(refusal) = not_a_manager(&who) {
             return Ok(refusal);
         }
         if self.repo.guild(who.guild).await?.is_none() {
@@ -149,7 +156,7 @@ impl Bot {
         }
         let progress = self.repo.setup(who.guild).await?;
         let draft = Self::draft(progress.as_ref());
-        let view = self.resume(who, progress.map_or(1, |p| p.step), &draft).await?;
+        let view = self.resume(&who, progress.map_or(1, |p| p.step), &draft).await?;
         Ok(Reply::message(view.message()))
     }
 
@@ -159,7 +166,7 @@ impl Bot {
         action: &str,
         data: &ComponentInteractionData,
     ) -> Result<Reply, StoreError> {
-        if let Some(refusal) = not_a_manager(who) {
+        if let Some(refusal) = not_a_manager(&who) {
             return Ok(refusal);
         }
         let draft = Self::draft(self.repo.setup(who.guild).await?.as_ref());
@@ -174,23 +181,20 @@ impl Bot {
             }
             _ => match action {
                 "roles" => return Ok(self.choose_roles(who, data)),
-                "polar" => {
-                    return Ok(Reply::new(CreateInteractionResponse::Modal(provider_form(
-                        ProviderKind::Polar,
-                    ))));
-                }
-                "sepay" => {
-                    return Ok(Reply::new(CreateInteractionResponse::Modal(provider_form(
-                        ProviderKind::Sepay,
-                    ))));
+                "polar" | "sepay" => {
+                    if let Some(refusal) = not_an_administrator(&who) {
+                        return Ok(refusal);
+                    }
+                    let kind = if action == "polar" { ProviderKind::Polar } else { ProviderKind::Sepay };
+                    return Ok(Reply::new(CreateInteractionResponse::Modal(provider_form(kind))));
                 }
                 "step1" => step1(None),
                 "step2" => {
-                    self.save_progress(who, 2, &draft).await?;
+                    self.save_progress(&who, 2, &draft).await?;
                     self.step2(who.guild, &draft, None).await?
                 }
                 "step3" => {
-                    self.save_progress(who, 3, &draft).await?;
+                    self.save_progress(&who, 3, &draft).await?;
                     self.step3(who.guild, None).await?
                 }
                 "done" => {
@@ -235,16 +239,15 @@ impl Bot {
         };
         let mut refused = Vec::new();
         for (role, name) in &chosen {
-            match gateway.bot_can_manage(who.guild, *role).await {
-                Ok(Manageable::Yes) => {}
-                Ok(Manageable::No { why, fix }) => {
-                    refused.push(refusal(&format!("Docobo cannot sell **{name}**."), &why, &fix));
+            let bot = gateway.bot_can_manage(who.guild, *role).await;
+            let checked = match bot {
+                Ok(Manageable::Yes) => {
+                    gateway.member_can_assign(who.guild, who.user, &who.roles, *role).await
                 }
-                Err(e) => refused.push(refusal(
-                    &format!("Docobo could not check **{name}**."),
-                    &e.to_string(),
-                    "try again in a minute",
-                )),
+                other => other,
+            };
+            if let Some(problem) = sell_refusal(name, checked) {
+                refused.push(problem);
             }
         }
         if !refused.is_empty() {
@@ -254,7 +257,7 @@ impl Bot {
             ))));
         }
         let draft = Draft { roles: chosen };
-        self.save_progress(who, 2, &draft).await?;
+        self.save_progress(&who, 2, &draft).await?;
         self.step2(who.guild, &draft, None).await
     }
 
@@ -264,7 +267,12 @@ impl Bot {
         form: &str,
         data: &ModalInteractionData,
     ) -> Result<Reply, StoreError> {
-        if let Some(refusal) = not_a_manager(who) {
+        if let Some(refusal) = not_a_manager(&who) {
+            return Ok(refusal);
+        }
+        if matches!(form, "sepay" | "polar")
+            && let Some(refusal) = not_an_administrator(&who)
+        {
             return Ok(refusal);
         }
         let draft = Self::draft(self.repo.setup(who.guild).await?.as_ref());
@@ -273,22 +281,57 @@ impl Bot {
                 let Some((role, name)) = draft.roles.iter().find(|(r, _)| r.to_string() == role) else {
                     return Ok(Reply::update(step1(Some("That role is no longer in this setup.")).message()));
                 };
-                let notice = match parse_price(who.guild, *role, name, data) {
-                    Ok(paid) => {
-                        self.repo.put_paid_role(&paid).await?;
-                        format!("✅ Saved **{name}**: {}.", describe(&paid))
+                let paid = match parse_price(who.guild, *role, name, data) {
+                    Ok(paid) => paid,
+                    Err(problems) => {
+                        let notice = format!("⚠️ **{name}** was not saved: {problems}.");
+                        return Ok(Reply::update(
+                            self.step2(who.guild, &draft, Some(&notice)).await?.message(),
+                        ));
                     }
-                    Err(problems) => format!("⚠️ **{name}** was not saved: {problems}."),
                 };
-                self.step2(who.guild, &draft, Some(&notice)).await?
+                // Whoever saves the price puts the role on sale: checked with Discord, so deferred.
+                let (bot, name) = (self.clone(), name.clone());
+                return Ok(Reply::deferred_update(async move {
+                    let view = async {
+                        let checked = match &bot.gateway {
+                            Some(g) => g.member_can_assign(who.guild, who.user, &who.roles, paid.role).await,
+                            None => Ok(Manageable::No {
+                                why: "this Docobo has no Discord bot token configured".to_owned(),
+                                fix: "ask whoever runs Docobo to set DISCORD_BOT_TOKEN".to_owned(),
+                            }),
+                        };
+                        let notice = match sell_refusal(&name, checked) {
+                            Some(refused) => format!("{refused}\nThe price was not saved."),
+                            None => {
+                                bot.repo.put_paid_role(&paid).await?;
+                                format!("✅ Saved **{name}**: {}.", describe(&paid))
+                            }
+                        };
+                        bot.step2(who.guild, &draft, Some(&notice)).await
+                    };
+                    view.await.map_or_else(|e| unavailable(&e), View::edit)
+                }));
             }
             _ if form == "sepay" => {
                 let mut credentials = ProviderCredentials::new(Secret::new(field(data, "api_key")));
                 let prefix = field(data, "code_prefix").to_ascii_uppercase();
+                let auth = match field(data, "auth").to_ascii_lowercase().as_str() {
+                    "" | "apikey" | "api key" => "apikey",
+                    "hmac" => "hmac",
+                    other => {
+                        let notice = refusal(
+                            "SePay was not saved.",
+                            &format!("the authentication mode {other:?} is neither `apikey` nor `hmac`"),
+                            "type `hmac` (recommended: signed, with a timestamp) or `apikey`, as chosen in SePay",
+                        );
+                        return Ok(Reply::update(self.step3(who.guild, Some(&notice)).await?.message()));
+                    }
+                };
                 credentials.settings = BTreeMap::from([
                     ("bank".to_owned(), field(data, "bank").to_owned()),
                     ("account".to_owned(), field(data, "account").to_owned()),
-                    ("auth".to_owned(), "apikey".to_owned()),
+                    ("auth".to_owned(), auth.to_owned()),
                 ]);
                 if !prefix.is_empty() {
                     credentials.settings.insert("code_prefix".to_owned(), prefix);
@@ -340,7 +383,35 @@ impl Bot {
     }
 }
 
-fn not_a_manager(who: Caller) -> Option<Reply> {
+/// The four-part refusal for a role that cannot be sold, from a `bot_can_manage` or
+/// `member_can_assign` answer; `None` when it can.
+fn sell_refusal(name: &str, checked: Result<Manageable, docobo_core::ports::GatewayError>) -> Option<String> {
+    match checked {
+        Ok(Manageable::Yes) => None,
+        Ok(Manageable::No { why, fix }) => {
+            Some(refusal(&format!("Docobo cannot sell **{name}**."), &why, &fix))
+        }
+        Err(e) => Some(refusal(
+            &format!("Docobo could not check **{name}**."),
+            &e.to_string(),
+            "try again in a minute",
+        )),
+    }
+}
+
+/// Provider credentials decide where money goes and which webhooks are believed: only the owner
+/// (who has every permission) or an Administrator may change them.
+fn not_an_administrator(who: &Caller) -> Option<Reply> {
+    (!who.permissions.contains(Permissions::ADMINISTRATOR)).then(|| {
+        Reply::text(refusal(
+            "Only the server owner or an Administrator can change payment providers.",
+            "the credentials decide where the money goes and which payments Docobo believes",
+            "ask the server owner, or someone with the Administrator permission",
+        ))
+    })
+}
+
+fn not_a_manager(who: &Caller) -> Option<Reply> {
     let allowed = who.permissions.intersects(Permissions::MANAGE_GUILD | Permissions::ADMINISTRATOR);
     (!allowed).then(|| {
         Reply::text(refusal(

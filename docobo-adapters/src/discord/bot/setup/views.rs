@@ -93,7 +93,18 @@ pub(super) fn provider_form(kind: ProviderKind) -> CreateModal {
             text_input("access_token", "Organization access token", "polar_oat_… (for checkouts)", true),
         ]),
         _ => CreateModal::new("setup:sepay", "SePay bank account").components(vec![
-            text_input("api_key", "SePay API key", "SePay → Webhooks → API key", true),
+            text_input(
+                "api_key",
+                "SePay API key or HMAC secret (32+ characters)",
+                "openssl rand -hex 24",
+                true,
+            ),
+            text_input(
+                "auth",
+                "Authentication: hmac or apikey",
+                "hmac (as chosen in SePay → Webhooks)",
+                false,
+            ),
             text_input("bank", "Bank", "MBBank, Vietcombank, …", true),
             text_input("account", "Account number", "the account that receives transfers", true),
             text_input("code_prefix", "Transfer code prefix (optional)", "DCB", false),
