@@ -116,3 +116,48 @@ async fn commands_are_registered_globally_or_in_one_guild() {
         Err(GatewayError::Retryable { .. })
     ));
 }
+
+/// M2: Discord's `Retry-After` and `global` flag were thrown away (serenity's error keeps only the
+/// status and body), so while Discord answered 429 with `Retry-After: 20`, the same role was
+/// requested again within those 20 seconds. Now the wait is the job's floor, and the pacer holds
+/// the route (or, for a global limit, everything) until it is over.
+#[tokio::test]
+async fn m2_a_route_429_sets_the_jobs_floor_and_holds_the_route_meanwhile() {
+    let (fake, gateway) = discord().await;
+    let (g, u, r) = ids();
+    fake.inject_rate_limit(20, false);
+    let err = gateway.add_role(g, u, r, "x").await.expect_err("limited");
+    assert!(
+        matches!(err, GatewayError::Retryable { after: Some(a), .. } if a >= time::Duration::seconds(20)),
+        "{err:?}"
+    );
+    let again = tokio::time::timeout(Duration::from_secs(1), gateway.add_role(g, u, r, "x")).await;
+    assert!(again.is_err(), "held while the bucket is limited");
+    assert_eq!(fake.count("PUT", "/roles/"), 1, "nothing more was sent");
+    // Reading the member is another bucket: it goes at once.
+    assert!(gateway.member_roles(g, u).await.is_ok());
+}
+
+#[tokio::test]
+async fn m2_a_global_429_pauses_every_call() {
+    let (fake, gateway) = discord().await;
+    let (g, u, _) = ids();
+    fake.inject_rate_limit(20, true);
+    let err = gateway.member_roles(g, u).await.expect_err("limited");
+    assert!(matches!(err, GatewayError::Retryable { after: Some(_), .. }), "{err:?}");
+    let other = GuildId::new(G + 1).expect("id");
+    let held = tokio::time::timeout(Duration::from_secs(1), gateway.member_roles(other, u)).await;
+    assert!(held.is_err(), "a global limit holds every guild and route");
+    assert_eq!(fake.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn m2_an_empty_bucket_holds_its_routes_until_it_resets() {
+    let (fake, gateway) = discord().await;
+    let (g, u, r) = ids();
+    fake.exhaust_bucket(20);
+    gateway.add_role(g, u, r, "x").await.expect("adds: the bucket was not yet empty");
+    let held = tokio::time::timeout(Duration::from_secs(1), gateway.remove_role(g, u, r, "x")).await;
+    assert!(held.is_err(), "the next call on the same bucket waits for the reset");
+    assert_eq!(fake.count("DELETE", "/roles/"), 0);
+}

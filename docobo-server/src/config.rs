@@ -44,6 +44,9 @@ pub struct Config {
     /// before answering 429, default 100; `off` disables it (behind a proxy every request comes
     /// from the proxy's address).
     pub rate_limit: Option<std::num::NonZeroU32>,
+    /// How long clients may take to send a request head, a body, or nothing between requests
+    /// (`crate::guard`). Not an environment key: the defaults suit any deployment; tests shorten them.
+    pub client_limits: crate::guard::Limits,
 }
 
 impl std::fmt::Debug for Config {
@@ -306,6 +309,7 @@ impl Config {
                 discord_rate,
                 discord_timeout,
                 rate_limit,
+                client_limits: crate::guard::Limits::default(),
             }),
             _ => Err(ConfigError(problems)),
         }

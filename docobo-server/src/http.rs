@@ -1,5 +1,10 @@
 //! The HTTP surface: provider webhooks, interactions, liveness, readiness, metrics and the admin API,
-//! behind a per-IP rate limit, request tracing and security headers.
+//! behind a per-IP rate limit, admission control, request tracing and security headers.
+//!
+//! Admission ([`admit`]): at most [`MAX_IN_FLIGHT`] requests are handled at once (past that, 503
+//! with `Retry-After: 1` at once, rather than an unbounded queue), and every request body must
+//! arrive whole, up to 1 MiB, within [`crate::guard::Limits::body`] (408 otherwise) before any
+//! handler sees it. `/health` is exempt from the cap so that liveness stays visible under load.
 
 use std::sync::Arc;
 
@@ -23,6 +28,12 @@ pub struct AppState {
     pub heartbeats: Arc<crate::workers::Heartbeats>,
     /// The role worker's lease and batch size, from `DOCOBO_DISCORD_TIMEOUT`.
     pub job_lease: (time::Duration, usize),
+    /// How long clients may take to send requests.
+    pub limits: crate::guard::Limits,
+    /// Failed webhook authentications per guild and provider.
+    pub auth_failures: crate::webhooks::AuthThrottle,
+    /// Permits for requests in flight ([`MAX_IN_FLIGHT`]).
+    pub in_flight: Arc<tokio::sync::Semaphore>,
     /// What `GET /metrics` reports.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// `DOCOBO_RATE_LIMIT`: requests per second per IP address, when on.
@@ -123,6 +134,46 @@ async fn limit<E: Endpoint>(endpoint: Arc<E>, request: poem::Request) -> poem::R
     endpoint.call(request).await.map(IntoResponse::into_response)
 }
 
+/// Requests handled at once, across all clients.
+pub const MAX_IN_FLIGHT: usize = 256;
+
+fn refuse(code: StatusCode, message: &str, retry_after: Option<&'static str>) -> Response {
+    let mut response = Json(json!({ "error": message })).with_status(code).into_response();
+    if let Some(after) = retry_after {
+        response.headers_mut().insert("retry-after", poem::http::HeaderValue::from_static(after));
+    }
+    response
+}
+
+/// Admission control and bounded bodies (see the module docs).
+async fn admit<E: Endpoint>(endpoint: Arc<E>, mut request: poem::Request) -> poem::Result<Response> {
+    let Some(state) = request.data::<Arc<AppState>>().cloned() else {
+        return endpoint.call(request).await.map(IntoResponse::into_response);
+    };
+    let permit = match request.uri().path() {
+        "/health" => None,
+        _ => match state.in_flight.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                return Ok(refuse(StatusCode::SERVICE_UNAVAILABLE, "busy; try again shortly", Some("1")));
+            }
+        },
+    };
+    let read = request.take_body().into_bytes_limit(crate::webhooks::MAX_BODY);
+    let body = match tokio::time::timeout(state.limits.body, read).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(poem::error::ReadBodyError::PayloadTooLarge)) => {
+            return Ok(refuse(StatusCode::PAYLOAD_TOO_LARGE, "body over 1 MiB", None));
+        }
+        Ok(Err(_)) => return Ok(refuse(StatusCode::BAD_REQUEST, "unreadable body", None)),
+        Err(_) => return Ok(refuse(StatusCode::REQUEST_TIMEOUT, "the body took too long to arrive", None)),
+    };
+    request.set_body(body);
+    let response = endpoint.call(request).await.map(IntoResponse::into_response);
+    drop(permit);
+    response
+}
+
 pub fn app(state: Arc<AppState>) -> impl Endpoint {
     Route::new()
         .at("/health", get(health))
@@ -132,6 +183,7 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
         .at("/webhooks/sepay/:guild_id", post(crate::webhooks::sepay))
         .at("/interactions", post(crate::interactions::interactions))
         .nest("/admin", crate::admin::routes(state.clone()))
+        .around(admit)
         .around(limit)
         .data(state)
         .with(Tracing)

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod guard;
 pub mod http;
 pub mod interactions;
 pub mod metrics;
@@ -71,6 +72,9 @@ pub async fn prepare(config: &Config) -> Result<Arc<http::AppState>, ServerError
         metrics,
         heartbeats,
         job_lease: docobo_core::service::lease_and_batch(config.discord_timeout),
+        limits: config.client_limits,
+        in_flight: Arc::new(tokio::sync::Semaphore::new(http::MAX_IN_FLIGHT)),
+        auth_failures: webhooks::AuthThrottle::default(),
         rate_limit: config.rate_limit.map(http::PerIp::new),
         repo,
         gateway,
@@ -129,7 +133,7 @@ pub async fn run(
         let bot = state.bot.clone();
         workers.push(tokio::spawn(workers::gateway(token, api_base, bot, state.repo.clone(), stopped)));
     }
-    let served = Server::new_with_acceptor(acceptor)
+    let served = Server::new_with_acceptor(guard::GuardedAcceptor::new(acceptor, state.limits))
         .run_with_graceful_shutdown(http::app(state), shutdown, Some(Duration::from_secs(10)))
         .await
         .map_err(|source| ServerError::Listen { addr, source });

@@ -69,7 +69,21 @@ pub async fn spawn_with_gateway(gateway: &FakeGateway) -> App {
     spawn_with(true, Some(gateway), &[]).await
 }
 
+/// As [`spawn_configured`], with client time limits of its own.
+pub async fn spawn_limited(extra: &[(&'static str, &str)], limits: docobo_server::guard::Limits) -> App {
+    spawn_full(false, None, extra, Some(limits)).await
+}
+
 async fn spawn_with(with_key: bool, gateway: Option<&FakeGateway>, extra: &[(&'static str, &str)]) -> App {
+    spawn_full(with_key, gateway, extra, None).await
+}
+
+async fn spawn_full(
+    with_key: bool,
+    gateway: Option<&FakeGateway>,
+    extra: &[(&'static str, &str)],
+    limits: Option<docobo_server::guard::Limits>,
+) -> App {
     let key = SigningKey::from_bytes(&[7u8; 32]);
     let discord = FakeDiscord::start(BOT).await.expect("fake discord");
     let guild: u64 = GUILD.parse().expect("id");
@@ -100,8 +114,11 @@ async fn spawn_with(with_key: bool, gateway: Option<&FakeGateway>, extra: &[(&'s
         vars.push(("DISCORD_PUBLIC_KEY", hex(key.verifying_key().as_bytes())));
     }
     vars.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
-    let config =
+    let mut config =
         Config::from_vars(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).expect("config");
+    if let Some(limits) = limits {
+        config.client_limits = limits;
+    }
     let state = prepare(&config).await.expect("prepares");
     let acceptor = bind(config.listen).await.expect("binds");
     let base = format!("http://{}", local_addr(&acceptor).expect("addr"));
