@@ -1,8 +1,8 @@
 //! The background workers the server runs beside HTTP.
 //!
 //! - The role worker claims due role jobs in batches sized so that a batch always finishes
-//!   inside its lease whatever `DOCOBO_DISCORD_TIMEOUT` is (`lease_and_batch`: 24 jobs under a
-//!   144 s lease at the default 10 s), and converges them. When nothing is due it sleeps until the next job's `run_at`, but at most 5 s (jobs
+//!   inside its lease whatever `DOCOBO_DISCORD_TIMEOUT` is (`lease_and_batch`: 8 jobs under a
+//!   66 s lease at the default 10 s), and converges them. When nothing is due it sleeps until the next job's `run_at`, but at most 5 s (jobs
 //!   enqueued by another replica are seen within that), and wakes at once when this process
 //!   enqueues one (`SeaOrmRepo::job_signal`), so webhook → Discord takes milliseconds.
 //! - The expirer applies `TermElapsed` to entitlements whose term, cancellation or grace ran out,

@@ -136,6 +136,8 @@ impl<T: CatalogRepo + EntitlementRepo + JobQueue + ?Sized> WorkerRepo for T {}
 /// Jobs of one batch converged at the same time. Each job is a different (guild, user, role), so
 /// they are independent; Discord's limits are the gateway's pacing, not this.
 pub const JOB_CONCURRENCY: usize = 8;
+/// How soon a job that failed on a storage error runs again.
+pub const STORE_RETRY: time::Duration = time::Duration::seconds(5);
 /// Discord calls one job makes at most: read, change, verify.
 pub const CALLS_PER_JOB: u32 = 3;
 /// Most jobs claimed at once.
@@ -144,17 +146,19 @@ pub const MAX_BATCH: usize = 50;
 /// The lease and batch size for role jobs whose Discord calls each give up after
 /// `call_timeout`, so that a batch always finishes inside its lease (review finding M5).
 ///
-/// The worst job is [`CALLS_PER_JOB`] calls at the timeout plus 2 s of pacing each. A batch runs
-/// [`JOB_CONCURRENCY`] jobs at a time, so `n` rounds take up to `n` worst jobs. The lease is
-/// four worst jobs, at least a minute (a worker that died holds its jobs that long); the batch
-/// is three rounds, at most [`MAX_BATCH`]: 24 jobs under a 144 s lease at the default 10 s
-/// timeout.
+/// The worst job is [`CALLS_PER_JOB`] calls at the timeout plus 1 s of pacing each. A batch runs
+/// [`JOB_CONCURRENCY`] jobs at a time, so `n` rounds take up to `n` worst jobs. The lease is two
+/// worst jobs, at least a minute (a worker that died holds its jobs that long); the batch is as
+/// many rounds as leave one worst job of margin, at most [`MAX_BATCH`]: 8 jobs under a 66 s lease
+/// at the default 10 s timeout, 50 under a minute at a 1 s timeout.
 pub fn lease_and_batch(call_timeout: std::time::Duration) -> (time::Duration, usize) {
-    let per_call = call_timeout.saturating_add(std::time::Duration::from_secs(2));
+    let per_call = call_timeout.saturating_add(std::time::Duration::from_secs(1));
     let worst =
         time::Duration::try_from(per_call.saturating_mul(CALLS_PER_JOB)).unwrap_or(time::Duration::DAY);
-    let lease: time::Duration = (worst * 4i32).max(time::Duration::MINUTE);
-    (lease, (JOB_CONCURRENCY * 3).min(MAX_BATCH))
+    let lease: time::Duration = (worst * 2i32).max(time::Duration::MINUTE);
+    let rounds = (lease.whole_milliseconds() / worst.whole_milliseconds().max(1)).saturating_sub(1);
+    let rounds = usize::try_from(rounds).unwrap_or(1).max(1);
+    (lease, (JOB_CONCURRENCY * rounds).min(MAX_BATCH))
 }
 
 /// Claims up to `limit` due jobs, converges them ([`JOB_CONCURRENCY`] at a time) and settles
@@ -173,7 +177,17 @@ pub async fn run_due_jobs<R: WorkerRepo + ?Sized>(
     let jobs = repo.claim_due(clock.now(), lease, limit).await?;
     let mut report = WorkReport { claimed: jobs.len(), ..WorkReport::default() };
     let mut outcomes = futures_util::stream::iter(jobs)
-        .map(|job| run_job(repo, gateway, clock, job))
+        .map(|job| async move {
+            let outcome = run_job(repo, gateway, clock, job.clone()).await;
+            if let Err(e) = &outcome {
+                // A storage error (a dropped connection, a failover) left the job leased. Release
+                // it for a retry soon if the database answers again, rather than leaving it until
+                // the lease runs out; if it does not answer, the lease still ends.
+                let retry = Settlement::Retry { at: clock.now() + STORE_RETRY, error: e.to_string() };
+                let _ = repo.settle(&job, retry, vec![], clock.now()).await;
+            }
+            outcome
+        })
         .buffer_unordered(JOB_CONCURRENCY);
     let mut failure = None;
     while let Some(outcome) = outcomes.next().await {

@@ -176,7 +176,7 @@ fn m5_a_batch_fits_in_its_lease_whatever_the_call_timeout() {
         let timeout = std::time::Duration::from_secs(secs);
         let (lease, batch) = lease_and_batch(timeout);
         let worst_job =
-            time::Duration::try_from(timeout * CALLS_PER_JOB).expect("small") + Duration::seconds(6);
+            time::Duration::try_from(timeout * CALLS_PER_JOB).expect("small") + Duration::seconds(3);
         let rounds = i32::try_from(batch.div_ceil(JOB_CONCURRENCY)).expect("small");
         assert!(
             worst_job * rounds < lease,
