@@ -40,11 +40,48 @@ fn polar(c: &mut Criterion) {
     }
 }
 
+/// Review finding H1: the worst Polar request an unauthenticated sender can make (a 1 MiB body
+/// and a `webhook-signature` header full of `v1,` entries) next to an ordinary 1 MiB one. Before
+/// the fix, each entry cost one HMAC over the body per key: `polar/one_mac_1mib` × 2 keys ×
+/// 95,000 entries. Now a flooded header is refused before any MAC, and the most a header can cost
+/// is eight entries under two keys: two MACs.
+fn polar_worst_case(c: &mut Criterion) {
+    let secret = "whsec_AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA=";
+    let creds = ProviderCredentials::new(Secret::new(secret));
+    let body = vec![b'x'; 1 << 20];
+    let now = OffsetDateTime::now_utc();
+    let ts = now.unix_timestamp();
+    let headers = |signature: String| {
+        Headers::new()
+            .with("webhook-id", "m")
+            .with("webhook-timestamp", ts.to_string())
+            .with("webhook-signature", signature)
+    };
+    let key = signature::keys(secret).remove(0);
+    let ordinary = headers(signature::sign(&key, "m", ts, &body));
+    let flood = headers("v1, ".repeat(95_000));
+    let widest =
+        headers(std::iter::repeat_n("v1,AAAA", signature::MAX_SIGNATURES).collect::<Vec<_>>().join(" "));
+    let provider = Polar::default();
+    let mut group = c.benchmark_group("polar_1mib");
+    group.sample_size(20);
+    group.bench_function("one_mac_1mib", |b| b.iter(|| signature::sign(&key, "m", ts, black_box(&body))));
+    group
+        .bench_function("ordinary", |b| b.iter(|| provider.verify(black_box(&ordinary), &body, &creds, now)));
+    group.bench_function("flooded_header", |b| {
+        b.iter(|| provider.verify(black_box(&flood), &body, &creds, now))
+    });
+    group.bench_function("eight_wrong_entries", |b| {
+        b.iter(|| provider.verify(black_box(&widest), &body, &creds, now))
+    });
+    group.finish();
+}
+
 fn sepay(c: &mut Criterion) {
     let body = br#"{"id":92704,"gateway":"MBBank","transactionDate":"2026-11-20 09:15:00","accountNumber":"0123499999","code":null,"content":"DCB7K2Q chuyen tien","transferType":"in","transferAmount":250000,"accumulated":0,"subAccount":null,"referenceCode":"FT123","description":""}"#;
-    let mut creds = ProviderCredentials::new(Secret::new("sepay-api-key"));
+    let mut creds = ProviderCredentials::new(Secret::new("sepay-api-key-0123456789abcdef01234"));
     creds.settings.insert("account".into(), "0123499999".into());
-    let headers = Headers::new().with("authorization", "Apikey sepay-api-key");
+    let headers = Headers::new().with("authorization", "Apikey sepay-api-key-0123456789abcdef01234");
     let now = OffsetDateTime::now_utc();
     c.bench_function("sepay/apikey", |b| {
         b.iter(|| {
@@ -54,5 +91,5 @@ fn sepay(c: &mut Criterion) {
     });
 }
 
-criterion_group!(providers, polar, sepay);
+criterion_group!(providers, polar, polar_worst_case, sepay);
 criterion_main!(providers);

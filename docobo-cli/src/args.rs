@@ -7,7 +7,13 @@ use docobo_core::domain::{Currency, GuildId, RoleId, Term, UserId};
 #[command(name = "docobo", version, about = "Paid community access on Discord")]
 pub struct Cli {
     /// The database: a SQLite file (the default) or postgres://user@host/db.
-    #[arg(long, global = true, env = "DOCOBO_DATABASE_URL", default_value = "sqlite://docobo.db?mode=rwc")]
+    #[arg(
+        long,
+        global = true,
+        env = "DOCOBO_DATABASE_URL",
+        hide_env_values = true,
+        default_value = "sqlite://docobo.db?mode=rwc"
+    )]
     pub(crate) database_url: String,
     #[command(subcommand)]
     pub(crate) command: Command,

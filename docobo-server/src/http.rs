@@ -69,23 +69,39 @@ async fn health() -> Json<serde_json::Value> {
 }
 
 /// `200` when the server can do its whole job; `503` with every reason it cannot: the database
-/// does not answer, Discord is not configured, or a background worker is stuck.
+/// does not answer, Discord is not configured, or a background worker is stuck. The reasons name
+/// only the part at fault, unless the request comes from this host or carries the admin token:
+/// raw errors can name hosts and users.
 #[handler]
-async fn ready(Data(state): Data<&Arc<AppState>>) -> Response {
+async fn ready(request: &poem::Request, Data(state): Data<&Arc<AppState>>) -> Response {
+    let local = request.remote_addr().as_socket_addr().is_some_and(|a| a.ip().is_loopback());
+    let admin = state.admin_token.as_ref().is_some_and(|token| {
+        let bearer = request.header("authorization").and_then(|h| h.strip_prefix("Bearer "));
+        bearer.is_some_and(|b| token.matches(b.trim()))
+    });
+    let detailed = local || admin;
     let mut reasons = Vec::new();
     if let Err(e) = state.repo.ping().await {
-        reasons.push(format!("database: {e}"));
+        tracing::warn!(error = %e, "ready: the database does not answer");
+        reasons.push(if detailed { format!("database: {e}") } else { "database: unavailable".to_owned() });
     }
     if state.gateway.is_none() {
-        reasons.push(
-            "discord: DISCORD_BOT_TOKEN is not set, so paid roles are recorded but not granted".to_owned(),
-        );
+        reasons.push(if detailed {
+            "discord: DISCORD_BOT_TOKEN is not set, so paid roles are recorded but not granted".to_owned()
+        } else {
+            "discord: not configured".to_owned()
+        });
     }
     let mut running = vec![crate::workers::Worker::Expirer];
     if state.gateway.is_some() {
         running.push(crate::workers::Worker::RoleWorker);
     }
-    reasons.extend(state.heartbeats.problems(&running, SystemClock.now()));
+    let stuck = state.heartbeats.problems(&running, SystemClock.now());
+    if detailed {
+        reasons.extend(stuck);
+    } else if !stuck.is_empty() {
+        reasons.push("workers: not making progress".to_owned());
+    }
     if reasons.is_empty() {
         Json(json!({ "status": "ready" })).into_response()
     } else {
@@ -94,8 +110,19 @@ async fn ready(Data(state): Data<&Arc<AppState>>) -> Response {
     }
 }
 
-/// A per-IP rate limit (GCRA, bursts of twice the rate).
-pub struct PerIp(governor::DefaultKeyedRateLimiter<std::net::IpAddr>);
+/// A per-IP rate limit (GCRA, bursts of twice the rate), with when it last purged (unix seconds).
+pub struct PerIp(governor::DefaultKeyedRateLimiter<std::net::IpAddr>, std::sync::atomic::AtomicI64);
+
+/// The key an address is limited under: itself for IPv4, its /64 for IPv6.
+fn per_subscriber(ip: std::net::IpAddr) -> std::net::IpAddr {
+    match ip {
+        std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
+            let [a, b, c, d, ..] = v6.segments();
+            std::net::IpAddr::V6(std::net::Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
+        }
+        other => other,
+    }
+}
 
 impl std::fmt::Debug for PerIp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -106,16 +133,24 @@ impl std::fmt::Debug for PerIp {
 impl PerIp {
     pub fn new(per_second: std::num::NonZeroU32) -> Self {
         let burst = per_second.saturating_mul(std::num::NonZeroU32::MIN.saturating_add(1));
-        PerIp(governor::RateLimiter::keyed(governor::Quota::per_second(per_second).allow_burst(burst)))
+        let limiter =
+            governor::RateLimiter::keyed(governor::Quota::per_second(per_second).allow_burst(burst));
+        PerIp(limiter, std::sync::atomic::AtomicI64::new(0))
     }
 
-    /// Whether `ip` may make one more request now.
+    /// Whether `ip` may make one more request now. IPv6 addresses count by their /64 (one
+    /// subscriber's allocation), so rotating through a prefix gains nothing.
     pub fn allows(&self, ip: std::net::IpAddr) -> bool {
         if self.0.len() > 10_000 {
-            // Forget addresses whose allowance is full again, so memory stays bounded.
-            self.0.retain_recent();
+            // Forget addresses whose allowance is full again, so memory stays bounded. At most
+            // once per second, so that an attacker rotating addresses cannot make every request
+            // pay for a scan of the whole table.
+            let now = SystemClock.now().unix_timestamp();
+            if self.1.swap(now, std::sync::atomic::Ordering::Relaxed) != now {
+                self.0.retain_recent();
+            }
         }
-        self.0.check_key(&ip).is_ok()
+        self.0.check_key(&per_subscriber(ip)).is_ok()
     }
 }
 
@@ -195,4 +230,21 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
                 .overriding("content-security-policy", "default-src 'none'; frame-ancestors 'none'")
                 .overriding("cache-control", "no-store"),
         )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn l4_an_ipv6_prefix_shares_one_allowance() {
+        let limit = PerIp::new(std::num::NonZeroU32::MIN);
+        let a: std::net::IpAddr = "2001:db8:1:2::1".parse().expect("ip");
+        let b: std::net::IpAddr = "2001:db8:1:2:ffff::9".parse().expect("ip");
+        let other: std::net::IpAddr = "2001:db8:1:3::1".parse().expect("ip");
+        // A burst of two, then the same /64 is limited whichever address it uses.
+        assert!(limit.allows(a) && limit.allows(b));
+        assert!(!limit.allows(b) && !limit.allows(a));
+        assert!(limit.allows(other), "another /64 has its own allowance");
+    }
 }

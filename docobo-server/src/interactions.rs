@@ -40,7 +40,7 @@ pub async fn interactions(headers: &HeaderMap, body: Body, Data(state): Data<&Ar
     if let Err(e) =
         verify(verifier, header("x-signature-ed25519"), header("x-signature-timestamp"), &body, now)
     {
-        tracing::warn!(reason = %e, "interaction refused: authentication failed");
+        tracing::warn!(reason = ?e.to_string(), "interaction refused: authentication failed");
         return refuse(StatusCode::UNAUTHORIZED, "invalid request signature");
     }
     let interaction: Interaction = match serde_json::from_slice(&body) {

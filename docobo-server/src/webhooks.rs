@@ -156,7 +156,7 @@ async fn answer(
                 IngestOutcome::Duplicate => "duplicate",
                 IngestOutcome::Ignored { .. } => "ignored",
                 IngestOutcome::Failed { reason } => {
-                    tracing::warn!(%reason, "webhook kept in the failure inbox");
+                    tracing::warn!(?reason, "webhook kept in the failure inbox");
                     "failed"
                 }
             };
@@ -169,7 +169,7 @@ async fn answer(
             (outcome, response)
         }
         Err(IngestError::Unauthorized(reason)) => {
-            tracing::warn!(%reason, "webhook refused: authentication failed");
+            tracing::warn!(?reason, "webhook refused: authentication failed");
             if state.auth_failures.failed(throttle_key) {
                 tracing::warn!(
                     failures = AuthThrottle::LIMIT,
@@ -179,7 +179,12 @@ async fn answer(
             ("unauthorized", status(StatusCode::UNAUTHORIZED, "authentication failed"))
         }
         Err(e @ (IngestError::UnknownGuild(_) | IngestError::NotConfigured { .. })) => {
-            ("not_found", status(StatusCode::NOT_FOUND, &e.to_string()))
+            // One answer for both, so nobody can list a hosted instance's guilds and providers.
+            tracing::info!(reason = %e, "webhook for an unknown guild or provider");
+            (
+                "not_found",
+                status(StatusCode::NOT_FOUND, "unknown guild, or this provider is not configured for it"),
+            )
         }
         Err(IngestError::Store(e @ StoreError::Corrupt(_))) => {
             tracing::error!(error = %e, "webhook not processed: stored data unreadable");

@@ -36,6 +36,11 @@ async fn setup_walks_an_owner_through_roles_prices_and_providers() {
     let first = app.interact(&command("setup", MANAGE_GUILD)).await;
     assert_eq!((first["type"].as_u64(), first["data"]["flags"].as_u64()), (Some(4), Some(64)));
     assert!(content(&first).contains("Setup 1/3"), "{first}");
+    assert_eq!(
+        first["data"]["allowed_mentions"]["parse"],
+        serde_json::json!([]),
+        "replies mention nobody: {first}"
+    );
     assert_eq!(first["data"]["components"][0]["components"][0]["custom_id"], "setup:roles");
     assert!(app.repo.guild(guild()).await.expect("read").is_some(), "the guild is registered");
 

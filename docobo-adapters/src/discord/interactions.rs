@@ -47,7 +47,7 @@ pub fn verify(
         return Err(InteractionError::MissingSignature);
     };
     let sent: i64 = timestamp.trim().parse().map_err(|_| InteractionError::MissingSignature)?;
-    if (now.unix_timestamp() - sent).abs() > TOLERANCE_SECONDS {
+    if now.unix_timestamp().saturating_sub(sent).saturating_abs() > TOLERANCE_SECONDS {
         return Err(InteractionError::Stale);
     }
     verifier.verify(signature, timestamp, body).map_err(|()| InteractionError::BadSignature)

@@ -11,9 +11,22 @@ use crate::domain::{
 };
 use crate::machine::Event;
 
-/// HTTP request headers as received, looked up case-insensitively.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// HTTP request headers as received, looked up case-insensitively. `Debug` shows the names
+/// and hides the values of those that carry credentials.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Headers(Vec<(String, String)>);
+
+impl std::fmt::Debug for Headers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const SENSITIVE: [&str; 4] = ["authorization", "cookie", "x-api-key", "signature"];
+        f.debug_map()
+            .entries(self.0.iter().map(|(name, value)| {
+                let hidden = SENSITIVE.iter().any(|s| name.to_ascii_lowercase().contains(s));
+                (name.as_str(), if hidden { "[redacted]" } else { value.as_str() })
+            }))
+            .finish()
+    }
+}
 
 impl Headers {
     pub fn new() -> Self {

@@ -134,6 +134,27 @@ fn payment(
     }
 }
 
+/// Why a delivery about a purchase of `role` must not be applied as is: its product is now sold
+/// as another role (a member switched plans in the provider's portal). Access is not moved
+/// between roles by itself: the delivery goes to the failure inbox, where an owner sees it.
+async fn product_moved<R: IngestRepo + ?Sized>(
+    repo: &R,
+    guild: &Guild,
+    subject: &crate::ports::Subject,
+    role: RoleId,
+) -> Result<Option<String>, StoreError> {
+    let Some(product) = &subject.product else { return Ok(None) };
+    let Some(sold) = repo.paid_role_by_product(guild.id, product).await? else { return Ok(None) };
+    Ok((sold.role != role).then(|| {
+        format!(
+            "product changed: this purchase grants role {role}, but its product {product} is sold as role {} \
+             (the member switched plans); nothing was applied. Grant the new role and revoke the old one by hand \
+             (docobo grant / docobo revoke) if the switch is right",
+            sold.role
+        )
+    }))
+}
+
 /// What an event resolved to.
 struct Resolved {
     reference: ExternalRef,
@@ -191,6 +212,9 @@ async fn resolve<R: IngestRepo + ?Sized>(
         None => None,
     };
     if let Some((reference, role)) = known {
+        if let Some(moved) = product_moved(repo, guild, subject, role).await? {
+            return Ok(Err(moved));
+        }
         let expected = match &checkout {
             Some(c) => Some(c.expected),
             None => repo.paid_role(guild.id, role).await?.map(|r| r.price),
@@ -234,6 +258,9 @@ async fn resolve<R: IngestRepo + ?Sized>(
         }
     };
     let role = paid_role.role;
+    if let Some(moved) = product_moved(repo, guild, subject, role).await? {
+        return Ok(Err(moved));
+    }
     let Some(reference) = reference else {
         return Ok(Err(
             "the payload names no purchase to track (no subscription, order or checkout reference)"

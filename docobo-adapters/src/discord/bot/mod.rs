@@ -53,7 +53,7 @@ impl Reply {
 
     /// A new ephemeral message.
     fn message(view: CreateInteractionResponseMessage) -> Reply {
-        Reply::new(CreateInteractionResponse::Message(view.ephemeral(true)))
+        Reply::new(CreateInteractionResponse::Message(view.ephemeral(true).allowed_mentions(no_mentions())))
     }
 
     fn text(content: impl Into<String>) -> Reply {
@@ -62,13 +62,19 @@ impl Reply {
 
     /// Replaces the message the clicked component (or the submitted modal's button) sits on.
     fn update(view: CreateInteractionResponseMessage) -> Reply {
-        Reply::new(CreateInteractionResponse::UpdateMessage(view))
+        Reply::new(CreateInteractionResponse::UpdateMessage(view.allowed_mentions(no_mentions())))
     }
 
     /// Acknowledges a component now; `later` replaces its message.
     fn deferred_update(later: impl Future<Output = EditInteractionResponse> + Send + 'static) -> Reply {
         Reply { now: CreateInteractionResponse::Acknowledge, later: Some(Box::pin(later)) }
     }
+}
+
+/// Mention nobody: role names and provider messages shown in replies may contain `@everyone`
+/// or `<@&id>`, and a reply must never notify anyone.
+fn no_mentions() -> serenity::all::CreateAllowedMentions {
+    serenity::all::CreateAllowedMentions::new()
 }
 
 /// One screen: the text, components and embed of a message, sent as a new or updated message
@@ -87,6 +93,7 @@ impl View {
 
     fn edit(self) -> EditInteractionResponse {
         let e = EditInteractionResponse::new().content(self.content).components(self.rows);
+        let e = e.allowed_mentions(no_mentions());
         e.embeds(self.embed.into_iter().collect())
     }
 }
@@ -215,6 +222,7 @@ pub async fn follow_up(
 fn unavailable(e: &StoreError) -> EditInteractionResponse {
     tracing::warn!(error = %e, "deferred interaction failed: storage unavailable");
     EditInteractionResponse::new()
+        .allowed_mentions(no_mentions())
         .content("Docobo could not reach its database just now. Please try again in a minute.")
         .components(Vec::new())
 }

@@ -185,3 +185,35 @@ fn m5_a_batch_fits_in_its_lease_whatever_the_call_timeout() {
         assert!(batch >= JOB_CONCURRENCY, "{secs} s: a batch still uses every slot");
     }
 }
+
+#[tokio::test]
+async fn m8_a_subscription_switched_to_another_product_is_not_kept_on_the_old_role() {
+    let w = World::new(Term::Recurring).await;
+    let price = Money::parse("2.00", Currency::Usd).expect("price");
+    let mut basic =
+        PaidRole::new(guild(), RoleId::new(8).expect("id"), "Basic", price, Term::Recurring).expect("role");
+    basic.polar_product = Some("prod_basic".to_owned());
+    w.repo.put_paid_role(&basic).await.expect("role");
+    w.sub_event("evt_1", "payment_succeeded", START, Some(START + Duration::days(30))).await;
+    // The member moves the same subscription to the cheaper product in the provider's portal.
+    let mut lines = webhook("evt_2", "payment_succeeded", "sub_1", START + Duration::days(1));
+    lines.extend([
+        ("user", user().to_string()),
+        ("product", "prod_basic".to_owned()),
+        ("until", secs(START + Duration::days(31))),
+    ]);
+    let report = w.deliver(&lines).await.expect("acknowledged");
+    let IngestOutcome::Failed { reason } = report.outcome else { panic!("{report:?}") };
+    assert!(reason.contains("product changed") && reason.contains("prod_basic"), "{reason}");
+    let all = w.repo.entitlements();
+    assert_eq!(
+        (all.len(), all[0].role),
+        (1, role()),
+        "the old purchase is unchanged, no access moved silently"
+    );
+    assert_eq!(
+        all[0].access_until(),
+        Some(START + Duration::days(30)),
+        "the cheaper plan did not extend VIP"
+    );
+}
