@@ -212,8 +212,17 @@ pub struct Payment {
 
 /// A provider secret (webhook secret, API key, access token). `Debug` and `Display` print
 /// `[redacted]`, so it cannot reach a log line by accident; [`Secret::expose`] is the one way out.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Secret(String);
+
+/// `==` is [`Secret::matches`]: constant-time, so comparing secrets never leaks them by timing.
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.matches(&other.0)
+    }
+}
+
+impl Eq for Secret {}
 
 impl Secret {
     pub fn new(value: impl Into<String>) -> Self {
