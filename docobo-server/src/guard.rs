@@ -187,7 +187,7 @@ impl<Io: AsyncWrite + Unpin> AsyncWrite for Guarded<Io> {
         // the next one starts.
         if this.phase == Phase::Handling
             && buf.starts_with(b"HTTP/1.")
-            && !buf.get(9..10).is_some_and(|c| c == b"1")
+            && buf.get(9..10).is_none_or(|c| c != b"1")
         {
             this.phase = Phase::Idle;
             let keep_alive = this.limits.keep_alive;

@@ -139,8 +139,9 @@ impl DiscordRoles {
         self.pacer.wait(guild.get(), route).await;
         let built = request
             .build(&self.client, self.http.token(), Some(&self.api_base))
-            .and_then(|b| Ok(b.build()?))
-            .map_err(|e| retry(e.to_string()))?;
+            .map_err(|e| retry(e.to_string()))?
+            .build()
+            .map_err(|e| retry(e.without_url().to_string()))?;
         let send = async {
             let response = self.client.execute(built).await?;
             let status = response.status().as_u16();
