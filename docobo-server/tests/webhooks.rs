@@ -220,6 +220,10 @@ async fn a_cancellation_keeps_access_until_the_period_ends_then_the_expirer_remo
 
 async fn a_full_refund_removes_access_and_a_partial_refund_does_not(app: App) {
     let order = "0a0a0a0a-0000-4000-8000-00000000000a";
+    // A one-time order pays for a role sold for life, never for a recurring one (finding M3).
+    let mut lifetime = app.repo.paid_role(guild(), vip()).await.expect("read").expect("vip");
+    lifetime.term = Term::Lifetime;
+    app.repo.put_paid_role(&lifetime).await.expect("role");
     app.polar("wh_paid", &fixture("order_paid_one_time")).await;
     assert_eq!(app.entitlement(ProviderKind::Polar, order).await.status(), Status::Active);
     let before = app.job_generation(vip()).await;
