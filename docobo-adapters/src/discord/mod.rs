@@ -167,6 +167,23 @@ impl DiscordRoles {
         Err(classify_status(status, error.code, &error.message, what, after))
     }
 
+    /// Adds (`Put`) or removes (`Delete`) a member's role, with `reason` in the audit log.
+    async fn member_role(
+        &self,
+        method: LightMethod,
+        (guild, user, role): (GuildId, UserId, RoleId),
+        reason: &str,
+        what: &str,
+    ) -> Result<(), GatewayError> {
+        let route = Route::GuildMemberRole {
+            guild_id: guild.get().into(),
+            user_id: user.get().into(),
+            role_id: role.get().into(),
+        };
+        let request = Request::new(route, method).headers(audit_reason(reason));
+        self.raw(guild, "member-role", what, request).await.map(drop)
+    }
+
     /// The bot's user name: reading it proves the token works (`docobo check`).
     pub async fn bot_name(&self) -> Result<String, GatewayError> {
         let user = self.paced(0, "reading the bot user", self.http.get_current_user()).await?;
@@ -319,13 +336,7 @@ impl RoleGateway for DiscordRoles {
         role: RoleId,
         reason: &str,
     ) -> Result<(), GatewayError> {
-        let route = Route::GuildMemberRole {
-            guild_id: guild.get().into(),
-            user_id: user.get().into(),
-            role_id: role.get().into(),
-        };
-        let request = Request::new(route, LightMethod::Put).headers(audit_reason(reason));
-        self.raw(guild, "member-role", "adding the role", request).await.map(drop)
+        self.member_role(LightMethod::Put, (guild, user, role), reason, "adding the role").await
     }
 
     async fn remove_role(
@@ -335,13 +346,7 @@ impl RoleGateway for DiscordRoles {
         role: RoleId,
         reason: &str,
     ) -> Result<(), GatewayError> {
-        let route = Route::GuildMemberRole {
-            guild_id: guild.get().into(),
-            user_id: user.get().into(),
-            role_id: role.get().into(),
-        };
-        let request = Request::new(route, LightMethod::Delete).headers(audit_reason(reason));
-        self.raw(guild, "member-role", "removing the role", request).await.map(drop)
+        self.member_role(LightMethod::Delete, (guild, user, role), reason, "removing the role").await
     }
 
     async fn bot_can_manage(&self, guild: GuildId, role: RoleId) -> Result<Manageable, GatewayError> {
