@@ -116,6 +116,16 @@ fn only_a_paid_one_time_order_grants_and_only_a_full_refund_revokes() {
 }
 
 #[test]
+fn m3_a_one_time_order_says_it_never_renews_and_a_subscription_does_not() {
+    let one_time = |name: &str| {
+        let parsed = parse("wh_1".parse().expect("id"), &fixture(name)).expect("parses");
+        parsed.events.iter().map(|e| e.subject.one_time).collect::<Vec<_>>()
+    };
+    assert_eq!(one_time("order_paid_one_time"), [true]);
+    assert!(one_time("subscription_active").iter().all(|t| !t));
+}
+
+#[test]
 fn unknown_types_are_ignored_with_a_note() {
     assert!(note("checkout_created").contains("checkout.created"));
     assert!(note("benefit_grant_created").contains("does not affect access"));

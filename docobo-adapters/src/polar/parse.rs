@@ -28,7 +28,7 @@
 use std::collections::BTreeMap;
 
 use docobo_core::domain::EventId;
-use docobo_core::domain::{CheckoutRef, Currency, ExternalRef, Money, RoleId, Timestamp, UserId};
+use docobo_core::domain::{CheckoutRef, Currency, ExternalRef, GuildId, Money, RoleId, Timestamp, UserId};
 use docobo_core::machine::{Event, EventKind, Version};
 use docobo_core::ports::{ParseError, ParsedWebhook, PaymentFact, ProviderEvent, Subject};
 use serde::Deserialize;
@@ -253,9 +253,13 @@ fn subject(
         .transpose()?
         .into_iter()
         .collect();
+    let guild = field("guild_id")
+        .map(|raw| raw.parse::<GuildId>().map_err(|e| format!("metadata guild_id: {e}")))
+        .transpose()?;
     Ok(Subject {
         user,
         role,
+        guild,
         product: product.map(str::to_owned),
         checkout_refs,
         paid: None,

@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Checkout, CheckoutRef, EventId, ExternalRef, Money, PaidRole, ProviderKind, RoleId, Secret, Timestamp,
-    UserId,
+    Checkout, CheckoutRef, EventId, ExternalRef, GuildId, Money, PaidRole, ProviderKind, RoleId, Secret,
+    Timestamp, UserId,
 };
 use crate::machine::Event;
 
@@ -83,6 +83,9 @@ pub struct Subject {
     pub user: Option<UserId>,
     /// From metadata (`paid_role_id`), when present.
     pub role: Option<RoleId>,
+    /// The guild the purchase was made for (Polar's checkout metadata `guild_id`), when the
+    /// payload says. A delivery to another guild's endpoint is not applied there.
+    pub guild: Option<GuildId>,
     /// The provider's product id, mapped to a paid role by the owner's configuration.
     pub product: Option<String>,
     /// Checkout references found in the payload, best candidate first (SePay: the `code` field,

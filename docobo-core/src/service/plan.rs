@@ -173,6 +173,13 @@ async fn resolve<R: IngestRepo + ?Sized>(
     planned: &mut BTreeMap<ExternalRef, Planned>,
 ) -> Result<Result<Resolved, String>, StoreError> {
     let subject = &event.subject;
+    if let Some(other) = subject.guild.filter(|g| *g != guild.id) {
+        return Ok(Err(format!(
+            "this purchase was made for guild {other}, not {}: the provider's webhook endpoint may be shared \
+             between servers; nothing was applied here",
+            guild.id
+        )));
+    }
     // A checkout named in the payload tells who paid, for which role and how much.
     let mut checkout = None;
     for candidate in &subject.checkout_refs {

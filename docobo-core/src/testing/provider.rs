@@ -3,7 +3,7 @@
 //! A delivery is `key=value` lines; the `x-toy-signature` header is the hex SHA-256 of the secret
 //! followed by the body. Keys: `id` (delivery id, required), `kind` (an [`EventKind`] name, or
 //! `ignored`), `ref` (purchase id), `version` and `until` (unix seconds), `user`, `role`,
-//! `product`, `checkout`, `paid` (`5.00 USD`), `one_time` (`true`: a payment that never renews).
+//! `guild`, `product`, `checkout`, `paid` (`5.00 USD`), `one_time` (`true`: a payment that never renews).
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
@@ -94,6 +94,7 @@ fn parse_body(body: &[u8]) -> Result<ParsedWebhook, ParseError> {
     let subject = Subject {
         user: id_field(field("user")).map_err(fail)?,
         role: id_field(field("role")).map_err(fail)?,
+        guild: id_field(field("guild")).map_err(fail)?,
         product: field("product").map(str::to_owned),
         checkout_refs: id_field(field("checkout")).map_err(fail)?.into_iter().collect(),
         paid: field("paid")

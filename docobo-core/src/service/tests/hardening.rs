@@ -217,3 +217,19 @@ async fn m8_a_subscription_switched_to_another_product_is_not_kept_on_the_old_ro
         "the cheaper plan did not extend VIP"
     );
 }
+
+#[tokio::test]
+async fn l15_a_purchase_made_for_another_guild_is_not_applied_here() {
+    let w = World::new(Term::Recurring).await;
+    let mut lines = webhook("evt_1", "payment_succeeded", "sub_1", START);
+    lines.extend([
+        ("user", user().to_string()),
+        ("product", "prod_vip".to_owned()),
+        ("guild", "901".to_owned()),
+        ("until", secs(START + Duration::days(30))),
+    ]);
+    let report = w.deliver(&lines).await.expect("acknowledged");
+    let IngestOutcome::Failed { reason } = report.outcome else { panic!("{report:?}") };
+    assert!(reason.contains("guild 901"), "{reason}");
+    assert!(w.repo.entitlements().is_empty());
+}
