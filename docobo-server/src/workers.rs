@@ -28,7 +28,9 @@ use docobo_adapters::seaorm::SeaOrmRepo;
 use docobo_core::domain::{Secret, Timestamp};
 use docobo_core::ports::CatalogRepo;
 use docobo_core::ports::{Clock, JobQueue, RoleGateway, SystemClock};
-use docobo_core::service::{ClockTrust, ClockWatch, expire_due_watched, reconcile_guild, run_due_jobs};
+use docobo_core::service::{
+    ClockTrust, ClockWatch, ReconcileReport, expire_due_watched, reconcile_guild, run_due_jobs,
+};
 use tokio::sync::watch;
 
 /// When each background worker last made progress, so `/ready` can tell a stuck or dead worker
@@ -219,6 +221,9 @@ pub async fn reconciler(repo: SeaOrmRepo, gateway: Arc<dyn RoleGateway>, mut sto
         };
         for guild in guilds {
             match reconcile_guild(&repo, gateway.as_ref(), &SystemClock, guild.id).await {
+                Ok(ReconcileReport { stopped: Some(why), .. }) => {
+                    tracing::warn!(guild = %guild.id, reason = ?why, "reconciliation stopped: Discord refused the server")
+                }
                 Ok(r) => {
                     tracing::info!(guild = %guild.id, checked = r.members_checked, drift = r.drift.len(), "reconciled")
                 }

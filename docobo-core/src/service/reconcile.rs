@@ -55,6 +55,10 @@ pub struct ReconcileReport {
     /// Members Discord could not tell us about right now (rate limits, outages): checked next time.
     pub members_unreadable: usize,
     pub drift: Vec<Drift>,
+    /// Why the pass stopped early: Discord refused to show the guild (the bot was removed, or
+    /// lost access), which would be the same answer for every member. Each refusal counts
+    /// toward Discord's invalid-request limit, so one is enough.
+    pub stopped: Option<String>,
 }
 
 /// The repository ports reconciliation needs.
@@ -81,7 +85,11 @@ pub async fn reconcile_guild<R: ReconcileRepo + ?Sized>(
                 actual.insert(user, roles);
             }
             Err(GatewayError::MemberGone) => report.members_gone += 1,
-            Err(_) => report.members_unreadable += 1,
+            Err(e @ (GatewayError::Forbidden { .. } | GatewayError::NotFound { .. })) => {
+                report.stopped = Some(e.to_string());
+                break;
+            }
+            Err(GatewayError::Retryable { .. }) => report.members_unreadable += 1,
         }
     }
     report.drift = diff(&desired, &actual);

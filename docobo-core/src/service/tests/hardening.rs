@@ -233,3 +233,25 @@ async fn l15_a_purchase_made_for_another_guild_is_not_applied_here() {
     assert!(reason.contains("guild 901"), "{reason}");
     assert!(w.repo.entitlements().is_empty());
 }
+
+#[tokio::test]
+async fn l11_a_guild_that_refuses_the_bot_costs_one_request_per_reconciliation() {
+    let w = World::new(Term::Recurring).await;
+    for (n, member) in [(1, 42), (2, 43)] {
+        let mut lines = webhook(&format!("evt_{n}"), "payment_succeeded", &format!("sub_{n}"), START);
+        lines.extend([
+            ("user", member.to_string()),
+            ("product", "prod_vip".to_owned()),
+            ("until", secs(START + Duration::days(30))),
+        ]);
+        w.deliver(&lines).await.expect("paid");
+    }
+    let mut removed = MockRoleGateway::new();
+    removed
+        .expect_member_roles()
+        .times(1)
+        .returning(|_, _| Err(GatewayError::Forbidden { why: "Missing Access (Discord 50001)".into() }));
+    let report = reconcile_guild(&w.repo, &removed, &w.clock, guild()).await.expect("store");
+    assert!(report.stopped.as_deref().is_some_and(|why| why.contains("50001")), "{report:?}");
+    assert_eq!(report.members_checked, 0);
+}
