@@ -251,6 +251,8 @@ async fn a_failed_delivery_is_listed_and_replayed_once_after_the_fix() {
         (Some("sepay"), Some("92704"))
     );
     let id = failed[0]["id"].clone();
+    let (status, older) = app.get(&format!("/events?status=failed&before={id}")).await;
+    assert_eq!((status, older), (200, json!([])), "the cursor pages back from the given id");
 
     // The fix: the checkout the member started with /join is found after all.
     let now = time::OffsetDateTime::now_utc();

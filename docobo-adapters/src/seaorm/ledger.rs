@@ -242,6 +242,29 @@ impl Ledger for SeaOrmRepo {
             .map_err(store_err)?;
         rows.into_iter().map(event_from).collect()
     }
+
+    async fn recent_events(
+        &self,
+        outcome: Option<EventOutcome>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<WebhookEvent>, StoreError> {
+        use webhook_event::Column as C;
+        let mut query = webhook_event::Entity::find();
+        if let Some(o) = outcome {
+            query = query.filter(C::Outcome.eq(outcome_str(o)));
+        }
+        if let Some(before) = before {
+            query = query.filter(C::Id.lt(before));
+        }
+        let rows = query
+            .order_by_desc(C::Id)
+            .limit(u64::try_from(limit).unwrap_or(u64::MAX))
+            .all(&self.db)
+            .await
+            .map_err(store_err)?;
+        rows.into_iter().map(event_from).collect()
+    }
 }
 
 impl SeaOrmRepo {

@@ -209,6 +209,11 @@ impl JobQueue for SeaOrmRepo {
         Ok(outcome)
     }
 
+    async fn job(&self, id: JobId) -> Result<Option<RoleJob>, StoreError> {
+        let row = role_job::Entity::find_by_id(id.0).one(&self.db).await.map_err(store_err)?;
+        row.map(job_from).transpose()
+    }
+
     async fn jobs(&self, state: JobState, limit: usize) -> Result<Vec<RoleJob>, StoreError> {
         let rows = role_job::Entity::find()
             .filter(C::State.eq(state_str(state)))

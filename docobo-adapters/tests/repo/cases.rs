@@ -278,6 +278,37 @@ pub async fn the_failure_inbox_lists_failed_events_only<R: SubscriptionRepo>(rep
     assert_eq!(failed[0].body, b"body of b");
 }
 
+/// L13: the admin inbox pages newest first, so new failures are never hidden behind old ones.
+pub async fn recent_events_page_newest_first_without_gaps<R: SubscriptionRepo>(repo: &R) {
+    setup(repo).await;
+    for n in 0..5 {
+        let outcome = if n % 2 == 0 { EventOutcome::Failed } else { EventOutcome::Processed };
+        repo.commit(commit(Some(event(&format!("e{n}"), outcome)), vec![], vec![])).await.expect("record");
+    }
+    let ids = |page: &[docobo_core::domain::WebhookEvent]| {
+        page.iter().map(|e| e.external_id.as_str().to_owned()).collect::<Vec<_>>()
+    };
+    let first = repo.recent_events(None, None, 2).await.expect("read");
+    assert_eq!(ids(&first), ["e4", "e3"]);
+    let second = repo.recent_events(None, Some(first[1].id), 2).await.expect("read");
+    assert_eq!(ids(&second), ["e2", "e1"]);
+    let failed = repo.recent_events(Some(EventOutcome::Failed), Some(second[0].id), 10).await.expect("read");
+    assert_eq!(ids(&failed), ["e0"]);
+}
+
+/// L13: a job is found by its id in any state, without scanning a listing.
+pub async fn a_job_is_found_by_id<R: SubscriptionRepo>(repo: &R) {
+    setup(repo).await;
+    repo.enqueue(&[key(1)], "c", T0).await.expect("enqueue");
+    let claimed = repo.claim_due(T0, Duration::seconds(30), 1).await.expect("claim").remove(0);
+    repo.settle(&claimed, Settlement::Park { reason: "above the bot".into() }, vec![], T0)
+        .await
+        .expect("settle");
+    let found = repo.job(claimed.id).await.expect("read").expect("exists");
+    assert_eq!((found.key, found.state), (key(1), JobState::Parked));
+    assert!(repo.job(docobo_core::domain::JobId(claimed.id.0 + 1000)).await.expect("read").is_none());
+}
+
 pub async fn enqueue_keeps_one_row_per_key<R: SubscriptionRepo>(repo: &R) {
     setup(repo).await;
     repo.enqueue(&[key(1)], "first", T0 + Duration::minutes(5)).await.expect("enqueue");

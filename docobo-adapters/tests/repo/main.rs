@@ -36,6 +36,8 @@ macro_rules! contract {
             case!(stale_revisions_conflict_and_updates_bump_the_revision);
             case!(due_entitlements_come_oldest_deadline_first);
             case!(the_failure_inbox_lists_failed_events_only);
+            case!(recent_events_page_newest_first_without_gaps);
+            case!(a_job_is_found_by_id);
             case!(enqueue_keeps_one_row_per_key);
             case!(claims_lease_jobs_and_expired_leases_are_taken_over);
             case!(settling_applies_requeues_or_drops_by_lease_and_generation);

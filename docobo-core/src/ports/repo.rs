@@ -189,6 +189,16 @@ pub trait Ledger: Send + Sync {
     async fn failed_events(&self, limit: usize) -> Result<Vec<WebhookEvent>, StoreError> {
         self.events(Some(EventOutcome::Failed), limit).await
     }
+    /// Recorded deliveries newest first, optionally only those with `outcome`, and only those
+    /// stored before the delivery with id `before` (the last id of the previous page).
+    ///
+    /// MUST order by id, descending, so that pages neither skip nor repeat rows.
+    async fn recent_events(
+        &self,
+        outcome: Option<EventOutcome>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<WebhookEvent>, StoreError>;
 }
 
 /// What a worker reports when it is done with a claimed job.
@@ -229,6 +239,8 @@ pub trait JobQueue: Send + Sync {
         lease: Duration,
         limit: usize,
     ) -> Result<Vec<RoleJob>, StoreError>;
+    /// The job with this id, in whatever state.
+    async fn job(&self, id: crate::domain::JobId) -> Result<Option<RoleJob>, StoreError>;
     /// Settles a job claimed as `claimed` (the row `claim_due` returned).
     ///
     /// MUST write `audit` in the same transaction whatever the outcome (it records what already

@@ -10,7 +10,7 @@ mod views;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use docobo_core::domain::{EventOutcome, GuildId, JobState, ProviderKind, RoleJobKey};
+use docobo_core::domain::{EventOutcome, GuildId, JobId, JobState, ProviderKind, RoleJobKey};
 use docobo_core::ports::{AuditLog, Clock, EntitlementRepo, JobQueue, Ledger, PaymentProvider, SystemClock};
 use docobo_core::service::{
     IngestOutcome, ManualError, ReplayError, grant_manually, guild_summary, replay_event, revoke_manually,
@@ -58,9 +58,6 @@ enum Created {
     #[oai(status = 201)]
     Granted(Json<ManualView>),
 }
-
-/// Jobs that [`retry_job`](Admin::retry_job) looks through for the one named.
-const PARKED_SCAN: usize = 10_000;
 
 fn id<T: FromStr>(raw: &str) -> Result<T, ApiError>
 where
@@ -117,13 +114,14 @@ impl Admin {
         }))
     }
 
-    /// Stored deliveries, oldest first; `status=failed` is the failure inbox. `limit` defaults
-    /// to 100 and is capped at 1000.
+    /// Stored deliveries, newest first; `status=failed` is the failure inbox. `limit` defaults
+    /// to 100 and is capped at 1000. For the next page, pass the last id you got as `before`.
     #[oai(path = "/events", method = "get")]
     async fn events(
         &self,
         _auth: AdminToken,
         status: Query<Option<OutcomeParam>>,
+        before: Query<Option<i64>>,
         #[oai(default = "default_limit")] limit: Query<u32>,
     ) -> Result<Json<Vec<EventView>>, ApiError> {
         let outcome = status.0.map(|s| match s {
@@ -131,7 +129,7 @@ impl Admin {
             OutcomeParam::Ignored => EventOutcome::Ignored,
             OutcomeParam::Failed => EventOutcome::Failed,
         });
-        let events = self.state.repo.events(outcome, listed(limit.0)).await?;
+        let events = self.state.repo.recent_events(outcome, before.0, listed(limit.0)).await?;
         Ok(Json(events.iter().map(Into::into).collect()))
     }
 
@@ -222,15 +220,14 @@ impl Admin {
     #[oai(path = "/jobs/:id/retry", method = "post")]
     async fn retry_job(&self, _auth: AdminToken, id: Path<i64>) -> Result<Json<JobView>, ApiError> {
         let repo = &self.state.repo;
-        let parked = repo.jobs(JobState::Parked, PARKED_SCAN).await?;
-        let job = parked
-            .into_iter()
-            .find(|j| j.id.0 == id.0)
+        let job = repo
+            .job(JobId(id.0))
+            .await?
+            .filter(|j| j.state == JobState::Parked)
             .ok_or_else(|| ApiError::not_found(format!("no parked job {}", id.0)))?;
         let now = SystemClock.now();
         repo.enqueue(&[job.key], &format!("admin retry of job {}", job.id), now).await?;
-        let pending = repo.jobs(JobState::Pending, PARKED_SCAN).await?;
-        let job = pending.into_iter().find(|j| j.key == job.key).unwrap_or(job);
+        let job = repo.job(job.id).await?.unwrap_or(job);
         Ok(Json(JobView::from(&job)))
     }
 

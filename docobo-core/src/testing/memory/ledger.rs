@@ -89,6 +89,25 @@ impl Ledger for MemoryRepo {
             events
         })
     }
+
+    async fn recent_events(
+        &self,
+        outcome: Option<EventOutcome>,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<WebhookEvent>, StoreError> {
+        self.read(|s| {
+            let mut events: Vec<WebhookEvent> = s
+                .events
+                .values()
+                .filter(|e| outcome.is_none_or(|o| e.outcome == o) && before.is_none_or(|b| e.id < b))
+                .cloned()
+                .collect();
+            events.sort_by_key(|e| std::cmp::Reverse(e.id));
+            events.truncate(limit);
+            events
+        })
+    }
 }
 
 #[async_trait]
@@ -166,6 +185,10 @@ impl JobQueue for MemoryRepo {
 
     async fn jobs(&self, state: JobState, limit: usize) -> Result<Vec<RoleJob>, StoreError> {
         self.read(|s| s.jobs.values().filter(|j| j.state == state).take(limit).cloned().collect())
+    }
+
+    async fn job(&self, id: crate::domain::JobId) -> Result<Option<RoleJob>, StoreError> {
+        self.read(|s| s.jobs.values().find(|j| j.id == id).cloned())
     }
 
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
