@@ -69,6 +69,9 @@ pub(crate) enum Command {
     /// Discord slash commands.
     #[command(subcommand)]
     Commands(CommandsCommand),
+    /// The key that encrypts stored provider credentials.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// Run the whole flow locally (temporary SQLite, the real server, fake Discord and Polar)
     /// and print a timeline with measured latencies. Touches no configured database.
     Demo,
@@ -93,6 +96,15 @@ pub(crate) enum ExportFormat {
 pub(crate) enum ExportData {
     Entitlements,
     Payments,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SecretsCommand {
+    /// Re-seal every stored credential under DOCOBO_SECRET_KEY (the new key), reading them with
+    /// it or DOCOBO_SECRET_KEY_OLD (the old one), in one transaction: all or nothing. Afterwards
+    /// drop DOCOBO_SECRET_KEY_OLD everywhere. Servers running with both keys keep working
+    /// throughout.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]

@@ -19,7 +19,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::args::{
     Cli, Command, CommandsCommand, EventsCommand, GuildCommand, OutcomeArg, ProviderCommand,
-    ProviderSettings, RoleCommand, SubsCommand,
+    ProviderSettings, RoleCommand, SecretsCommand, SubsCommand,
 };
 use crate::output::print;
 
@@ -39,8 +39,9 @@ impl<E: std::fmt::Display> From<E> for Failure {
 }
 
 async fn open(url: &str) -> Result<SeaOrmRepo, Failure> {
-    let key = std::env::var("DOCOBO_SECRET_KEY").ok().filter(|k| !k.is_empty());
-    let repo = SeaOrmRepo::connect(url, key.as_deref()).await?;
+    let var = |name: &str| std::env::var(name).ok().filter(|k| !k.is_empty());
+    let (key, old) = (var("DOCOBO_SECRET_KEY"), var("DOCOBO_SECRET_KEY_OLD"));
+    let repo = SeaOrmRepo::connect_rotating(url, key.as_deref(), old.as_deref()).await?;
     repo.migrate().await?;
     Ok(repo)
 }
@@ -83,6 +84,12 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Export { guild, format, data } => crate::manage::export(&repo, guild, format, data).await?,
         Command::Check => crate::check::check(&repo).await?,
         Command::Migrate => println!("database is up to date"),
+        Command::Secrets(SecretsCommand::Rotate) => {
+            let count = repo.reseal_credentials().await?;
+            println!(
+                "re-sealed {count} credential(s) under DOCOBO_SECRET_KEY; DOCOBO_SECRET_KEY_OLD is no longer needed"
+            );
+        }
         Command::Guild(GuildCommand::Add { guild, name }) => {
             let existing = repo.guild(guild).await?;
             let mut g = existing.unwrap_or_else(|| Guild::new(guild, ""));

@@ -20,6 +20,9 @@ pub struct Config {
     pub listen: SocketAddr,
     /// `DOCOBO_SECRET_KEY`: base64 of 32 bytes; encrypts stored provider credentials.
     pub secret_key: Option<Secret>,
+    /// `DOCOBO_SECRET_KEY_OLD`: while rotating the key, credentials sealed under this one are
+    /// still read (`docobo secrets rotate` re-seals them under `secret_key`).
+    pub secret_key_old: Option<Secret>,
     /// `DOCOBO_ADMIN_TOKEN`: the bearer token of `/admin/*`; the admin API is off without it.
     pub admin_token: Option<Secret>,
     /// `DISCORD_BOT_TOKEN`: without it role jobs wait and `/ready` says so.
@@ -95,11 +98,12 @@ pub fn redact_url(url: &str) -> String {
 pub struct ConfigError(pub Vec<String>);
 
 /// Every key the configuration reads.
-pub const KEYS: [&str; 13] = [
+pub const KEYS: [&str; 14] = [
     "DOCOBO_DATABASE_URL",
     "DOCOBO_ADMIN_TOKEN",
     "DOCOBO_LISTEN",
     "DOCOBO_SECRET_KEY",
+    "DOCOBO_SECRET_KEY_OLD",
     "DISCORD_BOT_TOKEN",
     "POLAR_API_URL",
     "DOCOBO_DISCORD_API_URL",
@@ -163,6 +167,7 @@ impl Config {
             ("DOCOBO_LISTEN", self.listen.to_string()),
             ("DOCOBO_PUBLIC_URL", self.public_url.clone()),
             ("DOCOBO_SECRET_KEY", secret(&self.secret_key)),
+            ("DOCOBO_SECRET_KEY_OLD", secret(&self.secret_key_old)),
             ("DOCOBO_ADMIN_TOKEN", secret(&self.admin_token)),
             ("DISCORD_BOT_TOKEN", secret(&self.discord_bot_token)),
             ("DISCORD_PUBLIC_KEY", or_unset(&self.discord_public_key)),
@@ -225,6 +230,20 @@ impl Config {
             && let Err(e) = SecretBox::from_base64(key.expose())
         {
             problems.push(format!("DOCOBO_SECRET_KEY: {e}"));
+        }
+        let secret_key_old = var("DOCOBO_SECRET_KEY_OLD").map(Secret::new);
+        match &secret_key_old {
+            Some(old) if SecretBox::from_base64(old.expose()).is_err() => {
+                problems
+                    .push("DOCOBO_SECRET_KEY_OLD: must be standard base64 of exactly 32 bytes".to_owned());
+            }
+            Some(_) if secret_key.is_none() => {
+                problems.push(
+                    "DOCOBO_SECRET_KEY_OLD: set only while rotating, beside the new DOCOBO_SECRET_KEY"
+                        .to_owned(),
+                );
+            }
+            _ => {}
         }
         let discord_bot_token = var("DISCORD_BOT_TOKEN").map(Secret::new);
         let admin_token = var("DOCOBO_ADMIN_TOKEN").map(Secret::new);
@@ -317,6 +336,7 @@ impl Config {
                 database_url,
                 listen,
                 secret_key,
+                secret_key_old,
                 admin_token,
                 discord_bot_token,
                 polar_api_url,
@@ -448,6 +468,15 @@ mod tests {
         }
         assert!(described.contains("postgres://docobo:[redacted]@db/docobo"), "{described}");
         assert_eq!(c.describe().len(), KEYS.len(), "every key is described");
+    }
+
+    #[test]
+    fn l9_an_old_secret_key_needs_a_new_one_beside_it() {
+        const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let err = config(&[("DOCOBO_SECRET_KEY_OLD", KEY)]).expect_err("old alone");
+        assert!(err.to_string().contains("DOCOBO_SECRET_KEY_OLD"), "{err}");
+        let both = config(&[("DOCOBO_SECRET_KEY", KEY), ("DOCOBO_SECRET_KEY_OLD", KEY)]).expect("rotating");
+        assert!(both.secret_key_old.is_some() && !format!("{both:?}").contains(KEY), "redacted: {both:?}");
     }
 
     #[test]

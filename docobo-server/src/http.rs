@@ -85,6 +85,14 @@ async fn ready(request: &poem::Request, Data(state): Data<&Arc<AppState>>) -> Re
         tracing::warn!(error = %e, "ready: the database does not answer");
         reasons.push(if detailed { format!("database: {e}") } else { "database: unavailable".to_owned() });
     }
+    if let Err(e) = state.repo.credentials_readable().await {
+        tracing::warn!(error = %e, "ready: stored credentials cannot be opened");
+        reasons.push(if detailed {
+            format!("credentials: {e}")
+        } else {
+            "credentials: unreadable".to_owned()
+        });
+    }
     if state.gateway.is_none() {
         reasons.push(if detailed {
             "discord: DISCORD_BOT_TOKEN is not set, so paid roles are recorded but not granted".to_owned()

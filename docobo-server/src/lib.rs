@@ -43,8 +43,12 @@ pub enum ServerError {
 
 /// Opens and migrates the database, and builds the shared state.
 pub async fn prepare(config: &Config) -> Result<Arc<http::AppState>, ServerError> {
-    let repo =
-        SeaOrmRepo::connect(&config.database_url, config.secret_key.as_ref().map(Secret::expose)).await?;
+    let repo = SeaOrmRepo::connect_rotating(
+        &config.database_url,
+        config.secret_key.as_ref().map(Secret::expose),
+        config.secret_key_old.as_ref().map(Secret::expose),
+    )
+    .await?;
     repo.migrate().await?;
     let discord = config.discord_bot_token.as_ref().map(|token| {
         DiscordRoles::new(token.expose(), &config.discord_api_url)

@@ -248,6 +248,50 @@ impl CatalogRepo for SeaOrmRepo {
 }
 
 impl SeaOrmRepo {
+    /// Re-seals every stored credential under the current key (`docobo secrets rotate`), in one
+    /// transaction: all of them or none. Fails, changing nothing, when one opens under neither
+    /// key. Returns how many were re-sealed.
+    pub async fn reseal_credentials(&self) -> Result<usize, StoreError> {
+        use sea_orm::TransactionTrait;
+        let secrets = self
+            .secrets
+            .as_ref()
+            .ok_or_else(|| StoreError::Unavailable("DOCOBO_SECRET_KEY is not set".to_owned()))?;
+        let txn = self.db.begin().await.map_err(store_err)?;
+        let rows = credential::Entity::find().all(&txn).await.map_err(store_err)?;
+        let count = rows.len();
+        for row in rows {
+            let guild = super::convert::guild_id(row.guild_id)?;
+            let provider: ProviderKind = super::convert::parse("provider", &row.provider)?;
+            let ctx = context(guild, provider);
+            let plain = secrets.open(&row.sealed, &ctx).ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "{provider} credentials for guild {guild} open under neither DOCOBO_SECRET_KEY nor \
+                     DOCOBO_SECRET_KEY_OLD; nothing was re-sealed"
+                ))
+            })?;
+            let resealed = credential::ActiveModel {
+                guild_id: Set(row.guild_id),
+                provider: Set(row.provider.clone()),
+                sealed: Set(secrets.seal(&plain, &ctx)),
+            };
+            credential::Entity::update(resealed).exec(&txn).await.map_err(store_err)?;
+        }
+        txn.commit().await.map_err(store_err)?;
+        Ok(count)
+    }
+
+    /// Whether stored credentials can be opened with the configured key (one row is tried), so
+    /// that `/ready` can say a wrong `DOCOBO_SECRET_KEY` before every webhook fails on it.
+    pub async fn credentials_readable(&self) -> Result<(), StoreError> {
+        let Some(row) = credential::Entity::find().one(&self.db).await.map_err(store_err)? else {
+            return Ok(());
+        };
+        let guild = super::convert::guild_id(row.guild_id)?;
+        let provider: ProviderKind = super::convert::parse("provider", &row.provider)?;
+        self.unseal(guild, provider, &row.sealed).map(drop)
+    }
+
     /// Decrypts stored credentials; `Corrupt` (never garbage) when they cannot be read.
     fn unseal(
         &self,

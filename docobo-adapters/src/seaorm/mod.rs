@@ -71,7 +71,27 @@ impl SeaOrmRepo {
     /// `secret_key` is `DOCOBO_SECRET_KEY`; without it credentials can be neither stored nor read.
     /// Does not migrate: call [`SeaOrmRepo::migrate`].
     pub async fn connect(url: &str, secret_key: Option<&str>) -> Result<Self, ConnectError> {
-        let secrets = secret_key.map(SecretBox::from_base64).transpose()?.map(Arc::new);
+        Self::connect_rotating(url, secret_key, None).await
+    }
+
+    /// As [`SeaOrmRepo::connect`], also opening credentials sealed under `previous_key`
+    /// (`DOCOBO_SECRET_KEY_OLD`, while rotating; see [`SeaOrmRepo::reseal_credentials`]).
+    pub async fn connect_rotating(
+        url: &str,
+        secret_key: Option<&str>,
+        previous_key: Option<&str>,
+    ) -> Result<Self, ConnectError> {
+        let secrets = match (secret_key, previous_key) {
+            (Some(key), previous) => {
+                let secrets = SecretBox::from_base64(key)?;
+                Some(Arc::new(match previous {
+                    Some(previous) => secrets.with_previous(previous)?,
+                    None => secrets,
+                }))
+            }
+            (None, Some(_)) => return Err(ConnectError::Key(KeyError::OldWithoutNew)),
+            (None, None) => None,
+        };
         let mut options = ConnectOptions::new(url);
         // Pinging on every checkout costs a round trip per statement; ping only connections
         // idle long enough for a proxy or the server to have dropped them.

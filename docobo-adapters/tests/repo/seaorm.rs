@@ -166,3 +166,47 @@ async fn m5_a_replica_whose_clock_runs_ahead_cannot_take_over_a_lease() {
         "stamped from the database's clock: {until}"
     );
 }
+
+/// L9: `DOCOBO_SECRET_KEY` could not be rotated. Now the old key is accepted for reading while
+/// `reseal_credentials` re-seals every row under the new one, all or nothing.
+#[tokio::test]
+async fn l9_credentials_are_resealed_under_a_new_key_all_or_nothing() {
+    for url in urls().await {
+        let old = SeaOrmRepo::connect(&url, Some(OTHER_KEY)).await.expect("connects");
+        old.migrate().await.expect("migrates");
+        setup(&old).await;
+        let creds = ProviderCredentials::new(Secret::new("whsec_rotate_me"));
+        old.put_credentials(guild(), ProviderKind::Polar, &creds).await.expect("stored");
+        assert!(
+            SeaOrmRepo::connect(&url, Some(SECRET_KEY))
+                .await
+                .expect("connects")
+                .credentials_readable()
+                .await
+                .is_err()
+        );
+
+        // A row that opens under neither key stops the rotation before anything changes.
+        let stranger = SeaOrmRepo::connect(&url, Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="))
+            .await
+            .expect("connects");
+        stranger.put_credentials(guild(), ProviderKind::Sepay, &creds).await.expect("stored");
+        let rotating =
+            SeaOrmRepo::connect_rotating(&url, Some(SECRET_KEY), Some(OTHER_KEY)).await.expect("connects");
+        assert!(matches!(rotating.reseal_credentials().await, Err(StoreError::Corrupt(_))));
+        assert!(old.credentials(guild(), ProviderKind::Polar).await.expect("still the old seal").is_some());
+        let sepay =
+            credential::Entity::delete_by_id((i64::try_from(guild().get()).expect("id"), "sepay".to_owned()));
+        sepay.exec(old.connection()).await.expect("delete");
+
+        assert_eq!(rotating.reseal_credentials().await.expect("reseals"), 1);
+        let new_only = SeaOrmRepo::connect(&url, Some(SECRET_KEY)).await.expect("connects");
+        let read = new_only.credentials(guild(), ProviderKind::Polar).await.expect("opens").expect("stored");
+        assert_eq!(read.webhook_secret.expose(), "whsec_rotate_me");
+        assert!(new_only.credentials_readable().await.is_ok());
+        assert!(
+            old.credentials(guild(), ProviderKind::Polar).await.is_err(),
+            "the old key no longer opens it"
+        );
+    }
+}

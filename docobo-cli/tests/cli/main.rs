@@ -346,3 +346,26 @@ fn demo_runs_the_whole_flow_and_prints_a_timeline_with_grants_and_removals() {
     let configured = db.trim_start_matches("sqlite://").split('?').next().unwrap_or_default().to_owned();
     assert!(!std::path::Path::new(&configured).exists(), "the demo touched the configured database");
 }
+
+#[test]
+fn l9_secrets_rotate_reseals_every_credential_under_the_new_key() {
+    const NEW: &str = "HxoZGBcWFRQTEhEQDw4NDAsKCQgHBgUEAwIBAB8eHRw=";
+    let db = temp_db();
+    assert_eq!(run(&["guild", "add", "987654321098765432"], &db).0, 0);
+    let polar = ["provider", "set", "987654321098765432", "polar", "--webhook-secret", "whsec_abc"];
+    assert_eq!(run(&polar, &db).0, 0);
+    let rotate = |key: &str, old: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_docobo"));
+        cmd.args(["secrets", "rotate"]).env("DOCOBO_DATABASE_URL", &db).env("DOCOBO_SECRET_KEY", key);
+        if let Some(old) = old {
+            cmd.env("DOCOBO_SECRET_KEY_OLD", old);
+        }
+        let out = cmd.output().expect("runs");
+        (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (code, out) = rotate(NEW, Some(KEY));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("re-sealed 1 credential"), "{out}");
+    assert_eq!(rotate(NEW, None).0, 0, "the new key alone opens everything now");
+    assert_eq!(rotate(KEY, None).0, 1, "the old key alone no longer does");
+}
