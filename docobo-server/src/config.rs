@@ -47,6 +47,9 @@ pub struct Config {
     /// before answering 429, default 100; `off` disables it (behind a proxy every request comes
     /// from the proxy's address).
     pub rate_limit: Option<std::num::NonZeroU32>,
+    /// `DOCOBO_EVENT_RETENTION_DAYS`: stored bodies of applied or ignored webhooks are emptied
+    /// after this long (failed ones are kept for replay); `None` keeps them forever.
+    pub event_retention: Option<time::Duration>,
     /// How long clients may take to send a request head, a body, or nothing between requests
     /// (`crate::guard`). Not an environment key: the defaults suit any deployment; tests shorten them.
     pub client_limits: crate::guard::Limits,
@@ -98,12 +101,13 @@ pub fn redact_url(url: &str) -> String {
 pub struct ConfigError(pub Vec<String>);
 
 /// Every key the configuration reads.
-pub const KEYS: [&str; 14] = [
+pub const KEYS: [&str; 15] = [
     "DOCOBO_DATABASE_URL",
     "DOCOBO_ADMIN_TOKEN",
     "DOCOBO_LISTEN",
     "DOCOBO_SECRET_KEY",
     "DOCOBO_SECRET_KEY_OLD",
+    "DOCOBO_EVENT_RETENTION_DAYS",
     "DISCORD_BOT_TOKEN",
     "POLAR_API_URL",
     "DOCOBO_DISCORD_API_URL",
@@ -168,6 +172,10 @@ impl Config {
             ("DOCOBO_PUBLIC_URL", self.public_url.clone()),
             ("DOCOBO_SECRET_KEY", secret(&self.secret_key)),
             ("DOCOBO_SECRET_KEY_OLD", secret(&self.secret_key_old)),
+            (
+                "DOCOBO_EVENT_RETENTION_DAYS",
+                self.event_retention.map_or_else(|| "off".to_owned(), |d| d.whole_days().to_string()),
+            ),
             ("DOCOBO_ADMIN_TOKEN", secret(&self.admin_token)),
             ("DISCORD_BOT_TOKEN", secret(&self.discord_bot_token)),
             ("DISCORD_PUBLIC_KEY", or_unset(&self.discord_public_key)),
@@ -317,6 +325,20 @@ impl Config {
             },
         };
 
+        let event_retention = match var("DOCOBO_EVENT_RETENTION_DAYS").map(|v| v.trim().to_ascii_lowercase())
+        {
+            None => Some(time::Duration::days(90)),
+            Some(off) if off == "off" => None,
+            Some(raw) => match raw.parse::<u16>() {
+                Ok(days @ 1..=3650) => Some(time::Duration::days(i64::from(days))),
+                _ => {
+                    problems.push(format!(
+                        "DOCOBO_EVENT_RETENTION_DAYS: {raw:?} must be days, 1 to 3650, or off"
+                    ));
+                    None
+                }
+            },
+        };
         let rate_limit = match var("DOCOBO_RATE_LIMIT").map(|v| v.trim().to_ascii_lowercase()) {
             None => std::num::NonZeroU32::new(100),
             Some(off) if off == "off" => None,
@@ -348,6 +370,7 @@ impl Config {
                 discord_timeout,
                 rate_limit,
                 client_limits: crate::guard::Limits::default(),
+                event_retention,
             }),
             _ => Err(ConfigError(problems)),
         }
@@ -477,6 +500,14 @@ mod tests {
         assert!(err.to_string().contains("DOCOBO_SECRET_KEY_OLD"), "{err}");
         let both = config(&[("DOCOBO_SECRET_KEY", KEY), ("DOCOBO_SECRET_KEY_OLD", KEY)]).expect("rotating");
         assert!(both.secret_key_old.is_some() && !format!("{both:?}").contains(KEY), "redacted: {both:?}");
+    }
+
+    #[test]
+    fn l12_webhook_bodies_are_kept_ninety_days_unless_told_otherwise() {
+        assert_eq!(config(&[]).expect("defaults").event_retention, Some(time::Duration::days(90)));
+        assert_eq!(config(&[("DOCOBO_EVENT_RETENTION_DAYS", "off")]).expect("off").event_retention, None);
+        let err = config(&[("DOCOBO_EVENT_RETENTION_DAYS", "0")]).expect_err("zero");
+        assert!(err.to_string().contains("DOCOBO_EVENT_RETENTION_DAYS"), "{err}");
     }
 
     #[test]

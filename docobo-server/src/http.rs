@@ -28,6 +28,8 @@ pub struct AppState {
     pub heartbeats: Arc<crate::workers::Heartbeats>,
     /// The role worker's lease and batch size, from `DOCOBO_DISCORD_TIMEOUT`.
     pub job_lease: (time::Duration, usize),
+    /// `DOCOBO_EVENT_RETENTION_DAYS`, for the pruner.
+    pub event_retention: Option<time::Duration>,
     /// How long clients may take to send requests.
     pub limits: crate::guard::Limits,
     /// Failed webhook authentications per guild and provider.

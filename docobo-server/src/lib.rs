@@ -77,6 +77,7 @@ pub async fn prepare(config: &Config) -> Result<Arc<http::AppState>, ServerError
         heartbeats,
         job_lease: docobo_core::service::lease_and_batch(config.discord_timeout),
         limits: config.client_limits,
+        event_retention: config.event_retention,
         in_flight: Arc::new(tokio::sync::Semaphore::new(http::MAX_IN_FLIGHT)),
         auth_failures: webhooks::AuthThrottle::default(),
         rate_limit: config.rate_limit.map(http::PerIp::new),
@@ -122,6 +123,9 @@ pub async fn run(
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut workers =
         vec![tokio::spawn(workers::expirer(state.repo.clone(), state.heartbeats.clone(), stopped.clone()))];
+    if let Some(retention) = state.event_retention {
+        workers.push(tokio::spawn(workers::pruner(state.repo.clone(), retention, stopped.clone())));
+    }
     if let Some(gateway) = &state.gateway {
         workers.push(tokio::spawn(workers::role_worker(
             state.repo.clone(),

@@ -202,6 +202,25 @@ pub async fn expirer(repo: SeaOrmRepo, heartbeats: Arc<Heartbeats>, mut stop: wa
     }
 }
 
+/// How often old webhook bodies are pruned.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
+
+/// Every [`PRUNE_EVERY`], empties the bodies of applied and ignored webhooks older than
+/// `retention` (`DOCOBO_EVENT_RETENTION_DAYS`), until `stop` turns true.
+pub async fn pruner(repo: SeaOrmRepo, retention: time::Duration, mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        match repo.prune_event_bodies(SystemClock.now() - retention).await {
+            Ok(0) => {}
+            Ok(pruned) => tracing::info!(pruned, "old webhook bodies pruned"),
+            Err(e) => tracing::warn!(error = %e, "pruner: storage unavailable, trying again later"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(PRUNE_EVERY) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
+
 /// Reconciles every guild every [`RECONCILE_EVERY`] until `stop` turns true.
 pub async fn reconciler(repo: SeaOrmRepo, gateway: Arc<dyn RoleGateway>, mut stop: watch::Receiver<bool>) {
     loop {

@@ -268,6 +268,24 @@ impl Ledger for SeaOrmRepo {
 }
 
 impl SeaOrmRepo {
+    /// Empties the stored bodies of deliveries received before `cutoff` that were processed or
+    /// ignored (their effects are in the ledger; the row stays, so a redelivery is still a
+    /// duplicate). Failed deliveries keep their bodies for replay. Returns how many were pruned.
+    pub async fn prune_event_bodies(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
+        use sea_orm::sea_query::Expr;
+        use webhook_event::Column as C;
+        let done = [outcome_str(EventOutcome::Processed), outcome_str(EventOutcome::Ignored)];
+        let pruned = webhook_event::Entity::update_many()
+            .col_expr(C::Body, Expr::value(Vec::<u8>::new()))
+            .filter(C::ReceivedAt.lt(micros(cutoff)))
+            .filter(C::Outcome.is_in(done))
+            .filter(Expr::cust("length(body) > 0"))
+            .exec(&self.db)
+            .await
+            .map_err(store_err)?;
+        Ok(pruned.rows_affected)
+    }
+
     async fn entitlements_where(
         &self,
         filter: impl FnOnce(sea_orm::Select<entitlement::Entity>) -> sea_orm::Select<entitlement::Entity>,

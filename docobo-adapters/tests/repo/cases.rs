@@ -26,7 +26,7 @@ pub fn key(n: u64) -> RoleJobKey {
     RoleJobKey { guild: guild(), user: user(n), role: role() }
 }
 
-fn event(id: &str, outcome: EventOutcome) -> WebhookEvent {
+pub fn event(id: &str, outcome: EventOutcome) -> WebhookEvent {
     WebhookEvent {
         id: 0,
         provider: ProviderKind::Polar,
@@ -57,7 +57,7 @@ fn insert(n: u64, reference: &str, deadline: Option<OffsetDateTime>) -> Entitlem
     }
 }
 
-fn commit(event: Option<WebhookEvent>, writes: Vec<EntitlementWrite>, jobs: Vec<RoleJobKey>) -> Commit {
+pub fn commit(event: Option<WebhookEvent>, writes: Vec<EntitlementWrite>, jobs: Vec<RoleJobKey>) -> Commit {
     Commit {
         event,
         replay: false,

@@ -210,3 +210,39 @@ async fn l9_credentials_are_resealed_under_a_new_key_all_or_nothing() {
         );
     }
 }
+
+/// L12: every webhook body (up to 1 MiB) was kept forever. Bodies of applied or ignored
+/// deliveries older than the retention are emptied; failed ones stay replayable, and the rows
+/// stay so that a redelivery is still a duplicate.
+#[tokio::test]
+async fn l12_old_bodies_of_settled_deliveries_are_pruned_and_failed_ones_kept() {
+    use crate::cases::{T0, commit, event};
+    use docobo_core::domain::EventOutcome;
+    use docobo_core::ports::Ledger;
+    for url in urls().await {
+        let repo = SeaOrmRepo::connect(&url, Some(SECRET_KEY)).await.expect("connects");
+        repo.migrate().await.expect("migrates");
+        setup(&repo).await;
+        for (id, outcome) in
+            [("p", EventOutcome::Processed), ("i", EventOutcome::Ignored), ("f", EventOutcome::Failed)]
+        {
+            repo.commit(commit(Some(event(id, outcome)), vec![], vec![])).await.expect("record");
+        }
+        assert_eq!(repo.prune_event_bodies(T0).await.expect("prunes"), 0, "nothing older than the cutoff");
+        assert_eq!(repo.prune_event_bodies(T0 + time::Duration::days(1)).await.expect("prunes"), 2, "{url}");
+        let body = |id: &str| {
+            let id = id.parse().expect("id");
+            let repo = &repo;
+            async move {
+                repo.webhook_event(ProviderKind::Polar, guild(), &id).await.expect("read").expect("kept").body
+            }
+        };
+        assert!(body("p").await.is_empty() && body("i").await.is_empty());
+        assert_eq!(body("f").await, b"body of f", "a failed delivery stays replayable");
+        assert_eq!(
+            repo.prune_event_bodies(T0 + time::Duration::days(1)).await.expect("prunes"),
+            0,
+            "idempotent"
+        );
+    }
+}
