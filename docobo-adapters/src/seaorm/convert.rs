@@ -2,6 +2,7 @@
 
 use docobo_core::domain::{GuildId, RoleId, Timestamp, UserId};
 use docobo_core::ports::StoreError;
+
 use sea_orm::{DbErr, SqlErr};
 use time::OffsetDateTime;
 
@@ -49,6 +50,13 @@ where
     T::Err: std::fmt::Display,
 {
     raw.parse().map_err(|e| StoreError::Corrupt(format!("{column} {raw:?}: {e}")))
+}
+
+/// `text` as a text column can hold it everywhere: PostgreSQL refuses NUL in `text`, and a
+/// reason quoting a provider's payload could carry one, turning a storable delivery into a 503
+/// its provider would retry forever (review finding L2).
+pub fn storable(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
 }
 
 /// A uniqueness violation is a conflict with a concurrent writer; everything else means the

@@ -15,7 +15,7 @@ use sea_orm::{
 
 use super::SeaOrmRepo;
 use super::convert::{
-    from_micros, guild_id, micros, opt_from_micros, parse, role_id, sf, store_err, user_id,
+    from_micros, guild_id, micros, opt_from_micros, parse, role_id, sf, storable, store_err, user_id,
 };
 use super::entities::{audit_entry, entitlement, webhook_event};
 use super::queue::upsert_job;
@@ -148,7 +148,7 @@ impl Ledger for SeaOrmRepo {
                 // Only a stored failure is replayed, and only once: the update is conditional.
                 let updated = webhook_event::Entity::update_many()
                     .col_expr(C::Outcome, Expr::value(outcome_str(e.outcome)))
-                    .col_expr(C::LastError, Expr::value(e.last_error.clone()))
+                    .col_expr(C::LastError, Expr::value(e.last_error.as_deref().map(storable)))
                     .col_expr(C::Attempts, Expr::col(C::Attempts).add(1))
                     .filter(C::Id.eq(e.id))
                     .filter(C::Outcome.eq(outcome_str(EventOutcome::Failed)))
@@ -166,7 +166,7 @@ impl Ledger for SeaOrmRepo {
                     received_at: Set(micros(e.received_at)),
                     outcome: Set(outcome_str(e.outcome).to_owned()),
                     attempts: Set(i32::try_from(e.attempts).unwrap_or(i32::MAX)),
-                    last_error: Set(e.last_error.clone()),
+                    last_error: Set(e.last_error.as_deref().map(storable)),
                 };
                 let inserted = webhook_event::Entity::insert(row)
                     .on_conflict_do_nothing_on([C::Provider, C::GuildId, C::ExternalId])

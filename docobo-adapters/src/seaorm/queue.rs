@@ -21,7 +21,9 @@ use sea_orm::{
 };
 
 use super::SeaOrmRepo;
-use super::convert::{from_micros, guild_id, micros, opt_from_micros, role_id, sf, store_err, user_id};
+use super::convert::{
+    from_micros, guild_id, micros, opt_from_micros, role_id, sf, storable, store_err, user_id,
+};
 use super::entities::role_job::{self, Column as C};
 use super::ledger::audit_row;
 
@@ -176,10 +178,10 @@ impl JobQueue for SeaOrmRepo {
             Settlement::Retry { at, error } => update
                 .col_expr(C::Attempts, Expr::col(C::Attempts).add(1))
                 .col_expr(C::RunAt, Expr::value(micros(at)))
-                .col_expr(C::LastError, Expr::value(error)),
+                .col_expr(C::LastError, Expr::value(storable(&error))),
             Settlement::Park { reason } => update
                 .col_expr(C::State, Expr::value(state_str(JobState::Parked)))
-                .col_expr(C::LastError, Expr::value(reason)),
+                .col_expr(C::LastError, Expr::value(storable(&reason))),
         };
         let applied = update
             .filter(lease_filter(claimed))

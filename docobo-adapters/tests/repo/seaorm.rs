@@ -246,3 +246,27 @@ async fn l12_old_bodies_of_settled_deliveries_are_pruned_and_failed_ones_kept() 
         );
     }
 }
+
+/// L2: PostgreSQL refuses NUL in `text`, so a failure reason quoting a provider's NUL made the
+/// delivery unstorable: a 503, and the provider retrying forever. Reasons are stored with the
+/// NUL replaced, on every backend.
+#[tokio::test]
+async fn l2_a_failure_reason_with_a_nul_is_stored() {
+    use crate::cases::{commit, event};
+    use docobo_core::domain::EventOutcome;
+    use docobo_core::ports::{Ledger, Recorded};
+    for url in urls().await {
+        let repo = SeaOrmRepo::connect(&url, Some(SECRET_KEY)).await.expect("connects");
+        repo.migrate().await.expect("migrates");
+        setup(&repo).await;
+        let mut failed = event("nul", EventOutcome::Failed);
+        failed.last_error = Some("account 0123\0 does not match".to_owned());
+        assert_eq!(
+            repo.commit(commit(Some(failed), vec![], vec![])).await.expect("stored"),
+            Recorded::Committed,
+            "{url}"
+        );
+        let stored = repo.failed_events(10).await.expect("read").remove(0);
+        assert_eq!(stored.last_error.as_deref(), Some("account 0123\u{FFFD} does not match"));
+    }
+}
