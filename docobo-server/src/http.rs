@@ -15,7 +15,7 @@ use docobo_adapters::seaorm::SeaOrmRepo;
 use docobo_adapters::sepay::Sepay;
 use docobo_core::ports::{Clock, SystemClock};
 use poem::http::StatusCode;
-use poem::middleware::{SetHeader, Tracing};
+use poem::middleware::SetHeader;
 use poem::web::{Data, Json};
 use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route, get, handler, post};
 use serde_json::json;
@@ -219,6 +219,28 @@ async fn admit<E: Endpoint>(endpoint: Arc<E>, mut request: poem::Request) -> poe
     response
 }
 
+/// A span per request with the socket's address (never a client-supplied `X-Real-IP` or
+/// `Forwarded`, which poem's `Tracing` would prefer) and the URI Debug-formatted (escaped), and
+/// one line with the status and duration.
+async fn traced<E: Endpoint>(endpoint: Arc<E>, request: poem::Request) -> poem::Result<Response> {
+    use tracing::Instrument;
+    let span = tracing::info_span!(
+        "request",
+        remote_addr = %request.remote_addr(),
+        method = %request.method(),
+        uri = ?request.original_uri().to_string(),
+    );
+    async move {
+        let started = std::time::Instant::now();
+        let response = endpoint.call(request).await.map(IntoResponse::into_response);
+        let status = response.as_ref().map_or_else(|e| e.status(), Response::status);
+        tracing::info!(status = %status, duration = ?started.elapsed(), "response");
+        response
+    }
+    .instrument(span)
+    .await
+}
+
 pub fn app(state: Arc<AppState>) -> impl Endpoint {
     Route::new()
         .at("/health", get(health))
@@ -231,7 +253,7 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
         .around(admit)
         .around(limit)
         .data(state)
-        .with(Tracing)
+        .around(traced)
         .with(
             SetHeader::new()
                 .overriding("x-content-type-options", "nosniff")

@@ -127,7 +127,9 @@ fn responses_carry_security_headers_and_json_logs_never_show_a_secret() {
     cmd.env("DOCOBO_LOG_FORMAT", "json").env("RUST_LOG", "debug");
     let mut server = start(&mut cmd, dir.clone());
     let mut stream = TcpStream::connect(&server.addr).expect("connects");
-    write!(stream, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").expect("writes");
+    // A client-chosen address must not reach the logs as the client's (review finding L1).
+    write!(stream, "GET /health HTTP/1.1\r\nHost: x\r\nX-Real-IP: 6.6.6.6\r\nConnection: close\r\n\r\n")
+        .expect("writes");
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("reads");
     let headers = response.to_ascii_lowercase();
@@ -141,6 +143,8 @@ fn responses_carry_security_headers_and_json_logs_never_show_a_secret() {
     server.child.stderr.take().expect("stderr").read_to_string(&mut logs).expect("reads");
     assert!(logs.lines().any(|l| l.starts_with('{') && l.contains("\"level\"")), "no JSON log lines: {logs}");
     assert!(!logs.contains(token) && !logs.contains(key), "a secret reached the logs");
+    assert!(!logs.contains("6.6.6.6"), "a spoofed X-Real-IP was logged: {logs}");
+    assert!(logs.contains("127.0.0.1"), "the socket's address is logged: {logs}");
 }
 
 #[test]
