@@ -2,7 +2,7 @@
 //! checkout and shows how to pay. SePay's QR is built locally and shown at once; Polar's
 //! checkout page needs a call to Polar, so that answer is deferred.
 
-use docobo_core::domain::{ProviderKind, RoleId};
+use docobo_core::domain::{GuildId, ProviderKind, RoleId, UserId};
 use docobo_core::ports::CheckoutLink;
 use docobo_core::service::{JoinError, offers, start_checkout};
 use serenity::all::{
@@ -95,6 +95,12 @@ impl Bot {
         else {
             return Ok(Reply::text("That choice is no longer on offer. Run `/join` again."));
         };
+        if !self.checkouts.admit((who.guild, who.user)) {
+            return Ok(Reply::text(format!(
+                "You just started a checkout. Use that one, or try again in {} seconds.",
+                CheckoutCooldown::WAIT.as_secs()
+            )));
+        }
         let bot = self.clone();
         let checkout = async move {
             let name =
@@ -113,5 +119,48 @@ impl Bot {
             }));
         }
         Ok(Reply::update(checkout.await?.message()))
+    }
+}
+
+/// At most one checkout per member every [`CheckoutCooldown::WAIT`] (review finding L12): each
+/// one is a stored row and, for Polar, a call on the owner's API token and rate limit, so a member
+/// clicking `/join` in a loop must not be able to spend them.
+#[derive(Debug, Default)]
+pub(crate) struct CheckoutCooldown(
+    std::sync::Mutex<std::collections::HashMap<(GuildId, UserId), std::time::Instant>>,
+);
+
+impl CheckoutCooldown {
+    pub(crate) const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+    /// Whether `member` may start a checkout now; if so, the wait starts again.
+    pub(crate) fn admit(&self, member: (GuildId, UserId)) -> bool {
+        let now = std::time::Instant::now();
+        let mut last = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.len() > 10_000 {
+            last.retain(|_, at| now.duration_since(*at) < Self::WAIT);
+        }
+        match last.get(&member) {
+            Some(at) if now.duration_since(*at) < Self::WAIT => false,
+            _ => {
+                last.insert(member, now);
+                true
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn l12_a_member_gets_one_checkout_per_ten_seconds_and_others_are_not_held() {
+        let cooldown = CheckoutCooldown::default();
+        let (g, a, b) =
+            (GuildId::new(1).expect("id"), UserId::new(2).expect("id"), UserId::new(3).expect("id"));
+        assert!(cooldown.admit((g, a)));
+        assert!(!cooldown.admit((g, a)), "a second click right away is refused");
+        assert!(cooldown.admit((g, b)), "another member is not held up");
     }
 }

@@ -134,6 +134,8 @@ pub struct Bot {
     providers: Vec<Arc<dyn PaymentProvider>>,
     /// `DOCOBO_PUBLIC_URL`, for the webhook URLs shown to owners.
     public_url: String,
+    /// When each member last started a checkout.
+    checkouts: Arc<join::CheckoutCooldown>,
 }
 
 impl std::fmt::Debug for Bot {
@@ -151,7 +153,13 @@ impl Bot {
         providers: Vec<Arc<dyn PaymentProvider>>,
         public_url: &str,
     ) -> Bot {
-        Bot { repo, gateway, providers, public_url: public_url.trim_end_matches('/').to_owned() }
+        Bot {
+            repo,
+            gateway,
+            providers,
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            checkouts: Arc::default(),
+        }
     }
 
     fn provider(&self, kind: ProviderKind) -> Option<Arc<dyn PaymentProvider>> {
