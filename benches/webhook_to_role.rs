@@ -12,14 +12,13 @@
 //! purchases in one guild queue behind each other at ~300 ms each. That is the pacing working,
 //! not the pipeline; 350 ms apart measures the pipeline.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use docobo::adapters::polar::signature;
 use docobo::adapters::simulator::discord::FakeDiscord;
 use docobo::core::domain::{Currency, Guild, GuildId, Money, PaidRole, ProviderKind, RoleId, Secret, Term};
 use docobo::core::ports::{CatalogRepo, ProviderCredentials};
-use docobo_server::{Config, bind, local_addr, prepare, run};
+use docobo_server::{Application, Config};
 
 const N: usize = 100;
 const SPACING: Duration = Duration::from_millis(350);
@@ -55,17 +54,16 @@ async fn main() {
     std::fs::create_dir_all(&dir).expect("dir");
     let database = std::env::var("DOCOBO_BENCH_POSTGRES_URL")
         .unwrap_or_else(|_| format!("sqlite://{}?mode=rwc", dir.join("bench.db").display()));
-    let vars = [
-        ("DOCOBO_DATABASE_URL", database.clone()),
-        ("DOCOBO_LISTEN", "127.0.0.1:0".to_owned()),
-        ("DOCOBO_SECRET_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".to_owned()),
-        ("DISCORD_BOT_TOKEN", "fake-token".to_owned()),
-        ("DOCOBO_GATEWAY", "off".to_owned()),
-        ("DOCOBO_DISCORD_API_URL", fake.base_url.clone()),
-    ];
-    let config =
-        Config::from_vars(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).expect("config");
-    let state = prepare(&config).await.expect("prepares");
+    let config = Config {
+        database_url: database.clone(),
+        listen: "127.0.0.1:0".parse().expect("address"),
+        secret_key: Some(Secret::new("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")),
+        discord_bot_token: Some(Secret::new("fake-token")),
+        discord_api_url: fake.base_url.clone(),
+        ..Config::default()
+    };
+    let app = Application::build(config).await.expect("builds");
+    let state = app.state().clone();
     let guild = GuildId::new(GUILD).expect("id");
     state.repo.put_guild(&Guild::new(guild, "bench")).await.expect("guild");
     let price = Money::parse("5", Currency::Usd).expect("price");
@@ -78,10 +76,9 @@ async fn main() {
         .put_credentials(guild, ProviderKind::Polar, &ProviderCredentials::new(Secret::new(SECRET)))
         .await
         .expect("creds");
-    let acceptor = bind(config.listen).await.expect("binds");
-    let base = format!("http://{}", local_addr(&acceptor).expect("addr"));
+    let base = app.base_url();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(run(Arc::clone(&state), acceptor, async move {
+    let server = tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
     }));
 

@@ -7,7 +7,7 @@
 //! removes it; cancels VIP, which keeps the role until the period ends and then removes it.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use docobo_adapters::polar::{Polar, signature};
@@ -19,7 +19,7 @@ use docobo_core::domain::{
 };
 use docobo_core::ports::{CatalogRepo, Clock, JobQueue, ProviderCredentials};
 use docobo_core::service::{expire_due, start_checkout};
-use docobo_server::{Config, bind, local_addr, prepare, run};
+use docobo_server::{Application, Config};
 use serde_json::json;
 use time::OffsetDateTime;
 
@@ -165,23 +165,20 @@ pub async fn run_demo() -> Result<(), Failure> {
     }
     discord.join(GUILD, MEMBER);
     let polar_api = FakePolar::start(POLAR_TOKEN).await?;
-    let vars = [
-        ("DOCOBO_DATABASE_URL", database_url),
-        ("DOCOBO_LISTEN", "127.0.0.1:0".to_owned()),
-        ("DOCOBO_SECRET_KEY", DEMO_KEY.to_owned()),
-        ("DISCORD_BOT_TOKEN", "demo-token".to_owned()),
-        ("DOCOBO_DISCORD_API_URL", discord.base_url.clone()),
-        ("DOCOBO_GATEWAY", "off".to_owned()),
-        ("POLAR_API_URL", polar_api.base_url.clone()),
-    ];
-    let config = Config::from_vars(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))?;
-    let state = prepare(&config).await?;
-    let acceptor = bind(config.listen).await?;
-    let base =
-        format!("http://{}", local_addr(&acceptor).ok_or_else(|| Failure::Other("no address".into()))?);
-    let repo = state.repo.clone();
+    let config = Config {
+        database_url,
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        secret_key: Some(Secret::new(DEMO_KEY)),
+        discord_bot_token: Some(Secret::new("demo-token")),
+        discord_api_url: discord.base_url.clone(),
+        polar_api_url: polar_api.base_url.clone(),
+        ..Config::default()
+    };
+    let app = Application::build(config).await?;
+    let base = app.base_url();
+    let repo = app.state().repo.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(run(Arc::clone(&state), acceptor, async move {
+    let server = tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
     }));
     shop(&repo).await?;

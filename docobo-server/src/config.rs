@@ -55,6 +55,31 @@ pub struct Config {
     pub client_limits: crate::guard::Limits,
 }
 
+impl Default for Config {
+    /// The embedded defaults, what an empty environment gives: SQLite in the working directory,
+    /// loopback, no Discord, no secrets. Tests start here and change fields.
+    fn default() -> Self {
+        Config {
+            database_url: "sqlite://docobo.db?mode=rwc".to_owned(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            secret_key: None,
+            secret_key_old: None,
+            admin_token: None,
+            discord_bot_token: None,
+            polar_api_url: "https://api.polar.sh".to_owned(),
+            discord_api_url: "https://discord.com".to_owned(),
+            discord_public_key: None,
+            public_url: "http://127.0.0.1:3000".to_owned(),
+            gateway: false,
+            discord_rate: docobo_adapters::discord::pacer::GLOBAL_RATE,
+            discord_timeout: docobo_adapters::discord::CALL_TIMEOUT,
+            rate_limit: std::num::NonZeroU32::new(100),
+            event_retention: Some(time::Duration::days(90)),
+            client_limits: crate::guard::Limits::default(),
+        }
+    }
+}
+
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut d = f.debug_struct("Config");
@@ -221,13 +246,13 @@ impl Config {
     pub fn from_vars(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let var = |key: &str| get(key).filter(|v| !v.trim().is_empty());
         let mut problems = Vec::new();
+        let defaults = Config::default();
 
-        let database_url =
-            var("DOCOBO_DATABASE_URL").unwrap_or_else(|| "sqlite://docobo.db?mode=rwc".to_owned());
+        let database_url = var("DOCOBO_DATABASE_URL").unwrap_or_else(|| defaults.database_url.clone());
         if !["sqlite:", "postgres://", "postgresql://"].iter().any(|p| database_url.starts_with(p)) {
             problems.push("DOCOBO_DATABASE_URL: must start with sqlite: or postgres:// (e.g. sqlite://docobo.db?mode=rwc)".to_owned());
         }
-        let listen_raw = var("DOCOBO_LISTEN").unwrap_or_else(|| "127.0.0.1:3000".to_owned());
+        let listen_raw = var("DOCOBO_LISTEN").unwrap_or_else(|| defaults.listen.to_string());
         let listen = listen_raw.parse().map_err(|_| {
             problems.push(format!(
                 "DOCOBO_LISTEN: {listen_raw:?} is not an address like 127.0.0.1:3000 or 0.0.0.0:8080"
@@ -264,7 +289,7 @@ impl Config {
             let value = var(key).unwrap_or_else(|| default.to_owned());
             (value.starts_with("https://") || value.starts_with("http://"), value)
         };
-        let (ok, polar_api_url) = url("POLAR_API_URL", "https://api.polar.sh");
+        let (ok, polar_api_url) = url("POLAR_API_URL", &defaults.polar_api_url);
         if !ok {
             problems.push(format!("POLAR_API_URL: {polar_api_url:?} is not an http(s) URL"));
         }
@@ -276,12 +301,12 @@ impl Config {
                 "DISCORD_PUBLIC_KEY: must be the 64 hex characters shown in the Developer Portal".to_owned(),
             );
         }
-        let (ok, discord_api_url) = url("DOCOBO_DISCORD_API_URL", "https://discord.com");
+        let (ok, discord_api_url) = url("DOCOBO_DISCORD_API_URL", &defaults.discord_api_url);
         if !ok {
             problems.push(format!("DOCOBO_DISCORD_API_URL: {discord_api_url:?} is not an http(s) URL"));
         }
 
-        let (ok, public_url) = url("DOCOBO_PUBLIC_URL", "http://127.0.0.1:3000");
+        let (ok, public_url) = url("DOCOBO_PUBLIC_URL", &defaults.public_url);
         if !ok {
             problems.push(format!(
                 "DOCOBO_PUBLIC_URL: {public_url:?} is not an http(s) URL (the address providers reach this server at)"
@@ -303,7 +328,7 @@ impl Config {
         };
 
         let discord_rate = match var("DOCOBO_DISCORD_RATE") {
-            None => docobo_adapters::discord::pacer::GLOBAL_RATE,
+            None => defaults.discord_rate,
             Some(raw) => match raw.trim().parse::<u32>() {
                 Ok(rate @ 1..=100_000) => rate,
                 _ => {
@@ -315,7 +340,7 @@ impl Config {
             },
         };
         let discord_timeout = match var("DOCOBO_DISCORD_TIMEOUT") {
-            None => docobo_adapters::discord::CALL_TIMEOUT,
+            None => defaults.discord_timeout,
             Some(raw) => match raw.trim().parse::<f64>() {
                 Ok(s) if (0.1..=300.0).contains(&s) => std::time::Duration::from_secs_f64(s),
                 _ => {
@@ -327,7 +352,7 @@ impl Config {
 
         let event_retention = match var("DOCOBO_EVENT_RETENTION_DAYS").map(|v| v.trim().to_ascii_lowercase())
         {
-            None => Some(time::Duration::days(90)),
+            None => defaults.event_retention,
             Some(off) if off == "off" => None,
             Some(raw) => match raw.parse::<u16>() {
                 Ok(days @ 1..=3650) => Some(time::Duration::days(i64::from(days))),
@@ -340,7 +365,7 @@ impl Config {
             },
         };
         let rate_limit = match var("DOCOBO_RATE_LIMIT").map(|v| v.trim().to_ascii_lowercase()) {
-            None => std::num::NonZeroU32::new(100),
+            None => defaults.rate_limit,
             Some(off) if off == "off" => None,
             Some(raw) => match raw.parse::<std::num::NonZeroU32>() {
                 Ok(n) => Some(n),
@@ -369,7 +394,7 @@ impl Config {
                 discord_rate,
                 discord_timeout,
                 rate_limit,
-                client_limits: crate::guard::Limits::default(),
+                client_limits: defaults.client_limits,
                 event_retention,
             }),
             _ => Err(ConfigError(problems)),
@@ -508,6 +533,11 @@ mod tests {
         assert_eq!(config(&[("DOCOBO_EVENT_RETENTION_DAYS", "off")]).expect("off").event_retention, None);
         let err = config(&[("DOCOBO_EVENT_RETENTION_DAYS", "0")]).expect_err("zero");
         assert!(err.to_string().contains("DOCOBO_EVENT_RETENTION_DAYS"), "{err}");
+    }
+
+    #[test]
+    fn the_default_is_what_an_empty_environment_gives() {
+        assert_eq!(config(&[]).expect("defaults").describe(), Config::default().describe());
     }
 
     #[test]

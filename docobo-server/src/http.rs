@@ -24,6 +24,9 @@ use serde_json::json;
 pub struct AppState {
     /// `DOCOBO_ADMIN_TOKEN`: the admin API's bearer token; the API is off without it.
     pub admin_token: Option<docobo_core::domain::Secret>,
+    /// Business time: what webhooks, interactions, the admin API and the workers read (a
+    /// `ManualClock` in tests that move time). Liveness (heartbeats) is always the system clock.
+    pub clock: Arc<dyn Clock>,
     /// When the background workers last finished a pass, for `/ready`.
     pub heartbeats: Arc<crate::workers::Heartbeats>,
     /// The role worker's lease and batch size, from `DOCOBO_DISCORD_TIMEOUT`.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use docobo_adapters::discord::bot::follow_up;
 use docobo_adapters::discord::interactions::verify;
-use docobo_core::ports::{Clock, SystemClock};
+
 use poem::error::ReadBodyError;
 use poem::http::{HeaderMap, StatusCode};
 use poem::web::{Data, Json};
@@ -36,7 +36,7 @@ pub async fn interactions(headers: &HeaderMap, body: Body, Data(state): Data<&Ar
         Err(_) => return refuse(StatusCode::BAD_REQUEST, "unreadable body"),
     };
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let now = SystemClock.now();
+    let now = state.clock.now();
     if let Err(e) =
         verify(verifier, header("x-signature-ed25519"), header("x-signature-timestamp"), &body, now)
     {

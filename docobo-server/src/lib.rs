@@ -1,7 +1,9 @@
-//! `docobo-server`: configuration → adapters → HTTP. The binary only calls [`serve`].
+//! `docobo-server`: configuration → adapters → HTTP.
 //!
-//! On start it opens the database and brings its schema up to date, so the embedded default
-//! (a SQLite file next to the process) works with no set-up at all.
+//! [`Application::build`] is the one door: `main` (through [`serve`]), every server test, the
+//! benches and `docobo demo` start Docobo through it. It opens the database and brings its schema
+//! up to date, so the embedded default (a SQLite file next to the process) works with no set-up
+//! at all, builds the adapters, and binds the address; [`Application::run_until`] then serves.
 
 pub mod admin;
 pub mod config;
@@ -41,8 +43,59 @@ pub enum ServerError {
     Listen { addr: std::net::SocketAddr, source: std::io::Error },
 }
 
+/// The server, built and bound, ready to run (zero2prod's `Application`).
+pub struct Application {
+    state: Arc<http::AppState>,
+    acceptor: TcpAcceptor,
+    address: SocketAddr,
+}
+
+impl std::fmt::Debug for Application {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Application").field("address", &self.address).field("state", &self.state).finish()
+    }
+}
+
+impl Application {
+    /// Opens and migrates the database, builds the adapters and binds `config.listen` (port 0
+    /// picks a free one). Business time is the system clock.
+    pub async fn build(config: Config) -> Result<Self, ServerError> {
+        Self::build_with_clock(config, Arc::new(SystemClock)).await
+    }
+
+    /// As [`Application::build`], with the clock that webhooks, interactions, the admin API and
+    /// the workers read: tests pass a `ManualClock` to move time instead of sleeping.
+    pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Self, ServerError> {
+        let state = prepare(&config, clock).await?;
+        let acceptor = bind(config.listen).await?;
+        let address = local_addr(&acceptor).unwrap_or(config.listen);
+        Ok(Application { state, acceptor, address })
+    }
+
+    /// The address it listens on.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    /// `http://` and the address.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// What the handlers share: the repository, the bot, the metrics.
+    pub fn state(&self) -> &Arc<http::AppState> {
+        &self.state
+    }
+
+    /// Starts the workers and serves until `shutdown` resolves, then stops accepting, gives
+    /// in-flight requests up to 10 s to finish, and lets the workers settle their current batch.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
+        run(self.state, self.acceptor, shutdown).await
+    }
+}
+
 /// Opens and migrates the database, and builds the shared state.
-pub async fn prepare(config: &Config) -> Result<Arc<http::AppState>, ServerError> {
+async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<http::AppState>, ServerError> {
     let repo = SeaOrmRepo::connect_rotating(
         &config.database_url,
         config.secret_key.as_ref().map(Secret::expose),
@@ -72,6 +125,7 @@ pub async fn prepare(config: &Config) -> Result<Arc<http::AppState>, ServerError
     let providers: Vec<Arc<dyn PaymentProvider>> = vec![Arc::new(polar.clone()), Arc::new(Sepay)];
     let bot = Bot::new(Arc::new(repo.clone()), gateway.clone(), providers, &config.public_url);
     Ok(Arc::new(http::AppState {
+        clock,
         admin_token: config.admin_token.clone(),
         metrics,
         heartbeats,
@@ -100,7 +154,7 @@ pub async fn prepare(config: &Config) -> Result<Arc<http::AppState>, ServerError
 }
 
 /// Binds `addr` (port 0 picks a free one); the acceptor knows the address it got.
-pub async fn bind(addr: SocketAddr) -> Result<TcpAcceptor, ServerError> {
+async fn bind(addr: SocketAddr) -> Result<TcpAcceptor, ServerError> {
     TcpListener::bind(addr.to_string())
         .into_acceptor()
         .await
@@ -108,23 +162,32 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpAcceptor, ServerError> {
 }
 
 /// The address an acceptor is listening on.
-pub fn local_addr(acceptor: &TcpAcceptor) -> Option<SocketAddr> {
+fn local_addr(acceptor: &TcpAcceptor) -> Option<SocketAddr> {
     acceptor.local_addr().iter().find_map(|a| a.as_socket_addr().copied())
 }
 
-/// Starts the workers, serves until `shutdown` resolves, then stops accepting, gives in-flight
-/// requests up to 10 s to finish, and lets the workers settle their current batch.
-pub async fn run(
+/// See [`Application::run_until`].
+async fn run(
     state: Arc<http::AppState>,
     acceptor: TcpAcceptor,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
     let addr = local_addr(&acceptor).unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let mut workers =
-        vec![tokio::spawn(workers::expirer(state.repo.clone(), state.heartbeats.clone(), stopped.clone()))];
+    let clock = state.clock.clone();
+    let mut workers = vec![tokio::spawn(workers::expirer(
+        state.repo.clone(),
+        state.heartbeats.clone(),
+        clock.clone(),
+        stopped.clone(),
+    ))];
     if let Some(retention) = state.event_retention {
-        workers.push(tokio::spawn(workers::pruner(state.repo.clone(), retention, stopped.clone())));
+        workers.push(tokio::spawn(workers::pruner(
+            state.repo.clone(),
+            retention,
+            clock.clone(),
+            stopped.clone(),
+        )));
     }
     if let Some(gateway) = &state.gateway {
         workers.push(tokio::spawn(workers::role_worker(
@@ -133,13 +196,17 @@ pub async fn run(
             state.metrics.clone(),
             state.heartbeats.clone(),
             state.job_lease,
+            clock.clone(),
             stopped.clone(),
         )));
-        workers.push(tokio::spawn(workers::reconciler(state.repo.clone(), gateway.clone(), stopped.clone())));
+        let reconciler =
+            workers::reconciler(state.repo.clone(), gateway.clone(), clock.clone(), stopped.clone());
+        workers.push(tokio::spawn(reconciler));
     }
     if let Some((token, api_base)) = state.gateway_connection.clone() {
         let bot = state.bot.clone();
-        workers.push(tokio::spawn(workers::gateway(token, api_base, bot, state.repo.clone(), stopped)));
+        let connection = workers::gateway(token, api_base, bot, state.repo.clone(), clock, stopped);
+        workers.push(tokio::spawn(connection));
     }
     let served = Server::new_with_acceptor(guard::GuardedAcceptor::new(acceptor, state.limits))
         .run_with_graceful_shutdown(http::app(state), shutdown, Some(Duration::from_secs(10)))
@@ -152,12 +219,10 @@ pub async fn run(
     served
 }
 
-/// Migrates, binds, announces the address on stdout, and serves until `shutdown` resolves.
+/// Builds the [`Application`], announces its address on stdout, and serves until `shutdown`
+/// resolves: what the binary does.
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()> + Send) -> Result<(), ServerError> {
-    let state = prepare(&config).await?;
-    let acceptor = bind(config.listen).await?;
-    if let Some(addr) = local_addr(&acceptor) {
-        println!("docobo-server listening on http://{addr}");
-    }
-    run(state, acceptor, shutdown).await
+    let app = Application::build(config).await?;
+    println!("docobo-server listening on {}", app.base_url());
+    app.run_until(shutdown).await
 }

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use docobo_core::domain::GuildId;
-use docobo_core::ports::{Headers, PaymentProvider, StoreError, SystemClock};
+use docobo_core::ports::{Headers, PaymentProvider, StoreError};
 use docobo_core::service::{IngestError, IngestOutcome, ingest_webhook};
 use poem::error::ReadBodyError;
 use poem::http::{HeaderMap, StatusCode};
@@ -140,13 +140,14 @@ async fn answer(
     };
     let headers: Headers =
         headers.iter().filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?))).collect();
-    let mut result = ingest_webhook(&state.repo, provider, &SystemClock, guild, &headers, &body).await;
+    let mut result =
+        ingest_webhook(&state.repo, provider, state.clock.as_ref(), guild, &headers, &body).await;
     if let Err(IngestError::Store(StoreError::Unavailable(e))) = &result {
         // A pooled connection the database dropped (a restart, a failover) fails once and is
         // replaced. Trying again is safe: the commit is one transaction, and if the first one
         // did land, the second is a duplicate.
         tracing::info!(error = %e, "storage error; trying the webhook once more");
-        result = ingest_webhook(&state.repo, provider, &SystemClock, guild, &headers, &body).await;
+        result = ingest_webhook(&state.repo, provider, state.clock.as_ref(), guild, &headers, &body).await;
     }
     match result {
         Ok(report) => {

@@ -105,11 +105,12 @@ pub async fn role_worker(
     metrics: Arc<crate::metrics::Metrics>,
     heartbeats: Arc<Heartbeats>,
     (lease, batch): (time::Duration, usize),
+    clock: Arc<dyn Clock>,
     mut stop: watch::Receiver<bool>,
 ) {
     let signal = repo.job_signal();
     while !*stop.borrow() {
-        let pass = run_due_jobs(&repo, gateway.as_ref(), &SystemClock, lease, batch).await;
+        let pass = run_due_jobs(&repo, gateway.as_ref(), clock.as_ref(), lease, batch).await;
         if pass.is_ok() {
             heartbeats.beat(Worker::RoleWorker, SystemClock.now());
         }
@@ -129,7 +130,7 @@ pub async fn role_worker(
             Err(e) => tracing::warn!(error = %e, "role worker: storage unavailable, trying again shortly"),
         }
         let wait = match repo.next_due().await {
-            Ok(Some(at)) => Duration::try_from(at - SystemClock.now()).unwrap_or(Duration::ZERO).min(POLL),
+            Ok(Some(at)) => Duration::try_from(at - clock.now()).unwrap_or(Duration::ZERO).min(POLL),
             _ => POLL,
         };
         tokio::select! {
@@ -146,12 +147,12 @@ pub async fn gateway(
     api_base: String,
     bot: Bot,
     repo: SeaOrmRepo,
+    clock: Arc<dyn Clock>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut backoff = Duration::from_secs(5);
     while !*stop.borrow() {
-        let handler =
-            Handler { bot: bot.clone(), repo: Arc::new(repo.clone()), clock: Arc::new(SystemClock) };
+        let handler = Handler { bot: bot.clone(), repo: Arc::new(repo.clone()), clock: clock.clone() };
         let mut stopped = stop.clone();
         let shutdown = async move {
             let _ = stopped.wait_for(|s| *s).await;
@@ -176,11 +177,16 @@ pub async fn gateway(
 
 /// Expires elapsed terms until `stop` turns true, holding back while the wall clock has stepped
 /// ([`ClockWatch`]).
-pub async fn expirer(repo: SeaOrmRepo, heartbeats: Arc<Heartbeats>, mut stop: watch::Receiver<bool>) {
+pub async fn expirer(
+    repo: SeaOrmRepo,
+    heartbeats: Arc<Heartbeats>,
+    clock: Arc<dyn Clock>,
+    mut stop: watch::Receiver<bool>,
+) {
     let started = std::time::Instant::now();
     let mut clock_watch = ClockWatch::default();
     while !*stop.borrow() {
-        let pass = expire_due_watched(&repo, &SystemClock, &mut clock_watch, started.elapsed(), 500).await;
+        let pass = expire_due_watched(&repo, clock.as_ref(), &mut clock_watch, started.elapsed(), 500).await;
         if pass.is_ok() {
             heartbeats.beat(Worker::Expirer, SystemClock.now());
         }
@@ -207,9 +213,14 @@ pub const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
 
 /// Every [`PRUNE_EVERY`], empties the bodies of applied and ignored webhooks older than
 /// `retention` (`DOCOBO_EVENT_RETENTION_DAYS`), until `stop` turns true.
-pub async fn pruner(repo: SeaOrmRepo, retention: time::Duration, mut stop: watch::Receiver<bool>) {
+pub async fn pruner(
+    repo: SeaOrmRepo,
+    retention: time::Duration,
+    clock: Arc<dyn Clock>,
+    mut stop: watch::Receiver<bool>,
+) {
     while !*stop.borrow() {
-        match repo.prune_event_bodies(SystemClock.now() - retention).await {
+        match repo.prune_event_bodies(clock.now() - retention).await {
             Ok(0) => {}
             Ok(pruned) => tracing::info!(pruned, "old webhook bodies pruned"),
             Err(e) => tracing::warn!(error = %e, "pruner: storage unavailable, trying again later"),
@@ -222,7 +233,12 @@ pub async fn pruner(repo: SeaOrmRepo, retention: time::Duration, mut stop: watch
 }
 
 /// Reconciles every guild every [`RECONCILE_EVERY`] until `stop` turns true.
-pub async fn reconciler(repo: SeaOrmRepo, gateway: Arc<dyn RoleGateway>, mut stop: watch::Receiver<bool>) {
+pub async fn reconciler(
+    repo: SeaOrmRepo,
+    gateway: Arc<dyn RoleGateway>,
+    clock: Arc<dyn Clock>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             () = tokio::time::sleep(RECONCILE_EVERY) => {}
@@ -239,7 +255,7 @@ pub async fn reconciler(repo: SeaOrmRepo, gateway: Arc<dyn RoleGateway>, mut sto
             }
         };
         for guild in guilds {
-            match reconcile_guild(&repo, gateway.as_ref(), &SystemClock, guild.id).await {
+            match reconcile_guild(&repo, gateway.as_ref(), clock.as_ref(), guild.id).await {
                 Ok(ReconcileReport { stopped: Some(why), .. }) => {
                     tracing::warn!(guild = %guild.id, reason = ?why, "reconciliation stopped: Discord refused the server")
                 }

@@ -14,7 +14,7 @@ const TOKEN: &str = "admin-token-for-tests-0123456789";
 const SEPAY_KEY: &str = "sepay-key-for-tests-0123456789abcdef";
 
 async fn admin_app() -> App {
-    let app = spawn_configured(&[("DOCOBO_ADMIN_TOKEN", TOKEN)]).await;
+    let app = spawn_configured(|c| c.admin_token = Some(docobo_core::domain::Secret::new(TOKEN))).await;
     let guild: GuildId = GUILD.parse().expect("id");
     app.repo.put_guild(&Guild::new(guild, "Admin test")).await.expect("guild");
     for (role, name) in [(VIP, "VIP"), (ADMINS, "Admins")] {
@@ -78,7 +78,7 @@ fn manual(role: &str, reason: &str) -> Value {
 
 #[tokio::test]
 async fn without_a_token_configured_the_admin_api_does_not_exist() {
-    let app = spawn_configured(&[]).await;
+    let app = spawn_configured(|_| {}).await;
     let response =
         app.http.get(format!("{}/admin/events", app.base)).bearer_auth(TOKEN).send().await.expect("request");
     assert_eq!(response.status(), 404);

@@ -34,7 +34,7 @@ async fn m1_slow_header_clients_and_a_thousand_idle_connections_do_not_stop_heal
         keep_alive: Duration::from_secs(1),
         body: Duration::from_secs(1),
     };
-    let app = spawn_limited(&[], limits).await;
+    let app = spawn_configured(|c| c.client_limits = limits).await;
     let addr = app.base.trim_start_matches("http://").to_owned();
     let mut idle = Vec::new();
     for _ in 0..1000 {
@@ -88,7 +88,7 @@ async fn m1_slow_header_clients_and_a_thousand_idle_connections_do_not_stop_heal
 /// refused (providers and Discord speak HTTP/1.1).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn m1_h2c_is_refused() {
-    let app = spawn_configured(&[]).await;
+    let app = spawn_configured(|_| {}).await;
     let addr = app.base.trim_start_matches("http://").to_owned();
     let mut s = TcpStream::connect(&addr).await.expect("connects");
     s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.expect("writes");
@@ -103,7 +103,7 @@ async fn m7_repeated_failed_authentication_locks_the_endpoint_for_a_minute() {
     use docobo_core::domain::{Guild, ProviderKind, Secret};
     use docobo_core::ports::{CatalogRepo, ProviderCredentials};
     const KEY: &str = "the-real-sepay-key-0123456789abcdef";
-    let app = spawn_configured(&[("DOCOBO_RATE_LIMIT", "off")]).await;
+    let app = spawn_configured(|c| c.rate_limit = None).await;
     let guild = GUILD.parse().expect("id");
     app.repo.put_guild(&Guild::new(guild, "Shop")).await.expect("guild");
     let mut creds = ProviderCredentials::new(Secret::new(KEY));

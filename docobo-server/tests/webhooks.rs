@@ -1,15 +1,13 @@
 //! Webhooks end to end: the real server on 127.0.0.1:0, a fresh SQLite file or PostgreSQL schema,
 //! deliveries signed exactly as Polar and SePay sign them, fixtures built from Polar's schemas.
 
-use std::sync::Arc;
-
 use docobo_adapters::polar::signature;
 use docobo_core::domain::*;
 use docobo_core::machine::Status;
 use docobo_core::ports::*;
 use docobo_core::service::expire_due;
 use docobo_core::testing::ManualClock;
-use docobo_server::{Config, bind, local_addr, prepare, run};
+use docobo_server::{Application, Config};
 use time::{Duration, OffsetDateTime, macros::datetime};
 use tokio::sync::oneshot;
 
@@ -78,32 +76,29 @@ async fn spawn_with_discord(database_url: String) -> App {
 /// Without Discord, role jobs wait in the queue; with it, a fake Discord on loopback gets them.
 async fn spawn(database_url: String, with_discord: bool) -> App {
     use docobo_adapters::simulator::discord::FakeDiscord;
-    let mut vars = vec![
-        ("DOCOBO_DATABASE_URL", database_url),
-        ("DOCOBO_SECRET_KEY", KEY.to_owned()),
-        ("DOCOBO_LISTEN", "127.0.0.1:0".to_owned()),
-    ];
+    let mut config = Config {
+        database_url,
+        secret_key: Some(Secret::new(KEY)),
+        listen: "127.0.0.1:0".parse().expect("address"),
+        ..Config::default()
+    };
     let discord = if with_discord {
         let fake = FakeDiscord::start(555_000_000_000_000_001).await.expect("fake discord");
         fake.add_guild(guild().get());
         fake.add_role(guild().get(), vip().get(), "VIP", 5);
         fake.add_role(guild().get(), bank_role().get(), "VIP 30 days", 4);
         fake.join(guild().get(), user().get());
-        vars.push(("DISCORD_BOT_TOKEN", "fake-token".to_owned()));
-        vars.push(("DOCOBO_GATEWAY", "off".to_owned()));
-        vars.push(("DOCOBO_DISCORD_API_URL", fake.base_url.clone()));
+        config.discord_bot_token = Some(Secret::new("fake-token"));
+        config.discord_api_url = fake.base_url.clone();
         Some(fake)
     } else {
         None
     };
-    let config =
-        Config::from_vars(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).expect("config");
-    let state = prepare(&config).await.expect("prepares");
-    let acceptor = bind(config.listen).await.expect("binds");
-    let addr = local_addr(&acceptor).expect("address");
+    let app = Application::build(config).await.expect("builds");
+    let base = app.base_url();
     let (stop, stopped) = oneshot::channel::<()>();
-    let repo = state.repo.clone();
-    tokio::spawn(run(Arc::clone(&state), acceptor, async move {
+    let repo = app.state().repo.clone();
+    tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
     }));
 
@@ -135,7 +130,7 @@ async fn spawn(database_url: String, with_discord: bool) -> App {
     sepay.settings.insert("bank".into(), "MBBank".into());
     sepay.settings.insert("account".into(), "0123499999".into());
     repo.put_credentials(guild(), ProviderKind::Sepay, &sepay).await.expect("creds");
-    App { base: format!("http://{addr}"), discord, repo, http: reqwest::Client::new(), _stop: stop }
+    App { base, discord, repo, http: reqwest::Client::new(), _stop: stop }
 }
 
 fn fixture(name: &str) -> Vec<u8> {

@@ -11,7 +11,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use docobo_core::domain::{EventOutcome, GuildId, JobId, JobState, ProviderKind, RoleJobKey};
-use docobo_core::ports::{AuditLog, Clock, EntitlementRepo, JobQueue, Ledger, PaymentProvider, SystemClock};
+use docobo_core::ports::{AuditLog, EntitlementRepo, JobQueue, Ledger, PaymentProvider};
 use docobo_core::service::{
     IngestOutcome, ManualError, ReplayError, grant_manually, guild_summary, replay_event, revoke_manually,
 };
@@ -149,8 +149,9 @@ impl Admin {
                 return Err(ApiError::conflict(format!("{} events are not replayable here", event.provider)));
             }
         };
-        let report =
-            replay_event(&self.state.repo, provider, &SystemClock, &event).await.map_err(|e| match e {
+        let report = replay_event(&self.state.repo, provider, self.state.clock.as_ref(), &event)
+            .await
+            .map_err(|e| match e {
                 ReplayError::NotFailed(_) | ReplayError::WrongProvider { .. } => ApiError::conflict(e),
                 ReplayError::Ingest(docobo_core::service::IngestError::Store(s)) => s.into(),
                 ReplayError::Ingest(other) => ApiError::conflict(other),
@@ -172,7 +173,7 @@ impl Admin {
     /// Grants a paid role by hand, with a reason kept in the audit trail.
     #[oai(path = "/grants", method = "post")]
     async fn grant(&self, _auth: AdminToken, body: Json<ManualRequest>) -> Result<Created, ApiError> {
-        let report = grant_manually(&self.state.repo, &SystemClock, key(&body)?, &body.reason)
+        let report = grant_manually(&self.state.repo, self.state.clock.as_ref(), key(&body)?, &body.reason)
             .await
             .map_err(manual_error)?;
         Ok(Created::Granted(Json(ManualView {
@@ -189,7 +190,7 @@ impl Admin {
         _auth: AdminToken,
         body: Json<ManualRequest>,
     ) -> Result<Json<ManualView>, ApiError> {
-        let report = revoke_manually(&self.state.repo, &SystemClock, key(&body)?, &body.reason)
+        let report = revoke_manually(&self.state.repo, self.state.clock.as_ref(), key(&body)?, &body.reason)
             .await
             .map_err(manual_error)?;
         Ok(Json(ManualView {
@@ -225,7 +226,7 @@ impl Admin {
             .await?
             .filter(|j| j.state == JobState::Parked)
             .ok_or_else(|| ApiError::not_found(format!("no parked job {}", id.0)))?;
-        let now = SystemClock.now();
+        let now = self.state.clock.now();
         repo.enqueue(&[job.key], &format!("admin retry of job {}", job.id), now).await?;
         let job = repo.job(job.id).await?.unwrap_or(job);
         Ok(Json(JobView::from(&job)))
@@ -240,7 +241,7 @@ impl Admin {
         guild_id: Path<String>,
     ) -> Result<Json<GuildSummaryView>, ApiError> {
         let guild: GuildId = id(&guild_id)?;
-        let now = SystemClock.now();
+        let now = self.state.clock.now();
         let summary = guild_summary(&self.state.repo, guild, now)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("guild {guild} is not registered")))?;

@@ -4,12 +4,11 @@
 
 #![allow(dead_code)]
 
-use std::sync::Arc;
-
 use docobo_adapters::simulator::discord::FakeDiscord;
 use docobo_adapters::simulator::gateway::FakeGateway;
 use docobo_adapters::simulator::polar::FakePolar;
-use docobo_server::{Config, bind, local_addr, prepare, run};
+use docobo_core::domain::Secret;
+use docobo_server::{Application, Config};
 use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -55,34 +54,23 @@ pub struct App {
 /// The server, configured for interactions (`with_key`) against a fake Discord where the guild
 /// has VIP (5), Bank (4) and Admins (20) and the member has joined, and a fake Polar.
 pub async fn spawn(with_key: bool) -> App {
-    spawn_with(with_key, None, &[]).await
+    spawn_full(with_key, None, |_| {}).await
 }
 
-/// As [`spawn`] (without the interactions key), with more configuration, e.g.
-/// `DOCOBO_ADMIN_TOKEN`.
-pub async fn spawn_configured(extra: &[(&'static str, &str)]) -> App {
-    spawn_with(false, None, extra).await
+/// As [`spawn`] (without the interactions key), with more configuration, e.g. the admin token.
+pub async fn spawn_configured(configure: impl FnOnce(&mut Config)) -> App {
+    spawn_full(false, None, configure).await
 }
 
 /// As [`spawn`], with the gateway on and connected to `gateway`.
 pub async fn spawn_with_gateway(gateway: &FakeGateway) -> App {
-    spawn_with(true, Some(gateway), &[]).await
-}
-
-/// As [`spawn_configured`], with client time limits of its own.
-pub async fn spawn_limited(extra: &[(&'static str, &str)], limits: docobo_server::guard::Limits) -> App {
-    spawn_full(false, None, extra, Some(limits)).await
-}
-
-async fn spawn_with(with_key: bool, gateway: Option<&FakeGateway>, extra: &[(&'static str, &str)]) -> App {
-    spawn_full(with_key, gateway, extra, None).await
+    spawn_full(true, Some(gateway), |_| {}).await
 }
 
 async fn spawn_full(
     with_key: bool,
     gateway: Option<&FakeGateway>,
-    extra: &[(&'static str, &str)],
-    limits: Option<docobo_server::guard::Limits>,
+    configure: impl FnOnce(&mut Config),
 ) -> App {
     let key = SigningKey::from_bytes(&[7u8; 32]);
     let discord = FakeDiscord::start(BOT).await.expect("fake discord");
@@ -100,31 +88,24 @@ async fn spawn_full(
     let dir = std::env::temp_dir().join(format!("docobo-interactions-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let db = dir.join(format!("{}.db", OffsetDateTime::now_utc().unix_timestamp_nanos()));
-    let mut vars = vec![
-        ("DOCOBO_DATABASE_URL", format!("sqlite://{}?mode=rwc", db.display())),
-        ("DOCOBO_LISTEN", "127.0.0.1:0".to_owned()),
-        ("DOCOBO_SECRET_KEY", SECRET_KEY.to_owned()),
-        ("DOCOBO_PUBLIC_URL", PUBLIC_URL.to_owned()),
-        ("DISCORD_BOT_TOKEN", "fake-token".to_owned()),
-        ("DOCOBO_GATEWAY", if gateway.is_some() { "on" } else { "off" }.to_owned()),
-        ("DOCOBO_DISCORD_API_URL", discord.base_url.clone()),
-        ("POLAR_API_URL", polar.base_url.clone()),
-    ];
-    if with_key {
-        vars.push(("DISCORD_PUBLIC_KEY", hex(key.verifying_key().as_bytes())));
-    }
-    vars.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
-    let mut config =
-        Config::from_vars(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone())).expect("config");
-    if let Some(limits) = limits {
-        config.client_limits = limits;
-    }
-    let state = prepare(&config).await.expect("prepares");
-    let acceptor = bind(config.listen).await.expect("binds");
-    let base = format!("http://{}", local_addr(&acceptor).expect("addr"));
+    let mut config = Config {
+        database_url: format!("sqlite://{}?mode=rwc", db.display()),
+        listen: "127.0.0.1:0".parse().expect("address"),
+        secret_key: Some(Secret::new(SECRET_KEY)),
+        public_url: PUBLIC_URL.to_owned(),
+        discord_bot_token: Some(Secret::new("fake-token")),
+        gateway: gateway.is_some(),
+        discord_api_url: discord.base_url.clone(),
+        polar_api_url: polar.base_url.clone(),
+        discord_public_key: with_key.then(|| hex(key.verifying_key().as_bytes())),
+        ..Config::default()
+    };
+    configure(&mut config);
+    let app = Application::build(config).await.expect("builds");
+    let base = app.base_url();
+    let repo = app.state().repo.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let repo = state.repo.clone();
-    tokio::spawn(run(Arc::clone(&state), acceptor, async move {
+    tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
     }));
     App { base, key, repo, http: reqwest::Client::new(), discord, polar, _stop: stop }
