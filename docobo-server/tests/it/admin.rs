@@ -1,11 +1,7 @@
 //! The admin API end to end: the real server with a fake Discord, called as an operator's script
 //! would, with and without the bearer token.
 
-mod common;
-
-use std::time::Duration;
-
-use common::*;
+use crate::common::*;
 use docobo_core::domain::*;
 use docobo_core::ports::{CatalogRepo, CheckoutRepo, ProviderCredentials};
 use serde_json::{Value, json};
@@ -60,15 +56,10 @@ impl App {
 
     /// Waits until the fake Discord shows `role` on the member as `held`.
     async fn wait_for_role(&self, role: &str, held: bool) {
-        let (guild, user, role): (u64, u64, u64) =
+        let (guild, user, id): (u64, u64, u64) =
             (GUILD.parse().expect("id"), USER.parse().expect("id"), role.parse().expect("id"));
-        for _ in 0..200 {
-            if self.discord.roles(guild, user).is_some_and(|r| r.contains(&role)) == held {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("role {role} never became held={held}");
+        let has = || self.discord.roles(guild, user).is_some_and(|r| r.contains(&id));
+        eventually(&format!("role {role} held={held}"), || async { has() == held }).await;
     }
 }
 
@@ -199,15 +190,9 @@ async fn a_parked_job_is_listed_with_its_reason_and_can_be_retried() {
     // Admins sits above the bot's role: Discord refuses, so the job parks for a person.
     let (status, _) = app.post("/grants", manual(ADMINS, "moderator")).await;
     assert_eq!(status, 201);
-    let mut parked = Value::Null;
-    for _ in 0..200 {
-        let (_, jobs) = app.get("/jobs?state=parked").await;
-        if jobs.as_array().is_some_and(|j| !j.is_empty()) {
-            parked = jobs;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let listed = || async { app.get("/jobs?state=parked").await.1 };
+    eventually("the job parks", || async { listed().await.as_array().is_some_and(|j| !j.is_empty()) }).await;
+    let parked = listed().await;
     let job = &parked[0];
     assert_eq!((job["role_id"].as_str(), job["state"].as_str()), (Some(ADMINS), Some("parked")), "{parked}");
     assert!(job["last_error"].as_str().is_some_and(|e| !e.is_empty()), "{job}");

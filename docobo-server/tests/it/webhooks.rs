@@ -8,6 +8,8 @@ use docobo_core::ports::*;
 use docobo_core::service::expire_due;
 use docobo_core::testing::ManualClock;
 use docobo_server::{Application, Config};
+
+use crate::common::eventually;
 use time::{Duration, OffsetDateTime, macros::datetime};
 use tokio::sync::oneshot;
 
@@ -389,11 +391,8 @@ impl App {
     /// Waits (up to 20 s) until the fake Discord shows `has` for the VIP role.
     async fn until_role(&self, has: bool) {
         let discord = self.discord.as_ref().expect("started with Discord");
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-        while discord.roles(guild().get(), user().get()).is_some_and(|r| r.contains(&vip().get())) != has {
-            assert!(tokio::time::Instant::now() < deadline, "the role never became {has}");
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
+        let held = || discord.roles(guild().get(), user().get()).is_some_and(|r| r.contains(&vip().get()));
+        eventually(&format!("the role becomes {has}"), || async { held() == has }).await;
     }
 }
 
@@ -410,16 +409,12 @@ async fn a_paid_subscription_reaches_discord_once_and_a_revocation_removes_it(ap
     app.until_role(false).await;
     assert_eq!(discord.count("DELETE", &put), 1);
     // The worker records the audit entry when it settles the job, just after Discord answered.
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
+    let actions = || async {
         let trail = app.repo.audit_trail(guild(), user()).await.expect("audit");
-        let actions: Vec<AuditAction> = trail.iter().map(|a| a.action).collect();
-        if actions.len() >= 2 || tokio::time::Instant::now() > deadline {
-            assert_eq!(actions, [AuditAction::RoleAdded, AuditAction::RoleRemoved]);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+        trail.iter().map(|a| a.action).collect::<Vec<AuditAction>>()
+    };
+    eventually("both changes are audited", || async { actions().await.len() >= 2 }).await;
+    assert_eq!(actions().await, [AuditAction::RoleAdded, AuditAction::RoleRemoved]);
 }
 
 /// Instantiates each scenario on SQLite and on PostgreSQL, started with `$spawn`.
@@ -443,19 +438,6 @@ macro_rules! both_databases {
             )*
         }
     };
-}
-
-/// Waits (up to 20 s) for `check` to hold.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "never happened: {what}");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
 }
 
 async fn a_role_above_the_bot_parks_the_job_with_what_to_fix(app: App) {

@@ -226,3 +226,17 @@ pub fn submit(custom_id: &str, fields: &[(&str, &str)], token: &str) -> Value {
 pub fn content(answer: &Value) -> String {
     answer["data"]["content"].as_str().or_else(|| answer["content"].as_str()).unwrap_or_default().to_owned()
 }
+
+/// Waits (up to 20 s, checking every 10 ms) for `check` to hold; fails naming `what`. The one
+/// way these tests wait for the server's background work.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}

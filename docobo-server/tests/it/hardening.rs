@@ -1,11 +1,9 @@
 //! What an unauthenticated client can and cannot do to the server (review findings M1 and M7),
 //! against the real server on loopback.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use docobo_server::guard::Limits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;

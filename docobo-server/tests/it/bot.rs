@@ -2,11 +2,7 @@
 //! `/join` → Polar checkout at the fake Polar → signed webhook → role at the fake Discord →
 //! cancellation → period end → role removed.
 
-mod common;
-
-use std::time::Duration;
-
-use common::*;
+use crate::common::*;
 use docobo_adapters::polar::signature;
 use docobo_adapters::simulator::gateway::{FakeGateway, guild_create};
 use docobo_core::domain::*;
@@ -212,7 +208,8 @@ async fn a_purchase_from_join_to_role_and_back_out_after_cancellation() {
             .send()
     };
     assert_eq!(deliver("wh_1", "subscription_active").await.expect("sent").status(), 200);
-    wait_until(|| app.discord.roles(g, u).is_some_and(|r| r.contains(&vip))).await;
+    eventually("the role is granted", || async { app.discord.roles(g, u).is_some_and(|r| r.contains(&vip)) })
+        .await;
     assert_eq!(app.discord.count("PUT", &format!("/roles/{VIP}")), 1);
 
     assert_eq!(deliver("wh_2", "subscription_canceled_at_period_end").await.expect("sent").status(), 200);
@@ -220,7 +217,10 @@ async fn a_purchase_from_join_to_role_and_back_out_after_cancellation() {
     let period_end = datetime!(2026-11-01 11:59:50 UTC);
     let expired = expire_due(&app.repo, &ManualClock::new(period_end), 10).await.expect("expires");
     assert_eq!(expired.jobs, 1);
-    wait_until(|| app.discord.roles(g, u).is_some_and(|r| !r.contains(&vip))).await;
+    eventually("the role is removed", || async {
+        app.discord.roles(g, u).is_some_and(|r| !r.contains(&vip))
+    })
+    .await;
     assert_eq!(app.discord.count("DELETE", &format!("/roles/{VIP}")), 1);
     let status = content(&app.interact(&command("status", 0)).await);
     assert!(status.contains("VIP") && status.contains("no access"), "{status}");
@@ -232,29 +232,14 @@ async fn with_the_gateway_on_the_server_registers_guilds_the_bot_joins() {
     let app = spawn_with_gateway(&gateway).await;
     gateway.wait_for_identify().await.expect("the server connects to the gateway");
     gateway.dispatch("GUILD_CREATE", guild_create(GUILD.parse().expect("id"), "Paid Club", 1));
-    for _ in 0..500 {
-        if app.repo.guild(guild()).await.expect("read").is_some_and(|g| g.name == "Paid Club") {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the guild was not registered");
+    let registered =
+        || async { app.repo.guild(guild()).await.expect("read").is_some_and(|g| g.name == "Paid Club") };
+    eventually("the guild is registered", registered).await;
 }
 
 fn read_fixture(name: &str) -> Vec<u8> {
     let path = format!("{}/../docobo-adapters/tests/fixtures/polar/{name}.json", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-/// Polls `done` for up to 5 s.
-async fn wait_until(done: impl Fn() -> bool) {
-    for _ in 0..500 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("condition not reached within 5 s");
 }
 
 /// Another member of the guild, who is not its owner.

@@ -1,9 +1,7 @@
 //! `POST /interactions` end to end: the real server, requests signed with a test Ed25519 key as
 //! Discord signs them.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use docobo_core::domain::*;
 use docobo_core::ports::*;
 use docobo_core::testing::purchase;
