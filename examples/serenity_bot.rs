@@ -26,7 +26,7 @@ use docobo::core::domain::{Currency, GuildId, Money, PaidRole, ProviderKind, Rol
 use docobo::core::ports::{
     CatalogRepo, Headers, PaymentProvider, ProviderCredentials, RoleGateway, SystemClock,
 };
-use docobo::core::service::{ingest_webhook, run_due_jobs};
+use docobo::core::service::{ingest_webhook, lease_and_batch, run_due_jobs};
 use serenity::all::{Context, EventHandler, GatewayIntents, Member};
 use serenity::client::ClientBuilder;
 
@@ -77,12 +77,16 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let bot = Bot::new(shared.clone(), Some(roles.clone()), providers, "https://bot.example.org");
     let docobo = Handler { bot, repo: shared, clock: Arc::new(SystemClock) };
 
-    // One client, two handlers: yours and Docobo's. Docobo needs GUILDS and GUILD_MEMBERS.
-    let mut client =
-        ClientBuilder::new_with_http(rest_client(&token, &api), INTENTS | GatewayIntents::GUILDS)
-            .event_handler(Greeter)
-            .event_handler(docobo)
-            .await?;
+    // One client, two handlers: yours and Docobo's. Docobo needs GUILDS and GUILD_MEMBERS. Your
+    // bot's client keeps serenity's own rate limiter (Docobo paces its role calls separately);
+    // only offline, against the local fakes, does it use Docobo's proxied client, because
+    // serenity's limiter would talk to discord.com.
+    let intents = INTENTS | GatewayIntents::GUILDS;
+    let builder = match &real_token {
+        Some(token) => ClientBuilder::new(token, intents),
+        None => ClientBuilder::new_with_http(rest_client(&token, &api), intents),
+    };
+    let mut client = builder.event_handler(Greeter).event_handler(docobo).await?;
     let shards = client.shard_manager.clone();
     tokio::spawn(async move {
         if let Err(e) = client.start().await {
@@ -107,7 +111,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
 async fn role_worker(repo: SeaOrmRepo, roles: Arc<dyn RoleGateway>) {
     let signal = repo.job_signal();
     loop {
-        match run_due_jobs(&repo, roles.as_ref(), &SystemClock, time::Duration::seconds(60), 50).await {
+        let (lease, batch) = lease_and_batch(docobo::adapters::discord::CALL_TIMEOUT);
+        match run_due_jobs(&repo, roles.as_ref(), &SystemClock, lease, batch).await {
             Ok(report) if report.changed > 0 => {
                 println!("[docobo] {} role change(s) on Discord", report.changed)
             }
