@@ -24,7 +24,7 @@ use docobo::adapters::simulator::discord::FakeDiscord;
 use docobo::adapters::simulator::gateway::{FakeGateway, guild_create, member_add};
 use docobo::core::domain::{Currency, GuildId, Money, PaidRole, ProviderKind, RoleId, Secret, Term};
 use docobo::core::ports::{
-    CatalogRepo, Headers, PaymentProvider, ProviderCredentials, RoleGateway, SystemClock,
+    CatalogRepo, Headers, ProviderCredentials, ProviderRegistry, RoleGateway, SystemClock,
 };
 use docobo::core::service::{ingest_webhook, lease_and_batch, run_due_jobs};
 use serenity::all::{Context, EventHandler, GatewayIntents, Member};
@@ -72,7 +72,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     let roles: Arc<dyn RoleGateway> = Arc::new(DiscordRoles::new(&token, &api));
     let polar = Polar::default();
-    let providers: Vec<Arc<dyn PaymentProvider>> = vec![Arc::new(polar.clone())];
+    let providers = ProviderRegistry::new().with(Arc::new(polar.clone()));
     let shared = Arc::new(repo.clone());
     let bot = Bot::new(shared.clone(), Some(roles.clone()), providers, "https://bot.example.org");
     let docobo = Handler { bot, repo: shared, clock: Arc::new(SystemClock) };

@@ -50,7 +50,8 @@ async fn the_gateway_registers_guilds_requeues_rejoining_members_and_answers_com
     let gateway = FakeGateway::start(BOT, 2).await.expect("fake gateway");
     discord.set_gateway_url(&gateway.url);
     let repo = Arc::new(repo_with_a_purchase().await);
-    let bot = Bot::new(repo.clone(), None, Vec::new(), "http://127.0.0.1:3000");
+    let bot =
+        Bot::new(repo.clone(), None, docobo_core::ports::ProviderRegistry::new(), "http://127.0.0.1:3000");
     let handler = Handler { bot, repo: repo.clone(), clock: Arc::new(ManualClock::new(NOW)) };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let client = tokio::spawn(run(rest_client("fake-token", &discord.base_url), handler, async move {

@@ -2,6 +2,7 @@
 //! `manage` and `check` hold the longer ones.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use docobo_adapters::discord::DiscordRoles;
 use docobo_adapters::polar::Polar;
@@ -11,7 +12,7 @@ use docobo_core::domain::{
     Currency, Entitlement, EventOutcome, Guild, GuildId, Money, PaidRole, ProviderKind, Secret,
 };
 use docobo_core::ports::{
-    CatalogRepo, EntitlementRepo, Ledger, PaymentProvider, ProviderCredentials, SystemClock,
+    CatalogRepo, EntitlementRepo, Ledger, PaymentProvider, ProviderCredentials, ProviderRegistry, SystemClock,
 };
 use docobo_core::service::{reconcile_guild, replay_event};
 use serde_json::json;
@@ -262,17 +263,14 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 .await?
                 .ok_or_else(|| Failure::Other(format!("no event {id}")))?;
             let polar = std::env::var("POLAR_API_URL").map_or_else(|_| Polar::default(), Polar::new);
-            let provider: &dyn PaymentProvider = match event.provider {
-                ProviderKind::Polar => &polar,
-                ProviderKind::Sepay => &Sepay,
-                ProviderKind::Manual | ProviderKind::Custom => {
-                    return Err(Failure::Other(format!(
-                        "{} events are replayed by the application that embeds their provider",
-                        event.provider
-                    )));
-                }
-            };
-            let report = replay_event(&repo, provider, &SystemClock, &event).await?;
+            let providers = ProviderRegistry::new().with(Arc::new(polar)).with(Arc::new(Sepay));
+            let provider = providers.get(event.provider).ok_or_else(|| {
+                Failure::Other(format!(
+                    "{} events are replayed by the application that embeds their provider",
+                    event.provider
+                ))
+            })?;
+            let report = replay_event(&repo, provider.as_ref(), &SystemClock, &event).await?;
             println!("event {id} ({}): {:?}", report.event_id, report.outcome);
         }
     }

@@ -10,9 +10,7 @@ use std::sync::Arc;
 
 use docobo_adapters::discord::bot::Bot;
 use docobo_adapters::discord::interactions::Verifier as VerifierAlias;
-use docobo_adapters::polar::Polar;
 use docobo_adapters::seaorm::SeaOrmRepo;
-use docobo_adapters::sepay::Sepay;
 use docobo_core::ports::{Clock, SystemClock};
 use poem::http::StatusCode;
 use poem::middleware::SetHeader;
@@ -48,8 +46,9 @@ pub struct AppState {
     pub gateway: Option<Arc<dyn docobo_core::ports::RoleGateway>>,
     /// Checks `POST /interactions`, when `DISCORD_PUBLIC_KEY` is set.
     pub interactions: Option<VerifierAlias>,
-    pub polar: Polar,
-    pub sepay: Sepay,
+    /// The payment providers this server runs, by name: `/webhooks/{provider}/…` and replay
+    /// find them here.
+    pub providers: docobo_core::ports::ProviderRegistry,
     /// Answers interactions from `POST /interactions` (and the gateway).
     pub bot: Bot,
     /// Delivers deferred interaction answers (webhook routes, no bot token needed).
@@ -249,8 +248,7 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
         .at("/health", get(health))
         .at("/ready", get(ready))
         .at("/metrics", get(crate::metrics::metrics))
-        .at("/webhooks/polar/:guild_id", post(crate::webhooks::polar))
-        .at("/webhooks/sepay/:guild_id", post(crate::webhooks::sepay))
+        .at("/webhooks/:provider/:guild_id", post(crate::webhooks::webhook))
         .at("/interactions", post(crate::interactions::interactions))
         .nest("/admin", crate::admin::routes(state.clone()))
         .around(admit)

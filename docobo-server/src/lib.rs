@@ -26,7 +26,7 @@ use docobo_adapters::polar::Polar;
 use docobo_adapters::seaorm::{ConnectError, SeaOrmRepo};
 use docobo_adapters::sepay::Sepay;
 use docobo_core::domain::Secret;
-use docobo_core::ports::{Clock, PaymentProvider, RoleGateway, SystemClock};
+use docobo_core::ports::{Clock, ProviderRegistry, RoleGateway, SystemClock};
 use poem::Server;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 
@@ -122,8 +122,8 @@ async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<http::App
         .as_ref()
         .map_or_else(|| Arc::new(rest_client("", &config.discord_api_url)), DiscordRoles::http);
     let polar = Polar::new(config.polar_api_url.clone());
-    let providers: Vec<Arc<dyn PaymentProvider>> = vec![Arc::new(polar.clone()), Arc::new(Sepay)];
-    let bot = Bot::new(Arc::new(repo.clone()), gateway.clone(), providers, &config.public_url);
+    let providers = ProviderRegistry::new().with(Arc::new(polar)).with(Arc::new(Sepay));
+    let bot = Bot::new(Arc::new(repo.clone()), gateway.clone(), providers.clone(), &config.public_url);
     Ok(Arc::new(http::AppState {
         clock,
         admin_token: config.admin_token.clone(),
@@ -141,8 +141,7 @@ async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<http::App
             .discord_public_key
             .as_deref()
             .and_then(docobo_adapters::discord::interactions::verifier),
-        polar,
-        sepay: Sepay,
+        providers,
         bot,
         discord_http,
         gateway_connection: config

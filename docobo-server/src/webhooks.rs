@@ -1,4 +1,4 @@
-//! `POST /webhooks/polar/{guild_id}` and `POST /webhooks/sepay/{guild_id}`.
+//! `POST /webhooks/{provider}/{guild_id}`: `polar`, `sepay`, and any provider in the registry.
 //!
 //! The raw body is read with a 1 MiB cap, handed to the core's `ingest_webhook`, and answered
 //! only after the transaction commits (DESIGN §4): 2xx = the event is durable (processed,
@@ -200,22 +200,18 @@ async fn answer(
     }
 }
 
+/// `POST /webhooks/{provider}/{guild_id}`: the provider is found by name in the registry; an
+/// unknown name is 404 (counted under `provider="unknown"`, so the label set stays bounded).
 #[handler]
-pub async fn polar(
-    Path(guild): Path<String>,
+pub async fn webhook(
+    Path((provider, guild)): Path<(String, String)>,
     headers: &HeaderMap,
     body: Body,
     Data(state): Data<&Arc<AppState>>,
 ) -> Response {
-    ingest(state, &state.polar, &guild, headers, body).await
-}
-
-#[handler]
-pub async fn sepay(
-    Path(guild): Path<String>,
-    headers: &HeaderMap,
-    body: Body,
-    Data(state): Data<&Arc<AppState>>,
-) -> Response {
-    ingest(state, &state.sepay, &guild, headers, body).await
+    let Some(provider) = state.providers.named(&provider) else {
+        state.metrics.webhook("unknown", "not_found", std::time::Duration::ZERO);
+        return status(StatusCode::NOT_FOUND, "unknown guild, or this provider is not configured for it");
+    };
+    ingest(state, provider.as_ref(), &guild, headers, body).await
 }

@@ -5,6 +5,7 @@
 mod clock;
 mod gateway;
 mod provider;
+mod registry;
 mod repo;
 
 pub use clock::{Clock, SystemClock};
@@ -15,6 +16,7 @@ pub use provider::{
     CheckoutError, CheckoutLink, CheckoutRequest, CredentialError, Headers, ParseError, ParsedWebhook,
     PaymentFact, PaymentProvider, ProviderCredentials, ProviderEvent, Subject, VerifyError,
 };
+pub use registry::ProviderRegistry;
 pub use repo::{
     AuditLog, CatalogRepo, CheckoutRepo, Commit, EntitlementRepo, EntitlementWrite, JobQueue, Ledger,
     PaymentLog, Recorded, Settled, Settlement, SetupRepo, StoreError, SubscriptionRepo,

@@ -10,8 +10,8 @@ mod views;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use docobo_core::domain::{EventOutcome, GuildId, JobId, JobState, ProviderKind, RoleJobKey};
-use docobo_core::ports::{AuditLog, EntitlementRepo, JobQueue, Ledger, PaymentProvider};
+use docobo_core::domain::{EventOutcome, GuildId, JobId, JobState, RoleJobKey};
+use docobo_core::ports::{AuditLog, EntitlementRepo, JobQueue, Ledger};
 use docobo_core::service::{
     IngestOutcome, ManualError, ReplayError, grant_manually, guild_summary, replay_event, revoke_manually,
 };
@@ -142,14 +142,13 @@ impl Admin {
             .webhook_event_by_id(id.0)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("no event {}", id.0)))?;
-        let provider: &dyn PaymentProvider = match event.provider {
-            ProviderKind::Polar => &self.state.polar,
-            ProviderKind::Sepay => &self.state.sepay,
-            ProviderKind::Manual | ProviderKind::Custom => {
-                return Err(ApiError::conflict(format!("{} events are not replayable here", event.provider)));
-            }
-        };
-        let report = replay_event(&self.state.repo, provider, self.state.clock.as_ref(), &event)
+        let provider = self.state.providers.get(event.provider).ok_or_else(|| {
+            ApiError::conflict(format!(
+                "{} events are not replayable here: this server does not run it",
+                event.provider
+            ))
+        })?;
+        let report = replay_event(&self.state.repo, provider.as_ref(), self.state.clock.as_ref(), &event)
             .await
             .map_err(|e| match e {
                 ReplayError::NotFailed(_) | ReplayError::WrongProvider { .. } => ApiError::conflict(e),

@@ -138,6 +138,12 @@ async fn a_manual_grant_reaches_discord_shows_on_the_member_and_a_revoke_removes
     assert_eq!(status, 201, "{body}");
     assert_eq!(body["access_until"], Value::Null, "a lifetime grant lasts until revoked");
     app.wait_for_role(VIP, true).await;
+    // The worker audits the change when it settles the job, just after Discord shows it.
+    let audited = || async {
+        let (_, member) = app.get(&format!("/members/{GUILD}/{USER}")).await;
+        member["audit"].as_array().is_some_and(|a| a.iter().any(|e| e["action"] == "role_added"))
+    };
+    eventually("the grant is audited", audited).await;
 
     let (status, member) = app.get(&format!("/members/{GUILD}/{USER}")).await;
     assert_eq!(status, 200, "{member}");

@@ -366,6 +366,15 @@ async fn unknown_guilds_oversized_bodies_and_unconfigured_providers_are_refused(
         .await
         .expect("request");
     assert_eq!(junk.status(), 404);
+    // Providers are found by name in the registry: an unknown name is 404, like an unknown guild.
+    let unknown = app
+        .http
+        .post(format!("{}/webhooks/stripe/{}", app.base, guild()))
+        .body("{}")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(unknown.status(), 404);
     let big = vec![b' '; docobo_server::webhooks::MAX_BODY + 1];
     let too_big = app
         .http

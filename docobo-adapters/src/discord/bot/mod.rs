@@ -22,7 +22,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use docobo_core::domain::{GuildId, ProviderKind, Timestamp, UserId};
-use docobo_core::ports::{GatewayError, PaymentProvider, RoleGateway, StoreError, SubscriptionRepo};
+use docobo_core::ports::{
+    GatewayError, PaymentProvider, ProviderRegistry, RoleGateway, StoreError, SubscriptionRepo,
+};
 use serenity::all::{
     CreateActionRow, CreateEmbed, CreateInteractionResponse, CreateInteractionResponseMessage,
     EditInteractionResponse, Interaction, Member, Permissions,
@@ -131,7 +133,7 @@ pub struct Bot {
     repo: Arc<dyn SubscriptionRepo>,
     /// Discord's REST side, to check roles in `/setup`; `None` without a bot token.
     gateway: Option<Arc<dyn RoleGateway>>,
-    providers: Vec<Arc<dyn PaymentProvider>>,
+    providers: ProviderRegistry,
     /// `DOCOBO_PUBLIC_URL`, for the webhook URLs shown to owners.
     public_url: String,
     /// When each member last started a checkout.
@@ -150,7 +152,7 @@ impl Bot {
     pub fn new(
         repo: Arc<dyn SubscriptionRepo>,
         gateway: Option<Arc<dyn RoleGateway>>,
-        providers: Vec<Arc<dyn PaymentProvider>>,
+        providers: ProviderRegistry,
         public_url: &str,
     ) -> Bot {
         Bot {
@@ -163,7 +165,7 @@ impl Bot {
     }
 
     fn provider(&self, kind: ProviderKind) -> Option<Arc<dyn PaymentProvider>> {
-        self.providers.iter().find(|p| p.kind() == kind).cloned()
+        self.providers.get(kind)
     }
 
     /// The URL an owner pastes into `kind`'s dashboard.
