@@ -8,9 +8,7 @@ use docobo_adapters::discord::DiscordRoles;
 use docobo_adapters::polar::Polar;
 use docobo_adapters::seaorm::SeaOrmRepo;
 use docobo_adapters::sepay::Sepay;
-use docobo_core::domain::{
-    Currency, Entitlement, EventOutcome, Guild, GuildId, Money, PaidRole, ProviderKind, Secret,
-};
+use docobo_core::domain::{Entitlement, EventOutcome, Guild, GuildId, Money, PaidRole, ProviderKind, Secret};
 use docobo_core::ports::{
     CatalogRepo, EntitlementRepo, Ledger, PaymentProvider, ProviderCredentials, ProviderRegistry, SystemClock,
 };
@@ -144,23 +142,21 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         }) => {
             let price =
                 Money::parse(&price, currency).map_err(|e| Failure::Usage(format!("--price: {e}")))?;
-            if sepay && !term.one_payment_suffices() {
-                return Err(Failure::Usage(
-                    "--sepay needs --term lifetime or a number of days (bank transfers do not renew)"
-                        .to_owned(),
-                ));
-            }
-            if sepay && currency != Currency::Vnd {
-                return Err(Failure::Usage(
-                    "--sepay needs --currency VND (bank transfers are in đồng)".to_owned(),
-                ));
-            }
-            registered(&repo, guild).await?;
             let name = name.unwrap_or_else(|| format!("Role {role}"));
             let mut paid =
                 PaidRole::new(guild, role, name, price, term).map_err(|e| Failure::Usage(e.to_string()))?;
             paid.polar_product = polar_product;
             paid.sepay = sepay;
+            let problems = paid.sale_problems();
+            if !problems.is_empty() {
+                let hint = if sepay {
+                    " (with --sepay: --currency VND and --term lifetime or a number of days)"
+                } else {
+                    ""
+                };
+                return Err(Failure::Usage(format!("role not saved: {}{hint}", problems.join("; "))));
+            }
+            registered(&repo, guild).await?;
             repo.put_paid_role(&paid).await?;
             println!("role {role} in guild {guild} is for sale: {price}, {term}");
         }

@@ -369,3 +369,29 @@ fn l9_secrets_rotate_reseals_every_credential_under_the_new_key() {
     assert_eq!(rotate(NEW, None).0, 0, "the new key alone opens everything now");
     assert_eq!(rotate(KEY, None).0, 1, "the old key alone no longer does");
 }
+
+#[test]
+fn m3_the_cli_refuses_sepay_for_a_recurring_role_with_the_core_rule() {
+    let db = temp_db();
+    assert_eq!(run(&["guild", "add", "987654321098765432"], &db).0, 0);
+    let add = |term: &str| {
+        let args = [
+            "role",
+            "add",
+            "987654321098765432",
+            "700000000000000008",
+            "--price",
+            "250000",
+            "--currency",
+            "VND",
+            "--term",
+            term,
+            "--sepay",
+        ];
+        run(&args, &db)
+    };
+    let (code, _, err) = add("recurring");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("never renews"), "{err}");
+    assert_eq!(add("30d").0, 0);
+}

@@ -196,12 +196,65 @@ impl PaidRole {
         }
         Ok(PaidRole { guild, role, name, price, term, polar_product: None, sepay: false })
     }
+
+    /// Why this role cannot be sold as configured, one reason per problem; empty when it can.
+    /// The one place these rules live: the CLI and `/setup` refuse what this names, and `/join`
+    /// offers a provider only through [`PaidRole::sold_through`].
+    pub fn sale_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.sepay && self.price.currency != super::money::Currency::Vnd {
+            problems.push(format!(
+                "SePay takes VND prices only (bank transfers are in đồng), not {}",
+                self.price.currency
+            ));
+        }
+        if self.sepay && !self.term.one_payment_suffices() {
+            problems.push(
+                "SePay needs a fixed term or lifetime: a bank transfer never renews, so it cannot pay for a recurring role"
+                    .to_owned(),
+            );
+        }
+        if self.polar_product.as_deref().is_some_and(|p| p.trim().is_empty()) {
+            problems.push("the Polar product id is empty".to_owned());
+        }
+        problems
+    }
+
+    /// Whether members can pay for this role through `provider`.
+    pub fn sold_through(&self, provider: ProviderKind) -> bool {
+        let configured = match provider {
+            ProviderKind::Polar => self.polar_product.is_some(),
+            ProviderKind::Sepay => self.sepay,
+            ProviderKind::Manual | ProviderKind::Custom => false,
+        };
+        configured && self.sale_problems().is_empty()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::domain::money::Currency;
+
+    #[test]
+    fn m3_sepay_sells_only_vnd_roles_that_one_transfer_pays_for() {
+        let guild = GuildId::new(1).expect("id");
+        let role = RoleId::new(2).expect("id");
+        let vnd = Money::parse("100000", Currency::Vnd).expect("price");
+        let mut paid = PaidRole::new(guild, role, "VIP", vnd, Term::Recurring).expect("role");
+        paid.sepay = true;
+        assert!(
+            paid.sale_problems().iter().any(|p| p.contains("never renews")),
+            "{:?}",
+            paid.sale_problems()
+        );
+        assert!(!paid.sold_through(super::ProviderKind::Sepay));
+        paid.term = Term::Fixed { days: 30 };
+        assert!(paid.sale_problems().is_empty());
+        assert!(paid.sold_through(super::ProviderKind::Sepay));
+        paid.price = Money::parse("5.00", Currency::Usd).expect("price");
+        assert!(paid.sale_problems().iter().any(|p| p.contains("VND")));
+    }
 
     #[test]
     fn terms_parse_from_what_owners_type() {

@@ -52,19 +52,9 @@ pub fn checkout_ref(prefix: &str, entropy: [u8; 6]) -> CheckoutRef {
     code.parse().unwrap_or_else(|_| unreachable!("prefix and alphabet are valid reference characters"))
 }
 
-/// Whether `provider` can sell `role` in a guild whose configured providers are `configured`:
-/// Polar needs the role's product; SePay needs the role opted in, a VND price, and a term that one
-/// transfer can pay for (not recurring).
+/// Whether `provider` can sell `role`: the role's own rules ([`PaidRole::sold_through`]).
 fn offered(role: &PaidRole, provider: ProviderKind) -> bool {
-    match provider {
-        ProviderKind::Polar => role.polar_product.is_some(),
-        ProviderKind::Sepay => {
-            role.sepay
-                && role.price.currency == crate::domain::Currency::Vnd
-                && role.term.one_payment_suffices()
-        }
-        ProviderKind::Manual | ProviderKind::Custom => false,
-    }
+    role.sold_through(provider)
 }
 
 /// Every (role, provider) a member can pay for in `guild`, by role id then provider.

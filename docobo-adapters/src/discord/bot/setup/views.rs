@@ -152,8 +152,9 @@ pub(super) fn parse_price(
     };
     let mut paid = PaidRole::new(guild, role, name, price, term).map_err(|e| e.to_string())?;
     paid.polar_product = Some(field(data, "polar_product").to_owned()).filter(|p| !p.is_empty());
-    // A bank transfer never renews: SePay only for VND prices with a term one payment covers.
-    paid.sepay = price.currency == Currency::Vnd && term.one_payment_suffices();
+    // SePay for VND prices, wherever the role's own rules allow it (a transfer never renews).
+    paid.sepay = price.currency == Currency::Vnd;
+    paid.sepay = paid.sold_through(ProviderKind::Sepay);
     Ok(paid)
 }
 
