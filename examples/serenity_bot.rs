@@ -22,11 +22,12 @@ use docobo::adapters::polar::{Polar, signature};
 use docobo::adapters::seaorm::SeaOrmRepo;
 use docobo::adapters::simulator::discord::FakeDiscord;
 use docobo::adapters::simulator::gateway::{FakeGateway, guild_create, member_add};
+use docobo::adapters::workers::role_worker;
 use docobo::core::domain::{Currency, GuildId, Money, PaidRole, ProviderKind, RoleId, Secret, Term};
 use docobo::core::ports::{
     CatalogRepo, Headers, ProviderCredentials, ProviderRegistry, RoleGateway, SystemClock,
 };
-use docobo::core::service::{ingest_webhook, lease_and_batch, run_due_jobs};
+use docobo::core::service::{ingest_webhook, lease_and_batch};
 use serenity::all::{Context, EventHandler, GatewayIntents, Member};
 use serenity::client::ClientBuilder;
 
@@ -93,7 +94,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
             eprintln!("gateway: {e}");
         }
     });
-    tokio::spawn(role_worker(repo.clone(), roles));
+    // Docobo's role worker, from the library: woken by each commit, every 5 s at the latest.
+    let (_running, stop) = tokio::sync::watch::channel(false);
+    let lease = lease_and_batch(docobo::adapters::discord::CALL_TIMEOUT);
+    tokio::spawn(role_worker(repo.clone(), roles, Arc::new(SystemClock), lease, stop, |pass| match pass {
+        Ok(report) if report.changed > 0 => println!("[docobo] {} role change(s) on Discord", report.changed),
+        Ok(_) => {}
+        Err(e) => eprintln!("[docobo] storage unavailable: {e}"),
+    }));
 
     match fakes {
         None => {
@@ -105,22 +113,6 @@ async fn main() -> Result<(), Box<dyn Error>> {
     shards.shutdown_all().await;
     let _ = std::fs::remove_file(&db);
     Ok(())
-}
-
-/// Converges role jobs as they are queued: woken by each commit, and every 5 s at the latest.
-async fn role_worker(repo: SeaOrmRepo, roles: Arc<dyn RoleGateway>) {
-    let signal = repo.job_signal();
-    loop {
-        let (lease, batch) = lease_and_batch(docobo::adapters::discord::CALL_TIMEOUT);
-        match run_due_jobs(&repo, roles.as_ref(), &SystemClock, lease, batch).await {
-            Ok(report) if report.changed > 0 => {
-                println!("[docobo] {} role change(s) on Discord", report.changed)
-            }
-            Ok(_) => {}
-            Err(e) => eprintln!("[docobo] storage unavailable: {e}"),
-        }
-        let _ = tokio::time::timeout(Duration::from_secs(5), signal.notified()).await;
-    }
 }
 
 /// Docobo's local fake of Discord: a server with a VIP role below the bot's, and one member.

@@ -16,3 +16,5 @@ pub mod polar;
 pub mod sepay;
 #[cfg(feature = "simulator")]
 pub mod simulator;
+#[cfg(feature = "seaorm")]
+pub mod workers;

@@ -1,15 +1,12 @@
 //! The background workers the server runs beside HTTP.
 //!
-//! - The role worker claims due role jobs in batches sized so that a batch always finishes
-//!   inside its lease whatever `DOCOBO_DISCORD_TIMEOUT` is (`lease_and_batch`: 8 jobs under a
-//!   66 s lease at the default 10 s), and converges them. When nothing is due it sleeps until the next job's `run_at`, but at most 5 s (jobs
-//!   enqueued by another replica are seen within that), and wakes at once when this process
-//!   enqueues one (`SeaOrmRepo::job_signal`), so webhook → Discord takes milliseconds.
-//! - The expirer applies `TermElapsed` to entitlements whose term, cancellation or grace ran out,
-//!   every 30 s.
+//! - The role worker and the expirer are the library's loops (`docobo_adapters::workers`, the
+//!   same an embedding bot runs), with the server's metrics, heartbeats and log lines. The role
+//!   worker's lease and batch follow `DOCOBO_DISCORD_TIMEOUT` (`lease_and_batch`: 8 jobs under a
+//!   66 s lease at the default 10 s).
 //! - The reconciler compares every guild's known members with Discord every 6 hours and queues
 //!   a job for each difference; its reads go through the gateway's pacing like everything else.
-//!
+//! - The pruner empties old webhook bodies every hour (`DOCOBO_EVENT_RETENTION_DAYS`).
 //! - The gateway connection (when `DOCOBO_GATEWAY` is on) handles member joins, guild
 //!   registration and interactions; if it cannot connect or drops for good it is retried after
 //!   5 s, doubling to 5 minutes.
@@ -27,10 +24,8 @@ use docobo_adapters::discord::rest_client;
 use docobo_adapters::seaorm::SeaOrmRepo;
 use docobo_core::domain::{Secret, Timestamp};
 use docobo_core::ports::CatalogRepo;
-use docobo_core::ports::{Clock, JobQueue, RoleGateway, SystemClock};
-use docobo_core::service::{
-    ClockTrust, ClockWatch, ReconcileReport, expire_due_watched, reconcile_guild, run_due_jobs,
-};
+use docobo_core::ports::{Clock, RoleGateway, SystemClock};
+use docobo_core::service::{ClockTrust, ReconcileReport, reconcile_guild};
 use tokio::sync::watch;
 
 /// When each background worker last made progress, so `/ready` can tell a stuck or dead worker
@@ -93,30 +88,24 @@ impl Heartbeats {
     }
 }
 
-pub const POLL: Duration = Duration::from_secs(5);
-pub const EXPIRY_EVERY: Duration = Duration::from_secs(30);
 /// How often every guild is reconciled against Discord (drift from hand edits, lost jobs).
 pub const RECONCILE_EVERY: Duration = Duration::from_secs(6 * 60 * 60);
 
-/// Converges role jobs until `stop` turns true.
+/// The library's role worker, with the server's metrics, heartbeat and log lines.
 pub async fn role_worker(
     repo: SeaOrmRepo,
     gateway: Arc<dyn RoleGateway>,
     metrics: Arc<crate::metrics::Metrics>,
     heartbeats: Arc<Heartbeats>,
-    (lease, batch): (time::Duration, usize),
+    lease: (time::Duration, usize),
     clock: Arc<dyn Clock>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let signal = repo.job_signal();
-    while !*stop.borrow() {
-        let pass = run_due_jobs(&repo, gateway.as_ref(), clock.as_ref(), lease, batch).await;
-        if pass.is_ok() {
+    docobo_adapters::workers::role_worker(repo, gateway, clock, lease, stop, |pass| match pass {
+        Ok(report) => {
             heartbeats.beat(Worker::RoleWorker, SystemClock.now());
-        }
-        match pass {
-            Ok(report) if report.claimed > 0 => {
-                metrics.jobs(&report);
+            if report.claimed > 0 {
+                metrics.jobs(report);
                 tracing::info!(
                     claimed = report.claimed,
                     changed = report.changed,
@@ -124,21 +113,11 @@ pub async fn role_worker(
                     parked = report.parked,
                     "role jobs run"
                 );
-                continue;
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "role worker: storage unavailable, trying again shortly"),
         }
-        let wait = match repo.next_due().await {
-            Ok(Some(at)) => Duration::try_from(at - clock.now()).unwrap_or(Duration::ZERO).min(POLL),
-            _ => POLL,
-        };
-        tokio::select! {
-            () = signal.notified() => {}
-            () = tokio::time::sleep(wait) => {}
-            _ = stop.changed() => {}
-        }
-    }
+        Err(e) => tracing::warn!(error = %e, "role worker: storage unavailable, trying again shortly"),
+    })
+    .await;
 }
 
 /// Keeps the gateway connected until `stop` turns true.
@@ -175,18 +154,14 @@ pub async fn gateway(
     }
 }
 
-/// Expires elapsed terms until `stop` turns true, holding back while the wall clock has stepped
-/// ([`ClockWatch`]).
+/// The library's expirer, with the server's heartbeat and log lines.
 pub async fn expirer(
     repo: SeaOrmRepo,
     heartbeats: Arc<Heartbeats>,
     clock: Arc<dyn Clock>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    let started = std::time::Instant::now();
-    let mut clock_watch = ClockWatch::default();
-    while !*stop.borrow() {
-        let pass = expire_due_watched(&repo, clock.as_ref(), &mut clock_watch, started.elapsed(), 500).await;
+    docobo_adapters::workers::expirer(repo, clock, stop, |pass| {
         if pass.is_ok() {
             heartbeats.beat(Worker::Expirer, SystemClock.now());
         }
@@ -201,11 +176,8 @@ pub async fn expirer(
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "expirer: storage unavailable, trying again shortly"),
         }
-        tokio::select! {
-            () = tokio::time::sleep(EXPIRY_EVERY) => {}
-            _ = stop.changed() => {}
-        }
-    }
+    })
+    .await;
 }
 
 /// How often old webhook bodies are pruned.
