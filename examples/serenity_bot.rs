@@ -15,19 +15,10 @@ use std::error::Error;
 use std::sync::Arc;
 use std::time::Duration;
 
-use docobo::adapters::discord::bot::Bot;
-use docobo::adapters::discord::gateway::{Handler, INTENTS};
-use docobo::adapters::discord::{DiscordRoles, rest_client};
-use docobo::adapters::polar::{Polar, signature};
-use docobo::adapters::seaorm::SeaOrmRepo;
+use docobo::adapters::polar::signature;
 use docobo::adapters::simulator::discord::FakeDiscord;
 use docobo::adapters::simulator::gateway::{FakeGateway, guild_create, member_add};
-use docobo::adapters::workers::role_worker;
-use docobo::core::domain::{Currency, GuildId, Money, PaidRole, ProviderKind, RoleId, Secret, Term};
-use docobo::core::ports::{
-    CatalogRepo, Headers, ProviderCredentials, ProviderRegistry, RoleGateway, SystemClock,
-};
-use docobo::core::service::{ingest_webhook, lease_and_batch};
+use docobo::prelude::*;
 use serenity::all::{Context, EventHandler, GatewayIntents, Member};
 use serenity::client::ClientBuilder;
 
@@ -96,7 +87,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     });
     // Docobo's role worker, from the library: woken by each commit, every 5 s at the latest.
     let (_running, stop) = tokio::sync::watch::channel(false);
-    let lease = lease_and_batch(docobo::adapters::discord::CALL_TIMEOUT);
+    let lease = lease_and_batch(CALL_TIMEOUT);
     tokio::spawn(role_worker(repo.clone(), roles, Arc::new(SystemClock), lease, stop, |pass| match pass {
         Ok(report) if report.changed > 0 => println!("[docobo] {} role change(s) on Discord", report.changed),
         Ok(_) => {}
