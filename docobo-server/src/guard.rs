@@ -133,6 +133,10 @@ impl<Io> Guarded<Io> {
             }
             self.seen = if bytes[..upto] == *expected { self.seen + upto } else { usize::MAX };
         }
+        // A body is the handler's to bound; only heads and the gaps between requests are watched.
+        if self.phase == Phase::Handling {
+            return Ok(());
+        }
         for &b in bytes {
             if self.phase == Phase::Idle {
                 self.phase = Phase::Head { matched: 0 };
@@ -162,10 +166,7 @@ impl<Io: AsyncRead + Unpin> AsyncRead for Guarded<Io> {
         let this = self.get_mut();
         let before = buf.filled().len();
         match Pin::new(&mut this.io).poll_read(cx, buf) {
-            Poll::Ready(Ok(())) => {
-                let filled = buf.filled()[before..].to_vec();
-                Poll::Ready(this.saw(&filled))
-            }
+            Poll::Ready(Ok(())) => Poll::Ready(this.saw(&buf.filled()[before..])),
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => {
                 let expired = this.deadline.as_mut().is_some_and(|sleep| sleep.as_mut().poll(cx).is_ready());
