@@ -229,18 +229,7 @@ impl Ledger for SeaOrmRepo {
         limit: usize,
     ) -> Result<Vec<WebhookEvent>, StoreError> {
         use webhook_event::Column as C;
-        let mut query = webhook_event::Entity::find();
-        if let Some(o) = outcome {
-            query = query.filter(C::Outcome.eq(outcome_str(o)));
-        }
-        let rows = query
-            .order_by_asc(C::ReceivedAt)
-            .order_by_asc(C::Id)
-            .limit(u64::try_from(limit).unwrap_or(u64::MAX))
-            .all(&self.db)
-            .await
-            .map_err(store_err)?;
-        rows.into_iter().map(event_from).collect()
+        self.list_events(outcome, limit, |q| q.order_by_asc(C::ReceivedAt).order_by_asc(C::Id)).await
     }
 
     async fn recent_events(
@@ -250,24 +239,35 @@ impl Ledger for SeaOrmRepo {
         limit: usize,
     ) -> Result<Vec<WebhookEvent>, StoreError> {
         use webhook_event::Column as C;
+        self.list_events(outcome, limit, |q| match before {
+            Some(before) => q.filter(C::Id.lt(before)).order_by_desc(C::Id),
+            None => q.order_by_desc(C::Id),
+        })
+        .await
+    }
+}
+
+impl SeaOrmRepo {
+    /// Deliveries with `outcome` (every one without it), in the order and range `shape` gives,
+    /// at most `limit`.
+    async fn list_events(
+        &self,
+        outcome: Option<EventOutcome>,
+        limit: usize,
+        shape: impl FnOnce(sea_orm::Select<webhook_event::Entity>) -> sea_orm::Select<webhook_event::Entity>,
+    ) -> Result<Vec<WebhookEvent>, StoreError> {
         let mut query = webhook_event::Entity::find();
         if let Some(o) = outcome {
-            query = query.filter(C::Outcome.eq(outcome_str(o)));
+            query = query.filter(webhook_event::Column::Outcome.eq(outcome_str(o)));
         }
-        if let Some(before) = before {
-            query = query.filter(C::Id.lt(before));
-        }
-        let rows = query
-            .order_by_desc(C::Id)
+        let rows = shape(query)
             .limit(u64::try_from(limit).unwrap_or(u64::MAX))
             .all(&self.db)
             .await
             .map_err(store_err)?;
         rows.into_iter().map(event_from).collect()
     }
-}
 
-impl SeaOrmRepo {
     /// Empties the stored bodies of deliveries received before `cutoff` that were processed or
     /// ignored (their effects are in the ledger; the row stays, so a redelivery is still a
     /// duplicate). Failed deliveries keep their bodies for replay. Returns how many were pruned.
