@@ -20,7 +20,7 @@ use docobo::core::ports::{
     VerifyError,
 };
 use docobo::core::service::{IngestOutcome, ingest_webhook, run_due_jobs};
-use docobo::core::testing::{FakeGateway, MemoryRepo};
+use docobo::core::testing::{FakeRoles, MemoryRepo};
 use serde::Deserialize;
 use time::format_description::well_known::Rfc3339;
 
@@ -123,7 +123,7 @@ const TOKEN: &str = "tipjar-shared-token-123";
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn Error>> {
     let repo = MemoryRepo::new();
-    let discord = FakeGateway::new();
+    let discord = FakeRoles::new();
     let guild: GuildId = "900000000000000001".parse()?;
     let role: RoleId = "700000000000000007".parse()?;
     let user: UserId = "123456789012345678".parse()?;

@@ -13,14 +13,14 @@ use docobo::core::domain::{
 };
 use docobo::core::ports::{CatalogRepo, Clock, EntitlementRepo, ProviderCredentials};
 use docobo::core::service::{expire_due, ingest_webhook, run_due_jobs};
-use docobo::core::testing::{FakeGateway, ManualClock, MemoryRepo, ToyProvider};
+use docobo::core::testing::{FakeRoles, ManualClock, MemoryRepo, ToyProvider};
 use time::{Duration, macros::datetime};
 
 const SECRET: &str = "whsec-example";
 
 struct Demo {
     repo: MemoryRepo,
-    discord: FakeGateway,
+    discord: FakeRoles,
     clock: ManualClock,
     provider: ToyProvider,
     guild: GuildId,
@@ -84,7 +84,7 @@ impl Demo {
 async fn main() -> Result<(), Box<dyn Error>> {
     let demo = Demo {
         repo: MemoryRepo::new(),
-        discord: FakeGateway::new(),
+        discord: FakeRoles::new(),
         clock: ManualClock::new(datetime!(2026-11-01 00:00 UTC)),
         provider: ToyProvider { kind: ProviderKind::Polar },
         guild: "900000000000000001".parse()?,

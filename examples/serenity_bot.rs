@@ -67,7 +67,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let providers = ProviderRegistry::new().with(Arc::new(polar.clone()));
     let shared = Arc::new(repo.clone());
     let bot = Bot::new(shared.clone(), Some(roles.clone()), providers, "https://bot.example.org");
-    let docobo = Handler { bot, repo: shared, clock: Arc::new(SystemClock) };
+    let docobo = GatewayEvents { bot, repo: shared, clock: Arc::new(SystemClock) };
 
     // One client, two handlers: yours and Docobo's. Docobo needs GUILDS and GUILD_MEMBERS. Your
     // bot's client keeps serenity's own rate limiter (Docobo paces its role calls separately);

@@ -11,7 +11,7 @@ pub use docobo_core as core;
 /// library's worker loops.
 pub mod prelude {
     pub use docobo_adapters::discord::bot::Bot;
-    pub use docobo_adapters::discord::gateway::{Handler, INTENTS};
+    pub use docobo_adapters::discord::gateway::{GatewayEvents, INTENTS};
     pub use docobo_adapters::discord::{CALL_TIMEOUT, DiscordRoles, rest_client};
     pub use docobo_adapters::polar::Polar;
     pub use docobo_adapters::seaorm::SeaOrmRepo;

@@ -8,7 +8,7 @@ use docobo_core::domain::*;
 use docobo_core::machine::Status;
 use docobo_core::ports::*;
 use docobo_core::service::{ingest_webhook, run_due_jobs};
-use docobo_core::testing::{FakeGateway, ManualClock, MemoryRepo, ToyProvider};
+use docobo_core::testing::{FakeRoles, ManualClock, MemoryRepo, ToyProvider};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use time::macros::datetime;
@@ -88,7 +88,7 @@ async fn deliver(history: &[(&str, i64, Option<i64>)], order: &[usize]) -> (Stat
     for task in tasks {
         task.await.expect("task").expect("ingested");
     }
-    let discord = FakeGateway::new();
+    let discord = FakeRoles::new();
     discord.join(guild, user);
     while run_due_jobs(&*repo, &discord, &*clock, Duration::seconds(30), 50).await.expect("jobs").claimed > 0
     {

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use docobo_adapters::discord::bot::Bot;
-use docobo_adapters::discord::gateway::Handler;
+use docobo_adapters::discord::gateway::GatewayEvents;
 use docobo_adapters::discord::rest_client;
 use docobo_adapters::seaorm::SeaOrmRepo;
 use docobo_core::domain::{Secret, Timestamp};
@@ -131,7 +131,7 @@ pub async fn gateway(
 ) {
     let mut backoff = Duration::from_secs(5);
     while !*stop.borrow() {
-        let handler = Handler { bot: bot.clone(), repo: Arc::new(repo.clone()), clock: clock.clone() };
+        let handler = GatewayEvents { bot: bot.clone(), repo: Arc::new(repo.clone()), clock: clock.clone() };
         let mut stopped = stop.clone();
         let shutdown = async move {
             let _ = stopped.wait_for(|s| *s).await;
@@ -269,7 +269,7 @@ mod tests {
         let beats = Arc::new(Heartbeats::new(started, Duration::from_secs(10)));
         assert_eq!(beats.problems(&[Worker::RoleWorker], SystemClock.now()).len(), 1, "silent for 200 s");
         let metered = crate::metrics::Metered {
-            inner: Arc::new(docobo_core::testing::FakeGateway::new()),
+            inner: Arc::new(docobo_core::testing::FakeRoles::new()),
             metrics: Arc::new(crate::metrics::Metrics::new().expect("metrics")),
             heartbeats: Some(beats.clone()),
         };

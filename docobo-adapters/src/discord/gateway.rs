@@ -23,15 +23,15 @@ use super::bot::{Bot, follow_up};
 pub const INTENTS: GatewayIntents = GatewayIntents::GUILDS.union(GatewayIntents::GUILD_MEMBERS);
 
 /// Reacts to gateway events.
-pub struct Handler {
+pub struct GatewayEvents {
     pub bot: Bot,
     pub repo: Arc<dyn SubscriptionRepo>,
     pub clock: Arc<dyn Clock>,
 }
 
-impl std::fmt::Debug for Handler {
+impl std::fmt::Debug for GatewayEvents {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Handler").field("bot", &self.bot).finish_non_exhaustive()
+        f.debug_struct("GatewayEvents").field("bot", &self.bot).finish_non_exhaustive()
     }
 }
 
@@ -46,7 +46,7 @@ pub async fn register_guild(repo: &dyn SubscriptionRepo, id: GuildId, name: &str
 }
 
 #[async_trait]
-impl EventHandler for Handler {
+impl EventHandler for GatewayEvents {
     async fn ready(&self, _: Context, ready: Ready) {
         tracing::info!(bot = %ready.user.name, guilds = ready.guilds.len(), "connected to the Discord gateway");
     }
@@ -102,7 +102,7 @@ impl EventHandler for Handler {
 /// fake (or a proxy that is down). The caller retries later instead.
 pub async fn run(
     http: serenity::http::Http,
-    handler: Handler,
+    handler: GatewayEvents,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) -> Result<(), GatewayError> {
     http.get_gateway().await.map_err(|e| super::classify(&e, "asking Discord for the gateway address"))?;

@@ -7,7 +7,7 @@ use docobo_core::domain::*;
 use docobo_core::machine::{self, Event, EventKind, Standing, Version};
 use docobo_core::ports::*;
 use docobo_core::service::{ingest_webhook, run_due_jobs};
-use docobo_core::testing::{FakeGateway, ManualClock, ToyProvider};
+use docobo_core::testing::{FakeRoles, ManualClock, ToyProvider};
 use time::{Duration, OffsetDateTime, macros::datetime};
 
 pub const T0: OffsetDateTime = datetime!(2026-11-01 00:00 UTC);
@@ -426,7 +426,7 @@ pub async fn a_webhook_flows_through_to_the_role<R: SubscriptionRepo>(repo: &R) 
     let report =
         ingest_webhook(repo, &provider, &clock, guild(), &headers, body.as_bytes()).await.expect("ingest");
     assert_eq!(report.outcome, docobo_core::service::IngestOutcome::Processed { jobs: 1 });
-    let discord = FakeGateway::new();
+    let discord = FakeRoles::new();
     discord.join(guild(), user(1));
     let work = run_due_jobs(repo, &discord, &clock, LEASE, 10).await.expect("work");
     assert_eq!(work.changed, 1);

@@ -194,13 +194,13 @@ pub async fn run_due_jobs<R: WorkerRepo + ?Sized>(
         match outcome {
             Ok((settled, applied)) => {
                 match settled {
-                    Outcome::Unchanged => {}
-                    Outcome::Changed(latency) => {
+                    JobOutcome::Unchanged => {}
+                    JobOutcome::Changed(latency) => {
                         report.changed += 1;
                         report.change_latencies.push(latency);
                     }
-                    Outcome::Retried => report.retried += 1,
-                    Outcome::Parked => report.parked += 1,
+                    JobOutcome::Retried => report.retried += 1,
+                    JobOutcome::Parked => report.parked += 1,
                 }
                 report.superseded += usize::from(!applied);
             }
@@ -211,7 +211,7 @@ pub async fn run_due_jobs<R: WorkerRepo + ?Sized>(
 }
 
 /// How one job was settled, for the report.
-enum Outcome {
+enum JobOutcome {
     Unchanged,
     /// With the time from the job's `run_at` to the verified change.
     Changed(time::Duration),
@@ -225,16 +225,16 @@ async fn run_job<R: WorkerRepo + ?Sized>(
     gateway: &dyn RoleGateway,
     clock: &dyn Clock,
     job: RoleJob,
-) -> Result<(Outcome, bool), StoreError> {
+) -> Result<(JobOutcome, bool), StoreError> {
     let cause = job.cause.clone().unwrap_or_else(|| format!("role job {}", job.id));
     let (verdict, audit) = sync_role(repo, gateway, job.key, &cause, clock.now()).await?;
     let now = clock.now();
     let mut audit: Vec<AuditEntry> = audit.into_iter().collect();
     let settled = settlement(&job, &verdict, now);
     let outcome = match &settled {
-        Settlement::Done if audit.is_empty() => Outcome::Unchanged,
-        Settlement::Done => Outcome::Changed((now - job.run_at).max(time::Duration::ZERO)),
-        Settlement::Retry { .. } => Outcome::Retried,
+        Settlement::Done if audit.is_empty() => JobOutcome::Unchanged,
+        Settlement::Done => JobOutcome::Changed((now - job.run_at).max(time::Duration::ZERO)),
+        Settlement::Retry { .. } => JobOutcome::Retried,
         Settlement::Park { reason } => {
             audit.push(AuditEntry {
                 guild: job.key.guild,
@@ -245,7 +245,7 @@ async fn run_job<R: WorkerRepo + ?Sized>(
                 cause: Some(cause.clone()),
                 at: now,
             });
-            Outcome::Parked
+            JobOutcome::Parked
         }
     };
     let settled = repo.settle(&job, settled, audit, now).await?;

@@ -9,7 +9,7 @@ use super::*;
 use crate::domain::*;
 use crate::machine::Status;
 use crate::ports::*;
-use crate::testing::{Call, FakeGateway, ManualClock, MemoryRepo, ToyProvider};
+use crate::testing::{Call, FakeRoles, ManualClock, MemoryRepo, ToyProvider};
 
 mod hardening;
 
@@ -47,7 +47,7 @@ struct World {
     repo: MemoryRepo,
     clock: ManualClock,
     provider: ToyProvider,
-    discord: FakeGateway,
+    discord: FakeRoles,
 }
 
 impl World {
@@ -60,7 +60,7 @@ impl World {
         repo.put_paid_role(&paid).await.expect("role");
         let creds = ProviderCredentials::new(Secret::new(SECRET));
         repo.put_credentials(guild(), ProviderKind::Polar, &creds).await.expect("creds");
-        let discord = FakeGateway::new();
+        let discord = FakeRoles::new();
         discord.join(guild(), user());
         World {
             repo,
@@ -638,7 +638,7 @@ async fn a_minute_long_429_storm_ends_with_every_job_converged_and_few_requests(
 
     /// Discord answering 429 to everything until `until`, then behaving.
     struct Storm<'a> {
-        inner: &'a FakeGateway,
+        inner: &'a FakeRoles,
         clock: &'a ManualClock,
         until: OffsetDateTime,
         calls: AtomicUsize,

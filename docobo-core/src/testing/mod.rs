@@ -3,18 +3,18 @@
 //!
 //! They are real implementations, not mocks: [`MemoryRepo`] enforces the same uniqueness,
 //! atomicity and queue rules the database adapters must (the contract suite holds both to them),
-//! [`FakeGateway`] keeps guild membership and roles and can be told to fail, [`ManualClock`] moves
+//! [`FakeRoles`] keeps guild membership and roles and can be told to fail, [`ManualClock`] moves
 //! only when told, and [`ToyProvider`] is a small signed-webhook provider.
 
 mod clock;
-mod gateway;
 mod memory;
 mod provider;
+mod roles;
 
 pub use clock::ManualClock;
-pub use gateway::{Call, FakeGateway};
 pub use memory::MemoryRepo;
 pub use provider::ToyProvider;
+pub use roles::{Call, FakeRoles};
 
 /// Locks a mutex, recovering the data if another thread panicked while holding it: the fakes'
 /// state stays usable in a test that already failed elsewhere.

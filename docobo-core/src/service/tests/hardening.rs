@@ -130,7 +130,7 @@ async fn m6_a_payment_made_before_its_checkout_expired_is_applied_when_delivered
 struct LateWrite<'a> {
     repo: &'a MemoryRepo,
     clock: &'a ManualClock,
-    discord: &'a FakeGateway,
+    discord: &'a FakeRoles,
 }
 
 #[async_trait::async_trait]

@@ -30,9 +30,9 @@ struct State {
 
 /// A [`RoleGateway`] that keeps guild membership and roles in memory.
 #[derive(Debug, Default)]
-pub struct FakeGateway(Mutex<State>);
+pub struct FakeRoles(Mutex<State>);
 
-impl FakeGateway {
+impl FakeRoles {
     pub fn new() -> Self {
         Self::default()
     }
@@ -109,7 +109,7 @@ impl FakeGateway {
 }
 
 #[async_trait]
-impl RoleGateway for FakeGateway {
+impl RoleGateway for FakeRoles {
     async fn member_roles(&self, guild: GuildId, user: UserId) -> Result<BTreeSet<RoleId>, GatewayError> {
         let state = self.enter(Call::MemberRoles { guild, user })?;
         state.members.get(&(guild, user)).cloned().ok_or(GatewayError::MemberGone)
