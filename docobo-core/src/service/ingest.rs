@@ -12,10 +12,7 @@ use crate::ports::{
     PaymentProvider, Recorded, StoreError, VerifyError,
 };
 
-/// How many times a delivery is re-planned when a concurrent delivery for the same purchase
-/// commits first. Each retry re-reads the entitlement, so it converges quickly; past this the
-/// provider gets a 5xx and redelivers.
-const MAX_CONFLICT_RETRIES: usize = 8;
+use super::retry::MAX_CONFLICT_RETRIES;
 
 /// What happened to an authenticated delivery. Every variant is acknowledged with a 2xx.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -18,8 +18,7 @@ use crate::domain::{
 use crate::machine::{self, Event, EventKind, Standing, Version};
 use crate::ports::{CatalogRepo, Clock, Commit, EntitlementRepo, EntitlementWrite, Ledger, StoreError};
 
-/// Re-plans a revoke this often when concurrent deliveries keep winning, then gives up.
-const MAX_CONFLICT_RETRIES: usize = 8;
+use super::retry::MAX_CONFLICT_RETRIES;
 
 /// Why a manual override was refused. Nothing was written.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -22,6 +22,12 @@ use crate::domain::JobId;
 /// Failed attempts after which a job is parked instead of retried.
 pub const MAX_ATTEMPTS: u32 = 20;
 
+/// How many times a commit is re-planned when a concurrent writer to the same entitlement
+/// committed first (a redelivery racing the original, a manual revoke racing a webhook). Each
+/// retry re-reads the entitlement, so it converges quickly; past this a webhook gets a 5xx and
+/// the provider redelivers, and a manual override reports the conflict.
+pub const MAX_CONFLICT_RETRIES: usize = 8;
+
 const BASE: Duration = Duration::seconds(5);
 const CAP: Duration = Duration::minutes(15);
 
