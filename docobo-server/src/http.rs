@@ -172,11 +172,7 @@ async fn limit<E: Endpoint>(endpoint: Arc<E>, request: poem::Request) -> poem::R
         request.remote_addr().as_socket_addr().is_some_and(|addr| !limit.allows(addr.ip()))
     });
     if limited {
-        let mut response = Json(json!({ "error": "too many requests" }))
-            .with_status(StatusCode::TOO_MANY_REQUESTS)
-            .into_response();
-        response.headers_mut().insert("retry-after", poem::http::HeaderValue::from_static("1"));
-        return Ok(response);
+        return Ok(refuse(StatusCode::TOO_MANY_REQUESTS, "too many requests", Some(1)));
     }
     endpoint.call(request).await.map(IntoResponse::into_response)
 }
@@ -184,10 +180,12 @@ async fn limit<E: Endpoint>(endpoint: Arc<E>, request: poem::Request) -> poem::R
 /// Requests handled at once, across all clients.
 pub const MAX_IN_FLIGHT: usize = 256;
 
-fn refuse(code: StatusCode, message: &str, retry_after: Option<&'static str>) -> Response {
+/// `{"error": message}` with `code`, and `Retry-After` in seconds when given: every refusal the
+/// server answers looks the same.
+pub(crate) fn refuse(code: StatusCode, message: &str, retry_after_s: Option<u64>) -> Response {
     let mut response = Json(json!({ "error": message })).with_status(code).into_response();
-    if let Some(after) = retry_after {
-        response.headers_mut().insert("retry-after", poem::http::HeaderValue::from_static(after));
+    if let Some(after) = retry_after_s {
+        response.headers_mut().insert("retry-after", poem::http::HeaderValue::from(after));
     }
     response
 }
@@ -202,7 +200,7 @@ async fn admit<E: Endpoint>(endpoint: Arc<E>, mut request: poem::Request) -> poe
         _ => match state.in_flight.clone().try_acquire_owned() {
             Ok(permit) => Some(permit),
             Err(_) => {
-                return Ok(refuse(StatusCode::SERVICE_UNAVAILABLE, "busy; try again shortly", Some("1")));
+                return Ok(refuse(StatusCode::SERVICE_UNAVAILABLE, "busy; try again shortly", Some(1)));
             }
         },
     };

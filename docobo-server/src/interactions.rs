@@ -11,7 +11,6 @@ use poem::error::ReadBodyError;
 use poem::http::{HeaderMap, StatusCode};
 use poem::web::{Data, Json};
 use poem::{Body, IntoResponse, Response, handler};
-use serde_json::json;
 use serenity::all::Interaction;
 
 use crate::http::AppState;
@@ -20,7 +19,7 @@ use crate::http::AppState;
 pub const MAX_BODY: usize = 64 * 1024;
 
 fn refuse(code: StatusCode, message: &str) -> Response {
-    Json(json!({ "error": message })).with_status(code).into_response()
+    crate::http::refuse(code, message, None)
 }
 
 #[handler]

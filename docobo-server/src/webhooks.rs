@@ -18,7 +18,7 @@ use poem::web::{Data, Json, Path};
 use poem::{Body, IntoResponse, Response, handler};
 use serde_json::json;
 
-use crate::http::AppState;
+use crate::http::{AppState, refuse};
 
 /// Largest accepted webhook body.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -83,7 +83,7 @@ impl AuthThrottle {
 }
 
 fn status(code: StatusCode, message: &str) -> Response {
-    Json(json!({ "error": message })).with_status(code).into_response()
+    refuse(code, message, None)
 }
 
 /// Answers one delivery, and counts and times the answer for `/metrics`.
@@ -123,13 +123,8 @@ async fn answer(
     };
     let throttle_key = (guild, kind.as_str());
     if let Some(left) = state.auth_failures.locked(throttle_key) {
-        let mut response =
-            status(StatusCode::TOO_MANY_REQUESTS, "too many failed authentications; try again later");
-        let secs = left.as_secs().max(1).to_string();
-        if let Ok(value) = poem::http::HeaderValue::from_str(&secs) {
-            response.headers_mut().insert("retry-after", value);
-        }
-        return ("locked", response);
+        let message = "too many failed authentications; try again later";
+        return ("locked", refuse(StatusCode::TOO_MANY_REQUESTS, message, Some(left.as_secs().max(1))));
     }
     let body = match body.into_bytes_limit(MAX_BODY).await {
         Ok(b) => b,
@@ -193,9 +188,7 @@ async fn answer(
         }
         Err(IngestError::Store(e)) => {
             tracing::warn!(error = %e, "webhook not stored; the provider will retry");
-            let mut response = status(StatusCode::SERVICE_UNAVAILABLE, "try again shortly");
-            response.headers_mut().insert("retry-after", poem::http::HeaderValue::from_static("5"));
-            ("unavailable", response)
+            ("unavailable", refuse(StatusCode::SERVICE_UNAVAILABLE, "try again shortly", Some(5)))
         }
     }
 }
