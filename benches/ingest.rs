@@ -11,7 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use docobo::adapters::seaorm::SeaOrmRepo;
-use docobo::core::domain::{Currency, Guild, GuildId, Money, PaidRole, ProviderKind, RoleId, Secret, Term};
+use docobo::core::domain::{
+    Currency, Guild, GuildId, Money, PaidRole, ProductLink, ProviderName, RoleId, Secret, Term,
+};
 use docobo::core::ports::{CatalogRepo, ProviderCredentials};
 use docobo::core::service::ingest_webhook;
 use docobo::core::testing::{ManualClock, ToyProvider};
@@ -29,9 +31,9 @@ async fn prepared(url: &str) -> SeaOrmRepo {
     repo.put_guild(&Guild::new(guild, "bench")).await.expect("guild");
     let price = Money::parse("5", Currency::Usd).expect("price");
     let mut vip = PaidRole::new(guild, role, "VIP", price, Term::Recurring).expect("role");
-    vip.polar_product = Some("prod".to_owned());
+    vip.link(ProductLink::product(ProviderName::POLAR, "prod"));
     repo.put_paid_role(&vip).await.expect("role");
-    repo.put_credentials(guild, ProviderKind::Polar, &ProviderCredentials::new(Secret::new(SECRET)))
+    repo.put_credentials(guild, ProviderName::POLAR, &ProviderCredentials::new(Secret::new(SECRET)))
         .await
         .expect("creds");
     let bare = match repo.backend() {
@@ -50,7 +52,7 @@ fn bench_database(c: &mut Criterion, name: &str, url: &str) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let repo = rt.block_on(prepared(url));
     let clock = ManualClock::new(datetime!(2026-11-01 00:00 UTC));
-    let provider = ToyProvider { kind: ProviderKind::Polar };
+    let provider = ToyProvider::named(ProviderName::POLAR);
     let next = AtomicU64::new(0);
     let body_of = |n: u64| {
         format!(
@@ -76,12 +78,12 @@ fn bench_database(c: &mut Criterion, name: &str, url: &str) {
     group.bench_function("guild_then_credentials", |b| {
         b.to_async(&rt).iter(|| async {
             repo.guild(guild).await.expect("guild");
-            repo.credentials(guild, ProviderKind::Polar).await.expect("credentials");
+            repo.credentials(guild, ProviderName::POLAR).await.expect("credentials");
         })
     });
     group.bench_function("guild_and_credentials", |b| {
         b.to_async(&rt)
-            .iter(|| async { repo.guild_and_credentials(guild, ProviderKind::Polar).await.expect("read") })
+            .iter(|| async { repo.guild_and_credentials(guild, ProviderName::POLAR).await.expect("read") })
     });
     group.bench_function("ingest", |b| {
         b.to_async(&rt).iter(|| async {

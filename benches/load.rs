@@ -39,7 +39,8 @@ use docobo::adapters::polar::{Polar, signature};
 use docobo::adapters::seaorm::SeaOrmRepo;
 use docobo::adapters::simulator::discord::FakeDiscord;
 use docobo::core::domain::{
-    Checkout, Currency, Guild, GuildId, Money, PaidRole, ProviderKind, RoleId, Secret, Term, UserId,
+    Checkout, Currency, Guild, GuildId, Money, PaidRole, ProductLink, ProviderName, RoleId, Secret, Term,
+    UserId,
 };
 use docobo::core::ports::{CatalogRepo, CheckoutRepo, Headers, ProviderCredentials, SystemClock};
 use docobo::core::service::ingest_webhook;
@@ -179,19 +180,19 @@ async fn seed(url: &str, fake: &FakeDiscord, deliveries: &[Delivery], sepay: &[u
         let usd = Money::parse("5", Currency::Usd).expect("price");
         let mut vip =
             PaidRole::new(id, RoleId::new(VIP).expect("id"), "VIP", usd, Term::Recurring).expect("role");
-        vip.polar_product = Some(PRODUCT.to_owned());
+        vip.link(ProductLink::product(ProviderName::POLAR, PRODUCT));
         repo.put_paid_role(&vip).await.expect("role");
         let vnd = Money::parse("100000", Currency::Vnd).expect("price");
         let term = Term::fixed(30).expect("term");
         let mut bank = PaidRole::new(id, RoleId::new(BANK).expect("id"), "30 days", vnd, term).expect("role");
-        bank.sepay = true;
+        bank.link(ProductLink::to(ProviderName::SEPAY));
         repo.put_paid_role(&bank).await.expect("role");
         let polar = ProviderCredentials::new(Secret::new(POLAR_SECRET));
-        repo.put_credentials(id, ProviderKind::Polar, &polar).await.expect("creds");
+        repo.put_credentials(id, ProviderName::POLAR, &polar).await.expect("creds");
         let mut creds = ProviderCredentials::new(Secret::new(SEPAY_KEY));
         creds.settings.insert("bank".into(), "MBBank".into());
         creds.settings.insert("account".into(), "0123499999".into());
-        repo.put_credentials(id, ProviderKind::Sepay, &creds).await.expect("creds");
+        repo.put_credentials(id, ProviderName::SEPAY, &creds).await.expect("creds");
         fake.add_guild(GUILD_BASE + g);
         fake.add_role(GUILD_BASE + g, VIP, "VIP", 4);
         fake.add_role(GUILD_BASE + g, BANK, "30 days", 3);
@@ -203,7 +204,7 @@ async fn seed(url: &str, fake: &FakeDiscord, deliveries: &[Delivery], sepay: &[u
             guild: GuildId::new(guild_of(i)).expect("id"),
             user: UserId::new(USER_BASE + i as u64).expect("id"),
             role: RoleId::new(BANK).expect("id"),
-            provider: ProviderKind::Sepay,
+            provider: ProviderName::SEPAY,
             expected: Money::parse("100000", Currency::Vnd).expect("price"),
             created_at: now,
             expires_at: now + time::Duration::hours(1),

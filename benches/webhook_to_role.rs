@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use docobo::adapters::polar::signature;
 use docobo::adapters::simulator::discord::FakeDiscord;
-use docobo::core::domain::{Currency, Guild, GuildId, Money, PaidRole, ProviderKind, RoleId, Secret, Term};
+use docobo::core::domain::{
+    Currency, Guild, GuildId, Money, PaidRole, ProductLink, ProviderName, RoleId, Secret, Term,
+};
 use docobo::core::ports::{CatalogRepo, ProviderCredentials};
 use docobo_server::{Application, Config};
 
@@ -69,11 +71,11 @@ async fn main() {
     let price = Money::parse("5", Currency::Usd).expect("price");
     let mut vip =
         PaidRole::new(guild, RoleId::new(ROLE).expect("id"), "VIP", price, Term::Recurring).expect("role");
-    vip.polar_product = Some(PRODUCT.to_owned());
+    vip.link(ProductLink::product(ProviderName::POLAR, PRODUCT));
     state.repo.put_paid_role(&vip).await.expect("role");
     state
         .repo
-        .put_credentials(guild, ProviderKind::Polar, &ProviderCredentials::new(Secret::new(SECRET)))
+        .put_credentials(guild, ProviderName::POLAR, &ProviderCredentials::new(Secret::new(SECRET)))
         .await
         .expect("creds");
     let base = app.base_url();

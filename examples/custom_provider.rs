@@ -8,24 +8,31 @@
 //! everything is in memory.
 
 use std::error::Error;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use docobo::core::domain::{
-    Currency, EventId, Guild, GuildId, Money, PaidRole, ProviderKind, RoleId, Secret, Term, Timestamp, UserId,
+    Currency, EventId, Guild, GuildId, Money, PaidRole, ProductLink, ProviderName, RoleId, Secret, Term,
+    Timestamp, UserId,
 };
 use docobo::core::machine::{Event, EventKind, Version};
 use docobo::core::ports::{
     CatalogRepo, CheckoutError, CheckoutLink, CheckoutRequest, Clock, CredentialError, Headers, ParseError,
-    ParsedWebhook, PaymentFact, PaymentProvider, ProviderCredentials, ProviderEvent, Subject, SystemClock,
-    VerifyError,
+    ParsedWebhook, PaymentFact, PaymentProvider, ProviderCredentials, ProviderEvent, ProviderRegistry,
+    Subject, SystemClock, VerifyError,
 };
-use docobo::core::service::{IngestOutcome, ingest_webhook, run_due_jobs};
+use docobo::core::service::{IngestOutcome, ingest_webhook, run_due_jobs, sell_role, set_credentials};
 use docobo::core::testing::{FakeRoles, MemoryRepo};
 use serde::Deserialize;
 use time::format_description::well_known::Rfc3339;
 
 /// The Tipjar provider. It holds nothing: credentials come from the repository per guild.
 struct Tipjar;
+
+impl Tipjar {
+    /// The name it is registered, routed (`/webhooks/tipjar/{guild}`) and stored under.
+    const NAME: ProviderName = ProviderName::known("tipjar");
+}
 
 /// One tip, as Tipjar posts it.
 #[derive(Deserialize)]
@@ -46,8 +53,8 @@ fn tip(body: &[u8]) -> Result<Tip, String> {
 
 #[async_trait]
 impl PaymentProvider for Tipjar {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Custom
+    fn name(&self) -> ProviderName {
+        Tipjar::NAME
     }
 
     fn verify(
@@ -129,10 +136,12 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let user: UserId = "123456789012345678".parse()?;
     repo.put_guild(&Guild::new(guild, "Tip-funded server")).await?;
     let price = Money::parse("3.00", Currency::Usd)?;
-    repo.put_paid_role(&PaidRole::new(guild, role, "Supporter", price, Term::fixed(30)?)?).await?;
-    let credentials = ProviderCredentials::new(Secret::new(TOKEN));
-    Tipjar.check_credentials(&credentials).await?;
-    repo.put_credentials(guild, ProviderKind::Custom, &credentials).await?;
+    let providers = ProviderRegistry::new().with(Arc::new(Tipjar));
+    let supporter = PaidRole::new(guild, role, "Supporter", price, Term::fixed(30)?)?
+        .with_link(ProductLink::to(Tipjar::NAME));
+    sell_role(&repo, &providers, &supporter).await?;
+    set_credentials(&repo, &providers, guild, Tipjar::NAME, &ProviderCredentials::new(Secret::new(TOKEN)))
+        .await?;
     discord.join(guild, user);
 
     let now = SystemClock.now().format(&Rfc3339)?;

@@ -9,7 +9,7 @@
 use std::error::Error;
 
 use docobo::core::domain::{
-    Currency, Guild, GuildId, Money, PaidRole, ProviderKind, RoleId, Secret, Term, UserId,
+    Currency, Guild, GuildId, Money, PaidRole, ProductLink, ProviderName, RoleId, Secret, Term, UserId,
 };
 use docobo::core::ports::{CatalogRepo, Clock, EntitlementRepo, ProviderCredentials};
 use docobo::core::service::{expire_due, ingest_webhook, run_due_jobs};
@@ -86,18 +86,18 @@ async fn main() -> Result<(), Box<dyn Error>> {
         repo: MemoryRepo::new(),
         discord: FakeRoles::new(),
         clock: ManualClock::new(datetime!(2026-11-01 00:00 UTC)),
-        provider: ToyProvider { kind: ProviderKind::Polar },
+        provider: ToyProvider::named(ProviderName::POLAR),
         guild: "900000000000000001".parse()?,
         user: "123456789012345678".parse()?,
         role: "700000000000000007".parse()?,
     };
     let price = Money::parse("5.00", Currency::Usd)?;
     let mut vip = PaidRole::new(demo.guild, demo.role, "VIP", price, Term::Recurring)?;
-    vip.polar_product = Some("prod_vip".to_owned());
+    vip.link(ProductLink::product(ProviderName::POLAR, "prod_vip"));
     demo.repo.put_guild(&Guild::new(demo.guild, "Example server")).await?;
     demo.repo.put_paid_role(&vip).await?;
     demo.repo
-        .put_credentials(demo.guild, ProviderKind::Polar, &ProviderCredentials::new(Secret::new(SECRET)))
+        .put_credentials(demo.guild, ProviderName::POLAR, &ProviderCredentials::new(Secret::new(SECRET)))
         .await?;
     demo.discord.join(demo.guild, demo.user);
     demo.say(format_args!("server sells VIP for {price} per month; member {} joins", demo.user));

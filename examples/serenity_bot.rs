@@ -139,9 +139,9 @@ async fn play(
         Money::parse("5.00", Currency::Usd)?,
         Term::Recurring,
     )?;
-    vip.polar_product = Some(PRODUCT.to_owned());
+    vip.link(ProductLink::product(ProviderName::POLAR, PRODUCT));
     repo.put_paid_role(&vip).await?;
-    repo.put_credentials(guild, ProviderKind::Polar, &ProviderCredentials::new(Secret::new(POLAR_SECRET)))
+    repo.put_credentials(guild, ProviderName::POLAR, &ProviderCredentials::new(Secret::new(POLAR_SECRET)))
         .await?;
 
     // Your HTTP server receives Polar's webhook and hands the raw body and headers to Docobo.

@@ -15,14 +15,16 @@ pub mod prelude {
     pub use docobo_adapters::discord::{CALL_TIMEOUT, DiscordRoles, rest_client};
     pub use docobo_adapters::polar::Polar;
     pub use docobo_adapters::seaorm::SeaOrmRepo;
-    pub use docobo_adapters::sepay::Sepay;
+    pub use docobo_adapters::sepay::{Sepay, SepaySettings};
     pub use docobo_adapters::workers::{expirer, role_worker};
     pub use docobo_core::domain::{
-        Currency, GuildId, Money, PaidRole, ProviderKind, RoleId, Secret, Term, UserId,
+        Currency, Guild, GuildId, Money, PaidRole, ProductLink, ProviderName, RoleId, Secret, Term, UserId,
     };
     pub use docobo_core::ports::{
         CatalogRepo, Clock, Headers, PaymentProvider, ProviderCredentials, ProviderRegistry, RoleGateway,
         SubscriptionRepo, SystemClock,
     };
-    pub use docobo_core::service::{ingest_webhook, lease_and_batch, run_due_jobs};
+    pub use docobo_core::service::{
+        ingest_webhook, lease_and_batch, register_guild, run_due_jobs, sell_role, set_credentials,
+    };
 }

@@ -69,7 +69,7 @@ async fn deliver(history: &[(&str, i64, Option<i64>)], order: &[usize]) -> (Stat
     repo.put_paid_role(&PaidRole::new(guild, role, "VIP", price, Term::Recurring).expect("role"))
         .await
         .expect("role");
-    repo.put_credentials(guild, ProviderKind::Polar, &ProviderCredentials::new(Secret::new(SECRET)))
+    repo.put_credentials(guild, ProviderName::POLAR, &ProviderCredentials::new(Secret::new(SECRET)))
         .await
         .expect("creds");
     let clock = Arc::new(ManualClock::new(NOW));
@@ -80,7 +80,7 @@ async fn deliver(history: &[(&str, i64, Option<i64>)], order: &[usize]) -> (Stat
             let text = body(i, history[i]);
             tokio::spawn(async move {
                 let headers = ToyProvider::headers(SECRET, text.as_bytes());
-                let toy = ToyProvider { kind: ProviderKind::Polar };
+                let toy = ToyProvider::named(ProviderName::POLAR);
                 ingest_webhook(&*repo, &toy, &*clock, guild, &headers, text.as_bytes()).await
             })
         })
@@ -94,7 +94,7 @@ async fn deliver(history: &[(&str, i64, Option<i64>)], order: &[usize]) -> (Stat
     {
     }
     let entitlement = repo
-        .entitlement(ProviderKind::Polar, guild, &"sub_1".parse().expect("ref"))
+        .entitlement(ProviderName::POLAR, guild, &"sub_1".parse().expect("ref"))
         .await
         .expect("read")
         .expect("one");

@@ -2,7 +2,7 @@
 //! (`fixtures/polar/generate.py` validates every one with `jsonschema`).
 
 use docobo_adapters::polar::{Polar, parse::parse, signature};
-use docobo_core::domain::{ProviderKind, Secret, UserId};
+use docobo_core::domain::{ProviderName, Secret, UserId};
 use docobo_core::machine::EventKind;
 use docobo_core::ports::{Headers, PaymentProvider, ProviderCredentials, VerifyError};
 use proptest::prelude::*;
@@ -160,7 +160,7 @@ fn the_provider_reads_the_delivery_id_from_webhook_id() {
         .with("webhook-signature", signature::sign(&key, "1b4e28ba-2fa1-11d2-883f-0016d3cca427", ts, &body));
     let creds = ProviderCredentials::new(Secret::new(secret));
     let polar = Polar::default();
-    assert_eq!(polar.kind(), ProviderKind::Polar);
+    assert_eq!(polar.name(), ProviderName::POLAR);
     assert_eq!(polar.verify(&headers, &body, &creds, now), Ok(()));
     let parsed = polar.parse(&headers, &body, &creds).expect("parses");
     assert_eq!(parsed.event_id.as_str(), "1b4e28ba-2fa1-11d2-883f-0016d3cca427");

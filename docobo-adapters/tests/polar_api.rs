@@ -13,14 +13,16 @@ fn request(product: Option<&str>) -> CheckoutRequest {
     let role: RoleId = "700000000000000007".parse().expect("id");
     let price = Money::parse("5.00", Currency::Usd).expect("price");
     let mut paid_role = PaidRole::new(guild, role, "VIP", price, Term::Recurring).expect("role");
-    paid_role.polar_product = product.map(str::to_owned);
+    if let Some(product) = product {
+        paid_role.link(ProductLink::product(ProviderName::POLAR, product));
+    }
     CheckoutRequest {
         checkout: Checkout {
             reference: "DCBJ0IN1".parse().expect("ref"),
             guild,
             user: "123456789012345678".parse().expect("id"),
             role,
-            provider: ProviderKind::Polar,
+            provider: ProviderName::POLAR,
             expected: price,
             created_at: datetime!(2026-11-22 00:00 UTC),
             expires_at: datetime!(2026-11-23 00:00 UTC),
@@ -91,7 +93,13 @@ async fn credentials_are_checked_against_polar() {
         polar.check_credentials(&creds(Some("polar_oat_bad"))).await,
         Err(CredentialError::Invalid(_))
     ));
-    assert!(matches!(polar.check_credentials(&creds(None)).await, Err(CredentialError::Invalid(_))));
+    let calls = fake.requests().len();
+    assert_eq!(
+        polar.check_credentials(&creds(None)).await,
+        Ok(()),
+        "webhooks only (docobo provider set polar without --access-token): nothing to ask Polar"
+    );
+    assert_eq!(fake.requests().len(), calls, "Polar was not called");
     let mut not_a_secret = creds(Some("polar_oat_good"));
     not_a_secret.webhook_secret = Secret::new("abc");
     assert!(

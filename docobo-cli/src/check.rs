@@ -1,10 +1,14 @@
-//! `docobo check`: the effective configuration (secrets redacted), then Discord as the server will
-//! see it — the token, the bot in each registered server, and each paid role within its reach.
+//! `docobo check`: the effective configuration (secrets redacted), the catalog under the rules of
+//! the registered providers (each paid role sellable, each of its providers configured), then
+//! Discord as the server will see it — the token, the bot in each registered server, and each
+//! paid role within its reach.
 //! Every problem is printed with what to fix; the exit code is 1 when there is any.
 
 use docobo_adapters::discord::DiscordRoles;
 use docobo_adapters::seaorm::SeaOrmRepo;
+use docobo_core::domain::PaidRole;
 use docobo_core::ports::{CatalogRepo, Manageable, RoleGateway};
+use docobo_core::service::sale_problems;
 use docobo_server::Config;
 
 use crate::commands::Failure;
@@ -13,13 +17,41 @@ pub async fn check(repo: &SeaOrmRepo) -> Result<(), Failure> {
     let config = Config::from_env().map_err(|e| Failure::Other(e.to_string()))?;
     println!("configuration (environment over docobo.toml over defaults):");
     for (key, value) in config.describe() {
-        println!("  {key:<24}{value}");
+        println!("  {key:<23} {value}");
     }
     let mut problems = 0usize;
     let mut report = |ok: bool, line: String| {
         problems += usize::from(!ok);
         println!("  [{}] {line}", if ok { "ok" } else { "FAIL" });
     };
+    println!("catalog:");
+    let providers = crate::commands::providers();
+    for guild in repo.guilds().await? {
+        for role in repo.paid_roles(guild.id).await? {
+            let mut found = sale_problems(&role, &providers);
+            if role.links.is_empty() {
+                found.push("no provider sells it, so /join does not offer it".to_owned());
+            }
+            for link in &role.links {
+                let name = link.provider;
+                match repo.credentials(guild.id, name).await {
+                    Ok(Some(_)) => {}
+                    Ok(None) => found.push(format!(
+                        "{} is not configured in this server (docobo provider set {} {name} ...)",
+                        name.title(),
+                        guild.id
+                    )),
+                    Err(e) => found.push(format!("{} credentials cannot be read: {e}", name.title())),
+                }
+            }
+            let what = format!("server {} role {} ({})", guild.id, role.role, role.name);
+            if found.is_empty() {
+                report(true, format!("{what}: on sale through {}", links(&role)));
+            } else {
+                report(false, format!("{what}: {}", found.join("; ")));
+            }
+        }
+    }
     println!("discord:");
     let Some(token) = &config.discord_bot_token else {
         report(false, "DISCORD_BOT_TOKEN is not set: paid roles are recorded but never granted".to_owned());
@@ -60,6 +92,10 @@ pub async fn check(repo: &SeaOrmRepo) -> Result<(), Failure> {
         }
     }
     summary(problems)
+}
+
+fn links(role: &PaidRole) -> String {
+    role.links.iter().map(|l| l.provider.title()).collect::<Vec<_>>().join(", ")
 }
 
 fn summary(problems: usize) -> Result<(), Failure> {

@@ -1,18 +1,19 @@
 //! Dispatch for every command of DESIGN §4, each a thin call into the adapters or the core;
 //! `manage` and `check` hold the longer ones.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use docobo_adapters::discord::DiscordRoles;
 use docobo_adapters::polar::Polar;
 use docobo_adapters::seaorm::SeaOrmRepo;
-use docobo_adapters::sepay::Sepay;
-use docobo_core::domain::{Entitlement, EventOutcome, Guild, GuildId, Money, PaidRole, ProviderKind, Secret};
-use docobo_core::ports::{
-    CatalogRepo, EntitlementRepo, Ledger, PaymentProvider, ProviderCredentials, ProviderRegistry, SystemClock,
+use docobo_adapters::sepay::{Sepay, SepayAuth, SepaySettings};
+use docobo_core::domain::{
+    Entitlement, EventOutcome, Guild, GuildId, Money, PaidRole, ProductLink, ProviderName, Secret,
 };
-use docobo_core::service::{reconcile_guild, replay_event};
+use docobo_core::ports::{
+    CatalogRepo, CredentialError, EntitlementRepo, Ledger, ProviderCredentials, ProviderRegistry, SystemClock,
+};
+use docobo_core::service::{CatalogRefusal, reconcile_guild, replay_event, sell_role, set_credentials};
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 
@@ -53,6 +54,34 @@ pub(crate) async fn registered(repo: &SeaOrmRepo, guild: GuildId) -> Result<Guil
 
 pub(crate) fn time_text(t: Option<time::OffsetDateTime>) -> serde_json::Value {
     t.and_then(|t| t.format(&Rfc3339).ok()).map_or(serde_json::Value::Null, serde_json::Value::String)
+}
+
+/// The providers this binary runs, as the server registers them (Polar's API at
+/// `POLAR_API_URL`, for checking a token and replaying).
+pub(crate) fn providers() -> ProviderRegistry {
+    let polar = std::env::var("POLAR_API_URL").map_or_else(|_| Polar::default(), Polar::new);
+    ProviderRegistry::new().with(Arc::new(polar)).with(Arc::new(Sepay))
+}
+
+/// A catalog refusal as the CLI reports it: the owner's input is wrong (exit 2), or something
+/// else is (exit 1).
+fn refused(e: CatalogRefusal) -> Failure {
+    match e {
+        CatalogRefusal::NotSellable(_) | CatalogRefusal::Credentials(CredentialError::Invalid(_)) => {
+            Failure::Usage(e.to_string())
+        }
+        other => Failure::Other(other.to_string()),
+    }
+}
+
+/// The providers a role is sold through, for tables: `polar (prod_1), sepay`.
+fn providers_text(role: &PaidRole) -> String {
+    let links = role.links.iter().map(|l| match (&l.product, &l.variant) {
+        (Some(p), Some(v)) => format!("{} ({p}/{v})", l.provider),
+        (Some(p), None) => format!("{} ({p})", l.provider),
+        _ => l.provider.to_string(),
+    });
+    links.collect::<Vec<_>>().join(", ")
 }
 
 /// `DISCORD_BOT_TOKEN` and `DOCOBO_DISCORD_API_URL` (default `https://discord.com`).
@@ -107,28 +136,21 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Provider(ProviderCommand::Set { guild, provider }) => {
             registered(&repo, guild).await?;
-            let (kind, credentials) = match provider {
+            let (name, credentials) = match provider {
                 ProviderSettings::Polar { webhook_secret, access_token } => {
                     let mut c = ProviderCredentials::new(Secret::new(webhook_secret));
                     c.api_token = access_token.map(Secret::new);
-                    (ProviderKind::Polar, c)
+                    (ProviderName::POLAR, c)
                 }
                 ProviderSettings::Sepay { api_key, bank, account, code_prefix, hmac } => {
-                    let mut c = ProviderCredentials::new(Secret::new(api_key));
-                    c.settings = BTreeMap::from([
-                        ("bank".to_owned(), bank),
-                        ("account".to_owned(), account),
-                        ("code_prefix".to_owned(), code_prefix.to_ascii_uppercase()),
-                        ("auth".to_owned(), if hmac { "hmac" } else { "apikey" }.to_owned()),
-                    ]);
-                    (ProviderKind::Sepay, c)
+                    let mut settings = SepaySettings::new(Secret::new(api_key), bank, account);
+                    settings.code_prefix = code_prefix;
+                    settings.auth = if hmac { SepayAuth::Hmac } else { SepayAuth::ApiKey };
+                    (ProviderName::SEPAY, settings.credentials())
                 }
             };
-            if kind == ProviderKind::Sepay {
-                Sepay.check_credentials(&credentials).await.map_err(|e| Failure::Usage(e.to_string()))?;
-            }
-            repo.put_credentials(guild, kind, &credentials).await?;
-            println!("{kind} credentials stored for guild {guild}; webhook path: /webhooks/{kind}/{guild}");
+            set_credentials(&repo, &providers(), guild, name, &credentials).await.map_err(refused)?;
+            println!("{name} credentials stored for guild {guild}; webhook path: /webhooks/{name}/{guild}");
         }
         Command::Role(RoleCommand::Add {
             guild,
@@ -145,19 +167,19 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             let name = name.unwrap_or_else(|| format!("Role {role}"));
             let mut paid =
                 PaidRole::new(guild, role, name, price, term).map_err(|e| Failure::Usage(e.to_string()))?;
-            paid.polar_product = polar_product;
-            paid.sepay = sepay;
-            let problems = paid.sale_problems();
-            if !problems.is_empty() {
-                let hint = if sepay {
-                    " (with --sepay: --currency VND and --term lifetime or a number of days)"
-                } else {
-                    ""
-                };
-                return Err(Failure::Usage(format!("role not saved: {}{hint}", problems.join("; "))));
+            if let Some(product) = polar_product {
+                paid.link(ProductLink::product(ProviderName::POLAR, product));
+            }
+            if sepay {
+                paid.link(ProductLink::to(ProviderName::SEPAY));
             }
             registered(&repo, guild).await?;
-            repo.put_paid_role(&paid).await?;
+            sell_role(&repo, &providers(), &paid).await.map_err(|e| match refused(e) {
+                Failure::Usage(why) if sepay => Failure::Usage(format!(
+                    "{why} (with --sepay: --currency VND and --term lifetime or a number of days)"
+                )),
+                other => other,
+            })?;
             println!("role {role} in guild {guild} is for sale: {price}, {term}");
         }
         Command::Role(RoleCommand::List { guild, json }) => {
@@ -165,10 +187,10 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             let rows = roles.iter().map(|r| {
                 json!({
                     "guild_id": r.guild, "role_id": r.role, "name": r.name, "price": r.price.to_string(),
-                    "term": r.term.to_string(), "polar_product": r.polar_product, "sepay": r.sepay,
+                    "term": r.term.to_string(), "providers": providers_text(r), "links": r.links,
                 })
             });
-            print(json, &["role_id", "name", "price", "term", "polar_product", "sepay"], rows.collect());
+            print(json, &["role_id", "name", "price", "term", "providers"], rows.collect());
         }
         Command::Role(RoleCommand::Remove { guild, role }) => {
             if !repo.remove_paid_role(guild, role).await? {
@@ -258,9 +280,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 .webhook_event_by_id(id)
                 .await?
                 .ok_or_else(|| Failure::Other(format!("no event {id}")))?;
-            let polar = std::env::var("POLAR_API_URL").map_or_else(|_| Polar::default(), Polar::new);
-            let providers = ProviderRegistry::new().with(Arc::new(polar)).with(Arc::new(Sepay));
-            let provider = providers.get(event.provider).ok_or_else(|| {
+            let provider = providers().get(event.provider).ok_or_else(|| {
                 Failure::Other(format!(
                     "{} events are replayed by the application that embeds their provider",
                     event.provider

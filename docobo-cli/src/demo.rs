@@ -6,16 +6,16 @@
 //! transfer (SePay) and gets that role; buys a lifetime supporter role and is refunded, which
 //! removes it; cancels VIP, which keeps the role until the period ends and then removes it.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use docobo_adapters::polar::{Polar, signature};
-use docobo_adapters::sepay::Sepay;
+use docobo_adapters::sepay::{Sepay, SepaySettings};
 use docobo_adapters::simulator::discord::FakeDiscord;
 use docobo_adapters::simulator::polar::{FakePolar, event};
 use docobo_core::domain::{
-    Currency, Guild, GuildId, Money, PaidRole, ProviderKind, RoleId, RoleJobKey, Secret, Term, UserId,
+    Currency, Guild, GuildId, Money, PaidRole, ProductLink, ProviderName, RoleId, RoleJobKey, Secret, Term,
+    UserId,
 };
 use docobo_core::ports::{CatalogRepo, Clock, JobQueue, ProviderCredentials};
 use docobo_core::service::{expire_due, start_checkout};
@@ -128,28 +128,21 @@ async fn shop(repo: &impl CatalogRepo) -> Result<(), Failure> {
     let guild: GuildId = id(GUILD)?;
     repo.put_guild(&Guild::new(guild, "Demo server")).await?;
     let usd = |a: &str| Money::parse(a, Currency::Usd);
-    let mut vip = PaidRole::new(guild, id(VIP)?, "VIP", usd("5.00")?, Term::Recurring)?;
-    vip.polar_product = Some(VIP_PRODUCT.to_owned());
-    let mut month = PaidRole::new(
-        guild,
-        id(MONTH)?,
-        "30 days",
-        Money::parse("250000", Currency::Vnd)?,
-        Term::fixed(30)?,
-    )?;
-    month.sepay = true;
-    let mut supporter = PaidRole::new(guild, id(SUPPORTER)?, "Supporter", usd("20.00")?, Term::Lifetime)?;
-    supporter.polar_product = Some(SUPPORTER_PRODUCT.to_owned());
+    let vip = PaidRole::new(guild, id(VIP)?, "VIP", usd("5.00")?, Term::Recurring)?
+        .with_link(ProductLink::product(ProviderName::POLAR, VIP_PRODUCT));
+    let vnd = Money::parse("250000", Currency::Vnd)?;
+    let month = PaidRole::new(guild, id(MONTH)?, "30 days", vnd, Term::fixed(30)?)?
+        .with_link(ProductLink::to(ProviderName::SEPAY));
+    let supporter = PaidRole::new(guild, id(SUPPORTER)?, "Supporter", usd("20.00")?, Term::Lifetime)?
+        .with_link(ProductLink::product(ProviderName::POLAR, SUPPORTER_PRODUCT));
     for role in [vip, month, supporter] {
         repo.put_paid_role(&role).await?;
     }
     let mut polar = ProviderCredentials::new(Secret::new(POLAR_SECRET));
     polar.api_token = Some(Secret::new(POLAR_TOKEN));
-    repo.put_credentials(guild, ProviderKind::Polar, &polar).await?;
-    let mut sepay = ProviderCredentials::new(Secret::new(SEPAY_KEY));
-    sepay.settings =
-        BTreeMap::from([("bank".into(), "MBBank".into()), ("account".into(), "0123499999".into())]);
-    repo.put_credentials(guild, ProviderKind::Sepay, &sepay).await?;
+    repo.put_credentials(guild, ProviderName::POLAR, &polar).await?;
+    let sepay = SepaySettings::new(Secret::new(SEPAY_KEY), "MBBank", "0123499999");
+    repo.put_credentials(guild, ProviderName::SEPAY, &sepay.credentials()).await?;
     Ok(())
 }
 

@@ -1,7 +1,8 @@
 //! `docobo-server`: configuration → adapters → HTTP.
 //!
-//! [`Application::build`] is the one door: `main` (through [`serve`]), every server test, the
-//! benches and `docobo demo` start Docobo through it. It opens the database and brings its schema
+//! [`Application::build`] (or [`Application::builder`], to add a clock or providers) is the one
+//! door: `main` (through [`serve`]), every server test, the benches and `docobo demo` start
+//! Docobo through it. It opens the database and brings its schema
 //! up to date, so the embedded default (a SQLite file next to the process) works with no set-up
 //! at all, builds the adapters, and binds the address; [`Application::run_until`] then serves.
 
@@ -26,7 +27,7 @@ use docobo_adapters::polar::Polar;
 use docobo_adapters::seaorm::{ConnectError, SeaOrmRepo};
 use docobo_adapters::sepay::Sepay;
 use docobo_core::domain::Secret;
-use docobo_core::ports::{Clock, ProviderRegistry, RoleGateway, SystemClock};
+use docobo_core::ports::{Clock, PaymentProvider, ProviderRegistry, RoleGateway, SystemClock};
 use poem::Server;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
 
@@ -56,20 +57,58 @@ impl std::fmt::Debug for Application {
     }
 }
 
-impl Application {
-    /// Opens and migrates the database, builds the adapters and binds `config.listen` (port 0
-    /// picks a free one). Business time is the system clock.
-    pub async fn build(config: Config) -> Result<Self, ServerError> {
-        Self::build_with_clock(config, Arc::new(SystemClock)).await
+/// An [`Application`] being put together: [`Application::builder`], then `build`.
+pub struct Builder {
+    config: Config,
+    clock: Arc<dyn Clock>,
+    providers: ProviderRegistry,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder").field("providers", &self.providers).finish_non_exhaustive()
+    }
+}
+
+impl Builder {
+    /// The clock that webhooks, interactions, the admin API and the workers read (the system
+    /// clock by default): tests pass a `ManualClock` to move time instead of sleeping.
+    #[must_use]
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
-    /// As [`Application::build`], with the clock that webhooks, interactions, the admin API and
-    /// the workers read: tests pass a `ManualClock` to move time instead of sleeping.
-    pub async fn build_with_clock(config: Config, clock: Arc<dyn Clock>) -> Result<Self, ServerError> {
-        let state = prepare(&config, clock).await?;
-        let acceptor = bind(config.listen).await?;
-        let address = local_addr(&acceptor).unwrap_or(config.listen);
+    /// Runs `provider` too, under its own name (`/webhooks/{name}/{guild}`, replay, `/join`,
+    /// `/setup`), replacing a built-in one of the same name. Polar and SePay are built in.
+    #[must_use]
+    pub fn provider(mut self, provider: Arc<dyn PaymentProvider>) -> Self {
+        self.providers = self.providers.with(provider);
+        self
+    }
+
+    /// Opens and migrates the database, builds the adapters and binds `config.listen` (port 0
+    /// picks a free one).
+    pub async fn build(self) -> Result<Application, ServerError> {
+        let state = prepare(&self.config, self.clock, self.providers).await?;
+        let acceptor = bind(self.config.listen).await?;
+        let address = local_addr(&acceptor).unwrap_or(self.config.listen);
         Ok(Application { state, acceptor, address })
+    }
+}
+
+impl Application {
+    /// The application `config` describes, with the system clock and the built-in providers.
+    pub async fn build(config: Config) -> Result<Self, ServerError> {
+        Self::builder(config).build().await
+    }
+
+    /// Starts an application from `config` with more than the configuration says: a clock, the
+    /// embedder's own providers.
+    pub fn builder(config: Config) -> Builder {
+        let polar = Polar::new(config.polar_api_url.clone());
+        let providers = ProviderRegistry::new().with(Arc::new(polar)).with(Arc::new(Sepay));
+        Builder { config, clock: Arc::new(SystemClock), providers }
     }
 
     /// The address it listens on.
@@ -95,7 +134,11 @@ impl Application {
 }
 
 /// Opens and migrates the database, and builds the shared state.
-async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<http::AppState>, ServerError> {
+async fn prepare(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+    providers: ProviderRegistry,
+) -> Result<Arc<http::AppState>, ServerError> {
     let repo = SeaOrmRepo::connect_rotating(
         &config.database_url,
         config.secret_key.as_ref().map(Secret::expose),
@@ -121,8 +164,6 @@ async fn prepare(config: &Config, clock: Arc<dyn Clock>) -> Result<Arc<http::App
     let discord_http = discord
         .as_ref()
         .map_or_else(|| Arc::new(rest_client("", &config.discord_api_url)), DiscordRoles::http);
-    let polar = Polar::new(config.polar_api_url.clone());
-    let providers = ProviderRegistry::new().with(Arc::new(polar)).with(Arc::new(Sepay));
     let bot = Bot::new(Arc::new(repo.clone()), gateway.clone(), providers.clone(), &config.public_url);
     Ok(Arc::new(http::AppState {
         clock,

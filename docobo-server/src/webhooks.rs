@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use docobo_core::domain::GuildId;
+use docobo_core::domain::{GuildId, ProviderName};
 use docobo_core::ports::{Headers, PaymentProvider, StoreError};
 use docobo_core::service::{IngestError, IngestOutcome, ingest_webhook};
 use poem::error::ReadBodyError;
@@ -29,7 +29,7 @@ pub const MAX_BODY: usize = 1024 * 1024;
 /// faster than 20 tries a minute from any number of addresses. Providers retry a 429, so a
 /// lockout delays a guild's real deliveries by a minute at most; it never loses them.
 #[derive(Debug, Default)]
-pub struct AuthThrottle(std::sync::Mutex<std::collections::HashMap<(GuildId, &'static str), Window>>);
+pub struct AuthThrottle(std::sync::Mutex<std::collections::HashMap<(GuildId, ProviderName), Window>>);
 
 #[derive(Debug, Clone, Copy)]
 struct Window {
@@ -47,12 +47,12 @@ impl AuthThrottle {
 
     fn windows(
         &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<(GuildId, &'static str), Window>> {
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<(GuildId, ProviderName), Window>> {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// How long the endpoint stays locked, if it is.
-    fn locked(&self, key: (GuildId, &'static str)) -> Option<std::time::Duration> {
+    fn locked(&self, key: (GuildId, ProviderName)) -> Option<std::time::Duration> {
         let now = std::time::Instant::now();
         self.windows()
             .get(&key)
@@ -61,7 +61,7 @@ impl AuthThrottle {
     }
 
     /// Counts a failure; `true` when it locks the endpoint.
-    fn failed(&self, key: (GuildId, &'static str)) -> bool {
+    fn failed(&self, key: (GuildId, ProviderName)) -> bool {
         let now = std::time::Instant::now();
         let mut windows = self.windows();
         if windows.len() >= Self::MAX_KEYS {
@@ -100,12 +100,12 @@ async fn ingest(
     // (Polar's is in a header; SePay's is read from the body, and recorded once known).
     let span = tracing::info_span!(
         "webhook",
-        provider = %provider.kind(),
+        provider = %provider.name(),
         guild,
         event_id = headers.get("webhook-id").and_then(|v| v.to_str().ok()),
     );
     let (outcome, response) = answer(state, provider, guild, headers, body).instrument(span).await;
-    state.metrics.webhook(provider.kind().as_str(), outcome, started.elapsed());
+    state.metrics.webhook(provider.name().as_str(), outcome, started.elapsed());
     response
 }
 
@@ -117,11 +117,11 @@ async fn answer(
     headers: &HeaderMap,
     body: Body,
 ) -> (&'static str, Response) {
-    let kind = provider.kind();
+    let kind = provider.name();
     let Ok(guild) = guild.parse::<GuildId>() else {
         return ("not_found", status(StatusCode::NOT_FOUND, "unknown guild"));
     };
-    let throttle_key = (guild, kind.as_str());
+    let throttle_key = (guild, kind);
     if let Some(left) = state.auth_failures.locked(throttle_key) {
         let message = "too many failed authentications; try again later";
         return ("locked", refuse(StatusCode::TOO_MANY_REQUESTS, message, Some(left.as_secs().max(1))));
@@ -159,7 +159,7 @@ async fn answer(
             tracing::info!(outcome, "webhook acknowledged");
             let response = match kind {
                 // SePay retries and raises incidents unless it sees exactly this.
-                docobo_core::domain::ProviderKind::Sepay => Json(json!({ "success": true })).into_response(),
+                docobo_core::domain::ProviderName::SEPAY => Json(json!({ "success": true })).into_response(),
                 _ => Json(json!({ "status": outcome, "event_id": report.event_id })).into_response(),
             };
             (outcome, response)

@@ -12,9 +12,9 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use docobo_core::domain::{Guild, GuildId, UserId};
-use docobo_core::ports::{Clock, GatewayError, StoreError, SubscriptionRepo};
-use docobo_core::service::on_member_join;
+use docobo_core::domain::{GuildId, UserId};
+use docobo_core::ports::{Clock, GatewayError, SubscriptionRepo};
+use docobo_core::service::{on_member_join, register_guild};
 use serenity::all::{ClientBuilder, Context, EventHandler, GatewayIntents, Interaction, Member, Ready};
 
 use super::bot::{Bot, follow_up};
@@ -32,16 +32,6 @@ pub struct GatewayEvents {
 impl std::fmt::Debug for GatewayEvents {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GatewayEvents").field("bot", &self.bot).finish_non_exhaustive()
-    }
-}
-
-/// Registers a guild the bot is in; an existing guild keeps its settings and gets its current
-/// name.
-pub async fn register_guild(repo: &dyn SubscriptionRepo, id: GuildId, name: &str) -> Result<(), StoreError> {
-    match repo.guild(id).await? {
-        Some(g) if g.name == name => Ok(()),
-        Some(g) => repo.put_guild(&Guild { name: name.to_owned(), ..g }).await,
-        None => repo.put_guild(&Guild::new(id, name)).await,
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use docobo_core::domain::Secret;
+use docobo_core::domain::{ProviderName, Secret};
 use docobo_core::ports::{CheckoutError, CheckoutLink, CheckoutRequest, CredentialError};
 use serde_json::{Value, json};
 
@@ -39,7 +39,7 @@ pub async fn create_checkout(
     request: &CheckoutRequest,
 ) -> Result<CheckoutLink, CheckoutError> {
     let role = &request.paid_role;
-    let product = role.polar_product.as_deref().ok_or_else(|| {
+    let product = role.product_at(ProviderName::POLAR).ok_or_else(|| {
         CheckoutError::NotConfigured(format!(
             "role {} has no Polar product (docobo role add ... --polar-product)",
             role.role

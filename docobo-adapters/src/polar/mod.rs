@@ -8,11 +8,13 @@ pub mod api;
 pub mod parse;
 pub mod signature;
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
-use docobo_core::domain::{ProviderKind, Timestamp};
+use docobo_core::domain::{ProviderName, Secret, Timestamp};
 use docobo_core::ports::{
     CheckoutError, CheckoutLink, CheckoutRequest, CredentialError, Headers, ParseError, ParsedWebhook,
-    PaymentProvider, ProviderCredentials, VerifyError,
+    PaymentProvider, ProviderCredentials, Sells, SetupField, VerifyError,
 };
 
 /// The Polar provider.
@@ -37,8 +39,45 @@ impl Default for Polar {
 
 #[async_trait]
 impl PaymentProvider for Polar {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Polar
+    fn name(&self) -> ProviderName {
+        ProviderName::POLAR
+    }
+
+    /// Subscriptions and one-time orders in any currency Polar takes, found by product.
+    fn sells(&self) -> Sells {
+        Sells { needs_product: true, ..Sells::ANYTHING }
+    }
+
+    fn payment_method(&self) -> &str {
+        "Card or subscription, via Polar"
+    }
+
+    fn setup_form(&self) -> &[SetupField] {
+        const FORM: [SetupField; 2] = [
+            SetupField {
+                id: "webhook_secret",
+                label: "Webhook secret",
+                placeholder: "whsec_… (Polar → Settings → Webhooks)",
+                required: true,
+            },
+            SetupField {
+                id: "access_token",
+                label: "Organization access token",
+                placeholder: "polar_oat_… (for checkouts)",
+                required: true,
+            },
+        ];
+        &FORM
+    }
+
+    fn credentials_from_form(
+        &self,
+        values: &BTreeMap<String, String>,
+    ) -> Result<ProviderCredentials, CredentialError> {
+        let get = |key: &str| values.get(key).map_or("", |v| v.trim());
+        let mut credentials = ProviderCredentials::new(Secret::new(get("webhook_secret")));
+        credentials.api_token = Some(Secret::new(get("access_token")));
+        Ok(credentials)
     }
 
     fn verify(
@@ -85,9 +124,11 @@ impl PaymentProvider for Polar {
         if !credentials.webhook_secret.expose().starts_with("whsec_") {
             return Err(CredentialError::Invalid("a Polar webhook secret starts with whsec_".to_owned()));
         }
-        let token = credentials.api_token.as_ref().ok_or_else(|| {
-            CredentialError::Invalid("an organization access token is needed to create checkouts".to_owned())
-        })?;
-        api::check_token(&self.client, &self.api_url, token).await
+        // Without a token Docobo only receives webhooks (checkouts are made elsewhere); `/setup`'s
+        // form asks for one, since `/join` needs it.
+        match &credentials.api_token {
+            Some(token) => api::check_token(&self.client, &self.api_url, token).await,
+            None => Ok(()),
+        }
     }
 }

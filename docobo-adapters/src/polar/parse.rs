@@ -261,6 +261,7 @@ fn subject(
         role,
         guild,
         product: product.map(str::to_owned),
+        variant: None,
         checkout_refs,
         paid: None,
         one_time: false,

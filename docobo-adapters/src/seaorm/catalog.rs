@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use docobo_core::domain::{
-    Checkout, CheckoutRef, Guild, GuildId, Money, PaidRole, ProviderKind, RoleId, Secret,
+    Checkout, CheckoutRef, Guild, GuildId, Money, PaidRole, ProviderName, RoleId, Secret,
 };
 use docobo_core::ports::{CatalogRepo, CheckoutRepo, ProviderCredentials, StoreError};
 use sea_orm::sea_query::OnConflict;
@@ -30,8 +30,8 @@ fn role_from(m: paid_role::Model) -> Result<PaidRole, StoreError> {
         name: m.name,
         price: Money::from_minor(m.price_minor, currency).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         term: parse("term", &m.term)?,
-        polar_product: m.polar_product,
-        sepay: m.sepay,
+        links: serde_json::from_str(&m.links)
+            .map_err(|e| StoreError::Corrupt(format!("paid role links: {e}")))?,
     })
 }
 
@@ -51,7 +51,7 @@ fn checkout_from(m: checkout::Model) -> Result<Checkout, StoreError> {
 }
 
 /// What the sealed credentials are bound to: a row copied elsewhere does not decrypt.
-fn context(guild: GuildId, provider: ProviderKind) -> Vec<u8> {
+fn context(guild: GuildId, provider: ProviderName) -> Vec<u8> {
     format!("docobo-credentials:{guild}:{provider}").into_bytes()
 }
 
@@ -123,13 +123,22 @@ impl CatalogRepo for SeaOrmRepo {
             price_minor: Set(r.price.minor),
             currency: Set(r.price.currency.code().to_owned()),
             term: Set(r.term.to_string()),
-            polar_product: Set(r.polar_product.clone()),
-            sepay: Set(r.sepay),
+            links: Set(serde_json::to_string(&r.links).map_err(|e| StoreError::Corrupt(e.to_string()))?),
+            polar_product: Set(r.product_at(ProviderName::POLAR).map(str::to_owned)),
+            sepay: Set(r.link_to(ProviderName::SEPAY).is_some()),
         };
         paid_role::Entity::insert(row)
             .on_conflict(
                 OnConflict::columns([C::GuildId, C::RoleId])
-                    .update_columns([C::Name, C::PriceMinor, C::Currency, C::Term, C::PolarProduct, C::Sepay])
+                    .update_columns([
+                        C::Name,
+                        C::PriceMinor,
+                        C::Currency,
+                        C::Term,
+                        C::Links,
+                        C::PolarProduct,
+                        C::Sepay,
+                    ])
                     .to_owned(),
             )
             .exec(&self.db)
@@ -156,24 +165,10 @@ impl CatalogRepo for SeaOrmRepo {
         rows.into_iter().map(role_from).collect()
     }
 
-    async fn paid_role_by_product(
-        &self,
-        guild: GuildId,
-        product: &str,
-    ) -> Result<Option<PaidRole>, StoreError> {
-        let row = paid_role::Entity::find()
-            .filter(paid_role::Column::GuildId.eq(sf(guild.get())))
-            .filter(paid_role::Column::PolarProduct.eq(product))
-            .one(&self.db)
-            .await
-            .map_err(store_err)?;
-        row.map(role_from).transpose()
-    }
-
     async fn put_credentials(
         &self,
         guild: GuildId,
-        provider: ProviderKind,
+        provider: ProviderName,
         credentials: &ProviderCredentials,
     ) -> Result<(), StoreError> {
         let secrets = self.secrets.as_ref().ok_or_else(|| {
@@ -201,7 +196,7 @@ impl CatalogRepo for SeaOrmRepo {
     async fn credentials(
         &self,
         guild: GuildId,
-        provider: ProviderKind,
+        provider: ProviderName,
     ) -> Result<Option<ProviderCredentials>, StoreError> {
         let row = credential::Entity::find_by_id((sf(guild.get()), provider.as_str().to_owned()))
             .one(&self.db)
@@ -214,7 +209,7 @@ impl CatalogRepo for SeaOrmRepo {
     async fn guild_and_credentials(
         &self,
         guild: GuildId,
-        provider: ProviderKind,
+        provider: ProviderName,
     ) -> Result<(Option<Guild>, Option<ProviderCredentials>), StoreError> {
         let backend = self.db.get_database_backend();
         let sql = match backend {
@@ -262,7 +257,7 @@ impl SeaOrmRepo {
         let count = rows.len();
         for row in rows {
             let guild = super::convert::guild_id(row.guild_id)?;
-            let provider: ProviderKind = super::convert::parse("provider", &row.provider)?;
+            let provider: ProviderName = super::convert::parse("provider", &row.provider)?;
             let ctx = context(guild, provider);
             let plain = secrets.open(&row.sealed, &ctx).ok_or_else(|| {
                 StoreError::Corrupt(format!(
@@ -288,7 +283,7 @@ impl SeaOrmRepo {
             return Ok(());
         };
         let guild = super::convert::guild_id(row.guild_id)?;
-        let provider: ProviderKind = super::convert::parse("provider", &row.provider)?;
+        let provider: ProviderName = super::convert::parse("provider", &row.provider)?;
         self.unseal(guild, provider, &row.sealed).map(drop)
     }
 
@@ -296,7 +291,7 @@ impl SeaOrmRepo {
     fn unseal(
         &self,
         guild: GuildId,
-        provider: ProviderKind,
+        provider: ProviderName,
         sealed: &[u8],
     ) -> Result<ProviderCredentials, StoreError> {
         let unreadable = |why: &str| {

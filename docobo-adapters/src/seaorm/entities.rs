@@ -34,7 +34,11 @@ pub mod paid_role {
         pub price_minor: i64,
         pub currency: String,
         pub term: String,
+        /// The provider links, a JSON array (migration m0004).
+        pub links: String,
+        /// Written as a mirror of the Polar link for binaries older than m0004; never read.
         pub polar_product: Option<String>,
+        /// Written as a mirror of the SePay link for binaries older than m0004; never read.
         pub sepay: bool,
     }
 

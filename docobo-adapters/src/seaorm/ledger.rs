@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use docobo_core::domain::{
-    AuditEntry, Entitlement, EntitlementId, EventId, EventOutcome, ExternalRef, GuildId, ProviderKind,
+    AuditEntry, Entitlement, EntitlementId, EventId, EventOutcome, ExternalRef, GuildId, ProviderName,
     RoleJobKey, Timestamp, UserId, WebhookEvent,
 };
 use docobo_core::machine::Standing;
@@ -203,7 +203,7 @@ impl Ledger for SeaOrmRepo {
 
     async fn webhook_event(
         &self,
-        provider: ProviderKind,
+        provider: ProviderName,
         guild: GuildId,
         id: &EventId,
     ) -> Result<Option<WebhookEvent>, StoreError> {
@@ -299,7 +299,7 @@ impl SeaOrmRepo {
 impl EntitlementRepo for SeaOrmRepo {
     async fn entitlement(
         &self,
-        provider: ProviderKind,
+        provider: ProviderName,
         guild: GuildId,
         external_ref: &ExternalRef,
     ) -> Result<Option<Entitlement>, StoreError> {

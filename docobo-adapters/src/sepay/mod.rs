@@ -4,16 +4,21 @@
 //! transaction (reference `providers.md` §2). The code is the only link between money and member,
 //! so `/join` stores a checkout under it before showing the QR.
 //!
-//! Credentials: `webhook_secret` is the API key (or the HMAC secret), settings `bank`, `account`,
-//! `code_prefix` (default `DCB`) and `auth` (`apikey`, the default, or `hmac`).
+//! Credentials: [`SepaySettings`] (the API key or HMAC secret, the bank, the account, the code
+//! prefix and the authentication mode).
 
 mod parse;
+mod settings;
+
+pub use settings::{SepayAuth, SepaySettings};
+
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
-use docobo_core::domain::{ProviderKind, Secret, Timestamp};
+use docobo_core::domain::{Currency, ProviderName, Secret, Timestamp};
 use docobo_core::ports::{
     CheckoutError, CheckoutLink, CheckoutRequest, CredentialError, Headers, ParseError, ParsedWebhook,
-    PaymentProvider, ProviderCredentials, VerifyError,
+    PaymentProvider, ProviderCredentials, Sells, SetupField, VerifyError,
 };
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -27,10 +32,6 @@ pub const TOLERANCE_SECONDS: i64 = 5 * 60;
 /// The SePay provider.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Sepay;
-
-fn setting<'a>(credentials: &'a ProviderCredentials, key: &str) -> Option<&'a str> {
-    credentials.settings.get(key).map(String::as_str).filter(|v| !v.is_empty())
-}
 
 /// `sha256=<hex>` of `{timestamp}.{body}`, SePay's HMAC mode.
 pub fn hmac_signature(secret: &str, timestamp: &str, body: &[u8]) -> String {
@@ -91,8 +92,32 @@ pub fn qr_image_url(bank: &str, account: &str, amount: i64, code: &str) -> Strin
 
 #[async_trait]
 impl PaymentProvider for Sepay {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Sepay
+    fn name(&self) -> ProviderName {
+        ProviderName::SEPAY
+    }
+
+    /// Bank transfers in đồng, each a one-off payment matched to its checkout by code.
+    fn sells(&self) -> Sells {
+        Sells { renewals: false, only_currency: Some(Currency::Vnd), needs_product: false }
+    }
+
+    fn payment_method(&self) -> &str {
+        "Vietnamese bank transfer (VietQR), via SePay"
+    }
+
+    fn works_offline(&self) -> bool {
+        true
+    }
+
+    fn setup_form(&self) -> &[SetupField] {
+        &settings::FORM
+    }
+
+    fn credentials_from_form(
+        &self,
+        values: &BTreeMap<String, String>,
+    ) -> Result<ProviderCredentials, CredentialError> {
+        SepaySettings::from_form(values).map(|s| s.credentials())
     }
 
     fn verify(
@@ -102,9 +127,9 @@ impl PaymentProvider for Sepay {
         credentials: &ProviderCredentials,
         now: Timestamp,
     ) -> Result<(), VerifyError> {
-        match setting(credentials, "auth") {
-            Some("hmac") => verify_hmac(headers, body, &credentials.webhook_secret, now),
-            _ => verify_api_key(headers, &credentials.webhook_secret),
+        match SepaySettings::read(credentials).auth {
+            SepayAuth::Hmac => verify_hmac(headers, body, &credentials.webhook_secret, now),
+            SepayAuth::ApiKey => verify_api_key(headers, &credentials.webhook_secret),
         }
     }
 
@@ -114,8 +139,9 @@ impl PaymentProvider for Sepay {
         body: &[u8],
         credentials: &ProviderCredentials,
     ) -> Result<ParsedWebhook, ParseError> {
-        let prefix = setting(credentials, "code_prefix").unwrap_or(DEFAULT_CODE_PREFIX);
-        parse::parse(body, setting(credentials, "account"), prefix)
+        let settings = SepaySettings::read(credentials);
+        let account = Some(settings.account.as_str()).filter(|a| !a.is_empty());
+        parse::parse(body, account, &settings.code_prefix)
     }
 
     async fn create_checkout(
@@ -123,12 +149,12 @@ impl PaymentProvider for Sepay {
         request: &CheckoutRequest,
         credentials: &ProviderCredentials,
     ) -> Result<CheckoutLink, CheckoutError> {
-        let (Some(bank), Some(account)) = (setting(credentials, "bank"), setting(credentials, "account"))
-        else {
+        let SepaySettings { bank, account, .. } = SepaySettings::read(credentials);
+        if bank.is_empty() || account.is_empty() {
             return Err(CheckoutError::NotConfigured("SePay needs the bank and account number".to_owned()));
-        };
+        }
         let c = &request.checkout;
-        if c.expected.currency != docobo_core::domain::Currency::Vnd {
+        if c.expected.currency != Currency::Vnd {
             return Err(CheckoutError::Rejected(format!(
                 "bank transfers are in VND, not {}",
                 c.expected.currency
@@ -136,7 +162,7 @@ impl PaymentProvider for Sepay {
         }
         Ok(CheckoutLink {
             url: None,
-            qr_image_url: Some(qr_image_url(bank, account, c.expected.minor, c.reference.as_str())),
+            qr_image_url: Some(qr_image_url(&bank, &account, c.expected.minor, c.reference.as_str())),
             instructions: format!(
                 "Transfer {} to {bank} account {account} with the memo {} (exactly this code).",
                 c.expected, c.reference
@@ -145,13 +171,14 @@ impl PaymentProvider for Sepay {
     }
 
     async fn check_credentials(&self, credentials: &ProviderCredentials) -> Result<(), CredentialError> {
+        let settings = SepaySettings::read(credentials);
         let mut missing = Vec::new();
-        let key = credentials.webhook_secret.expose().trim();
+        let key = settings.key.expose().trim();
         if key.is_empty() {
             missing.push("the API key");
         }
-        for (key, what) in [("bank", "the bank"), ("account", "the account number")] {
-            if setting(credentials, key).is_none() {
+        for (value, what) in [(&settings.bank, "the bank"), (&settings.account, "the account number")] {
+            if value.is_empty() {
                 missing.push(what);
             }
         }
@@ -171,12 +198,13 @@ impl PaymentProvider for Sepay {
         if !problems.is_empty() {
             return Err(CredentialError::Invalid(problems.join("; ")));
         }
-        match setting(credentials, "code_prefix") {
-            Some(p) if !(2..=5).contains(&p.len()) || !p.chars().all(|c| c.is_ascii_uppercase()) => {
-                Err(CredentialError::Invalid(format!("the code prefix {p:?} must be 2 to 5 capital letters")))
-            }
-            _ => Ok(()),
+        let p = &settings.code_prefix;
+        if !(2..=5).contains(&p.len()) || !p.chars().all(|c| c.is_ascii_uppercase()) {
+            return Err(CredentialError::Invalid(format!(
+                "the code prefix {p:?} must be 2 to 5 capital letters"
+            )));
         }
+        Ok(())
     }
 }
 

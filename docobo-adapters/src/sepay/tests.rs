@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
 
-use docobo_core::domain::{Checkout, Currency, Money, PaidRole, ProviderKind, Secret, Term};
+use docobo_core::domain::{Checkout, Currency, Money, PaidRole, ProviderName, Secret, Term};
 use docobo_core::machine::EventKind;
 use docobo_core::ports::{CheckoutRequest, Headers, PaymentProvider, ProviderCredentials, VerifyError};
 use time::macros::datetime;
@@ -126,7 +126,7 @@ async fn a_checkout_is_a_vietqr_image_and_the_code() {
             guild: g,
             user: "3".parse().expect("id"),
             role: r,
-            provider: ProviderKind::Sepay,
+            provider: ProviderName::SEPAY,
             expected: price,
             created_at: NOW,
             expires_at: NOW,

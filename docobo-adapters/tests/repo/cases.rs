@@ -29,7 +29,7 @@ pub fn key(n: u64) -> RoleJobKey {
 pub fn event(id: &str, outcome: EventOutcome) -> WebhookEvent {
     WebhookEvent {
         id: 0,
-        provider: ProviderKind::Polar,
+        provider: ProviderName::POLAR,
         guild: guild(),
         external_id: id.parse().expect("id"),
         body: format!("body of {id}").into_bytes(),
@@ -50,7 +50,7 @@ fn insert(n: u64, reference: &str, deadline: Option<OffsetDateTime>) -> Entitlem
         guild: guild(),
         user: user(n),
         role: role(),
-        provider: ProviderKind::Polar,
+        provider: ProviderName::POLAR,
         external_ref: reference.parse().expect("ref"),
         standing: paid_standing(Term::Recurring, T0 + Duration::days(30)),
         deadline,
@@ -74,7 +74,7 @@ pub async fn setup<R: SubscriptionRepo>(repo: &R) {
     repo.put_guild(&Guild::new(guild(), "Contract guild")).await.expect("guild");
     let price = Money::parse("5.00", Currency::Usd).expect("price");
     let mut vip = PaidRole::new(guild(), role(), "VIP", price, Term::Recurring).expect("role");
-    vip.polar_product = Some("prod_vip".to_owned());
+    vip.link(ProductLink::product(ProviderName::POLAR, "prod_vip"));
     repo.put_paid_role(&vip).await.expect("role");
 }
 
@@ -89,29 +89,44 @@ pub async fn guilds_and_paid_roles_round_trip<R: SubscriptionRepo>(repo: &R) {
     let price = Money::parse("250000", Currency::Vnd).expect("price");
     let mut vip =
         PaidRole::new(guild(), role(), "VIP (30 days)", price, Term::Fixed { days: 30 }).expect("role");
-    vip.sepay = true;
-    vip.polar_product = Some("prod_vip".to_owned());
+    vip.link(ProductLink::to(ProviderName::SEPAY));
+    vip.link(ProductLink::product(ProviderName::POLAR, "prod_vip"));
     repo.put_paid_role(&vip).await.expect("upsert");
     assert_eq!(repo.paid_role(guild(), role()).await.expect("read"), Some(vip.clone()));
     assert_eq!(repo.paid_roles(guild()).await.expect("read"), vec![vip.clone()]);
-    assert_eq!(repo.paid_role_by_product(guild(), "prod_vip").await.expect("read"), Some(vip));
-    assert_eq!(repo.paid_role_by_product(guild(), "prod_other").await.expect("read"), None);
+    let by_product = |provider: ProviderName, product: &'static str, variant: Option<&'static str>| {
+        repo.paid_role_by_product(guild(), provider, product, variant)
+    };
+    assert_eq!(by_product(ProviderName::POLAR, "prod_vip", None).await.expect("read"), Some(vip.clone()));
+    assert_eq!(by_product(ProviderName::POLAR, "prod_other", None).await.expect("read"), None);
+    let shop = ProviderName::known("shop");
+    assert_eq!(by_product(shop, "prod_vip", None).await.expect("read"), None, "another provider's product");
+
+    // Links are generic: any provider name, a product, one variant of it; and they are replaced
+    // as a whole on update.
+    vip.unlink(ProviderName::POLAR);
+    vip.link(ProductLink::product(shop, "42").variant("7"));
+    repo.put_paid_role(&vip).await.expect("upsert");
+    assert_eq!(repo.paid_role(guild(), role()).await.expect("read"), Some(vip.clone()));
+    assert_eq!(by_product(ProviderName::POLAR, "prod_vip", None).await.expect("read"), None, "unlinked");
+    assert_eq!(by_product(shop, "42", Some("7")).await.expect("read"), Some(vip.clone()));
+    assert_eq!(by_product(shop, "42", Some("8")).await.expect("read"), None, "another variant");
     let other = GuildId::new(5).expect("id");
     assert!(repo.paid_roles(other).await.expect("read").is_empty());
 }
 
 pub async fn credentials_round_trip<R: SubscriptionRepo>(repo: &R) {
     setup(repo).await;
-    assert_eq!(repo.credentials(guild(), ProviderKind::Sepay).await.expect("read"), None);
+    assert_eq!(repo.credentials(guild(), ProviderName::SEPAY).await.expect("read"), None);
     let mut creds = ProviderCredentials::new(Secret::new("sepay-api-key"));
     creds.api_token = Some(Secret::new("token"));
     creds.settings =
         BTreeMap::from([("bank".to_owned(), "MBBank".to_owned()), ("account".to_owned(), "0123".to_owned())]);
-    repo.put_credentials(guild(), ProviderKind::Sepay, &creds).await.expect("store");
-    assert_eq!(repo.credentials(guild(), ProviderKind::Sepay).await.expect("read"), Some(creds.clone()));
+    repo.put_credentials(guild(), ProviderName::SEPAY, &creds).await.expect("store");
+    assert_eq!(repo.credentials(guild(), ProviderName::SEPAY).await.expect("read"), Some(creds.clone()));
     let rotated = ProviderCredentials::new(Secret::new("rotated"));
-    repo.put_credentials(guild(), ProviderKind::Sepay, &rotated).await.expect("replace");
-    assert_eq!(repo.credentials(guild(), ProviderKind::Sepay).await.expect("read"), Some(rotated));
+    repo.put_credentials(guild(), ProviderName::SEPAY, &rotated).await.expect("replace");
+    assert_eq!(repo.credentials(guild(), ProviderName::SEPAY).await.expect("read"), Some(rotated));
 }
 
 pub async fn checkout_references_are_unique<R: SubscriptionRepo>(repo: &R) {
@@ -121,7 +136,7 @@ pub async fn checkout_references_are_unique<R: SubscriptionRepo>(repo: &R) {
         guild: guild(),
         user: user(1),
         role: role(),
-        provider: ProviderKind::Sepay,
+        provider: ProviderName::SEPAY,
         expected: Money::parse("250000", Currency::Vnd).expect("amount"),
         created_at: T0,
         expires_at: T0 + Duration::hours(1),
@@ -137,12 +152,12 @@ pub async fn a_commit_writes_event_entitlement_and_job_together<R: SubscriptionR
     let e = event("evt_1", EventOutcome::Processed);
     let recorded = repo.commit(commit(Some(e.clone()), vec![insert(1, "sub_1", None)], vec![key(1)])).await;
     assert_eq!(recorded, Ok(Recorded::Committed));
-    let stored = repo.webhook_event(ProviderKind::Polar, guild(), &e.external_id).await.expect("read");
+    let stored = repo.webhook_event(ProviderName::POLAR, guild(), &e.external_id).await.expect("read");
     let stored = stored.expect("recorded");
     assert!(stored.id > 0, "the store assigns an id");
     assert_eq!(stored, WebhookEvent { id: stored.id, ..e });
     let found =
-        repo.entitlement(ProviderKind::Polar, guild(), &"sub_1".parse().expect("ref")).await.expect("read");
+        repo.entitlement(ProviderName::POLAR, guild(), &"sub_1".parse().expect("ref")).await.expect("read");
     let found = found.expect("inserted");
     assert_eq!((found.user, found.revision, found.status()), (user(1), 1, machine::Status::Active));
     assert_eq!(found.created_at, T0);
@@ -163,11 +178,11 @@ pub async fn a_repeated_event_id_is_a_duplicate_and_writes_nothing<R: Subscripti
     assert!(repo.guild_entitlements(guild()).await.expect("read").is_empty());
     assert!(repo.jobs(JobState::Pending, 10).await.expect("read").is_empty());
     let stored =
-        repo.webhook_event(ProviderKind::Polar, guild(), &"evt_1".parse().expect("id")).await.expect("read");
+        repo.webhook_event(ProviderName::POLAR, guild(), &"evt_1".parse().expect("id")).await.expect("read");
     assert_eq!(stored.map(|e| e.outcome), Some(EventOutcome::Processed), "the first record stays");
     // The same id from another provider or guild is a different event.
     let mut sepay = event("evt_1", EventOutcome::Processed);
-    sepay.provider = ProviderKind::Sepay;
+    sepay.provider = ProviderName::SEPAY;
     assert_eq!(repo.commit(commit(Some(sepay), vec![], vec![])).await, Ok(Recorded::Committed));
 }
 
@@ -187,7 +202,7 @@ pub async fn a_failing_write_rolls_back_the_whole_commit<R: SubscriptionRepo>(re
     );
     assert_eq!(repo.commit(c).await, Err(StoreError::Conflict));
     assert_eq!(
-        repo.webhook_event(ProviderKind::Polar, guild(), &"evt_1".parse().expect("id")).await.expect("read"),
+        repo.webhook_event(ProviderName::POLAR, guild(), &"evt_1".parse().expect("id")).await.expect("read"),
         None
     );
     assert!(repo.guild_entitlements(guild()).await.expect("read").is_empty());
@@ -215,7 +230,7 @@ pub async fn concurrent_inserts_of_one_purchase_conflict<R: SubscriptionRepo>(re
         commit(Some(event("evt_2", EventOutcome::Processed)), vec![insert(1, "sub_1", None)], vec![]);
     assert_eq!(repo.commit(second).await, Err(StoreError::Conflict));
     assert_eq!(
-        repo.webhook_event(ProviderKind::Polar, guild(), &"evt_2".parse().expect("id")).await.expect("read"),
+        repo.webhook_event(ProviderName::POLAR, guild(), &"evt_2".parse().expect("id")).await.expect("read"),
         None
     );
 }
@@ -411,11 +426,11 @@ pub async fn next_due_names_the_earliest_run_or_lease_end<R: SubscriptionRepo>(r
 
 pub async fn a_webhook_flows_through_to_the_role<R: SubscriptionRepo>(repo: &R) {
     setup(repo).await;
-    repo.put_credentials(guild(), ProviderKind::Polar, &ProviderCredentials::new(Secret::new("s3cret")))
+    repo.put_credentials(guild(), ProviderName::POLAR, &ProviderCredentials::new(Secret::new("s3cret")))
         .await
         .expect("creds");
     let clock = ManualClock::new(T0);
-    let provider = ToyProvider { kind: ProviderKind::Polar };
+    let provider = ToyProvider::named(ProviderName::POLAR);
     let body = format!(
         "id=evt_1\nkind=payment_succeeded\nref=sub_1\nversion={}\nuser={}\nproduct=prod_vip\nuntil={}\n",
         T0.unix_timestamp(),
@@ -511,7 +526,7 @@ pub async fn payments_are_kept_once_per_reference_and_refunds_only_rise<R: Subsc
     setup(repo).await;
     let usd = |minor| Money { minor, currency: Currency::Usd };
     let paid = |reference: &str, refunded, at| Payment {
-        provider: ProviderKind::Polar,
+        provider: ProviderName::POLAR,
         guild: guild(),
         reference: reference.parse().expect("ref"),
         user: Some(user(1)),
@@ -534,7 +549,7 @@ pub async fn payments_are_kept_once_per_reference_and_refunds_only_rise<R: Subsc
 }
 
 pub async fn guild_and_credentials_are_read_together<R: SubscriptionRepo>(repo: &R) {
-    let polar = ProviderKind::Polar;
+    let polar = ProviderName::POLAR;
     assert_eq!(repo.guild_and_credentials(guild(), polar).await, Ok((None, None)));
     setup(repo).await;
     let mut stored = Guild::new(guild(), "Contract guild");
@@ -545,10 +560,10 @@ pub async fn guild_and_credentials_are_read_together<R: SubscriptionRepo>(repo: 
     creds.api_token = Some(Secret::new("polar_oat_joined"));
     repo.put_credentials(guild(), polar, &creds).await.expect("creds");
     let sepay = ProviderCredentials::new(Secret::new("sepay-key"));
-    repo.put_credentials(guild(), ProviderKind::Sepay, &sepay).await.expect("creds");
+    repo.put_credentials(guild(), ProviderName::SEPAY, &sepay).await.expect("creds");
     assert_eq!(repo.guild_and_credentials(guild(), polar).await, Ok((Some(stored.clone()), Some(creds))));
     assert_eq!(
-        repo.guild_and_credentials(guild(), ProviderKind::Sepay).await,
+        repo.guild_and_credentials(guild(), ProviderName::SEPAY).await,
         Ok((Some(stored), Some(sepay)))
     );
     let other = GuildId::new(5).expect("id");

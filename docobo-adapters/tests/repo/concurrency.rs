@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
-use docobo_core::domain::{JobState, ProviderKind, Secret};
+use docobo_core::domain::{JobState, ProviderName, Secret};
 use docobo_core::ports::{ProviderCredentials, Settlement, SubscriptionRepo};
 use docobo_core::service::{IngestOutcome, ingest_webhook};
 use docobo_core::testing::{ManualClock, ToyProvider};
@@ -13,7 +13,7 @@ use crate::cases::{T0, guild, key, setup, user};
 
 async fn fifty_concurrent_deliveries_of_one_event_apply_once<R: SubscriptionRepo + 'static>(repo: Arc<R>) {
     setup(repo.as_ref()).await;
-    repo.put_credentials(guild(), ProviderKind::Polar, &ProviderCredentials::new(Secret::new("s3cret")))
+    repo.put_credentials(guild(), ProviderName::POLAR, &ProviderCredentials::new(Secret::new("s3cret")))
         .await
         .expect("creds");
     let body = format!(
@@ -27,7 +27,7 @@ async fn fifty_concurrent_deliveries_of_one_event_apply_once<R: SubscriptionRepo
             tokio::spawn(async move {
                 let clock = ManualClock::new(T0);
                 let headers = ToyProvider::headers("s3cret", body.as_bytes());
-                let provider = ToyProvider { kind: ProviderKind::Polar };
+                let provider = ToyProvider::named(ProviderName::POLAR);
                 ingest_webhook(repo.as_ref(), &provider, &clock, guild(), &headers, body.as_bytes()).await
             })
         })
@@ -45,7 +45,7 @@ async fn fifty_concurrent_deliveries_of_one_event_apply_once<R: SubscriptionRepo
     let jobs = repo.jobs(JobState::Pending, 10).await.expect("read");
     assert_eq!((jobs.len(), jobs[0].generation), (1, 1), "exactly one job request");
     assert!(
-        repo.webhook_event(ProviderKind::Polar, guild(), &"evt_storm".parse().expect("id"))
+        repo.webhook_event(ProviderName::POLAR, guild(), &"evt_storm".parse().expect("id"))
             .await
             .expect("read")
             .is_some()

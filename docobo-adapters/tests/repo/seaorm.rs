@@ -3,7 +3,7 @@
 use docobo_adapters::seaorm::SeaOrmRepo;
 use docobo_adapters::seaorm::entities::credential;
 use docobo_adapters::seaorm::migration::Migrator;
-use docobo_core::domain::{Guild, ProviderKind, Secret};
+use docobo_core::domain::{Guild, ProductLink, ProviderName, Secret};
 use docobo_core::ports::{CatalogRepo, ProviderCredentials, StoreError};
 use sea_orm::EntityTrait;
 use sea_orm_migration::MigratorTrait;
@@ -30,6 +30,42 @@ async fn migrating_twice_is_harmless() {
         let again = SeaOrmRepo::connect(&url, None).await.expect("reconnects");
         again.migrate().await.expect("third, from a new connection");
         assert!(Migrator::get_pending_migrations(again.connection()).await.expect("status").is_empty());
+    }
+}
+
+/// m0004 moved the per-provider columns into generic links: roles stored before it keep where
+/// they were sold.
+#[tokio::test]
+async fn roles_stored_before_product_links_keep_their_polar_product_and_sepay() {
+    use sea_orm::ConnectionTrait;
+    for url in urls().await {
+        let repo = SeaOrmRepo::connect(&url, None).await.expect("connects");
+        Migrator::up(repo.connection(), Some(3)).await.expect("up to m0003");
+        repo.put_guild(&Guild::new(guild(), "old")).await.expect("guild");
+        repo.connection()
+            .execute_unprepared(&format!(
+                "INSERT INTO paid_roles (guild_id, role_id, name, price_minor, currency, term, polar_product, sepay) \
+                 VALUES ({g}, 7, 'Both', 250000, 'VND', '30d', 'prod_old', TRUE), \
+                        ({g}, 8, 'Bank', 250000, 'VND', '30d', NULL, TRUE), \
+                        ({g}, 9, 'None', 500, 'USD', 'recurring', NULL, FALSE)",
+                g = guild().get()
+            ))
+            .await
+            .expect("legacy rows");
+        repo.migrate().await.expect("upgrades");
+        let links: Vec<Vec<ProductLink>> =
+            repo.paid_roles(guild()).await.expect("read").into_iter().map(|r| r.links).collect();
+        assert_eq!(
+            links,
+            [
+                vec![
+                    ProductLink::product(ProviderName::POLAR, "prod_old"),
+                    ProductLink::to(ProviderName::SEPAY)
+                ],
+                vec![ProductLink::to(ProviderName::SEPAY)],
+                vec![],
+            ]
+        );
     }
 }
 
@@ -69,22 +105,22 @@ async fn credentials_are_sealed_and_a_wrong_key_is_an_error_not_garbage() {
         repo.migrate().await.expect("migrates");
         setup(&repo).await;
         let creds = ProviderCredentials::new(Secret::new("whsec_very_secret_value"));
-        repo.put_credentials(guild(), ProviderKind::Polar, &creds).await.expect("store");
+        repo.put_credentials(guild(), ProviderName::POLAR, &creds).await.expect("store");
         let rows = credential::Entity::find().all(repo.connection()).await.expect("raw rows");
         assert_eq!(rows.len(), 1);
         assert!(!rows[0].sealed.windows(11).any(|w| w == b"very_secret"), "the secret is stored in clear");
 
         let wrong = SeaOrmRepo::connect(&url, Some(OTHER_KEY)).await.expect("connects");
-        let err = wrong.credentials(guild(), ProviderKind::Polar).await.expect_err("wrong key");
+        let err = wrong.credentials(guild(), ProviderName::POLAR).await.expect_err("wrong key");
         assert!(matches!(&err, StoreError::Corrupt(m) if m.contains("DOCOBO_SECRET_KEY")), "{err:?}");
-        let err = wrong.guild_and_credentials(guild(), ProviderKind::Polar).await.expect_err("wrong key");
+        let err = wrong.guild_and_credentials(guild(), ProviderName::POLAR).await.expect_err("wrong key");
         assert!(matches!(&err, StoreError::Corrupt(m) if m.contains("DOCOBO_SECRET_KEY")), "{err:?}");
         let keyless = SeaOrmRepo::connect(&url, None).await.expect("connects");
         assert!(matches!(
-            keyless.credentials(guild(), ProviderKind::Polar).await,
+            keyless.credentials(guild(), ProviderName::POLAR).await,
             Err(StoreError::Corrupt(_))
         ));
-        let err = keyless.put_credentials(guild(), ProviderKind::Polar, &creds).await.expect_err("no key");
+        let err = keyless.put_credentials(guild(), ProviderName::POLAR, &creds).await.expect_err("no key");
         assert!(err.to_string().contains("DOCOBO_SECRET_KEY"), "{err}");
     }
 }
@@ -176,7 +212,7 @@ async fn l9_credentials_are_resealed_under_a_new_key_all_or_nothing() {
         old.migrate().await.expect("migrates");
         setup(&old).await;
         let creds = ProviderCredentials::new(Secret::new("whsec_rotate_me"));
-        old.put_credentials(guild(), ProviderKind::Polar, &creds).await.expect("stored");
+        old.put_credentials(guild(), ProviderName::POLAR, &creds).await.expect("stored");
         assert!(
             SeaOrmRepo::connect(&url, Some(SECRET_KEY))
                 .await
@@ -190,22 +226,22 @@ async fn l9_credentials_are_resealed_under_a_new_key_all_or_nothing() {
         let stranger = SeaOrmRepo::connect(&url, Some("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="))
             .await
             .expect("connects");
-        stranger.put_credentials(guild(), ProviderKind::Sepay, &creds).await.expect("stored");
+        stranger.put_credentials(guild(), ProviderName::SEPAY, &creds).await.expect("stored");
         let rotating =
             SeaOrmRepo::connect_rotating(&url, Some(SECRET_KEY), Some(OTHER_KEY)).await.expect("connects");
         assert!(matches!(rotating.reseal_credentials().await, Err(StoreError::Corrupt(_))));
-        assert!(old.credentials(guild(), ProviderKind::Polar).await.expect("still the old seal").is_some());
+        assert!(old.credentials(guild(), ProviderName::POLAR).await.expect("still the old seal").is_some());
         let sepay =
             credential::Entity::delete_by_id((i64::try_from(guild().get()).expect("id"), "sepay".to_owned()));
         sepay.exec(old.connection()).await.expect("delete");
 
         assert_eq!(rotating.reseal_credentials().await.expect("reseals"), 1);
         let new_only = SeaOrmRepo::connect(&url, Some(SECRET_KEY)).await.expect("connects");
-        let read = new_only.credentials(guild(), ProviderKind::Polar).await.expect("opens").expect("stored");
+        let read = new_only.credentials(guild(), ProviderName::POLAR).await.expect("opens").expect("stored");
         assert_eq!(read.webhook_secret.expose(), "whsec_rotate_me");
         assert!(new_only.credentials_readable().await.is_ok());
         assert!(
-            old.credentials(guild(), ProviderKind::Polar).await.is_err(),
+            old.credentials(guild(), ProviderName::POLAR).await.is_err(),
             "the old key no longer opens it"
         );
     }
@@ -234,7 +270,7 @@ async fn l12_old_bodies_of_settled_deliveries_are_pruned_and_failed_ones_kept() 
             let id = id.parse().expect("id");
             let repo = &repo;
             async move {
-                repo.webhook_event(ProviderKind::Polar, guild(), &id).await.expect("read").expect("kept").body
+                repo.webhook_event(ProviderName::POLAR, guild(), &id).await.expect("read").expect("kept").body
             }
         };
         assert!(body("p").await.is_empty() && body("i").await.is_empty());

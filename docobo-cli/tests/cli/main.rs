@@ -180,7 +180,7 @@ fn impossible_combinations_are_usage_errors_and_missing_things_are_failures() {
 fn a_failed_event_is_listed_and_replayed_after_the_fix() {
     use docobo_adapters::polar::{Polar, signature};
     use docobo_adapters::seaorm::SeaOrmRepo;
-    use docobo_core::domain::{ProviderKind, Secret};
+    use docobo_core::domain::{ProviderName, Secret};
     use docobo_core::ports::{CatalogRepo, Headers, ProviderCredentials};
     use docobo_core::service::ingest_webhook;
     use docobo_core::testing::ManualClock;
@@ -196,7 +196,7 @@ fn a_failed_event_is_listed_and_replayed_after_the_fix() {
         let repo = SeaOrmRepo::connect(&db, Some(KEY)).await.expect("connects");
         let guild = GUILD.parse().expect("id");
         let secret = "whsec_cli_test";
-        repo.put_credentials(guild, ProviderKind::Polar, &ProviderCredentials::new(Secret::new(secret)))
+        repo.put_credentials(guild, ProviderName::POLAR, &ProviderCredentials::new(Secret::new(secret)))
             .await
             .expect("creds");
         let path = format!(
@@ -392,6 +392,6 @@ fn m3_the_cli_refuses_sepay_for_a_recurring_role_with_the_core_rule() {
     };
     let (code, _, err) = add("recurring");
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("never renews"), "{err}");
+    assert!(err.contains("never renew"), "{err}");
     assert_eq!(add("30d").0, 0);
 }

@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use super::{json, run, temp_db};
+use super::{KEY, json, run, temp_db};
 
 const GUILD: &str = "987654321098765432";
 const USER: &str = "111111111111111111";
@@ -102,7 +102,7 @@ fn export_writes_recorded_payments_with_decimal_amounts() {
         let at = time::macros::datetime!(2026-11-05 10:00 UTC);
         let usd = |minor| Money { minor, currency: Currency::Usd };
         let payment = Payment {
-            provider: ProviderKind::Polar,
+            provider: ProviderName::POLAR,
             guild: GUILD.parse().expect("id"),
             reference: "ord_1".parse().expect("ref"),
             user: USER.parse().ok(),
@@ -151,9 +151,12 @@ fn check_prints_the_redacted_configuration_and_diagnoses_discord() {
             "USD",
             "--term",
             "lifetime",
+            "--polar-product",
+            "prod_above",
         ],
         &db,
     );
+    assert_eq!(run(&["provider", "set", GUILD, "polar", "--webhook-secret", "whsec_abc"], &db).0, 0);
     let rt =
         tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
     let fake = rt.block_on(FakeDiscord::start(555)).expect("fake");
@@ -166,6 +169,7 @@ fn check_prints_the_redacted_configuration_and_diagnoses_discord() {
         command
             .arg("check")
             .env("DOCOBO_DATABASE_URL", &db)
+            .env("DOCOBO_SECRET_KEY", KEY)
             .env("DOCOBO_DISCORD_API_URL", &fake.base_url)
             .env("DOCOBO_ADMIN_TOKEN", "admin-secret-0123456789");
         match token {
@@ -179,14 +183,22 @@ fn check_prints_the_redacted_configuration_and_diagnoses_discord() {
     let (code, out, _) = check(None);
     assert_eq!(code, Some(1));
     assert!(out.contains("DISCORD_BOT_TOKEN is not set"), "{out}");
+    assert!(
+        out.contains(&format!("[FAIL] server {GUILD} role {ROLE} (Role {ROLE}): no provider sells it")),
+        "{out}"
+    );
+    assert!(
+        out.contains("role 700000000000000009 (Role 700000000000000009): on sale through Polar"),
+        "{out}"
+    );
 
     let (code, out, err) = check(Some("bot-token-value"));
-    assert_eq!(code, Some(1), "one role is above the bot: {out}{err}");
+    assert_eq!(code, Some(1), "one role has no provider and one is above the bot: {out}{err}");
     assert!(out.contains("[ok] the bot token works"), "{out}");
     assert!(out.contains("the bot is a member"), "{out}");
     assert!(out.contains("[ok]   role 700000000000000007"), "{out}");
     assert!(out.contains("[FAIL]   role 700000000000000009") && out.contains("drag the bot's role"), "{out}");
-    assert!(err.contains("1 problem(s) found"), "{err}");
+    assert!(err.contains("2 problem(s) found"), "{err}");
     for secret in ["bot-token-value", "admin-secret-0123456789"] {
         assert!(!out.contains(secret) && !err.contains(secret), "{secret} printed");
     }

@@ -8,59 +8,7 @@ use time::Duration;
 
 use super::ids::{GuildId, RoleId};
 use super::money::{Money, MoneyError};
-
-/// Who took the money (or, for `Manual`, who decided access by hand).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ProviderKind {
-    Polar,
-    Sepay,
-    Manual,
-    /// A [`PaymentProvider`](crate::ports::PaymentProvider) that an embedding application
-    /// implements itself (`examples/custom_provider.rs`). Docobo's own server never offers it.
-    Custom,
-}
-
-impl ProviderKind {
-    pub const ALL: [ProviderKind; 4] =
-        [ProviderKind::Polar, ProviderKind::Sepay, ProviderKind::Manual, ProviderKind::Custom];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProviderKind::Polar => "polar",
-            ProviderKind::Sepay => "sepay",
-            ProviderKind::Manual => "manual",
-            ProviderKind::Custom => "custom",
-        }
-    }
-
-    /// The name people know it by, for messages: `Polar`, `SePay`, `manual`.
-    pub fn title(self) -> &'static str {
-        match self {
-            ProviderKind::Polar => "Polar",
-            ProviderKind::Sepay => "SePay",
-            ProviderKind::Manual => "manual",
-            ProviderKind::Custom => "custom provider",
-        }
-    }
-}
-
-impl fmt::Display for ProviderKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ProviderKind {
-    type Err = CatalogError;
-
-    fn from_str(s: &str) -> Result<Self, CatalogError> {
-        ProviderKind::ALL
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .ok_or_else(|| CatalogError::UnknownProvider(s.chars().take(32).collect()))
-    }
-}
+use super::provider::ProviderName;
 
 /// How long one purchase grants access.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -134,8 +82,8 @@ impl fmt::Display for Term {
 /// Why a catalog value was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CatalogError {
-    #[error("unknown provider {0:?}; use polar, sepay or manual")]
-    UnknownProvider(String),
+    #[error("provider name {0:?} is not 1 to 24 lower-case letters, digits, '-' or '_'")]
+    BadProviderName(String),
     #[error("term {0:?} is not recurring, lifetime or a number of days from 1d to 3650d")]
     BadTerm(String),
     #[error("price must be above zero")]
@@ -163,6 +111,45 @@ impl Guild {
     }
 }
 
+/// Where members pay for a paid role: a provider, and the provider's product (and variant) whose
+/// purchases grant it. A provider that matches payments by the checkout `/join` made rather than
+/// by product (SePay's bank transfer) links with no product.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ProductLink {
+    pub provider: ProviderName,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    /// One variant of the product; `None` links every variant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+impl ProductLink {
+    /// A link to `provider` with no product (sold by checkout reference).
+    pub fn to(provider: ProviderName) -> Self {
+        ProductLink { provider, product: None, variant: None }
+    }
+
+    /// A link to `product` at `provider`, every variant.
+    pub fn product(provider: ProviderName, product: impl Into<String>) -> Self {
+        ProductLink { provider, product: Some(product.into()), variant: None }
+    }
+
+    #[must_use]
+    pub fn variant(mut self, variant: impl Into<String>) -> Self {
+        self.variant = Some(variant.into());
+        self
+    }
+
+    /// Whether a purchase of `product` (and `variant`, when the provider names one) at
+    /// `provider` is a purchase through this link.
+    pub fn covers(&self, provider: ProviderName, product: &str, variant: Option<&str>) -> bool {
+        self.provider == provider
+            && self.product.as_deref() == Some(product)
+            && (self.variant.is_none() || self.variant.as_deref() == variant)
+    }
+}
+
 /// A Discord role that is for sale in one guild.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaidRole {
@@ -172,14 +159,13 @@ pub struct PaidRole {
     pub name: String,
     pub price: Money,
     pub term: Term,
-    /// The Polar product whose orders and subscriptions grant this role.
-    pub polar_product: Option<String>,
-    /// Whether `/join` offers a SePay bank transfer for this role.
-    pub sepay: bool,
+    /// The providers (and their products) through which members pay for it. Whether a link may
+    /// be sold is decided by `docobo_core::service::catalog`, with the provider's own limits.
+    pub links: Vec<ProductLink>,
 }
 
 impl PaidRole {
-    /// A role sold for `price`; free roles and blank names are refused.
+    /// A role sold for `price`, linked to no provider yet; free roles and blank names are refused.
     pub fn new(
         guild: GuildId,
         role: RoleId,
@@ -194,40 +180,36 @@ impl PaidRole {
         if price.minor == 0 {
             return Err(CatalogError::FreeRole);
         }
-        Ok(PaidRole { guild, role, name, price, term, polar_product: None, sepay: false })
+        Ok(PaidRole { guild, role, name, price, term, links: Vec::new() })
     }
 
-    /// Why this role cannot be sold as configured, one reason per problem; empty when it can.
-    /// The one place these rules live: the CLI and `/setup` refuse what this names, and `/join`
-    /// offers a provider only through [`PaidRole::sold_through`].
-    pub fn sale_problems(&self) -> Vec<String> {
-        let mut problems = Vec::new();
-        if self.sepay && self.price.currency != super::money::Currency::Vnd {
-            problems.push(format!(
-                "SePay takes VND prices only (bank transfers are in đồng), not {}",
-                self.price.currency
-            ));
-        }
-        if self.sepay && !self.term.one_payment_suffices() {
-            problems.push(
-                "SePay needs a fixed term or lifetime: a bank transfer never renews, so it cannot pay for a recurring role"
-                    .to_owned(),
-            );
-        }
-        if self.polar_product.as_deref().is_some_and(|p| p.trim().is_empty()) {
-            problems.push("the Polar product id is empty".to_owned());
-        }
-        problems
+    /// Adds `link`, unless the role already has it.
+    #[must_use]
+    pub fn with_link(mut self, link: ProductLink) -> Self {
+        self.link(link);
+        self
     }
 
-    /// Whether members can pay for this role through `provider`.
-    pub fn sold_through(&self, provider: ProviderKind) -> bool {
-        let configured = match provider {
-            ProviderKind::Polar => self.polar_product.is_some(),
-            ProviderKind::Sepay => self.sepay,
-            ProviderKind::Manual | ProviderKind::Custom => false,
-        };
-        configured && self.sale_problems().is_empty()
+    /// Adds `link`, unless the role already has it.
+    pub fn link(&mut self, link: ProductLink) {
+        if !self.links.contains(&link) {
+            self.links.push(link);
+        }
+    }
+
+    /// Removes every link to `provider`.
+    pub fn unlink(&mut self, provider: ProviderName) {
+        self.links.retain(|l| l.provider != provider);
+    }
+
+    /// The first link to `provider`, if the role has one.
+    pub fn link_to(&self, provider: ProviderName) -> Option<&ProductLink> {
+        self.links.iter().find(|l| l.provider == provider)
+    }
+
+    /// The product id the role is linked to at `provider`, if any.
+    pub fn product_at(&self, provider: ProviderName) -> Option<&str> {
+        self.link_to(provider).and_then(|l| l.product.as_deref())
     }
 }
 
@@ -235,26 +217,6 @@ impl PaidRole {
 mod tests {
     use super::*;
     use crate::domain::money::Currency;
-
-    #[test]
-    fn m3_sepay_sells_only_vnd_roles_that_one_transfer_pays_for() {
-        let guild = GuildId::new(1).expect("id");
-        let role = RoleId::new(2).expect("id");
-        let vnd = Money::parse("100000", Currency::Vnd).expect("price");
-        let mut paid = PaidRole::new(guild, role, "VIP", vnd, Term::Recurring).expect("role");
-        paid.sepay = true;
-        assert!(
-            paid.sale_problems().iter().any(|p| p.contains("never renews")),
-            "{:?}",
-            paid.sale_problems()
-        );
-        assert!(!paid.sold_through(super::ProviderKind::Sepay));
-        paid.term = Term::Fixed { days: 30 };
-        assert!(paid.sale_problems().is_empty());
-        assert!(paid.sold_through(super::ProviderKind::Sepay));
-        paid.price = Money::parse("5.00", Currency::Usd).expect("price");
-        assert!(paid.sale_problems().iter().any(|p| p.contains("VND")));
-    }
 
     #[test]
     fn terms_parse_from_what_owners_type() {
@@ -276,13 +238,5 @@ mod tests {
         assert_eq!(PaidRole::new(g, r, "VIP", free, Term::Recurring), Err(CatalogError::FreeRole));
         assert_eq!(PaidRole::new(g, r, "  ", five, Term::Recurring), Err(CatalogError::BadName));
         assert!(PaidRole::new(g, r, "VIP", five, Term::Recurring).is_ok());
-    }
-
-    #[test]
-    fn providers_round_trip_through_their_names() {
-        for p in ProviderKind::ALL {
-            assert_eq!(p.to_string().parse(), Ok(p));
-        }
-        assert!("stripe".parse::<ProviderKind>().is_err());
     }
 }

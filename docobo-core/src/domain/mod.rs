@@ -4,11 +4,13 @@
 mod catalog;
 mod ids;
 mod money;
+mod provider;
 mod records;
 
-pub use catalog::{CatalogError, Guild, PaidRole, ProviderKind, Term};
+pub use catalog::{CatalogError, Guild, PaidRole, ProductLink, Term};
 pub use ids::{CheckoutRef, EntitlementId, EventId, ExternalRef, GuildId, IdError, JobId, RoleId, UserId};
 pub use money::{Currency, Money, MoneyError};
+pub use provider::ProviderName;
 pub use records::{
     AuditAction, AuditEntry, Checkout, Entitlement, EventOutcome, JobState, Payment, RoleJob, RoleJobKey,
     Secret, SetupProgress, WebhookEvent,

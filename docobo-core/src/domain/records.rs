@@ -4,9 +4,9 @@ use serde::{Deserialize, Serialize};
 use time::Duration;
 
 use super::Timestamp;
-use super::catalog::ProviderKind;
 use super::ids::{CheckoutRef, EntitlementId, EventId, ExternalRef, GuildId, JobId, RoleId, UserId};
 use super::money::Money;
+use super::provider::ProviderName;
 use crate::machine::{self, Standing, Status};
 
 /// One purchase line that can grant one paid role to one member: a Polar subscription or order,
@@ -17,7 +17,7 @@ pub struct Entitlement {
     pub guild: GuildId,
     pub user: UserId,
     pub role: RoleId,
-    pub provider: ProviderKind,
+    pub provider: ProviderName,
     pub external_ref: ExternalRef,
     pub standing: Standing,
     /// When access next lapses by the clock alone ([`Standing::deadline`] under the guild's grace
@@ -60,7 +60,7 @@ pub struct Checkout {
     pub guild: GuildId,
     pub user: UserId,
     pub role: RoleId,
-    pub provider: ProviderKind,
+    pub provider: ProviderName,
     /// What the member was asked to pay; a smaller transfer grants nothing.
     pub expected: Money,
     #[serde(with = "time::serde::rfc3339")]
@@ -93,7 +93,7 @@ pub enum EventOutcome {
 pub struct WebhookEvent {
     /// Store-assigned; what `docobo events replay <ID>` takes. Ignored when recording.
     pub id: i64,
-    pub provider: ProviderKind,
+    pub provider: ProviderName,
     pub guild: GuildId,
     /// Unique per `(provider, guild)`: the deduplication key.
     pub external_id: EventId,
@@ -194,7 +194,7 @@ pub struct AuditEntry {
 /// `(provider, guild, reference)`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payment {
-    pub provider: ProviderKind,
+    pub provider: ProviderName,
     pub guild: GuildId,
     /// The provider's id for the money movement (Polar order id, SePay transaction id).
     pub reference: ExternalRef,

@@ -49,7 +49,7 @@
 //!    cancellation. That is the provider's explicit reactivation, and it is what a member who
 //!    paid (or whose un-cancel webhook arrived after the expirer ran) expects.
 //! 4. **No access without payment**: `paid` is only ever set by `PaymentSucceeded`, which for
-//!    `ProviderKind::Manual` is the manual grant.
+//!    `ProviderName::MANUAL` is the manual grant.
 //! 5. **Entitlement** is decided by [`entitled`]; fixed-term extension never shortens access.
 
 mod entitled;

@@ -14,7 +14,8 @@ pub use gateway::MockRoleGateway;
 pub use gateway::{GatewayError, Manageable, RoleGateway};
 pub use provider::{
     CheckoutError, CheckoutLink, CheckoutRequest, CredentialError, Headers, ParseError, ParsedWebhook,
-    PaymentFact, PaymentProvider, ProviderCredentials, ProviderEvent, Subject, VerifyError,
+    PaymentFact, PaymentProvider, ProviderCredentials, ProviderEvent, Sells, SetupField, Subject,
+    VerifyError,
 };
 pub use registry::ProviderRegistry;
 pub use repo::{

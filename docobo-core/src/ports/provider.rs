@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 
 use crate::domain::{
-    Checkout, CheckoutRef, EventId, ExternalRef, GuildId, Money, PaidRole, ProviderKind, RoleId, Secret,
-    Timestamp, UserId,
+    Checkout, CheckoutRef, Currency, EventId, ExternalRef, GuildId, Money, PaidRole, ProviderName, RoleId,
+    Secret, Timestamp, UserId,
 };
 use crate::machine::Event;
 
@@ -86,8 +86,11 @@ pub struct Subject {
     /// The guild the purchase was made for (Polar's checkout metadata `guild_id`), when the
     /// payload says. A delivery to another guild's endpoint is not applied there.
     pub guild: Option<GuildId>,
-    /// The provider's product id, mapped to a paid role by the owner's configuration.
+    /// The provider's product id, mapped to a paid role by the owner's configuration
+    /// ([`crate::domain::ProductLink`]).
     pub product: Option<String>,
+    /// The product's variant, for providers that sell several of one product.
+    pub variant: Option<String>,
     /// Checkout references found in the payload, best candidate first (SePay: the `code` field,
     /// then codes found in the transfer description).
     pub checkout_refs: Vec<CheckoutRef>,
@@ -205,11 +208,82 @@ pub enum CredentialError {
     Unavailable(String),
 }
 
+/// One field of a provider's form in `/setup`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SetupField {
+    /// The key of its value in [`PaymentProvider::credentials_from_form`].
+    pub id: &'static str,
+    pub label: &'static str,
+    pub placeholder: &'static str,
+    pub required: bool,
+}
+
+impl SetupField {
+    /// Discord shows at most five fields in one form.
+    pub const MAX: usize = 5;
+}
+
+/// What a provider can take payment for. The catalog rules (`service::catalog`) read it, so a
+/// role is never put on sale where one payment would grant access that nothing ever ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sells {
+    /// Whether payments can renew (subscriptions). A provider whose payments never renew (a bank
+    /// transfer) can pay only for fixed terms and lifetime access.
+    pub renewals: bool,
+    /// The one currency the provider takes, if it takes only one (SePay: VND).
+    pub only_currency: Option<Currency>,
+    /// Whether a link must name the provider's product (Polar). `false` where payments are
+    /// matched to the checkout `/join` made (SePay).
+    pub needs_product: bool,
+}
+
+impl Sells {
+    /// Subscriptions and one-off payments in any currency, matched by product or checkout.
+    pub const ANYTHING: Sells = Sells { renewals: true, only_currency: None, needs_product: false };
+}
+
 /// A payment provider. Implemented for Polar and SePay in `docobo-adapters`; a toy one in
 /// `docobo_core::testing` and `examples/`.
 #[async_trait]
 pub trait PaymentProvider: Send + Sync {
-    fn kind(&self) -> ProviderKind;
+    /// The name it is registered, stored and routed under (`/webhooks/{name}/{guild}`). MUST be
+    /// the same for the life of the data it wrote.
+    fn name(&self) -> ProviderName;
+
+    /// What it can take payment for. The default takes anything.
+    fn sells(&self) -> Sells {
+        Sells::ANYTHING
+    }
+
+    /// How paying through it is described in `/join`'s menu.
+    fn payment_method(&self) -> &str {
+        "Through the server's own payment system"
+    }
+
+    /// Whether [`Self::create_checkout`] and [`Self::check_credentials`] answer without a network
+    /// call (SePay builds its QR locally), so `/join` and `/setup` can answer at once instead of
+    /// deferring. The default says no.
+    fn works_offline(&self) -> bool {
+        false
+    }
+
+    /// The form `/setup` shows an owner to configure this provider in a guild, at most
+    /// [`SetupField::MAX`] fields. Empty (the default): configured from the CLI or the admin API
+    /// only.
+    fn setup_form(&self) -> &[SetupField] {
+        &[]
+    }
+
+    /// Credentials from what an owner typed into [`Self::setup_form`] (field id → trimmed
+    /// value), or why they cannot be. [`Self::check_credentials`] runs afterwards, before
+    /// anything is stored.
+    fn credentials_from_form(
+        &self,
+        values: &BTreeMap<String, String>,
+    ) -> Result<ProviderCredentials, CredentialError> {
+        let _ = values;
+        Err(CredentialError::Invalid(format!("{} is not configured through /setup", self.name())))
+    }
 
     /// Authenticates a delivery.
     ///

@@ -7,7 +7,7 @@ use time::Duration;
 use super::provider::ProviderCredentials;
 use crate::domain::{
     AuditEntry, Checkout, CheckoutRef, Entitlement, EntitlementId, EventId, EventOutcome, ExternalRef, Guild,
-    GuildId, JobState, PaidRole, Payment, ProviderKind, RoleId, RoleJob, RoleJobKey, SetupProgress,
+    GuildId, JobState, PaidRole, Payment, ProviderName, RoleId, RoleJob, RoleJobKey, SetupProgress,
     Timestamp, UserId, WebhookEvent,
 };
 use crate::machine::Standing;
@@ -44,24 +44,30 @@ pub trait CatalogRepo: Send + Sync {
     async fn paid_roles(&self, guild: GuildId) -> Result<Vec<PaidRole>, StoreError>;
     /// Stops selling a role; existing entitlements are kept. `false` when it was not for sale.
     async fn remove_paid_role(&self, guild: GuildId, role: RoleId) -> Result<bool, StoreError>;
-    /// The paid role whose `polar_product` is `product` in this guild.
+    /// The paid role with a link ([`crate::domain::ProductLink::covers`]) to `product` (and
+    /// `variant`) at `provider` in this guild. The first such role, by role id.
     async fn paid_role_by_product(
         &self,
         guild: GuildId,
+        provider: ProviderName,
         product: &str,
-    ) -> Result<Option<PaidRole>, StoreError>;
+        variant: Option<&str>,
+    ) -> Result<Option<PaidRole>, StoreError> {
+        let roles = self.paid_roles(guild).await?;
+        Ok(roles.into_iter().find(|r| r.links.iter().any(|l| l.covers(provider, product, variant))))
+    }
     /// Stores credentials. MUST store the secrets encrypted at rest.
     async fn put_credentials(
         &self,
         guild: GuildId,
-        provider: ProviderKind,
+        provider: ProviderName,
         credentials: &ProviderCredentials,
     ) -> Result<(), StoreError>;
     /// MUST return `StoreError::Corrupt` (never garbage) when the secrets cannot be decrypted.
     async fn credentials(
         &self,
         guild: GuildId,
-        provider: ProviderKind,
+        provider: ProviderName,
     ) -> Result<Option<ProviderCredentials>, StoreError>;
     /// The guild and its credentials for `provider`, as [`Self::guild`] and [`Self::credentials`]
     /// give them (no credentials for an unknown guild). Ingest asks this on every webhook, so an
@@ -69,7 +75,7 @@ pub trait CatalogRepo: Send + Sync {
     async fn guild_and_credentials(
         &self,
         guild: GuildId,
-        provider: ProviderKind,
+        provider: ProviderName,
     ) -> Result<(Option<Guild>, Option<ProviderCredentials>), StoreError> {
         let Some(found) = self.guild(guild).await? else { return Ok((None, None)) };
         Ok((Some(found), self.credentials(guild, provider).await?))
@@ -90,7 +96,7 @@ pub trait CheckoutRepo: Send + Sync {
 pub trait EntitlementRepo: Send + Sync {
     async fn entitlement(
         &self,
-        provider: ProviderKind,
+        provider: ProviderName,
         guild: GuildId,
         external_ref: &ExternalRef,
     ) -> Result<Option<Entitlement>, StoreError>;
@@ -111,7 +117,7 @@ pub enum EntitlementWrite {
         guild: GuildId,
         user: UserId,
         role: RoleId,
-        provider: ProviderKind,
+        provider: ProviderName,
         external_ref: ExternalRef,
         standing: Standing,
         deadline: Option<Timestamp>,
@@ -174,7 +180,7 @@ pub trait Ledger: Send + Sync {
     async fn commit(&self, commit: Commit) -> Result<Recorded, StoreError>;
     async fn webhook_event(
         &self,
-        provider: ProviderKind,
+        provider: ProviderName,
         guild: GuildId,
         id: &EventId,
     ) -> Result<Option<WebhookEvent>, StoreError>;

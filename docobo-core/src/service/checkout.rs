@@ -7,10 +7,13 @@
 
 use time::Duration;
 
-use crate::domain::{Checkout, CheckoutRef, GuildId, PaidRole, ProviderKind, RoleId, Timestamp, UserId};
+use crate::domain::{Checkout, CheckoutRef, GuildId, PaidRole, ProviderName, RoleId, Timestamp, UserId};
 use crate::ports::{
-    CatalogRepo, CheckoutError, CheckoutLink, CheckoutRepo, CheckoutRequest, PaymentProvider, StoreError,
+    CatalogRepo, CheckoutError, CheckoutLink, CheckoutRepo, CheckoutRequest, PaymentProvider,
+    ProviderRegistry, StoreError,
 };
+
+use super::catalog::sold_through;
 
 /// How long a new checkout accepts its first payment.
 pub const CHECKOUT_TTL: Duration = Duration::hours(24);
@@ -26,7 +29,7 @@ const REF_ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Offer {
     pub role: PaidRole,
-    pub provider: ProviderKind,
+    pub provider: ProviderName,
 }
 
 /// Why `/join` could not start a payment.
@@ -35,7 +38,7 @@ pub enum JoinError {
     #[error("that role is not for sale here (any more)")]
     NotForSale,
     #[error("{} payments are not set up for this role", .0.title())]
-    NotOffered(ProviderKind),
+    NotOffered(ProviderName),
     #[error(transparent)]
     Checkout(#[from] CheckoutError),
     #[error(transparent)]
@@ -52,24 +55,29 @@ pub fn checkout_ref(prefix: &str, entropy: [u8; 6]) -> CheckoutRef {
     code.parse().unwrap_or_else(|_| unreachable!("prefix and alphabet are valid reference characters"))
 }
 
-/// Whether `provider` can sell `role`: the role's own rules ([`PaidRole::sold_through`]).
-fn offered(role: &PaidRole, provider: ProviderKind) -> bool {
-    role.sold_through(provider)
-}
-
-/// Every (role, provider) a member can pay for in `guild`, by role id then provider.
-pub async fn offers<R: CatalogRepo + ?Sized>(repo: &R, guild: GuildId) -> Result<Vec<Offer>, StoreError> {
+/// Every (role, provider) a member can pay for in `guild`: providers the application runs and
+/// the guild has credentials for, and links the catalog rules allow ([`sold_through`]). By role
+/// id, then in the registry's order.
+pub async fn offers<R: CatalogRepo + ?Sized>(
+    repo: &R,
+    providers: &ProviderRegistry,
+    guild: GuildId,
+) -> Result<Vec<Offer>, StoreError> {
     let mut configured = Vec::new();
-    for kind in [ProviderKind::Polar, ProviderKind::Sepay] {
-        if repo.credentials(guild, kind).await?.is_some() {
-            configured.push(kind);
+    for provider in providers.iter() {
+        if repo.credentials(guild, provider.name()).await?.is_some() {
+            configured.push(provider);
         }
     }
     let roles = repo.paid_roles(guild).await?;
     Ok(roles
-        .into_iter()
-        .flat_map(|role| configured.iter().map(move |&provider| Offer { role: role.clone(), provider }))
-        .filter(|o| offered(&o.role, o.provider))
+        .iter()
+        .flat_map(|role| {
+            configured
+                .iter()
+                .filter(|p| sold_through(role, p.as_ref()))
+                .map(|p| Offer { role: role.clone(), provider: p.name() })
+        })
         .collect())
 }
 
@@ -82,10 +90,10 @@ pub async fn start_checkout<R: CatalogRepo + CheckoutRepo + ?Sized>(
     entropy: [u8; 6],
     now: Timestamp,
 ) -> Result<(Checkout, CheckoutLink), JoinError> {
-    let kind = provider.kind();
+    let kind = provider.name();
     let paid_role = repo.paid_role(guild, role).await?.ok_or(JoinError::NotForSale)?;
     let credentials = repo.credentials(guild, kind).await?;
-    let (Some(credentials), true) = (credentials, offered(&paid_role, kind)) else {
+    let (Some(credentials), true) = (credentials, sold_through(&paid_role, provider)) else {
         return Err(JoinError::NotOffered(kind));
     };
     let prefix = credentials.settings.get("code_prefix").map_or(DEFAULT_REF_PREFIX, String::as_str);
@@ -109,7 +117,9 @@ pub async fn start_checkout<R: CatalogRepo + CheckoutRepo + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Currency, Guild, Money, Secret, Term};
+    use std::sync::Arc;
+
+    use crate::domain::{Currency, Guild, Money, ProductLink, Secret, Term};
     use crate::ports::ProviderCredentials;
     use crate::testing::{MemoryRepo, ToyProvider};
     use time::macros::datetime;
@@ -128,13 +138,13 @@ mod tests {
         let mut vip =
             PaidRole::new(g, r, "VIP", Money::parse("5.00", Currency::Usd).expect("price"), Term::Recurring)
                 .expect("role");
-        vip.polar_product = Some("prod_vip".to_owned());
+        vip.link(ProductLink::product(ProviderName::POLAR, "prod_vip"));
         repo.put_paid_role(&vip).await.expect("vip");
         let vnd = Money::parse("100000", Currency::Vnd).expect("price");
         let mut bank =
             PaidRole::new(g, RoleId::new(8).expect("id"), "Bank", vnd, Term::fixed(30).expect("term"))
                 .expect("role");
-        bank.sepay = true;
+        bank.link(ProductLink::to(ProviderName::SEPAY));
         repo.put_paid_role(&bank).await.expect("bank");
         repo
     }
@@ -152,15 +162,22 @@ mod tests {
     async fn only_configured_providers_that_the_role_accepts_are_offered() {
         let (g, ..) = ids();
         let repo = shop().await;
-        assert!(offers(&repo, g).await.expect("offers").is_empty(), "no provider configured yet");
+        let providers = ProviderRegistry::new()
+            .with(Arc::new(ToyProvider::named(ProviderName::POLAR)))
+            .with(Arc::new(ToyProvider::bank_transfer(ProviderName::SEPAY)));
+        assert!(offers(&repo, &providers, g).await.expect("offers").is_empty(), "no provider configured yet");
         let creds = ProviderCredentials::new(Secret::new("s"));
-        repo.put_credentials(g, ProviderKind::Polar, &creds).await.expect("polar");
-        repo.put_credentials(g, ProviderKind::Sepay, &creds).await.expect("sepay");
-        let offered: Vec<_> =
-            offers(&repo, g).await.expect("offers").into_iter().map(|o| (o.role.name, o.provider)).collect();
+        repo.put_credentials(g, ProviderName::POLAR, &creds).await.expect("polar");
+        repo.put_credentials(g, ProviderName::SEPAY, &creds).await.expect("sepay");
+        let offered: Vec<_> = offers(&repo, &providers, g)
+            .await
+            .expect("offers")
+            .into_iter()
+            .map(|o| (o.role.name, o.provider))
+            .collect();
         assert_eq!(
             offered,
-            [("VIP".to_owned(), ProviderKind::Polar), ("Bank".to_owned(), ProviderKind::Sepay)]
+            [("VIP".to_owned(), ProviderName::POLAR), ("Bank".to_owned(), ProviderName::SEPAY)]
         );
     }
 
@@ -170,8 +187,8 @@ mod tests {
         let repo = shop().await;
         let mut creds = ProviderCredentials::new(Secret::new("s"));
         creds.settings.insert("code_prefix".to_owned(), "VIP".to_owned());
-        repo.put_credentials(g, ProviderKind::Polar, &creds).await.expect("polar");
-        let toy = ToyProvider { kind: ProviderKind::Polar };
+        repo.put_credentials(g, ProviderName::POLAR, &creds).await.expect("polar");
+        let toy = ToyProvider::named(ProviderName::POLAR);
         let (checkout, link) = start_checkout(&repo, &toy, (g, u, r), [3; 6], NOW).await.expect("checkout");
         assert!(checkout.reference.as_str().starts_with("VIP"));
         assert_eq!(checkout.expected.to_string(), "5.00 USD");
@@ -184,15 +201,15 @@ mod tests {
     async fn roles_not_for_sale_or_not_offered_by_the_provider_are_refused() {
         let (g, u, r) = ids();
         let repo = shop().await;
-        let toy = ToyProvider { kind: ProviderKind::Polar };
+        let toy = ToyProvider::named(ProviderName::POLAR);
         let bank = RoleId::new(8).expect("id");
         let unknown = RoleId::new(9).expect("id");
         let refused = start_checkout(&repo, &toy, (g, u, r), [0; 6], NOW).await;
-        assert_eq!(refused, Err(JoinError::NotOffered(ProviderKind::Polar)), "Polar not configured");
+        assert_eq!(refused, Err(JoinError::NotOffered(ProviderName::POLAR)), "Polar not configured");
         let creds = ProviderCredentials::new(Secret::new("s"));
-        repo.put_credentials(g, ProviderKind::Polar, &creds).await.expect("polar");
+        repo.put_credentials(g, ProviderName::POLAR, &creds).await.expect("polar");
         let refused = start_checkout(&repo, &toy, (g, u, bank), [0; 6], NOW).await;
-        assert_eq!(refused, Err(JoinError::NotOffered(ProviderKind::Polar)), "Bank has no Polar product");
+        assert_eq!(refused, Err(JoinError::NotOffered(ProviderName::POLAR)), "Bank has no Polar product");
         let refused = start_checkout(&repo, &toy, (g, u, unknown), [0; 6], NOW).await;
         assert_eq!(refused, Err(JoinError::NotForSale));
     }

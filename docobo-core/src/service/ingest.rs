@@ -6,7 +6,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::domain::{EventId, EventOutcome, Guild, GuildId, ProviderKind, Timestamp, WebhookEvent};
+use crate::domain::{EventId, EventOutcome, Guild, GuildId, ProviderName, Timestamp, WebhookEvent};
 use crate::ports::{
     CatalogRepo, CheckoutRepo, Clock, Commit, EntitlementRepo, Headers, Ledger, ParseError, ParsedWebhook,
     PaymentProvider, Recorded, StoreError, VerifyError,
@@ -40,7 +40,7 @@ pub enum IngestError {
     #[error("guild {0} is not registered")]
     UnknownGuild(GuildId),
     #[error("{provider} is not configured for guild {guild}")]
-    NotConfigured { guild: GuildId, provider: ProviderKind },
+    NotConfigured { guild: GuildId, provider: ProviderName },
     #[error("authentication failed: {0}")]
     Unauthorized(#[from] VerifyError),
     #[error(transparent)]
@@ -60,7 +60,7 @@ pub async fn ingest_webhook<R: IngestRepo + ?Sized>(
     headers: &Headers,
     body: &[u8],
 ) -> Result<IngestReport, IngestError> {
-    let kind = provider.kind();
+    let kind = provider.name();
     let (found, credentials) = repo.guild_and_credentials(guild, kind).await?;
     let guild = found.ok_or(IngestError::UnknownGuild(guild))?;
     let credentials = credentials.ok_or(IngestError::NotConfigured { guild: guild.id, provider: kind })?;
@@ -75,7 +75,7 @@ pub async fn ingest_webhook<R: IngestRepo + ?Sized>(
 /// purchase commits first. `previous` is the stored failed delivery being replayed, if any.
 pub(super) async fn commit_delivery<R: IngestRepo + ?Sized>(
     repo: &R,
-    kind: ProviderKind,
+    kind: ProviderName,
     guild: &Guild,
     body: &[u8],
     parsed: Result<ParsedWebhook, ParseError>,
@@ -118,7 +118,7 @@ fn body_id(body: &[u8]) -> EventId {
 }
 
 fn record(
-    kind: ProviderKind,
+    kind: ProviderName,
     guild: &Guild,
     id: &EventId,
     body: &[u8],

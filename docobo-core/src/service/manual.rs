@@ -13,7 +13,7 @@
 //! a concurrent delivery for the same purchase commits first.
 
 use crate::domain::{
-    AuditAction, AuditEntry, EntitlementId, ExternalRef, Guild, IdError, ProviderKind, RoleJobKey, Timestamp,
+    AuditAction, AuditEntry, EntitlementId, ExternalRef, Guild, IdError, ProviderName, RoleJobKey, Timestamp,
 };
 use crate::machine::{self, Event, EventKind, Standing, Version};
 use crate::ports::{CatalogRepo, Clock, Commit, EntitlementRepo, EntitlementWrite, Ledger, StoreError};
@@ -77,7 +77,7 @@ pub async fn grant_manually<R: ManualRepo + ?Sized>(
         guild: key.guild,
         user: key.user,
         role: key.role,
-        provider: ProviderKind::Manual,
+        provider: ProviderName::MANUAL,
         external_ref: reference.clone(),
         deadline: standing.deadline(guild.grace),
         standing,

@@ -1,6 +1,7 @@
 //! The use cases. Each takes ports, never concrete adapters; loops, timers and wake-ups live in
 //! the binaries, which call these.
 
+pub mod catalog;
 pub mod checkout;
 pub mod expirer;
 pub mod ingest;
@@ -13,6 +14,7 @@ pub mod role_sync;
 pub mod status;
 pub mod summary;
 
+pub use catalog::{CatalogRefusal, register_guild, sale_problems, sell_role, set_credentials, sold_through};
 pub use checkout::{CHECKOUT_TTL, JoinError, Offer, checkout_ref, offers, start_checkout};
 pub use expirer::{ClockTrust, ClockWatch, ExpiryReport, expire_due, expire_due_watched};
 pub use ingest::{IngestError, IngestOutcome, IngestReport, ingest_webhook};

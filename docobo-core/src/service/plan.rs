@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use crate::domain::{
-    EntitlementId, ExternalRef, Guild, IdError, Money, Payment, ProviderKind, RoleId, RoleJobKey, Timestamp,
-    UserId,
+    EntitlementId, ExternalRef, Guild, IdError, Money, PaidRole, Payment, ProviderName, RoleId, RoleJobKey,
+    Timestamp, UserId,
 };
 use crate::machine::{self, Effect, EventKind, Standing};
 use crate::ports::{Commit, EntitlementWrite, ParsedWebhook, PaymentFact, ProviderEvent, StoreError};
@@ -32,7 +32,7 @@ struct Planned {
 pub(super) async fn plan<R: IngestRepo + ?Sized>(
     repo: &R,
     guild: &Guild,
-    kind: ProviderKind,
+    kind: ProviderName,
     parsed: &ParsedWebhook,
     now: Timestamp,
 ) -> Result<(Commit, IngestOutcome), StoreError> {
@@ -41,10 +41,9 @@ pub(super) async fn plan<R: IngestRepo + ?Sized>(
         // A renewal order changes no access but is still money received.
         let mut commit = Commit::empty(now);
         if let Some(fact) = &parsed.payment {
-            let role = match (fact.subject.role, &fact.subject.product) {
-                (Some(role), _) => Some(role),
-                (None, Some(product)) => repo.paid_role_by_product(guild.id, product).await?.map(|r| r.role),
-                (None, None) => None,
+            let role = match fact.subject.role {
+                Some(role) => Some(role),
+                None => sold_as(repo, guild, kind, &fact.subject).await?.map(|r| r.role),
             };
             commit.payments.push(payment(guild, kind, fact, fact.subject.user, role));
         }
@@ -117,7 +116,7 @@ pub(super) async fn plan<R: IngestRepo + ?Sized>(
 
 fn payment(
     guild: &Guild,
-    kind: ProviderKind,
+    kind: ProviderName,
     fact: &PaymentFact,
     user: Option<UserId>,
     role: Option<RoleId>,
@@ -140,11 +139,12 @@ fn payment(
 async fn product_moved<R: IngestRepo + ?Sized>(
     repo: &R,
     guild: &Guild,
+    kind: ProviderName,
     subject: &crate::ports::Subject,
     role: RoleId,
 ) -> Result<Option<String>, StoreError> {
     let Some(product) = &subject.product else { return Ok(None) };
-    let Some(sold) = repo.paid_role_by_product(guild.id, product).await? else { return Ok(None) };
+    let Some(sold) = sold_as(repo, guild, kind, subject).await? else { return Ok(None) };
     Ok((sold.role != role).then(|| {
         format!(
             "product changed: this purchase grants role {role}, but its product {product} is sold as role {} \
@@ -153,6 +153,19 @@ async fn product_moved<R: IngestRepo + ?Sized>(
             sold.role
         )
     }))
+}
+
+/// The paid role linked to the subject's product (and variant) at `kind`, if any.
+async fn sold_as<R: IngestRepo + ?Sized>(
+    repo: &R,
+    guild: &Guild,
+    kind: ProviderName,
+    subject: &crate::ports::Subject,
+) -> Result<Option<PaidRole>, StoreError> {
+    match &subject.product {
+        Some(product) => repo.paid_role_by_product(guild.id, kind, product, subject.variant.as_deref()).await,
+        None => Ok(None),
+    }
 }
 
 /// What an event resolved to.
@@ -167,7 +180,7 @@ struct Resolved {
 async fn resolve<R: IngestRepo + ?Sized>(
     repo: &R,
     guild: &Guild,
-    kind: ProviderKind,
+    kind: ProviderName,
     event: &ProviderEvent,
     now: Timestamp,
     planned: &mut BTreeMap<ExternalRef, Planned>,
@@ -219,7 +232,7 @@ async fn resolve<R: IngestRepo + ?Sized>(
         None => None,
     };
     if let Some((reference, role)) = known {
-        if let Some(moved) = product_moved(repo, guild, subject, role).await? {
+        if let Some(moved) = product_moved(repo, guild, kind, subject, role).await? {
             return Ok(Err(moved));
         }
         let expected = match &checkout {
@@ -250,22 +263,18 @@ async fn resolve<R: IngestRepo + ?Sized>(
             None => return Ok(Err(format!("role {role} is not sold in guild {}", guild.id))),
         },
         (None, product) => {
-            let found = match product {
-                Some(p) => repo.paid_role_by_product(guild.id, p).await?,
-                None => None,
-            };
-            let Some(r) = found else {
+            let Some(r) = sold_as(repo, guild, kind, subject).await? else {
                 let product = product.as_deref().unwrap_or("(none)");
                 return Ok(Err(format!(
                     "cannot tell which paid role was bought: product {product} is not linked to a role \
-                     (docobo role add ... --polar-product) and no checkout matched"
+                     (docobo role add ... --{kind}-product) and no checkout matched"
                 )));
             };
             r
         }
     };
     let role = paid_role.role;
-    if let Some(moved) = product_moved(repo, guild, subject, role).await? {
+    if let Some(moved) = product_moved(repo, guild, kind, subject, role).await? {
         return Ok(Err(moved));
     }
     let Some(reference) = reference else {

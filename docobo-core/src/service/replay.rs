@@ -12,7 +12,7 @@ pub enum ReplayError {
     #[error("event {0} is not in the failure inbox (only failed events are replayed)")]
     NotFailed(i64),
     #[error("event {id} came from {stored}, not {given}")]
-    WrongProvider { id: i64, stored: crate::domain::ProviderKind, given: crate::domain::ProviderKind },
+    WrongProvider { id: i64, stored: crate::domain::ProviderName, given: crate::domain::ProviderName },
     #[error(transparent)]
     Ingest(#[from] IngestError),
 }
@@ -29,11 +29,11 @@ pub async fn replay_event<R: IngestRepo + ?Sized>(
     if event.outcome != crate::domain::EventOutcome::Failed {
         return Err(ReplayError::NotFailed(event.id));
     }
-    if provider.kind() != event.provider {
+    if provider.name() != event.provider {
         return Err(ReplayError::WrongProvider {
             id: event.id,
             stored: event.provider,
-            given: provider.kind(),
+            given: provider.name(),
         });
     }
     let guild = repo

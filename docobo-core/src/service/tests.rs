@@ -56,16 +56,16 @@ impl World {
         repo.put_guild(&Guild::new(guild(), "Test guild")).await.expect("guild");
         let price = Money::parse("5.00", Currency::Usd).expect("price");
         let mut paid = PaidRole::new(guild(), role(), "VIP", price, term).expect("role");
-        paid.polar_product = Some("prod_vip".to_owned());
+        paid.link(ProductLink::product(ProviderName::POLAR, "prod_vip"));
         repo.put_paid_role(&paid).await.expect("role");
         let creds = ProviderCredentials::new(Secret::new(SECRET));
-        repo.put_credentials(guild(), ProviderKind::Polar, &creds).await.expect("creds");
+        repo.put_credentials(guild(), ProviderName::POLAR, &creds).await.expect("creds");
         let discord = FakeRoles::new();
         discord.join(guild(), user());
         World {
             repo,
             clock: ManualClock::new(START),
-            provider: ToyProvider { kind: ProviderKind::Polar },
+            provider: ToyProvider::named(ProviderName::POLAR),
             discord,
         }
     }
@@ -186,10 +186,10 @@ async fn unknown_guilds_and_unconfigured_providers_are_told_apart() {
     let err =
         ingest_webhook(&w.repo, &w.provider, &w.clock, other, &Headers::new(), b"").await.expect_err("404");
     assert_eq!(err, IngestError::UnknownGuild(other));
-    let sepay = ToyProvider { kind: ProviderKind::Sepay };
+    let sepay = ToyProvider::named(ProviderName::SEPAY);
     let err =
         ingest_webhook(&w.repo, &sepay, &w.clock, guild(), &Headers::new(), b"").await.expect_err("404");
-    assert_eq!(err, IngestError::NotConfigured { guild: guild(), provider: ProviderKind::Sepay });
+    assert_eq!(err, IngestError::NotConfigured { guild: guild(), provider: ProviderName::SEPAY });
 }
 
 #[tokio::test]
@@ -277,7 +277,7 @@ async fn open_checkout(w: &World, reference: &str, amount: &str) {
         guild: guild(),
         user: user(),
         role: role(),
-        provider: ProviderKind::Polar,
+        provider: ProviderName::POLAR,
         expected: Money::parse(amount, Currency::Usd).expect("amount"),
         created_at: START,
         expires_at: START + Duration::hours(1),
@@ -615,7 +615,7 @@ async fn a_failed_event_is_applied_once_when_replayed_after_the_fix() {
     assert!(matches!(early.outcome, IngestOutcome::Failed { .. }), "still unfixable: {early:?}");
     // The owner links the product to the role, then replays.
     let mut paid = w.repo.paid_role(guild(), role()).await.expect("read").expect("role");
-    paid.polar_product = Some("prod_new".to_owned());
+    paid.link(ProductLink::product(ProviderName::POLAR, "prod_new"));
     w.repo.put_paid_role(&paid).await.expect("link");
     let failed = w.repo.failed_events(10).await.expect("inbox").remove(0);
     assert_eq!(failed.attempts, 2);
@@ -731,7 +731,7 @@ async fn a_manual_grant_gives_the_role_and_audits_the_reason() {
         grant_manually(&w.repo, &w.clock, key(), "  comped: conference speaker ").await.expect("grants");
     assert_eq!(report.access_until, None, "a lifetime grant does not end by itself");
     let all = w.repo.entitlements();
-    assert_eq!((all.len(), all[0].provider, all[0].status()), (1, ProviderKind::Manual, Status::Active));
+    assert_eq!((all.len(), all[0].provider, all[0].status()), (1, ProviderName::MANUAL, Status::Active));
     assert_eq!(w.work().await.changed, 1);
     assert!(w.has_role());
     let trail = w.repo.audit_trail(guild(), user()).await.expect("audit");

@@ -13,7 +13,7 @@ mod roles;
 
 pub use clock::ManualClock;
 pub use memory::MemoryRepo;
-pub use provider::ToyProvider;
+pub use provider::{SIGNATURE_HEADER, ToyProvider};
 pub use roles::{Call, FakeRoles};
 
 /// Locks a mutex, recovering the data if another thread panicked while holding it: the fakes'
@@ -43,7 +43,7 @@ pub fn purchase(
         guild: key.guild,
         user: key.user,
         role: key.role,
-        provider: crate::domain::ProviderKind::Polar,
+        provider: crate::domain::ProviderName::POLAR,
         external_ref: reference.parse().expect("a valid test reference"),
         standing,
         deadline: None,

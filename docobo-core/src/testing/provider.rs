@@ -3,29 +3,46 @@
 //! A delivery is `key=value` lines; the `x-toy-signature` header is the hex SHA-256 of the secret
 //! followed by the body. Keys: `id` (delivery id, required), `kind` (an [`EventKind`] name, or
 //! `ignored`), `ref` (purchase id), `version` and `until` (unix seconds), `user`, `role`,
-//! `guild`, `product`, `checkout`, `paid` (`5.00 USD`), `one_time` (`true`: a payment that never renews).
+//! `guild`, `product`, `variant`, `checkout`, `paid` (`5.00 USD`), `one_time` (`true`: a payment that never renews).
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
-use crate::domain::{Money, ProviderKind, Secret, Timestamp};
+use crate::domain::{Money, ProviderName, Secret, Timestamp};
 use crate::machine::{Event, EventKind, Version};
 use crate::ports::{
     CheckoutError, CheckoutLink, CheckoutRequest, CredentialError, Headers, ParseError, ParsedWebhook,
-    PaymentFact, PaymentProvider, ProviderCredentials, ProviderEvent, Subject, VerifyError,
+    PaymentFact, PaymentProvider, ProviderCredentials, ProviderEvent, Sells, Subject, VerifyError,
 };
 
 /// The header carrying the signature.
 pub const SIGNATURE_HEADER: &str = "x-toy-signature";
 
-/// A toy provider that reports itself as `kind` (so one guild can host several in tests).
+/// A toy provider registered as `name` (so one application can run several in tests), selling
+/// what `sells` says.
 #[derive(Debug, Clone, Copy)]
 pub struct ToyProvider {
-    pub kind: ProviderKind,
+    pub name: ProviderName,
+    pub sells: Sells,
 }
 
 impl ToyProvider {
+    /// A toy provider called `name` that sells anything.
+    pub fn named(name: ProviderName) -> Self {
+        ToyProvider { name, sells: Sells::ANYTHING }
+    }
+
+    /// A toy provider called `name` that sells like a bank transfer: one-off VND payments.
+    pub fn bank_transfer(name: ProviderName) -> Self {
+        let sells = Sells {
+            renewals: false,
+            only_currency: Some(crate::domain::Currency::Vnd),
+            needs_product: false,
+        };
+        ToyProvider { name, sells }
+    }
+
     /// The signature header value for `body` under `secret`.
     pub fn sign(secret: &str, body: &[u8]) -> String {
         Sha256::new()
@@ -96,6 +113,7 @@ fn parse_body(body: &[u8]) -> Result<ParsedWebhook, ParseError> {
         role: id_field(field("role")).map_err(fail)?,
         guild: id_field(field("guild")).map_err(fail)?,
         product: field("product").map(str::to_owned),
+        variant: field("variant").map(str::to_owned),
         checkout_refs: id_field(field("checkout")).map_err(fail)?.into_iter().collect(),
         paid: field("paid")
             .map(|p| {
@@ -130,8 +148,12 @@ fn parse_body(body: &[u8]) -> Result<ParsedWebhook, ParseError> {
 
 #[async_trait]
 impl PaymentProvider for ToyProvider {
-    fn kind(&self) -> ProviderKind {
-        self.kind
+    fn name(&self) -> ProviderName {
+        self.name
+    }
+
+    fn sells(&self) -> Sells {
+        self.sells
     }
 
     fn verify(

@@ -5,6 +5,7 @@
 //! prefix answers 404, so an unconfigured server exposes nothing. The operations are thin calls
 //! into the core's use cases; manual grants and revokes are audited with their reason.
 
+mod catalog;
 mod views;
 
 use std::str::FromStr;
@@ -27,7 +28,7 @@ use views::*;
 /// The bearer token of `DOCOBO_ADMIN_TOKEN`.
 #[derive(SecurityScheme)]
 #[oai(ty = "bearer", checker = "admin_token")]
-struct AdminToken(());
+pub(super) struct AdminToken(());
 
 async fn admin_token(request: &Request, bearer: Bearer) -> Option<()> {
     let state = request.data::<Arc<AppState>>()?;
@@ -293,8 +294,8 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .map_to_response()
         .boxed();
     }
-    let api =
-        OpenApiService::new(Admin { state }, "Docobo admin API", env!("CARGO_PKG_VERSION")).server("/admin");
+    let apis = (Admin { state: state.clone() }, catalog::Catalog { state });
+    let api = OpenApiService::new(apis, "Docobo admin API", env!("CARGO_PKG_VERSION")).server("/admin");
     let spec = api.spec_endpoint();
     Route::new().at("/openapi.json", spec).nest("/", api.into_endpoint()).around(capped).boxed()
 }

@@ -25,10 +25,11 @@ pub struct ErrorBody {
 /// Every answer but success. 401 (missing or wrong bearer token) is poem-openapi's own.
 #[derive(Debug, ApiResponse)]
 pub enum ApiError {
-    /// An id or field is malformed, or a required reason is missing.
+    /// An id or field is malformed, a required reason is missing, or a role or credentials
+    /// break the catalog rules.
     #[oai(status = 400)]
     BadRequest(Json<ErrorBody>),
-    /// No such guild, member, event, job or paid role.
+    /// No such guild, member, event, job, paid role or provider.
     #[oai(status = 404)]
     NotFound(Json<ErrorBody>),
     /// The request does not fit the current state (an event that is not failed, nothing to revoke).
@@ -37,7 +38,7 @@ pub enum ApiError {
     /// Stored data cannot be read back (a wrong DOCOBO_SECRET_KEY, a corrupt row).
     #[oai(status = 500)]
     Internal(Json<ErrorBody>),
-    /// The database cannot be reached now; try again.
+    /// The database (or, for credentials, the provider) cannot be reached now; try again.
     #[oai(status = 503)]
     Unavailable(Json<ErrorBody>),
 }
@@ -51,6 +52,9 @@ impl ApiError {
     }
     pub fn conflict(message: impl std::fmt::Display) -> Self {
         ApiError::Conflict(Json(ErrorBody { error: message.to_string() }))
+    }
+    pub fn unavailable(message: impl std::fmt::Display) -> Self {
+        ApiError::Unavailable(Json(ErrorBody { error: message.to_string() }))
     }
 }
 

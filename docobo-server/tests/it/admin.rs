@@ -23,14 +23,14 @@ async fn admin_app() -> App {
     let mut bank =
         PaidRole::new(guild, BANK.parse().expect("id"), "Bank", price, Term::fixed(30).expect("term"))
             .expect("role");
-    bank.sepay = true;
+    bank.link(ProductLink::to(ProviderName::SEPAY));
     app.repo.put_paid_role(&bank).await.expect("role");
     let mut creds = ProviderCredentials::new(Secret::new(SEPAY_KEY));
     creds.settings = [("account", "0123499999"), ("code_prefix", "DCB"), ("bank", "MBBank")]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-    app.repo.put_credentials(guild, ProviderKind::Sepay, &creds).await.expect("creds");
+    app.repo.put_credentials(guild, ProviderName::SEPAY, &creds).await.expect("creds");
     app
 }
 
@@ -252,7 +252,7 @@ async fn a_failed_delivery_is_listed_and_replayed_once_after_the_fix() {
         guild: GUILD.parse().expect("id"),
         user: USER.parse().expect("id"),
         role: BANK.parse().expect("id"),
-        provider: ProviderKind::Sepay,
+        provider: ProviderName::SEPAY,
         expected: Money::parse("250000", Currency::Vnd).expect("amount"),
         created_at: now,
         expires_at: now + time::Duration::hours(24),

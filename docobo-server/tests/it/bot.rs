@@ -64,7 +64,7 @@ async fn setup_walks_an_owner_through_roles_prices_and_providers() {
     let price_form = |price: &str, currency: &str, term: &str| {
         submit(
             &format!("setup:price:{VIP}"),
-            &[("price", price), ("currency", currency), ("term", term), ("polar_product", PRODUCT)],
+            &[("price", price), ("currency", currency), ("term", term), ("product:polar", PRODUCT)],
             "form",
         )
     };
@@ -78,7 +78,7 @@ async fn setup_walks_an_owner_through_roles_prices_and_providers() {
     assert!(saved_notice.contains("Saved **VIP**: 5.00 USD"), "{saved_notice}");
     let saved = app.repo.paid_role(guild(), vip).await.expect("read").expect("for sale");
     assert_eq!(
-        (saved.price.to_string(), saved.polar_product.as_deref()),
+        (saved.price.to_string(), saved.product_at(ProviderName::POLAR)),
         ("5.00 USD".to_owned(), Some(PRODUCT))
     );
 
@@ -89,20 +89,20 @@ async fn setup_walks_an_owner_through_roles_prices_and_providers() {
     assert!(resumed.contains("Resuming") && resumed.contains("Setup 3/3"), "{resumed}");
 
     let polar = |token: &str, id: &str| {
-        submit("setup:polar", &[("webhook_secret", POLAR_SECRET), ("access_token", token)], id)
+        submit("setup:provider:polar", &[("webhook_secret", POLAR_SECRET), ("access_token", token)], id)
     };
     app.interact(&polar("polar_oat_wrong", "wrong-token")).await;
     let refused = content(&app.follow_up("wrong-token").await);
     assert!(refused.contains("Polar was not saved") && refused.contains("**Fix:**"), "{refused}");
-    assert!(app.repo.credentials(guild(), ProviderKind::Polar).await.expect("read").is_none());
+    assert!(app.repo.credentials(guild(), ProviderName::POLAR).await.expect("read").is_none());
     app.interact(&polar(POLAR_TOKEN, "right-token")).await;
     let accepted = content(&app.follow_up("right-token").await);
     assert!(accepted.contains("Polar saved"), "{accepted}");
-    let stored = app.repo.credentials(guild(), ProviderKind::Polar).await.expect("read").expect("stored");
+    let stored = app.repo.credentials(guild(), ProviderName::POLAR).await.expect("read").expect("stored");
     assert_eq!(stored.api_token.as_ref().map(Secret::expose), Some(POLAR_TOKEN));
 
     let sepay = submit(
-        "setup:sepay",
+        "setup:provider:sepay",
         &[("api_key", "k"), ("bank", "MBBank"), ("account", ""), ("code_prefix", "")],
         "s",
     );
@@ -122,20 +122,20 @@ async fn shop(app: &App) {
     app.repo.put_guild(&Guild::new(g, "Shop")).await.expect("guild");
     let usd = Money::parse("5.00", Currency::Usd).expect("price");
     let mut vip = PaidRole::new(g, VIP.parse().expect("id"), "VIP", usd, Term::Recurring).expect("role");
-    vip.polar_product = Some(PRODUCT.to_owned());
+    vip.link(ProductLink::product(ProviderName::POLAR, PRODUCT));
     app.repo.put_paid_role(&vip).await.expect("vip");
     let vnd = Money::parse("250000", Currency::Vnd).expect("price");
     let mut bank = PaidRole::new(g, BANK.parse().expect("id"), "Bank", vnd, Term::fixed(30).expect("term"))
         .expect("role");
-    bank.sepay = true;
+    bank.link(ProductLink::to(ProviderName::SEPAY));
     app.repo.put_paid_role(&bank).await.expect("bank");
     let mut polar = ProviderCredentials::new(Secret::new(POLAR_SECRET));
     polar.api_token = Some(Secret::new(POLAR_TOKEN));
-    app.repo.put_credentials(g, ProviderKind::Polar, &polar).await.expect("polar");
+    app.repo.put_credentials(g, ProviderName::POLAR, &polar).await.expect("polar");
     let mut sepay = ProviderCredentials::new(Secret::new("sepay-key"));
     sepay.settings.insert("bank".into(), "MBBank".into());
     sepay.settings.insert("account".into(), "0123499999".into());
-    app.repo.put_credentials(g, ProviderKind::Sepay, &sepay).await.expect("sepay");
+    app.repo.put_credentials(g, ProviderName::SEPAY, &sepay).await.expect("sepay");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -288,8 +288,9 @@ async fn h2_setup_never_sells_a_role_its_caller_could_not_assign() {
     assert!(content(&app.follow_up("ranked-above").await).contains("Setup 2/3"));
 
     // Provider credentials need the owner or an Administrator.
-    let form =
-        app.interact(&as_member(button("setup:sepay", "c1"), MODERATOR, &[MODS_HIGH], MANAGE_GUILD)).await;
+    let form = app
+        .interact(&as_member(button("setup:provider:sepay", "c1"), MODERATOR, &[MODS_HIGH], MANAGE_GUILD))
+        .await;
     assert!(content(&form).contains("Only the server owner or an Administrator"), "{form}");
     let fields = [
         ("api_key", "an-attackers-key-0123456789abcdef0123"),
@@ -299,11 +300,16 @@ async fn h2_setup_never_sells_a_role_its_caller_could_not_assign() {
         ("code_prefix", ""),
     ];
     let submitted = app
-        .interact(&as_member(submit("setup:sepay", &fields, "c2"), MODERATOR, &[MODS_HIGH], MANAGE_GUILD))
+        .interact(&as_member(
+            submit("setup:provider:sepay", &fields, "c2"),
+            MODERATOR,
+            &[MODS_HIGH],
+            MANAGE_GUILD,
+        ))
         .await;
     assert!(content(&submitted).contains("Only the server owner or an Administrator"), "{submitted}");
     assert!(
-        app.repo.credentials(guild(), ProviderKind::Sepay).await.expect("read").is_none(),
+        app.repo.credentials(guild(), ProviderName::SEPAY).await.expect("read").is_none(),
         "nothing stored"
     );
 }
@@ -318,11 +324,11 @@ async fn m3_setup_offers_sepay_only_for_a_term_one_transfer_can_pay() {
     app.interact(&choose_roles(&[(VIP, "VIP")], "pick")).await;
     app.follow_up("pick").await;
     for (term, token, sepay) in [("recurring", "recurring", false), ("30d", "fixed", true)] {
-        let fields = [("price", "100000"), ("currency", "VND"), ("term", term), ("polar_product", "")];
+        let fields = [("price", "100000"), ("currency", "VND"), ("term", term), ("product:polar", "")];
         app.interact(&submit(&format!("setup:price:{VIP}"), &fields, token)).await;
         assert!(content(&app.follow_up(token).await).contains("Saved **VIP**"));
         let saved = app.repo.paid_role(guild(), vip).await.expect("read").expect("saved");
-        assert_eq!(saved.sepay, sepay, "{term}");
+        assert_eq!(saved.link_to(ProviderName::SEPAY).is_some(), sepay, "{term}");
     }
 }
 
@@ -339,13 +345,13 @@ async fn m7_setup_refuses_a_short_sepay_key_and_offers_hmac() {
             ("account", "0123499999"),
             ("code_prefix", ""),
         ];
-        submit("setup:sepay", &fields, token)
+        submit("setup:provider:sepay", &fields, token)
     };
     let short = content(&app.interact(&sepay("1234", "apikey", "short")).await);
     assert!(short.contains("SePay was not saved") && short.contains("at least 32"), "{short}");
-    assert!(app.repo.credentials(guild(), ProviderKind::Sepay).await.expect("read").is_none());
+    assert!(app.repo.credentials(guild(), ProviderName::SEPAY).await.expect("read").is_none());
     let saved = content(&app.interact(&sepay("0123456789abcdef0123456789abcdef", "HMAC", "hmac")).await);
     assert!(saved.contains("SePay saved"), "{saved}");
-    let stored = app.repo.credentials(guild(), ProviderKind::Sepay).await.expect("read").expect("stored");
+    let stored = app.repo.credentials(guild(), ProviderName::SEPAY).await.expect("read").expect("stored");
     assert_eq!(stored.settings.get("auth").map(String::as_str), Some("hmac"));
 }

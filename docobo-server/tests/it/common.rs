@@ -8,7 +8,7 @@ use docobo_adapters::simulator::discord::FakeDiscord;
 use docobo_adapters::simulator::gateway::FakeGateway;
 use docobo_adapters::simulator::polar::FakePolar;
 use docobo_core::domain::Secret;
-use docobo_server::{Application, Config};
+use docobo_server::{Application, Builder, Config};
 use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -54,23 +54,32 @@ pub struct App {
 /// The server, configured for interactions (`with_key`) against a fake Discord where the guild
 /// has VIP (5), Bank (4) and Admins (20) and the member has joined, and a fake Polar.
 pub async fn spawn(with_key: bool) -> App {
-    spawn_full(with_key, None, |_| {}).await
+    spawn_full(with_key, None, |_| {}, |b| b).await
 }
 
 /// As [`spawn`] (without the interactions key), with more configuration, e.g. the admin token.
 pub async fn spawn_configured(configure: impl FnOnce(&mut Config)) -> App {
-    spawn_full(false, None, configure).await
+    spawn_full(false, None, configure, |b| b).await
+}
+
+/// As [`spawn_configured`], with more than configuration: a clock, providers of its own.
+pub async fn spawn_built(
+    configure: impl FnOnce(&mut Config),
+    extend: impl FnOnce(Builder) -> Builder,
+) -> App {
+    spawn_full(false, None, configure, extend).await
 }
 
 /// As [`spawn`], with the gateway on and connected to `gateway`.
 pub async fn spawn_with_gateway(gateway: &FakeGateway) -> App {
-    spawn_full(true, Some(gateway), |_| {}).await
+    spawn_full(true, Some(gateway), |_| {}, |b| b).await
 }
 
 async fn spawn_full(
     with_key: bool,
     gateway: Option<&FakeGateway>,
     configure: impl FnOnce(&mut Config),
+    extend: impl FnOnce(Builder) -> Builder,
 ) -> App {
     let key = SigningKey::from_bytes(&[7u8; 32]);
     let discord = FakeDiscord::start(BOT).await.expect("fake discord");
@@ -101,7 +110,7 @@ async fn spawn_full(
         ..Config::default()
     };
     configure(&mut config);
-    let app = Application::build(config).await.expect("builds");
+    let app = extend(Application::builder(config)).build().await.expect("builds");
     let base = app.base_url();
     let repo = app.state().repo.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -98,7 +98,7 @@ async fn m1_h2c_is_refused() {
 /// minute lock that guild's endpoint for that provider for a minute, for everyone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn m7_repeated_failed_authentication_locks_the_endpoint_for_a_minute() {
-    use docobo_core::domain::{Guild, ProviderKind, Secret};
+    use docobo_core::domain::{Guild, ProviderName, Secret};
     use docobo_core::ports::{CatalogRepo, ProviderCredentials};
     const KEY: &str = "the-real-sepay-key-0123456789abcdef";
     let app = spawn_configured(|c| c.rate_limit = None).await;
@@ -107,7 +107,7 @@ async fn m7_repeated_failed_authentication_locks_the_endpoint_for_a_minute() {
     let mut creds = ProviderCredentials::new(Secret::new(KEY));
     creds.settings.insert("account".into(), "0123499999".into());
     creds.settings.insert("bank".into(), "MBBank".into());
-    app.repo.put_credentials(guild, ProviderKind::Sepay, &creds).await.expect("creds");
+    app.repo.put_credentials(guild, ProviderName::SEPAY, &creds).await.expect("creds");
     let send = |key: String| {
         app.http
             .post(format!("{}/webhooks/sepay/{GUILD}", app.base))

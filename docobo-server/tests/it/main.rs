@@ -4,6 +4,7 @@
 
 mod admin;
 mod bot;
+mod catalog;
 mod common;
 mod hardening;
 mod interactions;

@@ -113,7 +113,7 @@ async fn spawn(database_url: String, with_discord: bool) -> App {
         Term::Recurring,
     )
     .expect("role");
-    polar_role.polar_product = Some(PRODUCT.to_owned());
+    polar_role.link(ProductLink::product(ProviderName::POLAR, PRODUCT));
     repo.put_paid_role(&polar_role).await.expect("role");
     let mut bank = PaidRole::new(
         guild(),
@@ -123,15 +123,15 @@ async fn spawn(database_url: String, with_discord: bool) -> App {
         Term::Fixed { days: 30 },
     )
     .expect("role");
-    bank.sepay = true;
+    bank.link(ProductLink::to(ProviderName::SEPAY));
     repo.put_paid_role(&bank).await.expect("role");
-    repo.put_credentials(guild(), ProviderKind::Polar, &ProviderCredentials::new(Secret::new(POLAR_SECRET)))
+    repo.put_credentials(guild(), ProviderName::POLAR, &ProviderCredentials::new(Secret::new(POLAR_SECRET)))
         .await
         .expect("creds");
     let mut sepay = ProviderCredentials::new(Secret::new(SEPAY_KEY));
     sepay.settings.insert("bank".into(), "MBBank".into());
     sepay.settings.insert("account".into(), "0123499999".into());
-    repo.put_credentials(guild(), ProviderKind::Sepay, &sepay).await.expect("creds");
+    repo.put_credentials(guild(), ProviderName::SEPAY, &sepay).await.expect("creds");
     App { base, discord, repo, http: reqwest::Client::new(), _stop: stop }
 }
 
@@ -167,7 +167,7 @@ impl App {
             .expect("request")
     }
 
-    async fn entitlement(&self, provider: ProviderKind, reference: &str) -> Entitlement {
+    async fn entitlement(&self, provider: ProviderName, reference: &str) -> Entitlement {
         self.repo
             .entitlement(provider, guild(), &reference.parse().expect("ref"))
             .await
@@ -194,7 +194,7 @@ async fn a_signed_subscription_queues_one_role_job_and_a_redelivery_none(app: Ap
     let response = app.polar("wh_active", &fixture("subscription_active")).await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.json::<serde_json::Value>().await.expect("json")["status"], "processed");
-    assert_eq!(app.entitlement(ProviderKind::Polar, SUB).await.status(), Status::Active);
+    assert_eq!(app.entitlement(ProviderName::POLAR, SUB).await.status(), Status::Active);
     assert_eq!(app.job_generation(vip()).await, Some(1));
     let again = app.polar("wh_active", &fixture("subscription_active")).await;
     assert_eq!(again.status(), 200);
@@ -205,14 +205,14 @@ async fn a_signed_subscription_queues_one_role_job_and_a_redelivery_none(app: Ap
 async fn a_cancellation_keeps_access_until_the_period_ends_then_the_expirer_removes_it(app: App) {
     app.polar("wh_active", &fixture("subscription_active")).await;
     assert_eq!(app.polar("wh_cancel", &fixture("subscription_canceled_at_period_end")).await.status(), 200);
-    let e = app.entitlement(ProviderKind::Polar, SUB).await;
+    let e = app.entitlement(ProviderName::POLAR, SUB).await;
     assert_eq!((e.status(), e.access_until()), (Status::Cancelled, Some(PERIOD_END)));
     assert!(e.entitled(PERIOD_END - Duration::seconds(1), Guild::DEFAULT_GRACE));
     let generation = app.job_generation(vip()).await;
     let report = expire_due(&app.repo, &ManualClock::new(PERIOD_END), 100).await.expect("expires");
     assert_eq!((report.due, report.jobs), (1, 1));
     assert!(app.job_generation(vip()).await > generation, "a removal job was asked for");
-    assert_eq!(app.entitlement(ProviderKind::Polar, SUB).await.status(), Status::Expired);
+    assert_eq!(app.entitlement(ProviderName::POLAR, SUB).await.status(), Status::Expired);
 }
 
 async fn a_full_refund_removes_access_and_a_partial_refund_does_not(app: App) {
@@ -222,13 +222,13 @@ async fn a_full_refund_removes_access_and_a_partial_refund_does_not(app: App) {
     lifetime.term = Term::Lifetime;
     app.repo.put_paid_role(&lifetime).await.expect("role");
     app.polar("wh_paid", &fixture("order_paid_one_time")).await;
-    assert_eq!(app.entitlement(ProviderKind::Polar, order).await.status(), Status::Active);
+    assert_eq!(app.entitlement(ProviderName::POLAR, order).await.status(), Status::Active);
     let before = app.job_generation(vip()).await;
     assert_eq!(app.polar("wh_partial", &fixture("order_refunded_partial")).await.status(), 200);
-    assert_eq!(app.entitlement(ProviderKind::Polar, order).await.status(), Status::Active);
+    assert_eq!(app.entitlement(ProviderName::POLAR, order).await.status(), Status::Active);
     assert_eq!(app.job_generation(vip()).await, before, "a partial refund changes nothing");
     assert_eq!(app.polar("wh_full", &fixture("order_refunded_full")).await.status(), 200);
-    assert_eq!(app.entitlement(ProviderKind::Polar, order).await.status(), Status::Refunded);
+    assert_eq!(app.entitlement(ProviderName::POLAR, order).await.status(), Status::Refunded);
     assert!(app.job_generation(vip()).await > before, "a full refund asks for the role to go");
 }
 
@@ -248,7 +248,7 @@ async fn open_checkout(app: &App, code: &str) {
         guild: guild(),
         user: user(),
         role: bank_role(),
-        provider: ProviderKind::Sepay,
+        provider: ProviderName::SEPAY,
         expected: Money::parse("250000", Currency::Vnd).expect("amount"),
         created_at: now,
         expires_at: now + Duration::hours(1),
@@ -262,7 +262,7 @@ async fn a_sepay_transfer_with_the_checkout_code_grants_and_an_underpayment_does
     let ok = app.sepay(&format!("Apikey {SEPAY_KEY}"), transfer(92704, "DCB7K2Q", 250_000)).await;
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.text().await.expect("body"), r#"{"success":true}"#);
-    assert_eq!(app.entitlement(ProviderKind::Sepay, "DCB7K2Q").await.status(), Status::Active);
+    assert_eq!(app.entitlement(ProviderName::SEPAY, "DCB7K2Q").await.status(), Status::Active);
     assert_eq!(app.job_generation(bank_role()).await, Some(1));
     let short = app.sepay(&format!("Apikey {SEPAY_KEY}"), transfer(92705, "DCB9ZZZ", 200_000)).await;
     assert_eq!(short.status(), 200, "SePay always gets 200 for an authenticated request");
@@ -274,7 +274,7 @@ async fn a_sepay_transfer_with_the_checkout_code_grants_and_an_underpayment_does
     );
     assert!(
         app.repo
-            .entitlement(ProviderKind::Sepay, guild(), &"DCB9ZZZ".parse().expect("ref"))
+            .entitlement(ProviderName::SEPAY, guild(), &"DCB9ZZZ".parse().expect("ref"))
             .await
             .expect("read")
             .is_none()
@@ -347,7 +347,7 @@ async fn unauthenticated_requests_get_401_and_leave_no_rows(app: App) {
     assert_eq!(app.counts().await, (0, 0, 0));
     assert!(
         app.repo
-            .webhook_event(ProviderKind::Polar, guild(), &"wh_forged".parse().expect("id"))
+            .webhook_event(ProviderName::POLAR, guild(), &"wh_forged".parse().expect("id"))
             .await
             .expect("read")
             .is_none()

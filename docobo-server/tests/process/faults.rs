@@ -62,12 +62,12 @@ async fn setup(database_url: Option<String>) -> Setup {
         Term::fixed(30).expect("term"),
     )
     .expect("role");
-    role.sepay = true;
+    role.link(ProductLink::to(ProviderName::SEPAY));
     repo.put_paid_role(&role).await.expect("role");
     let mut creds = ProviderCredentials::new(Secret::new(SEPAY_KEY));
     creds.settings.insert("bank".into(), "MBBank".into());
     creds.settings.insert("account".into(), "0123499999".into());
-    repo.put_credentials(guild, ProviderKind::Sepay, &creds).await.expect("creds");
+    repo.put_credentials(guild, ProviderName::SEPAY, &creds).await.expect("creds");
     let discord = FakeDiscord::start(555).await.expect("fake discord");
     discord.add_guild(GUILD);
     discord.add_role(GUILD, ROLE, "30 days", 4);
@@ -79,7 +79,7 @@ async fn setup(database_url: Option<String>) -> Setup {
             guild,
             user: UserId::new(user(i)).expect("id"),
             role: RoleId::new(ROLE).expect("id"),
-            provider: ProviderKind::Sepay,
+            provider: ProviderName::SEPAY,
             expected: price,
             created_at: now,
             expires_at: now + time::Duration::hours(1),
@@ -171,10 +171,10 @@ async fn assert_acknowledged_are_durable(s: &Setup, results: &BTreeMap<u64, bool
     let mut stored = 0;
     for (i, ok) in results {
         let id: EventId = (50_000 + i).to_string().parse().expect("id");
-        let event = repo.webhook_event(ProviderKind::Sepay, guild, &id).await.expect("read");
+        let event = repo.webhook_event(ProviderName::SEPAY, guild, &id).await.expect("read");
         assert!(!ok || event.is_some(), "delivery {i} was acknowledged but is not stored");
         let reference: ExternalRef = code(*i).parse().expect("ref");
-        let entitlement = repo.entitlement(ProviderKind::Sepay, guild, &reference).await.expect("read");
+        let entitlement = repo.entitlement(ProviderName::SEPAY, guild, &reference).await.expect("read");
         assert_eq!(event.is_some(), entitlement.is_some(), "delivery {i} is half-written");
         stored += usize::from(event.is_some());
     }

@@ -36,29 +36,29 @@ async fn configured_database(url: &str) {
     let usd = Money::parse("5.00", Currency::Usd).expect("price");
     let mut vip =
         PaidRole::new(guild, RoleId::new(VIP).expect("id"), "VIP", usd, Term::Recurring).expect("role");
-    vip.polar_product = Some(PRODUCT.to_owned());
+    vip.link(ProductLink::product(ProviderName::POLAR, PRODUCT));
     repo.put_paid_role(&vip).await.expect("role");
     let vnd = Money::parse("250000", Currency::Vnd).expect("price");
     let term = Term::fixed(30).expect("term");
     let mut bank = PaidRole::new(guild, RoleId::new(BANK).expect("id"), "Bank", vnd, term).expect("role");
-    bank.sepay = true;
+    bank.link(ProductLink::to(ProviderName::SEPAY));
     repo.put_paid_role(&bank).await.expect("role");
     let mut polar = ProviderCredentials::new(Secret::new(POLAR_SECRET));
     polar.api_token = Some(Secret::new(POLAR_TOKEN));
-    repo.put_credentials(guild, ProviderKind::Polar, &polar).await.expect("creds");
+    repo.put_credentials(guild, ProviderName::POLAR, &polar).await.expect("creds");
     let mut sepay = ProviderCredentials::new(Secret::new(SEPAY_KEY));
     sepay.settings = [("account", "0123499999"), ("code_prefix", "DCB"), ("bank", "MBBank")]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
-    repo.put_credentials(guild, ProviderKind::Sepay, &sepay).await.expect("creds");
+    repo.put_credentials(guild, ProviderName::SEPAY, &sepay).await.expect("creds");
     let now = OffsetDateTime::now_utc();
     let checkout = Checkout {
         reference: "DCB7K2QXM".parse().expect("ref"),
         guild,
         user: UserId::new(USER).expect("id"),
         role: RoleId::new(BANK).expect("id"),
-        provider: ProviderKind::Sepay,
+        provider: ProviderName::SEPAY,
         expected: vnd,
         created_at: now,
         expires_at: now + time::Duration::hours(24),

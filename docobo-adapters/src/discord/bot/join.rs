@@ -1,8 +1,8 @@
 //! `/join`: one select menu listing every (role, provider) on offer; choosing one stores a
-//! checkout and shows how to pay. SePay's QR is built locally and shown at once; Polar's
-//! checkout page needs a call to Polar, so that answer is deferred.
+//! checkout and shows how to pay. A provider that builds its answer locally (SePay's QR) is shown
+//! at once; one that must be asked (Polar's checkout page) is answered after a deferral.
 
-use docobo_core::domain::{GuildId, ProviderKind, RoleId, UserId};
+use docobo_core::domain::{GuildId, ProviderName, RoleId, UserId};
 use docobo_core::ports::CheckoutLink;
 use docobo_core::service::{JoinError, offers, start_checkout};
 use serenity::all::{
@@ -15,15 +15,6 @@ use docobo_core::ports::StoreError;
 
 /// Discord's limit on select menu options.
 const MAX_OPTIONS: usize = 25;
-
-fn how(kind: ProviderKind) -> &'static str {
-    match kind {
-        ProviderKind::Polar => "Card or subscription, via Polar",
-        ProviderKind::Sepay => "Vietnamese bank transfer (VietQR), via SePay",
-        ProviderKind::Manual => "Granted by a server manager",
-        ProviderKind::Custom => "Through the server's own payment system",
-    }
-}
 
 /// What the member sees once a checkout exists, or why it does not.
 fn outcome(result: Result<(String, CheckoutLink), JoinError>) -> Result<View, StoreError> {
@@ -53,7 +44,7 @@ fn outcome(result: Result<(String, CheckoutLink), JoinError>) -> Result<View, St
 impl Bot {
     /// The menu of offers.
     pub(super) async fn join_menu(&self, who: Caller) -> Result<Reply, StoreError> {
-        let offers = offers(&*self.repo, who.guild).await?;
+        let offers = offers(&*self.repo, &self.providers, who.guild).await?;
         if offers.is_empty() {
             return Ok(Reply::text(
                 "Nothing is for sale in this server yet. Server managers can start with `/setup`.",
@@ -64,8 +55,9 @@ impl Bot {
             .take(MAX_OPTIONS)
             .map(|o| {
                 let label = format!("{} — {} ({})", o.role.name, o.role.price, o.role.term);
-                CreateSelectMenuOption::new(label, format!("{}:{}", o.role.role, o.provider))
-                    .description(how(o.provider))
+                CreateSelectMenuOption::new(label, format!("{}:{}", o.role.role, o.provider)).description(
+                    self.provider(o.provider).map(|p| p.payment_method().to_owned()).unwrap_or_default(),
+                )
             })
             .collect();
         let menu = CreateSelectMenu::new("join:offer", CreateSelectMenuKind::String { options })
@@ -86,12 +78,11 @@ impl Bot {
         let chosen = match &data.kind {
             ComponentInteractionDataKind::StringSelect { values } => values.first().and_then(|v| {
                 let (role, provider) = v.split_once(':')?;
-                Some((role.parse::<RoleId>().ok()?, provider.parse::<ProviderKind>().ok()?))
+                Some((role.parse::<RoleId>().ok()?, provider.parse::<ProviderName>().ok()?))
             }),
             _ => None,
         };
-        let Some((role, kind, provider)) =
-            chosen.and_then(|(role, kind)| Some((role, kind, self.provider(kind)?)))
+        let Some((role, provider)) = chosen.and_then(|(role, name)| Some((role, self.provider(name)?)))
         else {
             return Ok(Reply::text("That choice is no longer on offer. Run `/join` again."));
         };
@@ -102,6 +93,7 @@ impl Bot {
             )));
         }
         let bot = self.clone();
+        let offline = provider.works_offline();
         let checkout = async move {
             let name =
                 bot.repo.paid_role(who.guild, role).await?.map_or_else(|| format!("role {role}"), |r| r.name);
@@ -110,7 +102,7 @@ impl Bot {
                     .await;
             outcome(started.map(|(_, link)| (name, link)))
         };
-        if kind == ProviderKind::Polar {
+        if !offline {
             return Ok(Reply::deferred_update(async move {
                 match checkout.await {
                     Ok(o) => o.edit(),

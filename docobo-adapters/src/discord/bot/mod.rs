@@ -21,7 +21,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use docobo_core::domain::{GuildId, ProviderKind, Timestamp, UserId};
+use docobo_core::domain::{GuildId, ProviderName, Timestamp, UserId};
 use docobo_core::ports::{
     GatewayError, PaymentProvider, ProviderRegistry, RoleGateway, StoreError, SubscriptionRepo,
 };
@@ -164,12 +164,12 @@ impl Bot {
         }
     }
 
-    fn provider(&self, kind: ProviderKind) -> Option<Arc<dyn PaymentProvider>> {
+    fn provider(&self, kind: ProviderName) -> Option<Arc<dyn PaymentProvider>> {
         self.providers.get(kind)
     }
 
     /// The URL an owner pastes into `kind`'s dashboard.
-    fn webhook_url(&self, kind: ProviderKind, guild: GuildId) -> String {
+    pub fn webhook_url(&self, kind: ProviderName, guild: GuildId) -> String {
         format!("{}/webhooks/{kind}/{guild}", self.public_url)
     }
 

@@ -2,7 +2,9 @@
 //! test is named after its finding and failed before the fix.
 
 use super::*;
+use crate::ports::ProviderRegistry;
 use crate::service::role_sync::{CALLS_PER_JOB, JOB_CONCURRENCY, lease_and_batch};
+use std::sync::Arc;
 
 /// A fixed-term purchase of `role()` by `user()`, paid at `at`.
 fn fixed_payment(id: &str, at: OffsetDateTime) -> Vec<(&'static str, String)> {
@@ -37,13 +39,14 @@ async fn m3_sepay_is_not_offered_for_a_recurring_vnd_role() {
         Term::Recurring,
     )
     .expect("role");
-    bank.sepay = true;
+    bank.link(ProductLink::to(ProviderName::SEPAY));
     w.repo.put_paid_role(&bank).await.expect("role");
     let creds = ProviderCredentials::new(Secret::new("a-long-enough-sepay-api-key-0123456789"));
-    w.repo.put_credentials(guild(), ProviderKind::Sepay, &creds).await.expect("creds");
-    let offers = offers(&w.repo, guild()).await.expect("offers");
+    w.repo.put_credentials(guild(), ProviderName::SEPAY, &creds).await.expect("creds");
+    let providers = ProviderRegistry::new().with(Arc::new(ToyProvider::bank_transfer(ProviderName::SEPAY)));
+    let offers = offers(&w.repo, &providers, guild()).await.expect("offers");
     assert!(
-        !offers.iter().any(|o| o.provider == ProviderKind::Sepay),
+        !offers.iter().any(|o| o.provider == ProviderName::SEPAY),
         "a bank transfer never renews, so it is not offered for a recurring role: {offers:?}"
     );
 }
@@ -192,7 +195,7 @@ async fn m8_a_subscription_switched_to_another_product_is_not_kept_on_the_old_ro
     let price = Money::parse("2.00", Currency::Usd).expect("price");
     let mut basic =
         PaidRole::new(guild(), RoleId::new(8).expect("id"), "Basic", price, Term::Recurring).expect("role");
-    basic.polar_product = Some("prod_basic".to_owned());
+    basic.link(ProductLink::product(ProviderName::POLAR, "prod_basic"));
     w.repo.put_paid_role(&basic).await.expect("role");
     w.sub_event("evt_1", "payment_succeeded", START, Some(START + Duration::days(30))).await;
     // The member moves the same subscription to the cheaper product in the provider's portal.

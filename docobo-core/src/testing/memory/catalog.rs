@@ -4,7 +4,7 @@ use async_trait::async_trait;
 
 use super::{MemoryRepo, lock};
 use crate::domain::{
-    Checkout, CheckoutRef, Entitlement, EntitlementId, ExternalRef, Guild, GuildId, PaidRole, ProviderKind,
+    Checkout, CheckoutRef, Entitlement, EntitlementId, ExternalRef, Guild, GuildId, PaidRole, ProviderName,
     RoleId, RoleJobKey, Timestamp, UserId,
 };
 use crate::ports::{CatalogRepo, CheckoutRepo, EntitlementRepo, ProviderCredentials, StoreError};
@@ -41,23 +41,10 @@ impl CatalogRepo for MemoryRepo {
         self.read(|s| s.roles.values().filter(|r| r.guild == guild).cloned().collect())
     }
 
-    async fn paid_role_by_product(
-        &self,
-        guild: GuildId,
-        product: &str,
-    ) -> Result<Option<PaidRole>, StoreError> {
-        self.read(|s| {
-            s.roles
-                .values()
-                .find(|r| r.guild == guild && r.polar_product.as_deref() == Some(product))
-                .cloned()
-        })
-    }
-
     async fn put_credentials(
         &self,
         guild: GuildId,
-        provider: ProviderKind,
+        provider: ProviderName,
         credentials: &ProviderCredentials,
     ) -> Result<(), StoreError> {
         lock(&self.state).credentials.insert((guild, provider), credentials.clone());
@@ -67,7 +54,7 @@ impl CatalogRepo for MemoryRepo {
     async fn credentials(
         &self,
         guild: GuildId,
-        provider: ProviderKind,
+        provider: ProviderName,
     ) -> Result<Option<ProviderCredentials>, StoreError> {
         self.read(|s| s.credentials.get(&(guild, provider)).cloned())
     }
@@ -98,7 +85,7 @@ impl CheckoutRepo for MemoryRepo {
 impl EntitlementRepo for MemoryRepo {
     async fn entitlement(
         &self,
-        provider: ProviderKind,
+        provider: ProviderName,
         guild: GuildId,
         external_ref: &ExternalRef,
     ) -> Result<Option<Entitlement>, StoreError> {

@@ -6,7 +6,7 @@ use time::Duration;
 
 use super::{MemoryRepo, lock};
 use crate::domain::{
-    AuditEntry, EventId, EventOutcome, GuildId, JobState, Payment, ProviderKind, RoleJob, RoleJobKey,
+    AuditEntry, EventId, EventOutcome, GuildId, JobState, Payment, ProviderName, RoleJob, RoleJobKey,
     SetupProgress, Timestamp, UserId, WebhookEvent,
 };
 use crate::ports::{
@@ -65,7 +65,7 @@ impl Ledger for MemoryRepo {
 
     async fn webhook_event(
         &self,
-        provider: ProviderKind,
+        provider: ProviderName,
         guild: GuildId,
         id: &EventId,
     ) -> Result<Option<WebhookEvent>, StoreError> {

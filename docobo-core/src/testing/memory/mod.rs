@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use super::lock;
 use crate::domain::{
     AuditEntry, Checkout, CheckoutRef, Entitlement, EntitlementId, EventId, ExternalRef, Guild, GuildId,
-    JobId, JobState, PaidRole, Payment, ProviderKind, RoleId, RoleJob, RoleJobKey, SetupProgress, Timestamp,
+    JobId, JobState, PaidRole, Payment, ProviderName, RoleId, RoleJob, RoleJobKey, SetupProgress, Timestamp,
     WebhookEvent,
 };
 use crate::ports::{EntitlementWrite, ProviderCredentials, StoreError};
@@ -23,14 +23,14 @@ mod ledger;
 struct State {
     guilds: BTreeMap<GuildId, Guild>,
     roles: BTreeMap<(GuildId, RoleId), PaidRole>,
-    credentials: BTreeMap<(GuildId, ProviderKind), ProviderCredentials>,
+    credentials: BTreeMap<(GuildId, ProviderName), ProviderCredentials>,
     checkouts: BTreeMap<(GuildId, CheckoutRef), Checkout>,
     entitlements: BTreeMap<EntitlementId, Entitlement>,
-    by_ref: BTreeMap<(ProviderKind, GuildId, ExternalRef), EntitlementId>,
-    events: BTreeMap<(ProviderKind, GuildId, EventId), WebhookEvent>,
+    by_ref: BTreeMap<(ProviderName, GuildId, ExternalRef), EntitlementId>,
+    events: BTreeMap<(ProviderName, GuildId, EventId), WebhookEvent>,
     jobs: BTreeMap<RoleJobKey, RoleJob>,
     audit: Vec<AuditEntry>,
-    payments: BTreeMap<(ProviderKind, GuildId, ExternalRef), Payment>,
+    payments: BTreeMap<(ProviderName, GuildId, ExternalRef), Payment>,
     setups: BTreeMap<GuildId, SetupProgress>,
     last_id: i64,
 }

@@ -3,11 +3,14 @@
 //! 1/3 roles — a role select; every chosen role is checked with Discord (`bot_can_manage`, a
 //!   deferred answer) and the whole choice is refused, with what/why/fix/help, if one cannot be
 //!   sold.
-//! 2/3 prices — a button per role opens a form (price, currency, term, Polar product); saving it
-//!   puts the paid role on sale. SePay is offered for roles priced in VND with a fixed term or
-//!   lifetime (a bank transfer never renews, so it cannot pay for a recurring role).
-//! 3/3 providers — a form each for Polar (checked against Polar's API, deferred) and SePay; the
-//!   webhook URL to paste into each dashboard is shown. "Finish" shows a summary.
+//! 2/3 prices — a button per role opens a form (price, currency, term, and a product id for each
+//!   provider that sells by product, e.g. Polar); saving it puts the paid role on sale, under the
+//!   catalog rules of `docobo_core::service::catalog`. A provider that needs no product (SePay) is
+//!   linked wherever its rules allow: VND prices with a fixed term or lifetime (a bank transfer
+//!   never renews, so it cannot pay for a recurring role).
+//! 3/3 providers — the form each registered provider declares (`PaymentProvider::setup_form`),
+//!   checked by the provider (deferred when that needs its API); the webhook URL to paste into
+//!   each dashboard is shown. "Finish" shows a summary.
 //!
 //! Progress (the step and the chosen roles) is stored per guild, so `/setup` resumes where it
 //! stopped. Every click checks Manage Server again: the command's default permission is only a
@@ -22,10 +25,11 @@
 
 mod views;
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use docobo_core::domain::{Guild, GuildId, ProviderKind, RoleId, Secret, SetupProgress};
-use docobo_core::ports::{Manageable, ProviderCredentials, StoreError};
+use docobo_core::domain::{GuildId, ProviderName, RoleId, SetupProgress};
+use docobo_core::ports::{Manageable, PaymentProvider, ProviderCredentials, StoreError};
+use docobo_core::service::{CatalogRefusal, register_guild, set_credentials};
 use serde::{Deserialize, Serialize};
 use serenity::all::{
     ButtonStyle, ComponentInteractionData, ComponentInteractionDataKind, CreateActionRow, CreateEmbed,
@@ -33,7 +37,7 @@ use serenity::all::{
 };
 
 use self::views::{
-    button, describe, field, parse_price, price_form, provider_form, refusal, step1, with_notice,
+    button, describe, parse_price, price_form, provider_form, refusal, step1, values, with_notice,
 };
 use super::{Bot, Caller, Reply, View, unavailable};
 
@@ -80,32 +84,37 @@ impl Bot {
             button("step3", "Next: payment providers ▶", ButtonStyle::Success).disabled(!all_priced),
         ]));
         let content = format!(
-            "**Setup 2/3 — prices.** Set a price for each role. Roles priced in VND with a fixed term or \
-             lifetime can be paid by bank transfer (SePay); a Polar product id lets members pay by card.\n{}",
+            "**Setup 2/3 — prices.** Set a price for each role. A provider's product id lets members pay \
+             through it; bank transfers (SePay) are offered for roles priced in VND with a fixed term or \
+             lifetime.\n{}",
             lines.join("\n")
         );
         Ok(View { content: with_notice(notice, content), rows, embed: None })
     }
 
+    /// The providers an owner can configure here: those with a `/setup` form.
+    fn configurable(&self) -> impl Iterator<Item = &Arc<dyn PaymentProvider>> {
+        self.providers.iter().filter(|p| !p.setup_form().is_empty())
+    }
+
     async fn step3(&self, guild: GuildId, notice: Option<&str>) -> Result<View, StoreError> {
         let mut lines = Vec::new();
         let mut configured = 0;
-        for kind in [ProviderKind::Polar, ProviderKind::Sepay] {
-            let done = self.repo.credentials(guild, kind).await?.is_some();
+        let mut buttons = vec![button("step2", "◀ Prices", ButtonStyle::Secondary)];
+        for provider in self.configurable() {
+            let name = provider.name();
+            let done = self.repo.credentials(guild, name).await?.is_some();
             configured += usize::from(done);
             let state = if done { "✅ configured" } else { "▫️ not configured" };
             lines.push(format!(
                 "**{}** {state} — webhook URL: `{}`",
-                kind.title(),
-                self.webhook_url(kind, guild)
+                name.title(),
+                self.webhook_url(name, guild)
             ));
+            buttons.push(button(&format!("provider:{name}"), name.title(), ButtonStyle::Primary));
         }
-        let rows = vec![CreateActionRow::Buttons(vec![
-            button("step2", "◀ Prices", ButtonStyle::Secondary),
-            button("polar", "Polar (cards)", ButtonStyle::Primary),
-            button("sepay", "SePay (bank transfer)", ButtonStyle::Primary),
-            button("done", "Finish", ButtonStyle::Success).disabled(configured == 0),
-        ])];
+        buttons.push(button("done", "Finish", ButtonStyle::Success).disabled(configured == 0));
+        let rows = buttons.chunks(5).map(|c| CreateActionRow::Buttons(c.to_vec())).collect();
         let content = format!(
             "**Setup 3/3 — payment providers.** Configure at least one, then paste its webhook URL into \
              the provider's dashboard.\n{}",
@@ -123,11 +132,12 @@ impl Bot {
         for r in roles.iter().take(20) {
             embed = embed.field(&r.name, describe(r), false);
         }
-        for kind in [ProviderKind::Polar, ProviderKind::Sepay] {
-            if self.repo.credentials(guild, kind).await?.is_some() {
+        for provider in self.providers.iter() {
+            let name = provider.name();
+            if self.repo.credentials(guild, name).await?.is_some() {
                 embed = embed.field(
-                    format!("{} webhook URL", kind.title()),
-                    self.webhook_url(kind, guild),
+                    format!("{} webhook URL", name.title()),
+                    self.webhook_url(name, guild),
                     false,
                 );
             }
@@ -152,7 +162,7 @@ impl Bot {
             return Ok(refusal);
         }
         if self.repo.guild(who.guild).await?.is_none() {
-            self.repo.put_guild(&Guild::new(who.guild, format!("guild {}", who.guild))).await?;
+            register_guild(&*self.repo, who.guild, &format!("guild {}", who.guild)).await?;
         }
         let progress = self.repo.setup(who.guild).await?;
         let draft = Self::draft(progress.as_ref());
@@ -176,18 +186,20 @@ impl Bot {
                     return Ok(Reply::update(step1(Some("That role is no longer in this setup.")).message()));
                 };
                 let saved = self.repo.paid_role(who.guild, *role).await?;
-                let form = price_form(*role, name, saved.as_ref());
+                let form = price_form(*role, name, saved.as_ref(), &self.providers);
                 return Ok(Reply::new(CreateInteractionResponse::Modal(form)));
+            }
+            Some(("provider", name)) => {
+                if let Some(refusal) = not_an_administrator(&who) {
+                    return Ok(refusal);
+                }
+                let Some(provider) = self.providers.named(name).filter(|p| !p.setup_form().is_empty()) else {
+                    return Ok(Reply::update(self.step3(who.guild, None).await?.message()));
+                };
+                return Ok(Reply::new(CreateInteractionResponse::Modal(provider_form(provider.as_ref()))));
             }
             _ => match action {
                 "roles" => return Ok(self.choose_roles(who, data)),
-                "polar" | "sepay" => {
-                    if let Some(refusal) = not_an_administrator(&who) {
-                        return Ok(refusal);
-                    }
-                    let kind = if action == "polar" { ProviderKind::Polar } else { ProviderKind::Sepay };
-                    return Ok(Reply::new(CreateInteractionResponse::Modal(provider_form(kind))));
-                }
                 "step1" => step1(None),
                 "step2" => {
                     self.save_progress(&who, 2, &draft).await?;
@@ -270,7 +282,7 @@ impl Bot {
         if let Some(refusal) = not_a_manager(&who) {
             return Ok(refusal);
         }
-        if matches!(form, "sepay" | "polar")
+        if form.starts_with("provider:")
             && let Some(refusal) = not_an_administrator(&who)
         {
             return Ok(refusal);
@@ -281,7 +293,7 @@ impl Bot {
                 let Some((role, name)) = draft.roles.iter().find(|(r, _)| r.to_string() == role) else {
                     return Ok(Reply::update(step1(Some("That role is no longer in this setup.")).message()));
                 };
-                let paid = match parse_price(who.guild, *role, name, data) {
+                let paid = match parse_price(who.guild, *role, name, data, &self.providers) {
                     Ok(paid) => paid,
                     Err(problems) => {
                         let notice = format!("⚠️ **{name}** was not saved: {problems}.");
@@ -313,44 +325,33 @@ impl Bot {
                     view.await.map_or_else(|e| unavailable(&e), View::edit)
                 }));
             }
-            _ if form == "sepay" => {
-                let mut credentials = ProviderCredentials::new(Secret::new(field(data, "api_key")));
-                let prefix = field(data, "code_prefix").to_ascii_uppercase();
-                let auth = match field(data, "auth").to_ascii_lowercase().as_str() {
-                    "" | "apikey" | "api key" => "apikey",
-                    "hmac" => "hmac",
-                    other => {
+            Some(("provider", name)) => {
+                let Some(provider) = self.providers.named(name) else {
+                    return Ok(Reply::update(step1(Some("That provider is not available here.")).message()));
+                };
+                let title = provider.name().title().to_owned();
+                let credentials = match provider.credentials_from_form(&values(data)) {
+                    Ok(credentials) => credentials,
+                    Err(e) => {
                         let notice = refusal(
-                            "SePay was not saved.",
-                            &format!("the authentication mode {other:?} is neither `apikey` nor `hmac`"),
-                            "type `hmac` (recommended: signed, with a timestamp) or `apikey`, as chosen in SePay",
+                            &format!("{title} was not saved."),
+                            &e.to_string(),
+                            "check the values and try again",
                         );
                         return Ok(Reply::update(self.step3(who.guild, Some(&notice)).await?.message()));
                     }
                 };
-                credentials.settings = BTreeMap::from([
-                    ("bank".to_owned(), field(data, "bank").to_owned()),
-                    ("account".to_owned(), field(data, "account").to_owned()),
-                    ("auth".to_owned(), auth.to_owned()),
-                ]);
-                if !prefix.is_empty() {
-                    credentials.settings.insert("code_prefix".to_owned(), prefix);
+                let (bot, offline, name) = (self.clone(), provider.works_offline(), provider.name());
+                let save = async move {
+                    let notice = bot.save_credentials(who.guild, name, &credentials).await?;
+                    bot.step3(who.guild, Some(&notice)).await
+                };
+                if !offline {
+                    return Ok(Reply::deferred_update(async move {
+                        save.await.map_or_else(|e| unavailable(&e), View::edit)
+                    }));
                 }
-                let notice = self.save_credentials(who.guild, ProviderKind::Sepay, credentials).await?;
-                self.step3(who.guild, Some(&notice)).await?
-            }
-            _ if form == "polar" => {
-                let mut credentials = ProviderCredentials::new(Secret::new(field(data, "webhook_secret")));
-                credentials.api_token = Some(Secret::new(field(data, "access_token")));
-                let bot = self.clone();
-                return Ok(Reply::deferred_update(async move {
-                    let saved = bot.save_credentials(who.guild, ProviderKind::Polar, credentials).await;
-                    let view = match saved {
-                        Ok(notice) => bot.step3(who.guild, Some(&notice)).await,
-                        Err(e) => Err(e),
-                    };
-                    view.map_or_else(|e| unavailable(&e), View::edit)
-                }));
+                save.await?
             }
             _ => step1(Some("That form is from an older Docobo; start again here.")),
         };
@@ -361,25 +362,22 @@ impl Bot {
     async fn save_credentials(
         &self,
         guild: GuildId,
-        kind: ProviderKind,
-        credentials: ProviderCredentials,
+        provider: ProviderName,
+        credentials: &ProviderCredentials,
     ) -> Result<String, StoreError> {
-        let name = kind.title();
-        let Some(provider) = self.provider(kind) else {
-            return Ok(format!("⚠️ This Docobo was built without {name} support."));
-        };
-        if let Err(e) = provider.check_credentials(&credentials).await {
-            return Ok(refusal(
+        let name = provider.title();
+        match set_credentials(&*self.repo, &self.providers, guild, provider, credentials).await {
+            Ok(()) => Ok(format!(
+                "✅ {name} saved. Paste `{}` into {name}'s webhook settings.",
+                self.webhook_url(provider, guild)
+            )),
+            Err(CatalogRefusal::Store(e)) => Err(e),
+            Err(e) => Ok(refusal(
                 &format!("{name} was not saved."),
                 &e.to_string(),
                 "check the values and try again",
-            ));
+            )),
         }
-        self.repo.put_credentials(guild, kind, &credentials).await?;
-        Ok(format!(
-            "✅ {name} saved. Paste `{}` into {name}'s webhook settings.",
-            self.webhook_url(kind, guild)
-        ))
     }
 }
 

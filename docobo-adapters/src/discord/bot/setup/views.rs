@@ -1,6 +1,10 @@
 //! The wizard's screens and forms, and reading what an owner typed into them.
 
-use docobo_core::domain::{Currency, GuildId, Money, PaidRole, ProviderKind, RoleId, Term};
+use std::collections::BTreeMap;
+
+use docobo_core::domain::{Currency, GuildId, Money, PaidRole, ProductLink, ProviderName, RoleId, Term};
+use docobo_core::ports::{PaymentProvider, ProviderRegistry, SetupField};
+use docobo_core::service::catalog::{link_problems, sale_problems};
 use serenity::all::{
     ActionRowComponent, ButtonStyle, CreateActionRow, CreateButton, CreateInputText, CreateModal,
     CreateSelectMenu, CreateSelectMenuKind, InputTextStyle, ModalInteractionData,
@@ -42,19 +46,34 @@ pub(super) fn step1(notice: Option<&str>) -> View {
 }
 
 pub(super) fn describe(role: &PaidRole) -> String {
-    let mut how = Vec::new();
-    if role.polar_product.is_some() {
-        how.push("Polar");
-    }
-    if role.sepay {
-        how.push("SePay");
+    let mut how: Vec<&str> = Vec::new();
+    for link in &role.links {
+        if !how.contains(&link.provider.title()) {
+            how.push(link.provider.title());
+        }
     }
     let how = if how.is_empty() { "no provider yet".to_owned() } else { how.join(", ") };
     format!("{} · {} · {how}", role.price, role.term)
 }
 
-/// The form for one role's price, pre-filled from what is saved.
-pub(super) fn price_form(role: RoleId, name: &str, saved: Option<&PaidRole>) -> CreateModal {
+/// The id of the price form's field for a product at `provider`.
+fn product_field(provider: ProviderName) -> String {
+    format!("product:{provider}")
+}
+
+/// The providers whose links name a product, as many as fit in the price form.
+pub(super) fn product_providers(providers: &ProviderRegistry) -> impl Iterator<Item = ProviderName> + '_ {
+    providers.iter().filter(|p| p.sells().needs_product).map(|p| p.name()).take(SetupField::MAX - 3)
+}
+
+/// The form for one role's price, pre-filled from what is saved: price, currency, term, and a
+/// product id for each provider that sells by product.
+pub(super) fn price_form(
+    role: RoleId,
+    name: &str,
+    saved: Option<&PaidRole>,
+    providers: &ProviderRegistry,
+) -> CreateModal {
     let input = |label: &str, id: &str, value: Option<String>, placeholder: &str, required: bool| {
         let input = CreateInputText::new(InputTextStyle::Short, label, id)
             .placeholder(placeholder)
@@ -66,50 +85,54 @@ pub(super) fn price_form(role: RoleId, name: &str, saved: Option<&PaidRole>) -> 
         })
     };
     let title: String = format!("Price for {name}").chars().take(45).collect();
-    CreateModal::new(format!("setup:price:{role}"), title).components(vec![
+    let mut fields = vec![
         input("Price", "price", saved.map(|r| r.price.amount()), "5.00 (or 100000 for VND)", true),
         input("Currency", "currency", saved.map(|r| r.price.currency.to_string()), "USD, EUR, VND, …", true),
         input("Term", "term", saved.map(|r| r.term.to_string()), "recurring, lifetime, or 30d", true),
-        input(
-            "Polar product id (empty: no Polar)",
-            "polar_product",
-            saved.and_then(|r| r.polar_product.clone()),
-            "from Polar → Products",
+    ];
+    for provider in product_providers(providers) {
+        let label: String = format!("{} product id (empty: no {})", provider.title(), provider.title())
+            .chars()
+            .take(45)
+            .collect();
+        let saved = saved.and_then(|r| r.product_at(provider)).map(str::to_owned);
+        fields.push(input(
+            &label,
+            &product_field(provider),
+            saved,
+            "from the provider's product page",
             false,
-        ),
-    ])
-}
-
-pub(super) fn text_input(id: &str, label: &str, placeholder: &str, required: bool) -> CreateActionRow {
-    CreateActionRow::InputText(
-        CreateInputText::new(InputTextStyle::Short, label, id).placeholder(placeholder).required(required),
-    )
-}
-
-pub(super) fn provider_form(kind: ProviderKind) -> CreateModal {
-    match kind {
-        ProviderKind::Polar => CreateModal::new("setup:polar", "Polar credentials").components(vec![
-            text_input("webhook_secret", "Webhook secret", "whsec_… (Polar → Settings → Webhooks)", true),
-            text_input("access_token", "Organization access token", "polar_oat_… (for checkouts)", true),
-        ]),
-        _ => CreateModal::new("setup:sepay", "SePay bank account").components(vec![
-            text_input(
-                "api_key",
-                "SePay API key or HMAC secret (32+ characters)",
-                "openssl rand -hex 24",
-                true,
-            ),
-            text_input(
-                "auth",
-                "Authentication: hmac or apikey",
-                "hmac (as chosen in SePay → Webhooks)",
-                false,
-            ),
-            text_input("bank", "Bank", "MBBank, Vietcombank, …", true),
-            text_input("account", "Account number", "the account that receives transfers", true),
-            text_input("code_prefix", "Transfer code prefix (optional)", "DCB", false),
-        ]),
+        ));
     }
+    CreateModal::new(format!("setup:price:{role}"), title).components(fields)
+}
+
+/// `provider`'s credentials form, from what it declares ([`PaymentProvider::setup_form`]).
+pub(super) fn provider_form(provider: &dyn PaymentProvider) -> CreateModal {
+    let name = provider.name();
+    let title: String = format!("{} credentials", name.title()).chars().take(45).collect();
+    let fields = provider.setup_form().iter().take(SetupField::MAX).map(|f| {
+        CreateActionRow::InputText(
+            CreateInputText::new(InputTextStyle::Short, f.label, f.id)
+                .placeholder(f.placeholder)
+                .required(f.required),
+        )
+    });
+    CreateModal::new(format!("setup:provider:{name}"), title).components(fields.collect())
+}
+
+/// Every submitted value, by field id, trimmed.
+pub(super) fn values(data: &ModalInteractionData) -> BTreeMap<String, String> {
+    data.components
+        .iter()
+        .flat_map(|row| &row.components)
+        .filter_map(|c| match c {
+            ActionRowComponent::InputText(t) => {
+                Some((t.custom_id.clone(), t.value.as_deref()?.trim().to_owned()))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// The submitted value of field `id`, trimmed.
@@ -131,6 +154,7 @@ pub(super) fn parse_price(
     role: RoleId,
     name: &str,
     data: &ModalInteractionData,
+    providers: &ProviderRegistry,
 ) -> Result<PaidRole, String> {
     let mut problems = Vec::new();
     let currency = field(data, "currency").to_ascii_uppercase().parse::<Currency>();
@@ -151,11 +175,22 @@ pub(super) fn parse_price(
         return Err(problems.join("; "));
     };
     let mut paid = PaidRole::new(guild, role, name, price, term).map_err(|e| e.to_string())?;
-    paid.polar_product = Some(field(data, "polar_product").to_owned()).filter(|p| !p.is_empty());
-    // SePay for VND prices, wherever the role's own rules allow it (a transfer never renews).
-    paid.sepay = price.currency == Currency::Vnd;
-    paid.sepay = paid.sold_through(ProviderKind::Sepay);
-    Ok(paid)
+    for provider in product_providers(providers) {
+        let product = field(data, &product_field(provider));
+        if !product.is_empty() {
+            paid.link(ProductLink::product(provider, product));
+        }
+    }
+    // A provider that needs no product (a bank transfer, matched by its code) is offered wherever
+    // its rules allow: SePay for VND prices with a fixed term or lifetime.
+    for provider in providers.iter().filter(|p| !p.sells().needs_product) {
+        let link = ProductLink::to(provider.name());
+        if link_problems(&paid, &link, provider.sells()).is_empty() {
+            paid.link(link);
+        }
+    }
+    let problems = sale_problems(&paid, providers);
+    if problems.is_empty() { Ok(paid) } else { Err(problems.join("; ")) }
 }
 
 /// A refusal in four parts: what happened, why, how to fix it, where to get help.

@@ -1,24 +1,12 @@
-//! The schema, as additive sea-orm-migration migrations that run unchanged on SQLite and
-//! PostgreSQL. Keep them additive (create tables and indexes, add columns): SQLite cannot alter
-//! or drop columns through sea-query. Uniqueness that the ports rely on lives here, as
-//! constraints, never as a read before a write.
+//! The first schema: guilds, paid roles, credentials, checkouts, entitlements, the event log,
+//! the role-job queue and the audit trail.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::{
-    big_integer, big_integer_null, big_pk_auto, blob, boolean, integer, small_integer, string, string_null,
-    text, text_null,
+    big_integer, big_integer_null, big_pk_auto, blob, boolean, integer, string, string_null, text, text_null,
 };
 
-/// Every migration, oldest first.
-#[derive(Debug)]
-pub struct Migrator;
-
-#[async_trait::async_trait]
-impl MigratorTrait for Migrator {
-    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(M0001Initial), Box::new(M0002SetupProgress), Box::new(M0003Payments)]
-    }
-}
+use super::index;
 
 #[derive(DeriveIden)]
 enum Guilds {
@@ -125,31 +113,16 @@ enum AuditEntries {
 
 /// The first schema: guilds, paid roles, credentials, checkouts, entitlements, the event log,
 /// the role-job queue and the audit trail.
-struct M0001Initial;
+pub(super) struct Migration;
 
-// Names are spelled out: `DeriveMigrationName` takes the file name, which every migration in this
-// file would share.
-impl MigrationName for M0001Initial {
+impl MigrationName for Migration {
     fn name(&self) -> &str {
         "m0001_initial"
     }
 }
 
-fn index(
-    name: &str,
-    table: impl IntoIden,
-    columns: impl IntoIterator<Item = impl IntoIden>,
-) -> IndexCreateStatement {
-    let mut index = Index::create();
-    index.name(name).table(table).if_not_exists();
-    for column in columns {
-        index.col(column);
-    }
-    index
-}
-
 #[async_trait::async_trait]
-impl MigrationTrait for M0001Initial {
+impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.create_table(
             Table::create()
@@ -328,104 +301,5 @@ impl MigrationTrait for M0001Initial {
         ))
         .await?;
         Ok(())
-    }
-}
-
-#[derive(DeriveIden)]
-enum SetupProgress {
-    Table,
-    GuildId,
-    UserId,
-    Step,
-    Draft,
-    UpdatedAt,
-}
-
-/// Resumable `/setup` progress, one row per guild.
-struct M0002SetupProgress;
-
-impl MigrationName for M0002SetupProgress {
-    fn name(&self) -> &str {
-        "m0002_setup_progress"
-    }
-}
-
-#[async_trait::async_trait]
-impl MigrationTrait for M0002SetupProgress {
-    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        m.create_table(
-            Table::create()
-                .table(SetupProgress::Table)
-                .if_not_exists()
-                .col(big_integer(SetupProgress::GuildId).primary_key())
-                .col(big_integer(SetupProgress::UserId))
-                .col(small_integer(SetupProgress::Step))
-                .col(text(SetupProgress::Draft))
-                .col(big_integer(SetupProgress::UpdatedAt))
-                .take(),
-        )
-        .await
-    }
-}
-
-#[derive(DeriveIden)]
-enum Payments {
-    Table,
-    Id,
-    Provider,
-    GuildId,
-    Reference,
-    UserId,
-    RoleId,
-    AmountMinor,
-    RefundedMinor,
-    Currency,
-    PaidAt,
-}
-
-/// Money received (orders, transfers), for revenue figures and exports; unique per provider
-/// reference, so a redelivered or re-sent order is one payment.
-struct M0003Payments;
-
-impl MigrationName for M0003Payments {
-    fn name(&self) -> &str {
-        "m0003_payments"
-    }
-}
-
-#[async_trait::async_trait]
-impl MigrationTrait for M0003Payments {
-    async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        m.create_table(
-            Table::create()
-                .table(Payments::Table)
-                .if_not_exists()
-                .col(big_pk_auto(Payments::Id))
-                .col(string(Payments::Provider))
-                .col(big_integer(Payments::GuildId))
-                .col(string(Payments::Reference))
-                .col(big_integer_null(Payments::UserId))
-                .col(big_integer_null(Payments::RoleId))
-                .col(big_integer(Payments::AmountMinor))
-                .col(big_integer(Payments::RefundedMinor))
-                .col(string(Payments::Currency))
-                .col(big_integer(Payments::PaidAt))
-                .take(),
-        )
-        .await?;
-        m.create_index(
-            index(
-                "payments_reference",
-                Payments::Table,
-                [Payments::Provider, Payments::GuildId, Payments::Reference],
-            )
-            .unique()
-            .take(),
-        )
-        .await?;
-        m.create_index(
-            index("payments_guild_paid_at", Payments::Table, [Payments::GuildId, Payments::PaidAt]).take(),
-        )
-        .await
     }
 }
