@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use docobo::core::domain::{
-    Currency, EventId, Guild, GuildId, Money, PaidRole, ProductLink, ProviderName, RoleId, Secret, Term,
-    Timestamp, UserId,
+    Currency, EventId, ExternalRef, Guild, GuildId, Money, PaidRole, ProductLink, ProviderName, RoleId,
+    Secret, Term, Timestamp, UserId,
 };
 use docobo::core::machine::{Event, EventKind, Version};
 use docobo::core::ports::{
@@ -84,18 +84,14 @@ impl PaymentProvider for Tipjar {
             Money::from_minor(tip.amount_cents, currency).map_err(|e| fail(format!("amount: {e}")))?;
         let user: UserId = tip.supporter.parse().map_err(|e| fail(format!("supporter: {e}")))?;
         let role: RoleId = tip.role.parse().map_err(|e| fail(format!("role: {e}")))?;
-        let reference = tip.id.parse().map_err(|e| fail(format!("id: {e}")))?;
+        let reference: ExternalRef = tip.id.parse().map_err(|e| fail(format!("id: {e}")))?;
         // Each tip is its own purchase; the role's fixed term makes each one add 30 days.
-        let subject =
-            Subject { user: Some(user), role: Some(role), paid: Some(amount), ..Subject::default() };
-        let event = ProviderEvent {
-            entitlement_ref: Some(tip.id.parse().map_err(|e| fail(format!("id: {e}")))?),
-            event: Event { kind: EventKind::PaymentSucceeded { access_until: None }, version: Version(at) },
-            subject,
-        };
-        let refunded = Money { minor: 0, currency };
-        let payment = PaymentFact { reference, amount, refunded, at, subject: Subject::default() };
-        Ok(ParsedWebhook { event_id, events: vec![event], note: None, payment: Some(payment) })
+        let mut subject = Subject::member(user, role);
+        subject.paid = Some(amount);
+        let paid = Event { kind: EventKind::PaymentSucceeded { access_until: None }, version: Version(at) };
+        let event = ProviderEvent::new(Some(reference.clone()), paid, subject);
+        let payment = PaymentFact::new(reference, amount, at);
+        Ok(ParsedWebhook::new(event_id, vec![event]).with_payment(payment))
     }
 
     async fn create_checkout(
@@ -104,17 +100,10 @@ impl PaymentProvider for Tipjar {
         _credentials: &ProviderCredentials,
     ) -> Result<CheckoutLink, CheckoutError> {
         let c = &request.checkout;
-        Ok(CheckoutLink {
-            url: Some(format!(
-                "https://tipjar.invalid/tip?user={}&role={}&ref={}",
-                c.user, c.role, c.reference
-            )),
-            qr_image_url: None,
-            instructions: format!(
-                "Tip at least {} to get {}",
-                request.paid_role.price, request.paid_role.name
-            ),
-        })
+        let url = format!("https://tipjar.invalid/tip?user={}&role={}&ref={}", c.user, c.role, c.reference);
+        let instructions =
+            format!("Tip at least {} to get {}", request.paid_role.price, request.paid_role.name);
+        Ok(CheckoutLink::page(url, instructions))
     }
 
     async fn check_credentials(&self, credentials: &ProviderCredentials) -> Result<(), CredentialError> {

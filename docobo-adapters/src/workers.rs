@@ -8,16 +8,24 @@
 //!   Discord takes milliseconds.
 //! - [`expirer`] applies `TermElapsed` to terms, cancellations and grace periods that ran out,
 //!   every [`EXPIRY_EVERY`], holding back while the wall clock has stepped (`ClockWatch`).
+//! - [`reconciler`] compares every guild's known members with Discord every [`RECONCILE_EVERY`]
+//!   and queues a job for each difference (drift from hand edits, lost jobs); its reads go
+//!   through the role client's pacing like everything else.
+//! - [`pruner`] empties the bodies of applied and ignored webhooks older than a retention, every
+//!   [`PRUNE_EVERY`].
 //!
-//! Both stop between passes once `stop` turns true, so a job in flight settles first. Each
-//! pass's result goes to `observe`, for the caller's logs, metrics and heartbeats.
+//! All stop between passes once `stop` turns true (or its sender is dropped), so a job in flight
+//! settles first. Each pass's result goes to `observe`, for the caller's logs, metrics and
+//! heartbeats.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use docobo_core::ports::{Clock, JobQueue, RoleGateway, StoreError};
+use docobo_core::domain::GuildId;
+use docobo_core::ports::{CatalogRepo, Clock, JobQueue, RoleGateway, StoreError};
 use docobo_core::service::{
-    ClockTrust, ClockWatch, ExpiryReport, WorkReport, expire_due_watched, run_due_jobs,
+    ClockTrust, ClockWatch, ExpiryReport, ReconcileReport, WorkReport, expire_due_watched, reconcile_guild,
+    run_due_jobs,
 };
 use tokio::sync::watch;
 
@@ -29,11 +37,25 @@ pub const POLL: Duration = Duration::from_secs(5);
 pub const EXPIRY_EVERY: Duration = Duration::from_secs(30);
 /// Most entitlements one expiry pass handles.
 pub const EXPIRY_BATCH: usize = 500;
+/// How often every guild is reconciled against Discord.
+pub const RECONCILE_EVERY: Duration = Duration::from_secs(6 * 60 * 60);
+/// How often old webhook bodies are pruned.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
+
+/// Sleeps `wait`, or until `stop` changes; `false` once the loop must end (stop is true or its
+/// sender is gone).
+async fn pause(wait: Duration, stop: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        () = tokio::time::sleep(wait) => {}
+        changed = stop.changed() => if changed.is_err() { return false },
+    }
+    !*stop.borrow()
+}
 
 /// Converges role jobs until `stop` turns true; `observe` sees every pass.
 pub async fn role_worker(
     repo: SeaOrmRepo,
-    gateway: Arc<dyn RoleGateway>,
+    roles: Arc<dyn RoleGateway>,
     clock: Arc<dyn Clock>,
     (lease, batch): (time::Duration, usize),
     mut stop: watch::Receiver<bool>,
@@ -41,7 +63,7 @@ pub async fn role_worker(
 ) {
     let signal = repo.job_signal();
     while !*stop.borrow() {
-        let pass = run_due_jobs(&repo, gateway.as_ref(), clock.as_ref(), lease, batch).await;
+        let pass = run_due_jobs(&repo, roles.as_ref(), clock.as_ref(), lease, batch).await;
         observe(&pass);
         if pass.is_ok_and(|report| report.claimed > 0) {
             continue;
@@ -74,9 +96,65 @@ pub async fn expirer(
             expire_due_watched(&repo, clock.as_ref(), &mut clock_watch, started.elapsed(), EXPIRY_BATCH)
                 .await;
         observe(&pass);
-        tokio::select! {
-            () = tokio::time::sleep(EXPIRY_EVERY) => {}
-            changed = stop.changed() => if changed.is_err() { return },
+        if !pause(EXPIRY_EVERY, &mut stop).await {
+            return;
+        }
+    }
+}
+
+/// One step of a reconciliation pass, for `observe`.
+#[derive(Debug)]
+pub enum Reconciled {
+    /// One guild reconciled (or refused by Discord: `report.stopped`).
+    Guild(GuildId, ReconcileReport),
+    /// One guild could not be read or written.
+    Failed(GuildId, StoreError),
+    /// The guild list could not be read; the pass is skipped.
+    Unavailable(StoreError),
+}
+
+/// Every [`RECONCILE_EVERY`] (the first pass one period after start), reconciles every guild
+/// until `stop` turns true; `observe` sees each guild.
+pub async fn reconciler(
+    repo: SeaOrmRepo,
+    roles: Arc<dyn RoleGateway>,
+    clock: Arc<dyn Clock>,
+    mut stop: watch::Receiver<bool>,
+    mut observe: impl FnMut(Reconciled) + Send,
+) {
+    while pause(RECONCILE_EVERY, &mut stop).await {
+        let guilds = match repo.guilds().await {
+            Ok(g) => g,
+            Err(e) => {
+                observe(Reconciled::Unavailable(e));
+                continue;
+            }
+        };
+        for guild in guilds {
+            if *stop.borrow() {
+                return;
+            }
+            match reconcile_guild(&repo, roles.as_ref(), clock.as_ref(), guild.id).await {
+                Ok(report) => observe(Reconciled::Guild(guild.id, report)),
+                Err(e) => observe(Reconciled::Failed(guild.id, e)),
+            }
+        }
+    }
+}
+
+/// Every [`PRUNE_EVERY`], empties the bodies of applied and ignored webhooks older than
+/// `retention`, until `stop` turns true; `observe` sees how many each pass pruned.
+pub async fn pruner(
+    repo: SeaOrmRepo,
+    retention: time::Duration,
+    clock: Arc<dyn Clock>,
+    mut stop: watch::Receiver<bool>,
+    mut observe: impl FnMut(Result<u64, StoreError>) + Send,
+) {
+    loop {
+        observe(repo.prune_event_bodies(clock.now() - retention).await);
+        if !pause(PRUNE_EVERY, &mut stop).await {
+            return;
         }
     }
 }

@@ -161,3 +161,17 @@ async fn m2_an_empty_bucket_holds_its_routes_until_it_resets() {
     assert!(held.is_err(), "the next call on the same bucket waits for the reset");
     assert_eq!(fake.count("DELETE", "/roles/"), 0);
 }
+
+/// An embedding bot's own `Http` (here proxied to the fake, as `DOCOBO_DISCORD_API_URL` would
+/// be) carries Docobo's role changes, and its proxy is where Docobo's own reads go too.
+#[tokio::test]
+async fn roles_go_through_a_host_bots_own_http_client() {
+    let (fake, _) = discord().await;
+    let (g, u, r) = ids();
+    let host = std::sync::Arc::new(docobo_adapters::discord::rest_client("fake-token", &fake.base_url));
+    let roles = DiscordRoles::from_http(host);
+    assert_eq!(roles.bot_can_manage(g, r).await, Ok(Manageable::Yes));
+    roles.add_role(g, u, r, "Docobo: polar evt_1").await.expect("adds");
+    assert_eq!(fake.roles(G, U), Some([VIP].into()));
+    assert!(roles.member_roles(g, u).await.expect("reads").contains(&r));
+}

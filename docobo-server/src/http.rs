@@ -43,7 +43,7 @@ pub struct AppState {
     pub rate_limit: Option<PerIp>,
     pub repo: SeaOrmRepo,
     /// Discord, when a bot token is configured; without one, role jobs wait.
-    pub gateway: Option<Arc<dyn docobo_core::ports::RoleGateway>>,
+    pub roles: Option<Arc<dyn docobo_core::ports::RoleGateway>>,
     /// Checks `POST /interactions`, when `DISCORD_PUBLIC_KEY` is set.
     pub interactions: Option<VerifierAlias>,
     /// The payment providers this server runs, by name: `/webhooks/{provider}/…` and replay
@@ -54,15 +54,12 @@ pub struct AppState {
     /// Delivers deferred interaction answers (webhook routes, no bot token needed).
     pub discord_http: Arc<serenity::http::Http>,
     /// The bot token and API base for the gateway connection, when `DOCOBO_GATEWAY` is on.
-    pub gateway_connection: Option<(docobo_core::domain::Secret, String)>,
+    pub gateway: Option<(docobo_core::domain::Secret, String)>,
 }
 
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
-            .field("repo", &self.repo)
-            .field("discord", &self.gateway.is_some())
-            .finish()
+        f.debug_struct("AppState").field("repo", &self.repo).field("discord", &self.roles.is_some()).finish()
     }
 }
 
@@ -97,7 +94,7 @@ async fn ready(request: &poem::Request, Data(state): Data<&Arc<AppState>>) -> Re
             "credentials: unreadable".to_owned()
         });
     }
-    if state.gateway.is_none() {
+    if state.roles.is_none() {
         reasons.push(if detailed {
             "discord: DISCORD_BOT_TOKEN is not set, so paid roles are recorded but not granted".to_owned()
         } else {
@@ -105,7 +102,7 @@ async fn ready(request: &poem::Request, Data(state): Data<&Arc<AppState>>) -> Re
         });
     }
     let mut running = vec![crate::workers::Worker::Expirer];
-    if state.gateway.is_some() {
+    if state.roles.is_some() {
         running.push(crate::workers::Worker::RoleWorker);
     }
     let stuck = state.heartbeats.problems(&running, SystemClock.now());

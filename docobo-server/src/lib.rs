@@ -153,7 +153,7 @@ async fn prepare(
     });
     let metrics = Arc::new(metrics::Metrics::new()?);
     let heartbeats = Arc::new(workers::Heartbeats::new(SystemClock.now(), config.discord_timeout));
-    let gateway = discord.clone().map(|d| {
+    let roles = discord.clone().map(|d| {
         let metered = metrics::Metered {
             inner: Arc::new(d),
             metrics: metrics.clone(),
@@ -164,7 +164,7 @@ async fn prepare(
     let discord_http = discord
         .as_ref()
         .map_or_else(|| Arc::new(rest_client("", &config.discord_api_url)), DiscordRoles::http);
-    let bot = Bot::new(Arc::new(repo.clone()), gateway.clone(), providers.clone(), &config.public_url);
+    let bot = Bot::new(Arc::new(repo.clone()), roles.clone(), providers.clone(), &config.public_url);
     Ok(Arc::new(http::AppState {
         clock,
         admin_token: config.admin_token.clone(),
@@ -177,7 +177,7 @@ async fn prepare(
         auth_failures: webhooks::AuthThrottle::default(),
         rate_limit: config.rate_limit.map(http::PerIp::new),
         repo,
-        gateway,
+        roles,
         interactions: config
             .discord_public_key
             .as_deref()
@@ -185,7 +185,7 @@ async fn prepare(
         providers,
         bot,
         discord_http,
-        gateway_connection: config
+        gateway: config
             .discord_bot_token
             .clone()
             .filter(|_| config.gateway)
@@ -229,10 +229,10 @@ async fn run(
             stopped.clone(),
         )));
     }
-    if let Some(gateway) = &state.gateway {
+    if let Some(roles) = &state.roles {
         workers.push(tokio::spawn(workers::role_worker(
             state.repo.clone(),
-            gateway.clone(),
+            roles.clone(),
             state.metrics.clone(),
             state.heartbeats.clone(),
             state.job_lease,
@@ -240,10 +240,10 @@ async fn run(
             stopped.clone(),
         )));
         let reconciler =
-            workers::reconciler(state.repo.clone(), gateway.clone(), clock.clone(), stopped.clone());
+            workers::reconciler(state.repo.clone(), roles.clone(), clock.clone(), stopped.clone());
         workers.push(tokio::spawn(reconciler));
     }
-    if let Some((token, api_base)) = state.gateway_connection.clone() {
+    if let Some((token, api_base)) = state.gateway.clone() {
         let bot = state.bot.clone();
         let connection = workers::gateway(token, api_base, bot, state.repo.clone(), clock, stopped);
         workers.push(tokio::spawn(connection));

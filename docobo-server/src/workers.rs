@@ -1,12 +1,10 @@
 //! The background workers the server runs beside HTTP.
 //!
-//! - The role worker and the expirer are the library's loops (`docobo_adapters::workers`, the
-//!   same an embedding bot runs), with the server's metrics, heartbeats and log lines. The role
+//! - The role worker, the expirer, the reconciler (every 6 hours) and the pruner (every hour,
+//!   `DOCOBO_EVENT_RETENTION_DAYS`) are the library's loops (`docobo_adapters::workers`, the same
+//!   an embedding bot runs), with the server's metrics, heartbeats and log lines. The role
 //!   worker's lease and batch follow `DOCOBO_DISCORD_TIMEOUT` (`lease_and_batch`: 8 jobs under a
 //!   66 s lease at the default 10 s).
-//! - The reconciler compares every guild's known members with Discord every 6 hours and queues
-//!   a job for each difference; its reads go through the gateway's pacing like everything else.
-//! - The pruner empties old webhook bodies every hour (`DOCOBO_EVENT_RETENTION_DAYS`).
 //! - The gateway connection (when `DOCOBO_GATEWAY` is on) handles member joins, guild
 //!   registration and interactions; if it cannot connect or drops for good it is retried after
 //!   5 s, doubling to 5 minutes.
@@ -22,10 +20,10 @@ use docobo_adapters::discord::bot::Bot;
 use docobo_adapters::discord::gateway::GatewayEvents;
 use docobo_adapters::discord::rest_client;
 use docobo_adapters::seaorm::SeaOrmRepo;
+use docobo_adapters::workers::Reconciled;
 use docobo_core::domain::{Secret, Timestamp};
-use docobo_core::ports::CatalogRepo;
 use docobo_core::ports::{Clock, RoleGateway, SystemClock};
-use docobo_core::service::{ClockTrust, ReconcileReport, reconcile_guild};
+use docobo_core::service::{ClockTrust, ReconcileReport};
 use tokio::sync::watch;
 
 /// When each background worker last made progress, so `/ready` can tell a stuck or dead worker
@@ -88,20 +86,17 @@ impl Heartbeats {
     }
 }
 
-/// How often every guild is reconciled against Discord (drift from hand edits, lost jobs).
-pub const RECONCILE_EVERY: Duration = Duration::from_secs(6 * 60 * 60);
-
 /// The library's role worker, with the server's metrics, heartbeat and log lines.
 pub async fn role_worker(
     repo: SeaOrmRepo,
-    gateway: Arc<dyn RoleGateway>,
+    roles: Arc<dyn RoleGateway>,
     metrics: Arc<crate::metrics::Metrics>,
     heartbeats: Arc<Heartbeats>,
     lease: (time::Duration, usize),
     clock: Arc<dyn Clock>,
     stop: watch::Receiver<bool>,
 ) {
-    docobo_adapters::workers::role_worker(repo, gateway, clock, lease, stop, |pass| match pass {
+    docobo_adapters::workers::role_worker(repo, roles, clock, lease, stop, |pass| match pass {
         Ok(report) => {
             heartbeats.beat(Worker::RoleWorker, SystemClock.now());
             if report.claimed > 0 {
@@ -180,64 +175,39 @@ pub async fn expirer(
     .await;
 }
 
-/// How often old webhook bodies are pruned.
-pub const PRUNE_EVERY: Duration = Duration::from_secs(60 * 60);
-
-/// Every [`PRUNE_EVERY`], empties the bodies of applied and ignored webhooks older than
-/// `retention` (`DOCOBO_EVENT_RETENTION_DAYS`), until `stop` turns true.
+/// The library's pruner, with the server's log lines.
 pub async fn pruner(
     repo: SeaOrmRepo,
     retention: time::Duration,
     clock: Arc<dyn Clock>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    while !*stop.borrow() {
-        match repo.prune_event_bodies(clock.now() - retention).await {
-            Ok(0) => {}
-            Ok(pruned) => tracing::info!(pruned, "old webhook bodies pruned"),
-            Err(e) => tracing::warn!(error = %e, "pruner: storage unavailable, trying again later"),
-        }
-        tokio::select! {
-            () = tokio::time::sleep(PRUNE_EVERY) => {}
-            _ = stop.changed() => {}
-        }
-    }
+    docobo_adapters::workers::pruner(repo, retention, clock, stop, |pass| match pass {
+        Ok(0) => {}
+        Ok(pruned) => tracing::info!(pruned, "old webhook bodies pruned"),
+        Err(e) => tracing::warn!(error = %e, "pruner: storage unavailable, trying again later"),
+    })
+    .await;
 }
 
-/// Reconciles every guild every [`RECONCILE_EVERY`] until `stop` turns true.
+/// The library's reconciler, with the server's log lines.
 pub async fn reconciler(
     repo: SeaOrmRepo,
-    gateway: Arc<dyn RoleGateway>,
+    roles: Arc<dyn RoleGateway>,
     clock: Arc<dyn Clock>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) {
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(RECONCILE_EVERY) => {}
-            _ = stop.changed() => {}
+    docobo_adapters::workers::reconciler(repo, roles, clock, stop, |pass| match pass {
+        Reconciled::Guild(guild, ReconcileReport { stopped: Some(why), .. }) => {
+            tracing::warn!(%guild, reason = ?why, "reconciliation stopped: Discord refused the server")
         }
-        if *stop.borrow() {
-            break;
+        Reconciled::Guild(guild, r) => {
+            tracing::info!(%guild, checked = r.members_checked, drift = r.drift.len(), "reconciled")
         }
-        let guilds = match repo.guilds().await {
-            Ok(g) => g,
-            Err(e) => {
-                tracing::warn!(error = %e, "reconciler: storage unavailable");
-                continue;
-            }
-        };
-        for guild in guilds {
-            match reconcile_guild(&repo, gateway.as_ref(), clock.as_ref(), guild.id).await {
-                Ok(ReconcileReport { stopped: Some(why), .. }) => {
-                    tracing::warn!(guild = %guild.id, reason = ?why, "reconciliation stopped: Discord refused the server")
-                }
-                Ok(r) => {
-                    tracing::info!(guild = %guild.id, checked = r.members_checked, drift = r.drift.len(), "reconciled")
-                }
-                Err(e) => tracing::warn!(guild = %guild.id, error = %e, "reconciliation failed"),
-            }
-        }
-    }
+        Reconciled::Failed(guild, e) => tracing::warn!(%guild, error = %e, "reconciliation failed"),
+        Reconciled::Unavailable(e) => tracing::warn!(error = %e, "reconciler: storage unavailable"),
+    })
+    .await;
 }
 
 #[cfg(test)]

@@ -75,8 +75,20 @@ impl DiscordRoles {
     pub fn new(token: &str, api_base: &str) -> Self {
         let client = http_client(MAX_CALL_TIMEOUT);
         DiscordRoles {
-            http: Arc::new(rest_client_on(client.clone(), token, api_base)),
-            client,
+            client: client.clone(),
+            ..Self::from_http(Arc::new(rest_client_on(client, token, api_base)))
+        }
+    }
+
+    /// Role changes over a host bot's own REST client (an embedding serenity bot's
+    /// `ctx.http`), which keeps its own rate limiter: Docobo's pacing and job backoff come on top
+    /// of it. Requests serenity cannot make go to the client's proxy (its `proxy`, else
+    /// `https://discord.com`) with its token.
+    pub fn from_http(http: Arc<Http>) -> Self {
+        let api_base = http.proxy.clone().unwrap_or_else(|| "https://discord.com".to_owned());
+        DiscordRoles {
+            http,
+            client: http_client(MAX_CALL_TIMEOUT),
             api_base: api_base.trim_end_matches('/').to_owned(),
             pacer: Arc::new(Pacer::default()),
             bot: Arc::new(OnceCell::new()),

@@ -73,11 +73,8 @@ pub async fn create_checkout(
             .get("url")
             .and_then(Value::as_str)
             .ok_or_else(|| CheckoutError::Unavailable("Polar's answer has no checkout url".to_owned()))?;
-        return Ok(CheckoutLink {
-            url: Some(url.to_owned()),
-            qr_image_url: None,
-            instructions: format!("Pay {} for {} on Polar's checkout page.", c.expected, role.name),
-        });
+        let instructions = format!("Pay {} for {} on Polar's checkout page.", c.expected, role.name);
+        return Ok(CheckoutLink::page(url, instructions));
     }
     let why = detail(response).await;
     Err(match status.as_u16() {

@@ -77,11 +77,7 @@ impl Object {
         let reference = reference(&self.id)?;
         Ok(kinds
             .into_iter()
-            .map(|kind| ProviderEvent {
-                entitlement_ref: Some(reference.clone()),
-                event: Event { kind, version },
-                subject: subject.clone(),
-            })
+            .map(|kind| ProviderEvent::new(Some(reference.clone()), Event { kind, version }, subject.clone()))
             .collect())
     }
 }
@@ -124,18 +120,13 @@ impl Order {
         }
         let currency: Currency = self.currency.as_deref()?.parse().ok()?;
         let money = |minor: i64| Money::from_minor(minor, currency).ok();
-        Some(PaymentFact {
-            reference: reference(&self.object.id).ok()?,
-            amount: money(self.net_amount?)?,
-            refunded: money(self.refunded_amount.unwrap_or(0))?,
-            at: time(&self.object.created_at, "created_at").ok()?,
-            subject: subject(
-                &self.object.metadata,
-                self.object.customer.as_ref(),
-                self.object.product_id.as_deref(),
-            )
-            .unwrap_or_default(),
-        })
+        let at = time(&self.object.created_at, "created_at").ok()?;
+        let mut fact = PaymentFact::new(reference(&self.object.id).ok()?, money(self.net_amount?)?, at);
+        fact.refunded = money(self.refunded_amount.unwrap_or(0))?;
+        fact.subject =
+            subject(&self.object.metadata, self.object.customer.as_ref(), self.object.product_id.as_deref())
+                .unwrap_or_default();
+        Some(fact)
     }
 }
 
@@ -157,10 +148,9 @@ pub fn parse(event_id: EventId, body: &[u8]) -> Result<ParsedWebhook, ParseError
             // Still money received: a renewal's revenue is recorded from its order.
             let note =
                 format!("{kind} for a subscription order: access follows the subscription's own events");
-            return Ok(ParsedWebhook {
-                payment: order.payment(),
-                ..ParsedWebhook::ignored(event_id.clone(), note)
-            });
+            let mut ignored = ParsedWebhook::ignored(event_id.clone(), note);
+            ignored.payment = order.payment();
+            return Ok(ignored);
         }
         (order_events(kind, &order).map_err(&fail)?, order.payment())
     } else {
@@ -169,7 +159,9 @@ pub fn parse(event_id: EventId, body: &[u8]) -> Result<ParsedWebhook, ParseError
     if events.is_empty() {
         return ignored(format!("{kind} in this state does not change access"));
     }
-    Ok(ParsedWebhook { event_id, events, note: None, payment })
+    let mut parsed = ParsedWebhook::new(event_id, events);
+    parsed.payment = payment;
+    Ok(parsed)
 }
 
 fn subscription_events(sub: &Subscription) -> Result<Vec<ProviderEvent>, String> {
@@ -256,14 +248,9 @@ fn subject(
     let guild = field("guild_id")
         .map(|raw| raw.parse::<GuildId>().map_err(|e| format!("metadata guild_id: {e}")))
         .transpose()?;
-    Ok(Subject {
-        user,
-        role,
-        guild,
-        product: product.map(str::to_owned),
-        variant: None,
-        checkout_refs,
-        paid: None,
-        one_time: false,
-    })
+    let mut subject = Subject::default();
+    (subject.user, subject.role, subject.guild) = (user, role, guild);
+    subject.product = product.map(str::to_owned);
+    subject.checkout_refs = checkout_refs;
+    Ok(subject)
 }

@@ -57,6 +57,15 @@ pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
     format!("v1,{}", STANDARD.encode(mac(key, id, &timestamp.to_string(), body).finalize().into_bytes()))
 }
 
+/// The three headers Polar sends with `body` (`webhook-id`, `webhook-timestamp`,
+/// `webhook-signature`), signed under `key`: for tests, the demo and examples that play Polar.
+pub fn headers(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> Headers {
+    Headers::new()
+        .with("webhook-id", id)
+        .with("webhook-timestamp", timestamp.to_string())
+        .with("webhook-signature", sign(key, id, timestamp, body))
+}
+
 /// Checks the three headers against `secret` at `now`.
 pub fn verify(headers: &Headers, body: &[u8], secret: &str, now: Timestamp) -> Result<(), VerifyError> {
     let id = headers.get("webhook-id").ok_or(VerifyError::MissingHeader("webhook-id"))?;

@@ -66,6 +66,24 @@ pub enum LeaseClock {
     Caller,
 }
 
+/// The credential sealer for `DOCOBO_SECRET_KEY` (and `DOCOBO_SECRET_KEY_OLD` while rotating).
+fn sealing(
+    secret_key: Option<&str>,
+    previous_key: Option<&str>,
+) -> Result<Option<Arc<SecretBox>>, ConnectError> {
+    Ok(match (secret_key, previous_key) {
+        (Some(key), previous) => {
+            let secrets = SecretBox::from_base64(key)?;
+            Some(Arc::new(match previous {
+                Some(previous) => secrets.with_previous(previous)?,
+                None => secrets,
+            }))
+        }
+        (None, Some(_)) => return Err(ConnectError::Key(KeyError::OldWithoutNew)),
+        (None, None) => None,
+    })
+}
+
 impl SeaOrmRepo {
     /// Opens `url` (`sqlite://docobo.db?mode=rwc`, `sqlite::memory:`, `postgres://…`).
     /// `secret_key` is `DOCOBO_SECRET_KEY`; without it credentials can be neither stored nor read.
@@ -81,17 +99,7 @@ impl SeaOrmRepo {
         secret_key: Option<&str>,
         previous_key: Option<&str>,
     ) -> Result<Self, ConnectError> {
-        let secrets = match (secret_key, previous_key) {
-            (Some(key), previous) => {
-                let secrets = SecretBox::from_base64(key)?;
-                Some(Arc::new(match previous {
-                    Some(previous) => secrets.with_previous(previous)?,
-                    None => secrets,
-                }))
-            }
-            (None, Some(_)) => return Err(ConnectError::Key(KeyError::OldWithoutNew)),
-            (None, None) => None,
-        };
+        let secrets = sealing(secret_key, previous_key)?;
         let mut options = ConnectOptions::new(url);
         // Pinging on every checkout costs a round trip per statement; ping only connections
         // idle long enough for a proxy or the server to have dropped them.
@@ -126,6 +134,14 @@ impl SeaOrmRepo {
             });
         }
         let db = Database::connect(options).await.map_err(ConnectError::Connect)?;
+        Ok(SeaOrmRepo { db, secrets, wake: Arc::new(Notify::new()), lease_clock: LeaseClock::Database })
+    }
+
+    /// Wraps a connection the embedding application already has (its own SeaORM pool, with its
+    /// own options). `secret_key` is as in [`SeaOrmRepo::connect`]. Does not migrate: call
+    /// [`SeaOrmRepo::migrate`], which only adds Docobo's own tables.
+    pub fn from_connection(db: DatabaseConnection, secret_key: Option<&str>) -> Result<Self, ConnectError> {
+        let secrets = sealing(secret_key, None)?;
         Ok(SeaOrmRepo { db, secrets, wake: Arc::new(Notify::new()), lease_clock: LeaseClock::Database })
     }
 

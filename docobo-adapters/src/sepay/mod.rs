@@ -160,14 +160,14 @@ impl PaymentProvider for Sepay {
                 c.expected.currency
             )));
         }
-        Ok(CheckoutLink {
-            url: None,
-            qr_image_url: Some(qr_image_url(&bank, &account, c.expected.minor, c.reference.as_str())),
-            instructions: format!(
-                "Transfer {} to {bank} account {account} with the memo {} (exactly this code).",
-                c.expected, c.reference
-            ),
-        })
+        let instructions = format!(
+            "Transfer {} to {bank} account {account} with the memo {} (exactly this code).",
+            c.expected, c.reference
+        );
+        Ok(CheckoutLink::qr(
+            qr_image_url(&bank, &account, c.expected.minor, c.reference.as_str()),
+            instructions,
+        ))
     }
 
     async fn check_credentials(&self, credentials: &ProviderCredentials) -> Result<(), CredentialError> {

@@ -84,20 +84,11 @@ pub fn parse(body: &[u8], account: Option<&str>, prefix: &str) -> Result<ParsedW
     )
     .map_err(|_| fail(format!("transactionDate {:?} is not YYYY-MM-DD HH:MM:SS", t.transaction_date)))?
     .assume_offset(offset!(+7));
-    let event = ProviderEvent {
-        entitlement_ref: None,
-        event: Event {
-            kind: EventKind::PaymentSucceeded { access_until: None },
-            version: Version(at.to_offset(offset!(UTC))),
-        },
-        subject: Subject { checkout_refs: codes, paid: Some(paid), one_time: true, ..Subject::default() },
-    };
-    let payment = PaymentFact {
-        reference: event_id.as_str().parse().map_err(|e: IdError| fail(format!("transaction id: {e}")))?,
-        amount: paid,
-        refunded: Money { minor: 0, currency: Currency::Vnd },
-        at: event.event.version.at(),
-        subject: Subject::default(),
-    };
-    Ok(ParsedWebhook { event_id, events: vec![event], note: None, payment: Some(payment) })
+    let mut subject = Subject::default();
+    (subject.checkout_refs, subject.paid, subject.one_time) = (codes, Some(paid), true);
+    let version = Version(at.to_offset(offset!(UTC)));
+    let event = Event { kind: EventKind::PaymentSucceeded { access_until: None }, version };
+    let reference = event_id.as_str().parse().map_err(|e: IdError| fail(format!("transaction id: {e}")))?;
+    let payment = PaymentFact::new(reference, paid, version.at());
+    Ok(ParsedWebhook::new(event_id, vec![ProviderEvent::new(None, event, subject)]).with_payment(payment))
 }

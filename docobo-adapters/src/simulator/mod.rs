@@ -9,3 +9,23 @@ pub mod discord;
 pub mod gateway;
 mod http;
 pub mod polar;
+
+use std::future::Future;
+use std::time::Duration;
+
+/// Polls `check` every 10 ms until it holds, for at most `within`; the error names `what`. How
+/// tests, the demo and the examples wait for background work instead of sleeping a fixed time.
+pub async fn eventually<F, Fut>(what: &str, within: Duration, mut check: F) -> Result<(), String>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    while !check().await {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!("not within {} ms: {what}", within.as_millis()));
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Ok(())
+}

@@ -69,6 +69,21 @@ async fn roles_stored_before_product_links_keep_their_polar_product_and_sepay() 
     }
 }
 
+/// An embedder's own SeaORM connection carries Docobo's tables.
+#[tokio::test]
+async fn an_existing_connection_is_wrapped_and_migrated() {
+    for url in urls().await {
+        let connection = sea_orm::Database::connect(&url).await.expect("the embedder's pool");
+        let repo = SeaOrmRepo::from_connection(connection, Some(SECRET_KEY)).expect("wraps");
+        repo.migrate().await.expect("migrates");
+        setup(&repo).await;
+        let creds = ProviderCredentials::new(Secret::new("whsec_embedded"));
+        repo.put_credentials(guild(), ProviderName::POLAR, &creds).await.expect("sealed with the key");
+        assert_eq!(repo.credentials(guild(), ProviderName::POLAR).await.expect("read"), Some(creds));
+    }
+    assert!(SeaOrmRepo::from_connection(sea_orm::DatabaseConnection::default(), Some("not base64")).is_err());
+}
+
 #[tokio::test]
 async fn a_database_at_any_older_migration_upgrades() {
     let total = Migrator::migrations().len();

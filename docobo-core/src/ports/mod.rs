@@ -3,15 +3,12 @@
 //! memory, and the repository contract tests hold adapters to it.
 
 mod clock;
-mod gateway;
 mod provider;
 mod registry;
 mod repo;
+mod roles;
 
 pub use clock::{Clock, SystemClock};
-#[cfg(test)]
-pub use gateway::MockRoleGateway;
-pub use gateway::{GatewayError, Manageable, RoleGateway};
 pub use provider::{
     CheckoutError, CheckoutLink, CheckoutRequest, CredentialError, Headers, ParseError, ParsedWebhook,
     PaymentFact, PaymentProvider, ProviderCredentials, ProviderEvent, Sells, SetupField, Subject,
@@ -22,3 +19,6 @@ pub use repo::{
     AuditLog, CatalogRepo, CheckoutRepo, Commit, EntitlementRepo, EntitlementWrite, JobQueue, Ledger,
     PaymentLog, Recorded, Settled, Settlement, SetupRepo, StoreError, SubscriptionRepo,
 };
+#[cfg(test)]
+pub use roles::MockRoleGateway;
+pub use roles::{GatewayError, Manageable, RoleGateway};

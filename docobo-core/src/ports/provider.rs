@@ -76,8 +76,10 @@ impl ProviderCredentials {
 }
 
 /// Who paid and for what, as far as the payload tells. The ingest use case resolves it against
-/// stored checkouts and paid roles.
+/// stored checkouts and paid roles. Start from `Subject::default()` and set what the payload
+/// says (new fields may be added).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Subject {
     /// From metadata (`discord_user_id`), when present.
     pub user: Option<UserId>,
@@ -106,6 +108,7 @@ pub struct Subject {
 
 /// One provider-neutral fact from a webhook.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProviderEvent {
     /// The purchase the fact is about (Polar subscription or order id). `None` means "the matched
     /// checkout's reference" (SePay).
@@ -114,8 +117,22 @@ pub struct ProviderEvent {
     pub subject: Subject,
 }
 
+impl Subject {
+    /// A payload that names the member and the paid role outright (its metadata says).
+    pub fn member(user: UserId, role: RoleId) -> Self {
+        Subject { user: Some(user), role: Some(role), ..Subject::default() }
+    }
+}
+
+impl ProviderEvent {
+    pub fn new(entitlement_ref: Option<ExternalRef>, event: Event, subject: Subject) -> Self {
+        ProviderEvent { entitlement_ref, event, subject }
+    }
+}
+
 /// Money a delivery reports as received: an order, a transfer.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PaymentFact {
     /// The provider's id for it (Polar order id, SePay transaction id).
     pub reference: ExternalRef,
@@ -128,8 +145,17 @@ pub struct PaymentFact {
     pub subject: Subject,
 }
 
+impl PaymentFact {
+    /// `amount` received at `at` under the provider's `reference`, nothing refunded, no subject.
+    pub fn new(reference: ExternalRef, amount: Money, at: Timestamp) -> Self {
+        let refunded = Money { minor: 0, currency: amount.currency };
+        PaymentFact { reference, amount, refunded, at, subject: Subject::default() }
+    }
+}
+
 /// A parsed delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ParsedWebhook {
     /// The delivery's id: the deduplication key.
     pub event_id: EventId,
@@ -142,6 +168,18 @@ pub struct ParsedWebhook {
 }
 
 impl ParsedWebhook {
+    /// A delivery carrying `events` (and no payment: see [`ParsedWebhook::with_payment`]).
+    pub fn new(event_id: EventId, events: Vec<ProviderEvent>) -> Self {
+        ParsedWebhook { event_id, events, note: None, payment: None }
+    }
+
+    /// The same delivery, also reporting `payment`.
+    #[must_use]
+    pub fn with_payment(mut self, payment: PaymentFact) -> Self {
+        self.payment = Some(payment);
+        self
+    }
+
     /// A valid delivery with nothing for access or revenue, and why.
     pub fn ignored(event_id: EventId, note: impl Into<String>) -> Self {
         ParsedWebhook { event_id, events: Vec::new(), note: Some(note.into()), payment: None }
@@ -179,6 +217,7 @@ pub struct CheckoutRequest {
 
 /// What the member is shown to pay.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CheckoutLink {
     /// A page to open (Polar checkout).
     pub url: Option<String>,
@@ -186,6 +225,18 @@ pub struct CheckoutLink {
     pub qr_image_url: Option<String>,
     /// What to type or check (the transfer code and amount).
     pub instructions: String,
+}
+
+impl CheckoutLink {
+    /// A page to open, with what to do there.
+    pub fn page(url: impl Into<String>, instructions: impl Into<String>) -> Self {
+        CheckoutLink { url: Some(url.into()), qr_image_url: None, instructions: instructions.into() }
+    }
+
+    /// An image to scan, with what to check.
+    pub fn qr(image_url: impl Into<String>, instructions: impl Into<String>) -> Self {
+        CheckoutLink { url: None, qr_image_url: Some(image_url.into()), instructions: instructions.into() }
+    }
 }
 
 /// Why a checkout could not be created.

@@ -98,7 +98,7 @@ impl Admin {
         let repo = &self.state.repo;
         let entitlements = repo.member_entitlements(guild, user).await?;
         let audit = repo.audit_trail(guild, user).await?;
-        let (discord_roles, roles_error) = match &self.state.gateway {
+        let (discord_roles, roles_error) = match &self.state.roles {
             None => (None, Some("DISCORD_BOT_TOKEN is not set".to_owned())),
             Some(g) => match g.member_roles(guild, user).await {
                 Ok(roles) => (Some(roles.iter().map(ToString::to_string).collect()), None),

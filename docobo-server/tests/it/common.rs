@@ -238,14 +238,14 @@ pub fn content(answer: &Value) -> String {
 
 /// Waits (up to 20 s, checking every 10 ms) for `check` to hold; fails naming `what`. The one
 /// way these tests wait for the server's background work.
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
+pub async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "never happened: {what}");
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    let waited =
+        docobo_adapters::simulator::eventually(what, std::time::Duration::from_secs(20), check).await;
+    if let Err(e) = waited {
+        panic!("never happened: {e}");
     }
 }

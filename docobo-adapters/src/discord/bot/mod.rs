@@ -132,7 +132,7 @@ fn caller(guild: Option<serenity::all::GuildId>, member: Option<&Member>, at: Ti
 pub struct Bot {
     repo: Arc<dyn SubscriptionRepo>,
     /// Discord's REST side, to check roles in `/setup`; `None` without a bot token.
-    gateway: Option<Arc<dyn RoleGateway>>,
+    roles: Option<Arc<dyn RoleGateway>>,
     providers: ProviderRegistry,
     /// `DOCOBO_PUBLIC_URL`, for the webhook URLs shown to owners.
     public_url: String,
@@ -151,13 +151,13 @@ const OUTSIDE_A_SERVER: &str = "Docobo's commands work inside a server.";
 impl Bot {
     pub fn new(
         repo: Arc<dyn SubscriptionRepo>,
-        gateway: Option<Arc<dyn RoleGateway>>,
+        roles: Option<Arc<dyn RoleGateway>>,
         providers: ProviderRegistry,
         public_url: &str,
     ) -> Bot {
         Bot {
             repo,
-            gateway,
+            roles,
             providers,
             public_url: public_url.trim_end_matches('/').to_owned(),
             checkouts: Arc::default(),

@@ -242,7 +242,7 @@ impl Bot {
     }
 
     async fn check_roles(&self, who: Caller, chosen: Vec<(RoleId, String)>) -> Result<View, StoreError> {
-        let Some(gateway) = &self.gateway else {
+        let Some(roles) = &self.roles else {
             return Ok(step1(Some(&refusal(
                 "Docobo cannot check roles right now.",
                 "this Docobo has no Discord bot token configured (DISCORD_BOT_TOKEN)",
@@ -251,11 +251,9 @@ impl Bot {
         };
         let mut refused = Vec::new();
         for (role, name) in &chosen {
-            let bot = gateway.bot_can_manage(who.guild, *role).await;
+            let bot = roles.bot_can_manage(who.guild, *role).await;
             let checked = match bot {
-                Ok(Manageable::Yes) => {
-                    gateway.member_can_assign(who.guild, who.user, &who.roles, *role).await
-                }
+                Ok(Manageable::Yes) => roles.member_can_assign(who.guild, who.user, &who.roles, *role).await,
                 other => other,
             };
             if let Some(problem) = sell_refusal(name, checked) {
@@ -306,7 +304,7 @@ impl Bot {
                 let (bot, name) = (self.clone(), name.clone());
                 return Ok(Reply::deferred_update(async move {
                     let view = async {
-                        let checked = match &bot.gateway {
+                        let checked = match &bot.roles {
                             Some(g) => g.member_can_assign(who.guild, who.user, &who.roles, paid.role).await,
                             None => Ok(Manageable::No {
                                 why: "this Docobo has no Discord bot token configured".to_owned(),

@@ -1,4 +1,5 @@
-//! The `RoleGateway` port: reading and changing a member's roles on Discord.
+//! The `RoleGateway` port, the role client: reading and changing a member's roles on Discord over
+//! its REST API. (The name is DESIGN's; elsewhere in Docobo "gateway" alone means Discord's websocket.)
 
 use std::collections::BTreeSet;
 
