@@ -1,7 +1,7 @@
 //! The command line's shape, as clap reads it: every command and flag of DESIGN §4 that exists.
 
 use clap::{Parser, Subcommand, ValueEnum};
-use docobo_core::domain::{Currency, GuildId, RoleId, Term, UserId};
+use docobo_core::domain::{Currency, DeliveryId, GuildId, RoleId, Term, UserId};
 
 #[derive(Debug, Parser)]
 #[command(name = "docobo", version, about = "Paid community access on Discord")]
@@ -240,5 +240,5 @@ pub(crate) enum EventsCommand {
         json: bool,
     },
     /// Apply a failed event again, after fixing its cause.
-    Replay { id: i64 },
+    Replay { id: DeliveryId },
 }

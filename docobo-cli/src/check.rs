@@ -11,7 +11,7 @@ use docobo_core::ports::{CatalogRepo, Manageable, RoleGateway};
 use docobo_core::service::sale_problems;
 use docobo_server::Config;
 
-use crate::commands::Failure;
+use crate::error::Failure;
 
 pub async fn check(repo: &SeaOrmRepo) -> Result<(), Failure> {
     let config = Config::from_env().map_err(|e| Failure::Other(e.to_string()))?;
@@ -25,7 +25,7 @@ pub async fn check(repo: &SeaOrmRepo) -> Result<(), Failure> {
         println!("  [{}] {line}", if ok { "ok" } else { "FAIL" });
     };
     println!("catalog:");
-    let providers = crate::commands::providers();
+    let providers = crate::repo::providers();
     for guild in repo.guilds().await? {
         for role in repo.paid_roles(guild.id).await? {
             let mut found = sale_problems(&role, &providers);

@@ -1,67 +1,24 @@
 //! Dispatch for every command of DESIGN §4, each a thin call into the adapters or the core;
 //! `manage` and `check` hold the longer ones.
 
-use std::sync::Arc;
-
 use docobo_adapters::discord::DiscordRoles;
-use docobo_adapters::polar::Polar;
-use docobo_adapters::seaorm::SeaOrmRepo;
-use docobo_adapters::sepay::{Sepay, SepayAuth, SepaySettings};
+use docobo_adapters::sepay::{SepayAuth, SepaySettings};
 use docobo_core::domain::{
-    Entitlement, EventOutcome, Guild, GuildId, Money, PaidRole, ProductLink, ProviderName, Secret,
+    Entitlement, EventOutcome, Guild, Money, PaidRole, ProductLink, ProviderName, Secret,
 };
 use docobo_core::ports::{
-    CatalogRepo, CredentialError, EntitlementRepo, Ledger, ProviderCredentials, ProviderRegistry, SystemClock,
+    CatalogRepo, CredentialError, EntitlementRepo, Ledger, ProviderCredentials, SystemClock,
 };
 use docobo_core::service::{CatalogRefusal, reconcile_guild, replay_event, sell_role, set_credentials};
 use serde_json::json;
-use time::format_description::well_known::Rfc3339;
 
 use crate::args::{
     Cli, Command, CommandsCommand, EventsCommand, GuildCommand, OutcomeArg, ProviderCommand,
     ProviderSettings, RoleCommand, SecretsCommand, SubsCommand,
 };
-use crate::output::print;
-
-/// How a command failed.
-#[derive(Debug)]
-pub enum Failure {
-    /// The arguments cannot work together (exit 2).
-    Usage(String),
-    /// Anything else (exit 1).
-    Other(String),
-}
-
-impl<E: std::fmt::Display> From<E> for Failure {
-    fn from(e: E) -> Self {
-        Failure::Other(e.to_string())
-    }
-}
-
-async fn open(url: &str) -> Result<SeaOrmRepo, Failure> {
-    let var = |name: &str| std::env::var(name).ok().filter(|k| !k.is_empty());
-    let (key, old) = (var("DOCOBO_SECRET_KEY"), var("DOCOBO_SECRET_KEY_OLD"));
-    let repo = SeaOrmRepo::connect_rotating(url, key.as_deref(), old.as_deref()).await?;
-    repo.migrate().await?;
-    Ok(repo)
-}
-
-pub(crate) async fn registered(repo: &SeaOrmRepo, guild: GuildId) -> Result<Guild, Failure> {
-    repo.guild(guild).await?.ok_or_else(|| {
-        Failure::Other(format!("guild {guild} is not registered; run `docobo guild add {guild}` first"))
-    })
-}
-
-pub(crate) fn time_text(t: Option<time::OffsetDateTime>) -> serde_json::Value {
-    t.and_then(|t| t.format(&Rfc3339).ok()).map_or(serde_json::Value::Null, serde_json::Value::String)
-}
-
-/// The providers this binary runs, as the server registers them (Polar's API at
-/// `POLAR_API_URL`, for checking a token and replaying).
-pub(crate) fn providers() -> ProviderRegistry {
-    let polar = std::env::var("POLAR_API_URL").map_or_else(|_| Polar::default(), Polar::new);
-    ProviderRegistry::new().with(Arc::new(polar)).with(Arc::new(Sepay))
-}
+use crate::error::Failure;
+use crate::output::{print, time_text};
+use crate::repo::{open, providers, registered};
 
 /// A catalog refusal as the CLI reports it: the owner's input is wrong (exit 2), or something
 /// else is (exit 1).

@@ -23,7 +23,7 @@ use docobo_server::{Application, Config};
 use serde_json::json;
 use time::OffsetDateTime;
 
-use crate::commands::Failure;
+use crate::error::Failure;
 
 const GUILD: u64 = 987_654_321_098_765_432;
 const MEMBER: u64 = 123_456_789_012_345_678;

@@ -6,15 +6,17 @@ mod args;
 mod check;
 mod commands;
 mod demo;
+mod error;
 mod manage;
 mod output;
+mod repo;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 use args::Cli;
-use commands::Failure;
+use error::Failure;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();

@@ -8,8 +8,10 @@ use docobo_core::service::{ManualError, grant_manually, revoke_manually};
 use serde_json::{Value, json};
 
 use crate::args::{ExportData, ExportFormat, ManualArgs};
-use crate::commands::{Failure, registered, time_text};
+use crate::error::Failure;
 use crate::output::print;
+use crate::output::time_text;
+use crate::repo::registered;
 
 /// The fields `subs list` and `subs show` print for an entitlement.
 pub fn entitlement_json(e: &Entitlement) -> Value {

@@ -39,6 +39,12 @@ pub fn print(json: bool, columns: &[&str], rows: Vec<Value>) {
     }
 }
 
+/// An RFC 3339 time for JSON, or `null`.
+pub(crate) fn time_text(t: Option<time::OffsetDateTime>) -> serde_json::Value {
+    t.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .map_or(serde_json::Value::Null, serde_json::Value::String)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

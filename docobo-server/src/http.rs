@@ -8,60 +8,15 @@
 
 use std::sync::Arc;
 
-use docobo_adapters::discord::bot::Bot;
-use docobo_adapters::discord::interactions::Verifier as VerifierAlias;
-use docobo_adapters::seaorm::SeaOrmRepo;
-use docobo_core::ports::{Clock, SystemClock};
 use poem::http::StatusCode;
 use poem::middleware::SetHeader;
 use poem::web::{Data, Json};
 use poem::{Endpoint, EndpointExt, IntoResponse, Response, Route, get, handler, post};
 use serde_json::json;
 
-/// What the handlers share.
-pub struct AppState {
-    /// `DOCOBO_ADMIN_TOKEN`: the admin API's bearer token; the API is off without it.
-    pub admin_token: Option<docobo_core::domain::Secret>,
-    /// Business time: what webhooks, interactions, the admin API and the workers read (a
-    /// `ManualClock` in tests that move time). Liveness (heartbeats) is always the system clock.
-    pub clock: Arc<dyn Clock>,
-    /// When the background workers last finished a pass, for `/ready`.
-    pub heartbeats: Arc<crate::workers::Heartbeats>,
-    /// The role worker's lease and batch size, from `DOCOBO_DISCORD_TIMEOUT`.
-    pub job_lease: (time::Duration, usize),
-    /// `DOCOBO_EVENT_RETENTION_DAYS`, for the pruner.
-    pub event_retention: Option<time::Duration>,
-    /// How long clients may take to send requests.
-    pub limits: crate::guard::Limits,
-    /// Failed webhook authentications per guild and provider.
-    pub auth_failures: crate::webhooks::AuthThrottle,
-    /// Permits for requests in flight ([`MAX_IN_FLIGHT`]).
-    pub in_flight: Arc<tokio::sync::Semaphore>,
-    /// What `GET /metrics` reports.
-    pub metrics: Arc<crate::metrics::Metrics>,
-    /// `DOCOBO_RATE_LIMIT`: requests per second per IP address, when on.
-    pub rate_limit: Option<PerIp>,
-    pub repo: SeaOrmRepo,
-    /// Discord, when a bot token is configured; without one, role jobs wait.
-    pub roles: Option<Arc<dyn docobo_core::ports::RoleGateway>>,
-    /// Checks `POST /interactions`, when `DISCORD_PUBLIC_KEY` is set.
-    pub interactions: Option<VerifierAlias>,
-    /// The payment providers this server runs, by name: `/webhooks/{provider}/…` and replay
-    /// find them here.
-    pub providers: docobo_core::ports::ProviderRegistry,
-    /// Answers interactions from `POST /interactions` (and the gateway).
-    pub bot: Bot,
-    /// Delivers deferred interaction answers (webhook routes, no bot token needed).
-    pub discord_http: Arc<serenity::http::Http>,
-    /// The bot token and API base for the gateway connection, when `DOCOBO_GATEWAY` is on.
-    pub gateway: Option<(docobo_core::domain::Secret, String)>,
-}
-
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState").field("repo", &self.repo).field("discord", &self.roles.is_some()).finish()
-    }
-}
+pub use crate::respond::refuse;
+use crate::state::AppState;
+use docobo_core::ports::{Clock, SystemClock};
 
 /// `200 {"status":"ok"}` while the process runs.
 #[handler]
@@ -101,9 +56,9 @@ async fn ready(request: &poem::Request, Data(state): Data<&Arc<AppState>>) -> Re
             "discord: not configured".to_owned()
         });
     }
-    let mut running = vec![crate::workers::Worker::Expirer];
+    let mut running = vec![crate::heartbeats::Worker::Expirer];
     if state.roles.is_some() {
-        running.push(crate::workers::Worker::RoleWorker);
+        running.push(crate::heartbeats::Worker::RoleWorker);
     }
     let stuck = state.heartbeats.problems(&running, SystemClock.now());
     if detailed {
@@ -116,50 +71,6 @@ async fn ready(request: &poem::Request, Data(state): Data<&Arc<AppState>>) -> Re
     } else {
         let body = Json(json!({ "status": "not_ready", "reasons": reasons }));
         body.with_status(StatusCode::SERVICE_UNAVAILABLE).into_response()
-    }
-}
-
-/// A per-IP rate limit (GCRA, bursts of twice the rate), with when it last purged (unix seconds).
-pub struct PerIp(governor::DefaultKeyedRateLimiter<std::net::IpAddr>, std::sync::atomic::AtomicI64);
-
-/// The key an address is limited under: itself for IPv4, its /64 for IPv6.
-fn per_subscriber(ip: std::net::IpAddr) -> std::net::IpAddr {
-    match ip {
-        std::net::IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => {
-            let [a, b, c, d, ..] = v6.segments();
-            std::net::IpAddr::V6(std::net::Ipv6Addr::new(a, b, c, d, 0, 0, 0, 0))
-        }
-        other => other,
-    }
-}
-
-impl std::fmt::Debug for PerIp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PerIp").field("addresses", &self.0.len()).finish()
-    }
-}
-
-impl PerIp {
-    pub fn new(per_second: std::num::NonZeroU32) -> Self {
-        let burst = per_second.saturating_mul(std::num::NonZeroU32::MIN.saturating_add(1));
-        let limiter =
-            governor::RateLimiter::keyed(governor::Quota::per_second(per_second).allow_burst(burst));
-        PerIp(limiter, std::sync::atomic::AtomicI64::new(0))
-    }
-
-    /// Whether `ip` may make one more request now. IPv6 addresses count by their /64 (one
-    /// subscriber's allocation), so rotating through a prefix gains nothing.
-    pub fn allows(&self, ip: std::net::IpAddr) -> bool {
-        if self.0.len() > 10_000 {
-            // Forget addresses whose allowance is full again, so memory stays bounded. At most
-            // once per second, so that an attacker rotating addresses cannot make every request
-            // pay for a scan of the whole table.
-            let now = SystemClock.now().unix_timestamp();
-            if self.1.swap(now, std::sync::atomic::Ordering::Relaxed) != now {
-                self.0.retain_recent();
-            }
-        }
-        self.0.check_key(&per_subscriber(ip)).is_ok()
     }
 }
 
@@ -176,16 +87,6 @@ async fn limit<E: Endpoint>(endpoint: Arc<E>, request: poem::Request) -> poem::R
 
 /// Requests handled at once, across all clients.
 pub const MAX_IN_FLIGHT: usize = 256;
-
-/// `{"error": message}` with `code`, and `Retry-After` in seconds when given: every refusal the
-/// server answers looks the same.
-pub(crate) fn refuse(code: StatusCode, message: &str, retry_after_s: Option<u64>) -> Response {
-    let mut response = Json(json!({ "error": message })).with_status(code).into_response();
-    if let Some(after) = retry_after_s {
-        response.headers_mut().insert("retry-after", poem::http::HeaderValue::from(after));
-    }
-    response
-}
 
 /// Admission control and bounded bodies (see the module docs).
 async fn admit<E: Endpoint>(endpoint: Arc<E>, mut request: poem::Request) -> poem::Result<Response> {
@@ -238,11 +139,31 @@ async fn traced<E: Endpoint>(endpoint: Arc<E>, request: poem::Request) -> poem::
     .await
 }
 
+/// `GET /metrics`.
+#[handler]
+async fn metrics(Data(state): Data<&Arc<AppState>>) -> Response {
+    // A database that cannot answer leaves the last gauge values; the counters still report.
+    let counts = match state.repo.job_counts().await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics: cannot count role jobs");
+            Vec::new()
+        }
+    };
+    match state.metrics.render(&counts) {
+        Ok(text) => text.with_content_type("text/plain; version=0.0.4").into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "metrics: cannot encode");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
+
 pub fn app(state: Arc<AppState>) -> impl Endpoint {
     Route::new()
         .at("/health", get(health))
         .at("/ready", get(ready))
-        .at("/metrics", get(crate::metrics::metrics))
+        .at("/metrics", get(metrics))
         .at("/webhooks/:provider/:guild_id", post(crate::webhooks::webhook))
         .at("/interactions", post(crate::interactions::interactions))
         .nest("/admin", crate::admin::routes(state.clone()))
@@ -258,21 +179,4 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
                 .overriding("content-security-policy", "default-src 'none'; frame-ancestors 'none'")
                 .overriding("cache-control", "no-store"),
         )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn l4_an_ipv6_prefix_shares_one_allowance() {
-        let limit = PerIp::new(std::num::NonZeroU32::MIN);
-        let a: std::net::IpAddr = "2001:db8:1:2::1".parse().expect("ip");
-        let b: std::net::IpAddr = "2001:db8:1:2:ffff::9".parse().expect("ip");
-        let other: std::net::IpAddr = "2001:db8:1:3::1".parse().expect("ip");
-        // A burst of two, then the same /64 is limited whichever address it uses.
-        assert!(limit.allows(a) && limit.allows(b));
-        assert!(!limit.allows(b) && !limit.allows(a));
-        assert!(limit.allows(other), "another /64 has its own allowance");
-    }
 }

@@ -13,13 +13,13 @@ use poem::web::{Data, Json};
 use poem::{Body, IntoResponse, Response, handler};
 use serenity::all::Interaction;
 
-use crate::http::AppState;
+use crate::state::AppState;
 
 /// Largest accepted interaction body.
 pub const MAX_BODY: usize = 64 * 1024;
 
 fn refuse(code: StatusCode, message: &str) -> Response {
-    crate::http::refuse(code, message, None)
+    crate::respond::refuse(code, message, None)
 }
 
 #[handler]

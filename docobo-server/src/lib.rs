@@ -9,9 +9,14 @@
 pub mod admin;
 pub mod config;
 pub mod guard;
+pub mod heartbeats;
 pub mod http;
 pub mod interactions;
 pub mod metrics;
+pub mod rate_limit;
+pub mod respond;
+pub mod state;
+pub mod throttle;
 pub mod webhooks;
 pub mod workers;
 
@@ -46,7 +51,7 @@ pub enum ServerError {
 
 /// The server, built and bound, ready to run (zero2prod's `Application`).
 pub struct Application {
-    state: Arc<http::AppState>,
+    state: Arc<state::AppState>,
     acceptor: TcpAcceptor,
     address: SocketAddr,
 }
@@ -122,7 +127,7 @@ impl Application {
     }
 
     /// What the handlers share: the repository, the bot, the metrics.
-    pub fn state(&self) -> &Arc<http::AppState> {
+    pub fn state(&self) -> &Arc<state::AppState> {
         &self.state
     }
 
@@ -138,7 +143,7 @@ async fn prepare(
     config: &Config,
     clock: Arc<dyn Clock>,
     providers: ProviderRegistry,
-) -> Result<Arc<http::AppState>, ServerError> {
+) -> Result<Arc<state::AppState>, ServerError> {
     let repo = SeaOrmRepo::connect_rotating(
         &config.database_url,
         config.secret_key.as_ref().map(Secret::expose),
@@ -152,7 +157,7 @@ async fn prepare(
             .with_timeout(config.discord_timeout)
     });
     let metrics = Arc::new(metrics::Metrics::new()?);
-    let heartbeats = Arc::new(workers::Heartbeats::new(SystemClock.now(), config.discord_timeout));
+    let heartbeats = Arc::new(heartbeats::Heartbeats::new(SystemClock.now(), config.discord_timeout));
     let roles = discord.clone().map(|d| {
         let metered = metrics::Metered {
             inner: Arc::new(d),
@@ -165,7 +170,7 @@ async fn prepare(
         .as_ref()
         .map_or_else(|| Arc::new(rest_client("", &config.discord_api_url)), DiscordRoles::http);
     let bot = Bot::new(Arc::new(repo.clone()), roles.clone(), providers.clone(), &config.public_url);
-    Ok(Arc::new(http::AppState {
+    Ok(Arc::new(state::AppState {
         clock,
         admin_token: config.admin_token.clone(),
         metrics,
@@ -174,8 +179,8 @@ async fn prepare(
         limits: config.client_limits,
         event_retention: config.event_retention,
         in_flight: Arc::new(tokio::sync::Semaphore::new(http::MAX_IN_FLIGHT)),
-        auth_failures: webhooks::AuthThrottle::default(),
-        rate_limit: config.rate_limit.map(http::PerIp::new),
+        auth_failures: throttle::AuthThrottle::default(),
+        rate_limit: config.rate_limit.map(rate_limit::PerIp::new),
         repo,
         roles,
         interactions: config
@@ -208,7 +213,7 @@ fn local_addr(acceptor: &TcpAcceptor) -> Option<SocketAddr> {
 
 /// See [`Application::run_until`].
 async fn run(
-    state: Arc<http::AppState>,
+    state: Arc<state::AppState>,
     acceptor: TcpAcceptor,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {

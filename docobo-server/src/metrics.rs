@@ -19,14 +19,9 @@ use async_trait::async_trait;
 use docobo_core::domain::{GuildId, JobState, RoleId, UserId};
 use docobo_core::ports::{GatewayError, Manageable, RoleGateway};
 use docobo_core::service::WorkReport;
-use poem::http::StatusCode;
-use poem::web::Data;
-use poem::{IntoResponse, Response, handler};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
-
-use crate::http::AppState;
 
 /// Buckets from 1 ms to 10 s: acknowledgements sit at the low end, a role behind a 429 storm at
 /// the high end.
@@ -118,38 +113,13 @@ impl Metrics {
     }
 
     /// The text exposition, with the queue gauge set from `counts`.
-    fn render(&self, counts: &[(JobState, u64)]) -> Result<String, prometheus::Error> {
+    pub fn render(&self, counts: &[(JobState, u64)]) -> Result<String, prometheus::Error> {
         for (state, n) in counts {
-            let name = match state {
-                JobState::Pending => "pending",
-                JobState::Parked => "parked",
-                JobState::Done => "done",
-            };
-            self.queue.with_label_values(&[name]).set(i64::try_from(*n).unwrap_or(i64::MAX));
+            self.queue.with_label_values(&[state.as_str()]).set(i64::try_from(*n).unwrap_or(i64::MAX));
         }
         let mut text = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut text)?;
         Ok(String::from_utf8_lossy(&text).into_owned())
-    }
-}
-
-/// `GET /metrics`.
-#[handler]
-pub async fn metrics(Data(state): Data<&Arc<AppState>>) -> Response {
-    // A database that cannot answer leaves the last gauge values; the counters still report.
-    let counts = match state.repo.job_counts().await {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(error = %e, "metrics: cannot count role jobs");
-            Vec::new()
-        }
-    };
-    match state.metrics.render(&counts) {
-        Ok(text) => text.with_content_type("text/plain; version=0.0.4").into_response(),
-        Err(e) => {
-            tracing::error!(error = %e, "metrics: cannot encode");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
-        }
     }
 }
 
@@ -159,7 +129,7 @@ pub struct Metered {
     pub metrics: Arc<Metrics>,
     /// Every answered call (or error) counts as the role worker making progress, so a batch
     /// behind a slow Discord is not mistaken for a stuck worker (review finding M9).
-    pub heartbeats: Option<Arc<crate::workers::Heartbeats>>,
+    pub heartbeats: Option<Arc<crate::heartbeats::Heartbeats>>,
 }
 
 impl std::fmt::Debug for Metered {
@@ -175,7 +145,7 @@ impl Metered {
         }
         if let Some(beats) = &self.heartbeats {
             use docobo_core::ports::{Clock, SystemClock};
-            beats.beat(crate::workers::Worker::RoleWorker, SystemClock.now());
+            beats.beat(crate::heartbeats::Worker::RoleWorker, SystemClock.now());
         }
         result
     }
@@ -219,5 +189,35 @@ impl RoleGateway for Metered {
         role: RoleId,
     ) -> Result<Manageable, GatewayError> {
         self.seen(self.inner.member_can_assign(guild, user, roles, role).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use docobo_core::ports::{Clock, RoleGateway, SystemClock};
+
+    use super::Metered;
+    use crate::heartbeats::{Heartbeats, Worker};
+
+    /// M9: a batch behind a slow Discord used to beat only when the whole batch finished, so
+    /// `/ready` called the worker stuck (and took the webhook intake out of rotation) while it
+    /// was merely waiting on Discord. Every answered call now counts as progress.
+    #[tokio::test]
+    async fn m9_a_slow_discord_that_still_answers_is_not_a_stuck_worker() {
+        use docobo_core::domain::{GuildId, UserId};
+        let started = SystemClock.now() - time::Duration::seconds(200);
+        let beats = Arc::new(Heartbeats::new(started, Duration::from_secs(10)));
+        assert_eq!(beats.problems(&[Worker::RoleWorker], SystemClock.now()).len(), 1, "silent for 200 s");
+        let metered = Metered {
+            inner: Arc::new(docobo_core::testing::FakeRoles::new()),
+            metrics: Arc::new(super::Metrics::new().expect("metrics")),
+            heartbeats: Some(beats.clone()),
+        };
+        let gone = metered.member_roles(GuildId::new(1).expect("id"), UserId::new(2).expect("id")).await;
+        assert!(gone.is_err(), "even an error is an answer");
+        assert!(beats.problems(&[Worker::RoleWorker], SystemClock.now()).is_empty());
     }
 }

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use docobo_core::domain::{GuildId, ProviderName};
+use docobo_core::domain::GuildId;
 use docobo_core::ports::{Headers, PaymentProvider, StoreError};
 use docobo_core::service::{IngestError, IngestOutcome, ingest_webhook};
 use poem::error::ReadBodyError;
@@ -18,69 +18,12 @@ use poem::web::{Data, Json, Path};
 use poem::{Body, IntoResponse, Response, handler};
 use serde_json::json;
 
-use crate::http::{AppState, refuse};
+use crate::respond::refuse;
+use crate::state::AppState;
+use crate::throttle::AuthThrottle;
 
 /// Largest accepted webhook body.
 pub const MAX_BODY: usize = 1024 * 1024;
-
-/// Failed authentications per guild and provider (review finding M7). After
-/// [`AuthThrottle::LIMIT`] failures within [`AuthThrottle::WINDOW`], that guild's endpoint for that
-/// provider answers 429 to everyone for [`AuthThrottle::LOCKOUT`], so a key cannot be guessed
-/// faster than 20 tries a minute from any number of addresses. Providers retry a 429, so a
-/// lockout delays a guild's real deliveries by a minute at most; it never loses them.
-#[derive(Debug, Default)]
-pub struct AuthThrottle(std::sync::Mutex<std::collections::HashMap<(GuildId, ProviderName), Window>>);
-
-#[derive(Debug, Clone, Copy)]
-struct Window {
-    started: std::time::Instant,
-    failures: u32,
-    locked_until: Option<std::time::Instant>,
-}
-
-impl AuthThrottle {
-    pub const LIMIT: u32 = 20;
-    pub const WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
-    pub const LOCKOUT: std::time::Duration = std::time::Duration::from_secs(60);
-    /// Most (guild, provider) pairs remembered; expired ones are forgotten past this.
-    const MAX_KEYS: usize = 10_000;
-
-    fn windows(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<(GuildId, ProviderName), Window>> {
-        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// How long the endpoint stays locked, if it is.
-    fn locked(&self, key: (GuildId, ProviderName)) -> Option<std::time::Duration> {
-        let now = std::time::Instant::now();
-        self.windows()
-            .get(&key)
-            .and_then(|w| w.locked_until)
-            .and_then(|until| until.checked_duration_since(now))
-    }
-
-    /// Counts a failure; `true` when it locks the endpoint.
-    fn failed(&self, key: (GuildId, ProviderName)) -> bool {
-        let now = std::time::Instant::now();
-        let mut windows = self.windows();
-        if windows.len() >= Self::MAX_KEYS {
-            windows.retain(|_, w| {
-                now.duration_since(w.started) < Self::WINDOW || w.locked_until.is_some_and(|u| u > now)
-            });
-        }
-        let w = windows.entry(key).or_insert(Window { started: now, failures: 0, locked_until: None });
-        if now.duration_since(w.started) >= Self::WINDOW {
-            *w = Window { started: now, failures: 0, locked_until: None };
-        }
-        w.failures += 1;
-        let locks = w.failures >= Self::LIMIT;
-        if locks {
-            *w = Window { started: now, failures: 0, locked_until: Some(now + Self::LOCKOUT) };
-        }
-        locks
-    }
-}
 
 fn status(code: StatusCode, message: &str) -> Response {
     refuse(code, message, None)
@@ -147,20 +90,14 @@ async fn answer(
     match result {
         Ok(report) => {
             tracing::Span::current().record("event_id", report.event_id.as_str());
-            let outcome = match &report.outcome {
-                IngestOutcome::Processed { .. } => "processed",
-                IngestOutcome::Duplicate => "duplicate",
-                IngestOutcome::Ignored { .. } => "ignored",
-                IngestOutcome::Failed { reason } => {
-                    tracing::warn!(?reason, "webhook kept in the failure inbox");
-                    "failed"
-                }
-            };
+            let outcome = report.outcome.label();
+            if let IngestOutcome::Failed { reason } = &report.outcome {
+                tracing::warn!(%reason, "webhook kept in the failure inbox");
+            }
             tracing::info!(outcome, "webhook acknowledged");
-            let response = match kind {
-                // SePay retries and raises incidents unless it sees exactly this.
-                docobo_core::domain::ProviderName::SEPAY => Json(json!({ "success": true })).into_response(),
-                _ => Json(json!({ "status": outcome, "event_id": report.event_id })).into_response(),
+            let response = match provider.acknowledgement() {
+                Some(exact) => poem::Response::builder().content_type("application/json").body(exact),
+                None => Json(json!({ "status": outcome, "event_id": report.event_id })).into_response(),
             };
             (outcome, response)
         }

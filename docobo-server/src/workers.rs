@@ -13,7 +13,6 @@
 //! released) before the process exits.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use docobo_adapters::discord::bot::Bot;
@@ -21,70 +20,12 @@ use docobo_adapters::discord::gateway::GatewayEvents;
 use docobo_adapters::discord::rest_client;
 use docobo_adapters::seaorm::SeaOrmRepo;
 use docobo_adapters::workers::Reconciled;
-use docobo_core::domain::{Secret, Timestamp};
+use docobo_core::domain::Secret;
 use docobo_core::ports::{Clock, RoleGateway, SystemClock};
 use docobo_core::service::{ClockTrust, ReconcileReport};
 use tokio::sync::watch;
 
-/// When each background worker last made progress, so `/ready` can tell a stuck or dead worker
-/// from a quiet one. The role worker beats after every pass and every answered Discord call
-/// (through the metered gateway), the expirer after every pass (at least every 30 s). A worker
-/// silent for longer than [`Heartbeats::STALE`], or twice the Discord call timeout when that is
-/// longer, counts as stuck: a slow Discord still answers (or times out) within the timeout, so
-/// it is never taken for a stuck worker.
-#[derive(Debug)]
-pub struct Heartbeats {
-    role_worker: AtomicI64,
-    expirer: AtomicI64,
-    stale_seconds: i64,
-}
-
-/// A background worker with a heartbeat.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Worker {
-    RoleWorker,
-    Expirer,
-}
-
-impl Heartbeats {
-    pub const STALE: time::Duration = time::Duration::seconds(120);
-
-    /// Both counted from `now`, so a server that just started is not reported stuck.
-    pub fn new(now: Timestamp, call_timeout: Duration) -> Self {
-        let t = now.unix_timestamp();
-        let stale = Self::STALE
-            .whole_seconds()
-            .max(i64::try_from(call_timeout.as_secs()).unwrap_or(i64::MAX).saturating_mul(2));
-        Heartbeats { role_worker: AtomicI64::new(t), expirer: AtomicI64::new(t), stale_seconds: stale }
-    }
-
-    fn cell(&self, worker: Worker) -> &AtomicI64 {
-        match worker {
-            Worker::RoleWorker => &self.role_worker,
-            Worker::Expirer => &self.expirer,
-        }
-    }
-
-    pub fn beat(&self, worker: Worker, now: Timestamp) {
-        self.cell(worker).store(now.unix_timestamp(), Ordering::Relaxed);
-    }
-
-    /// A reason for each of `running` that has not finished a pass within [`Self::STALE`].
-    pub fn problems(&self, running: &[Worker], now: Timestamp) -> Vec<String> {
-        running
-            .iter()
-            .filter_map(|w| {
-                let idle = now.unix_timestamp() - self.cell(*w).load(Ordering::Relaxed);
-                let name = match w {
-                    Worker::RoleWorker => "the role worker",
-                    Worker::Expirer => "the expirer",
-                };
-                (idle > self.stale_seconds)
-                    .then(|| format!("workers: {name} has not finished a pass for {idle} s (stuck, or the database is down)"))
-            })
-            .collect()
-    }
-}
+use crate::heartbeats::{Heartbeats, Worker};
 
 /// The library's role worker, with the server's metrics, heartbeat and log lines.
 pub async fn role_worker(
@@ -208,51 +149,4 @@ pub async fn reconciler(
         Reconciled::Unavailable(e) => tracing::warn!(error = %e, "reconciler: storage unavailable"),
     })
     .await;
-}
-
-#[cfg(test)]
-mod tests {
-    use time::macros::datetime;
-
-    use super::*;
-
-    #[test]
-    fn a_worker_is_reported_only_once_it_has_missed_passes_for_two_minutes() {
-        let start = datetime!(2026-12-01 12:00 UTC);
-        let beats = Heartbeats::new(start, Duration::from_secs(10));
-        let both = [Worker::RoleWorker, Worker::Expirer];
-        assert!(beats.problems(&both, start + time::Duration::seconds(120)).is_empty(), "just started");
-        beats.beat(Worker::RoleWorker, start + time::Duration::seconds(100));
-        let problems = beats.problems(&both, start + time::Duration::seconds(121));
-        assert_eq!(problems.len(), 1, "{problems:?}");
-        assert!(problems[0].contains("the expirer") && problems[0].contains("121 s"), "{problems:?}");
-        assert!(beats.problems(&[Worker::RoleWorker], start + time::Duration::seconds(121)).is_empty());
-    }
-
-    /// M9: a batch behind a slow Discord used to beat only when the whole batch finished, so
-    /// `/ready` called the worker stuck (and took the webhook intake out of rotation) while it
-    /// was merely waiting on Discord. Every answered call now counts as progress.
-    #[tokio::test]
-    async fn m9_a_slow_discord_that_still_answers_is_not_a_stuck_worker() {
-        use docobo_core::domain::{GuildId, UserId};
-        let started = SystemClock.now() - time::Duration::seconds(200);
-        let beats = Arc::new(Heartbeats::new(started, Duration::from_secs(10)));
-        assert_eq!(beats.problems(&[Worker::RoleWorker], SystemClock.now()).len(), 1, "silent for 200 s");
-        let metered = crate::metrics::Metered {
-            inner: Arc::new(docobo_core::testing::FakeRoles::new()),
-            metrics: Arc::new(crate::metrics::Metrics::new().expect("metrics")),
-            heartbeats: Some(beats.clone()),
-        };
-        let gone = metered.member_roles(GuildId::new(1).expect("id"), UserId::new(2).expect("id")).await;
-        assert!(gone.is_err(), "even an error is an answer");
-        assert!(beats.problems(&[Worker::RoleWorker], SystemClock.now()).is_empty());
-    }
-
-    #[test]
-    fn a_long_discord_timeout_stretches_what_counts_as_stuck() {
-        let start = datetime!(2026-12-01 12:00 UTC);
-        let beats = Heartbeats::new(start, Duration::from_secs(300));
-        assert!(beats.problems(&[Worker::RoleWorker], start + time::Duration::seconds(590)).is_empty());
-        assert_eq!(beats.problems(&[Worker::RoleWorker], start + time::Duration::seconds(601)).len(), 1);
-    }
 }

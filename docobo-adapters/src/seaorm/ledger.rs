@@ -1,12 +1,12 @@
-//! Entitlements, the event log with its atomic commit, and the audit trail.
+//! Entitlements, and the event log with its atomic commit.
 
 use async_trait::async_trait;
 use docobo_core::domain::{
-    AuditEntry, Entitlement, EntitlementId, EventId, EventOutcome, ExternalRef, GuildId, ProviderName,
+    DeliveryId, Entitlement, EntitlementId, EventId, EventOutcome, ExternalRef, GuildId, ProviderName,
     RoleJobKey, Timestamp, UserId, WebhookEvent,
 };
 use docobo_core::machine::Standing;
-use docobo_core::ports::{AuditLog, Commit, EntitlementRepo, EntitlementWrite, Ledger, Recorded, StoreError};
+use docobo_core::ports::{Commit, EntitlementRepo, EntitlementWrite, Ledger, Recorded, StoreError};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -41,23 +41,10 @@ fn entitlement_from(m: entitlement::Model) -> Result<Entitlement, StoreError> {
     })
 }
 
-fn outcome_str(o: EventOutcome) -> &'static str {
-    match o {
-        EventOutcome::Processed => "processed",
-        EventOutcome::Ignored => "ignored",
-        EventOutcome::Failed => "failed",
-    }
-}
-
 fn event_from(m: webhook_event::Model) -> Result<WebhookEvent, StoreError> {
-    let outcome = match m.outcome.as_str() {
-        "processed" => EventOutcome::Processed,
-        "ignored" => EventOutcome::Ignored,
-        "failed" => EventOutcome::Failed,
-        other => return Err(StoreError::Corrupt(format!("event outcome {other:?}"))),
-    };
+    let outcome = parse("event outcome", &m.outcome)?;
     Ok(WebhookEvent {
-        id: m.id,
+        id: DeliveryId(m.id),
         provider: parse("provider", &m.provider)?,
         guild: guild_id(m.guild_id)?,
         external_id: parse("event id", &m.external_id)?,
@@ -67,34 +54,6 @@ fn event_from(m: webhook_event::Model) -> Result<WebhookEvent, StoreError> {
         attempts: u32::try_from(m.attempts).unwrap_or_default(),
         last_error: m.last_error,
     })
-}
-
-fn audit_from(m: audit_entry::Model) -> Result<AuditEntry, StoreError> {
-    Ok(AuditEntry {
-        guild: guild_id(m.guild_id)?,
-        user: user_id(m.user_id)?,
-        role: role_id(m.role_id)?,
-        action: serde_json::from_value(serde_json::Value::String(m.action.clone()))
-            .map_err(|_| StoreError::Corrupt(format!("audit action {:?}", m.action)))?,
-        reason: m.reason,
-        cause: m.cause,
-        at: from_micros(m.at)?,
-    })
-}
-
-pub(super) fn audit_row(a: &AuditEntry) -> audit_entry::ActiveModel {
-    let action =
-        serde_json::to_value(a.action).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-    audit_entry::ActiveModel {
-        id: Default::default(),
-        guild_id: Set(sf(a.guild.get())),
-        user_id: Set(sf(a.user.get())),
-        role_id: Set(sf(a.role.get())),
-        action: Set(action),
-        reason: Set(a.reason.clone()),
-        cause: Set(a.cause.clone()),
-        at: Set(micros(a.at)),
-    }
 }
 
 async fn write<C: ConnectionTrait>(conn: &C, w: EntitlementWrite, at: Timestamp) -> Result<(), StoreError> {
@@ -147,11 +106,11 @@ impl Ledger for SeaOrmRepo {
             let recorded = if commit.replay {
                 // Only a stored failure is replayed, and only once: the update is conditional.
                 let updated = webhook_event::Entity::update_many()
-                    .col_expr(C::Outcome, Expr::value(outcome_str(e.outcome)))
+                    .col_expr(C::Outcome, Expr::value(EventOutcome::as_str(e.outcome)))
                     .col_expr(C::LastError, Expr::value(e.last_error.as_deref().map(storable)))
                     .col_expr(C::Attempts, Expr::col(C::Attempts).add(1))
-                    .filter(C::Id.eq(e.id))
-                    .filter(C::Outcome.eq(outcome_str(EventOutcome::Failed)))
+                    .filter(C::Id.eq(e.id.0))
+                    .filter(C::Outcome.eq(EventOutcome::as_str(EventOutcome::Failed)))
                     .exec(&txn)
                     .await
                     .map_err(store_err)?;
@@ -164,7 +123,7 @@ impl Ledger for SeaOrmRepo {
                     external_id: Set(e.external_id.as_str().to_owned()),
                     body: Set(e.body.clone()),
                     received_at: Set(micros(e.received_at)),
-                    outcome: Set(outcome_str(e.outcome).to_owned()),
+                    outcome: Set(EventOutcome::as_str(e.outcome).to_owned()),
                     attempts: Set(i32::try_from(e.attempts).unwrap_or(i32::MAX)),
                     last_error: Set(e.last_error.as_deref().map(storable)),
                 };
@@ -189,7 +148,7 @@ impl Ledger for SeaOrmRepo {
             super::payments::upsert(&txn, payment).await?;
         }
         if !commit.audit.is_empty() {
-            audit_entry::Entity::insert_many(commit.audit.iter().map(audit_row))
+            audit_entry::Entity::insert_many(commit.audit.iter().map(super::audit::audit_row))
                 .exec(&txn)
                 .await
                 .map_err(store_err)?;
@@ -218,8 +177,8 @@ impl Ledger for SeaOrmRepo {
         row.map(event_from).transpose()
     }
 
-    async fn webhook_event_by_id(&self, id: i64) -> Result<Option<WebhookEvent>, StoreError> {
-        let row = webhook_event::Entity::find_by_id(id).one(&self.db).await.map_err(store_err)?;
+    async fn webhook_event_by_id(&self, id: DeliveryId) -> Result<Option<WebhookEvent>, StoreError> {
+        let row = webhook_event::Entity::find_by_id(id.0).one(&self.db).await.map_err(store_err)?;
         row.map(event_from).transpose()
     }
 
@@ -235,12 +194,12 @@ impl Ledger for SeaOrmRepo {
     async fn recent_events(
         &self,
         outcome: Option<EventOutcome>,
-        before: Option<i64>,
+        before: Option<DeliveryId>,
         limit: usize,
     ) -> Result<Vec<WebhookEvent>, StoreError> {
         use webhook_event::Column as C;
         self.list_events(outcome, limit, |q| match before {
-            Some(before) => q.filter(C::Id.lt(before)).order_by_desc(C::Id),
+            Some(before) => q.filter(C::Id.lt(before.0)).order_by_desc(C::Id),
             None => q.order_by_desc(C::Id),
         })
         .await
@@ -258,7 +217,7 @@ impl SeaOrmRepo {
     ) -> Result<Vec<WebhookEvent>, StoreError> {
         let mut query = webhook_event::Entity::find();
         if let Some(o) = outcome {
-            query = query.filter(webhook_event::Column::Outcome.eq(outcome_str(o)));
+            query = query.filter(webhook_event::Column::Outcome.eq(EventOutcome::as_str(o)));
         }
         let rows = shape(query)
             .limit(u64::try_from(limit).unwrap_or(u64::MAX))
@@ -274,7 +233,8 @@ impl SeaOrmRepo {
     pub async fn prune_event_bodies(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
         use sea_orm::sea_query::Expr;
         use webhook_event::Column as C;
-        let done = [outcome_str(EventOutcome::Processed), outcome_str(EventOutcome::Ignored)];
+        let done =
+            [EventOutcome::as_str(EventOutcome::Processed), EventOutcome::as_str(EventOutcome::Ignored)];
         let pruned = webhook_event::Entity::update_many()
             .col_expr(C::Body, Expr::value(Vec::<u8>::new()))
             .filter(C::ReceivedAt.lt(micros(cutoff)))
@@ -356,20 +316,5 @@ impl EntitlementRepo for SeaOrmRepo {
                 .limit(u64::try_from(limit).unwrap_or(u64::MAX))
         })
         .await
-    }
-}
-
-#[async_trait]
-impl AuditLog for SeaOrmRepo {
-    async fn audit_trail(&self, guild: GuildId, user: UserId) -> Result<Vec<AuditEntry>, StoreError> {
-        use audit_entry::Column as C;
-        let rows = audit_entry::Entity::find()
-            .filter(C::GuildId.eq(sf(guild.get())))
-            .filter(C::UserId.eq(sf(user.get())))
-            .order_by_asc(C::Id)
-            .all(&self.db)
-            .await
-            .map_err(store_err)?;
-        rows.into_iter().map(audit_from).collect()
     }
 }

@@ -12,6 +12,7 @@
 //!   enqueue adds work, so webhook → worker takes milliseconds, not a poll interval.
 //! - Provider credentials are sealed with [`crypto::SecretBox`] under `DOCOBO_SECRET_KEY`.
 
+mod audit;
 mod catalog;
 mod convert;
 pub mod crypto;

@@ -21,27 +21,14 @@ use sea_orm::{
 };
 
 use super::SeaOrmRepo;
+use super::audit::audit_row;
 use super::convert::{
-    from_micros, guild_id, micros, opt_from_micros, role_id, sf, storable, store_err, user_id,
+    from_micros, guild_id, micros, opt_from_micros, parse, role_id, sf, storable, store_err, user_id,
 };
 use super::entities::role_job::{self, Column as C};
-use super::ledger::audit_row;
-
-fn state_str(s: JobState) -> &'static str {
-    match s {
-        JobState::Pending => "pending",
-        JobState::Parked => "parked",
-        JobState::Done => "done",
-    }
-}
 
 fn job_from(m: role_job::Model) -> Result<RoleJob, StoreError> {
-    let state = match m.state.as_str() {
-        "pending" => JobState::Pending,
-        "parked" => JobState::Parked,
-        "done" => JobState::Done,
-        other => return Err(StoreError::Corrupt(format!("job state {other:?}"))),
-    };
+    let state = parse("job state", &m.state)?;
     Ok(RoleJob {
         id: JobId(m.id),
         key: RoleJobKey {
@@ -70,13 +57,13 @@ pub(super) async fn upsert_job<Conn: ConnectionTrait>(
 ) -> Result<(), StoreError> {
     let now = micros(now);
     let existing = |c: C| Expr::col((role_job::Entity, c));
-    let pending = || existing(C::State).eq(state_str(JobState::Pending));
+    let pending = || existing(C::State).eq(JobState::as_str(JobState::Pending));
     let row = role_job::ActiveModel {
         id: Default::default(),
         guild_id: Set(sf(key.guild.get())),
         user_id: Set(sf(key.user.get())),
         role_id: Set(sf(key.role.get())),
-        state: Set(state_str(JobState::Pending).to_owned()),
+        state: Set(JobState::as_str(JobState::Pending).to_owned()),
         attempts: Set(0),
         generation: Set(1),
         run_at: Set(now),
@@ -93,7 +80,7 @@ pub(super) async fn upsert_job<Conn: ConnectionTrait>(
         )
         .value(C::Attempts, Expr::case(pending(), existing(C::Attempts)).finally(0))
         .value(C::LastError, Expr::case(pending(), existing(C::LastError)).finally(Expr::null()))
-        .value(C::State, state_str(JobState::Pending))
+        .value(C::State, JobState::as_str(JobState::Pending))
         .value(C::Generation, existing(C::Generation).add(1))
         .value(C::Cause, cause)
         .to_owned();
@@ -135,7 +122,7 @@ impl JobQueue for SeaOrmRepo {
         let now = database_now.unwrap_or_else(|| micros(now));
         let until = now.saturating_add(i64::try_from(lease.whole_microseconds()).unwrap_or(i64::MAX));
         let rows = role_job::Entity::find()
-            .filter(C::State.eq(state_str(JobState::Pending)))
+            .filter(C::State.eq(JobState::as_str(JobState::Pending)))
             .filter(C::RunAt.lte(now))
             .filter(Condition::any().add(C::LockedUntil.is_null()).add(C::LockedUntil.lte(now)))
             .order_by_asc(C::RunAt)
@@ -173,14 +160,14 @@ impl JobQueue for SeaOrmRepo {
         let mut update = role_job::Entity::update_many().col_expr(C::LockedUntil, Expr::null());
         update = match settlement {
             Settlement::Done => update
-                .col_expr(C::State, Expr::value(state_str(JobState::Done)))
+                .col_expr(C::State, Expr::value(JobState::as_str(JobState::Done)))
                 .col_expr(C::LastError, Expr::null()),
             Settlement::Retry { at, error } => update
                 .col_expr(C::Attempts, Expr::col(C::Attempts).add(1))
                 .col_expr(C::RunAt, Expr::value(micros(at)))
                 .col_expr(C::LastError, Expr::value(storable(&error))),
             Settlement::Park { reason } => update
-                .col_expr(C::State, Expr::value(state_str(JobState::Parked)))
+                .col_expr(C::State, Expr::value(JobState::as_str(JobState::Parked)))
                 .col_expr(C::LastError, Expr::value(storable(&reason))),
         };
         let applied = update
@@ -195,7 +182,7 @@ impl JobQueue for SeaOrmRepo {
             // Enqueued again while the worker ran: the facts changed after it read them.
             let requeued = role_job::Entity::update_many()
                 .col_expr(C::LockedUntil, Expr::null())
-                .col_expr(C::State, Expr::value(state_str(JobState::Pending)))
+                .col_expr(C::State, Expr::value(JobState::as_str(JobState::Pending)))
                 .col_expr(C::RunAt, Expr::value(micros(now)))
                 .col_expr(C::Attempts, Expr::value(0))
                 .filter(lease_filter(claimed))
@@ -218,7 +205,7 @@ impl JobQueue for SeaOrmRepo {
 
     async fn jobs(&self, state: JobState, limit: usize) -> Result<Vec<RoleJob>, StoreError> {
         let rows = role_job::Entity::find()
-            .filter(C::State.eq(state_str(state)))
+            .filter(C::State.eq(JobState::as_str(state)))
             .order_by_asc(C::RunAt)
             .order_by_asc(C::Id)
             .limit(u64::try_from(limit).unwrap_or(u64::MAX))
@@ -238,7 +225,7 @@ impl JobQueue for SeaOrmRepo {
             role_job::Entity::find()
                 .select_only()
                 .column_as(Expr::col(column).min(), "m")
-                .filter(C::State.eq(state_str(JobState::Pending)))
+                .filter(C::State.eq(JobState::as_str(JobState::Pending)))
                 .filter(lock)
                 .into_tuple::<Option<i64>>()
         };
@@ -286,7 +273,7 @@ impl SeaOrmRepo {
         [JobState::Pending, JobState::Parked, JobState::Done]
             .into_iter()
             .map(|state| {
-                let n = rows.iter().find(|(s, _)| s == state_str(state)).map_or(0, |(_, n)| *n);
+                let n = rows.iter().find(|(s, _)| s == JobState::as_str(state)).map_or(0, |(_, n)| *n);
                 Ok((state, u64::try_from(n).unwrap_or_default()))
             })
             .collect()

@@ -109,6 +109,11 @@ impl PaymentProvider for Sepay {
         true
     }
 
+    /// SePay retries and raises incidents unless it reads exactly this.
+    fn acknowledgement(&self) -> Option<&'static str> {
+        Some(r#"{"success":true}"#)
+    }
+
     fn setup_form(&self) -> &[SetupField] {
         &settings::FORM
     }

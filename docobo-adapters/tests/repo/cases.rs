@@ -28,7 +28,7 @@ pub fn key(n: u64) -> RoleJobKey {
 
 pub fn event(id: &str, outcome: EventOutcome) -> WebhookEvent {
     WebhookEvent {
-        id: 0,
+        id: DeliveryId(0),
         provider: ProviderName::POLAR,
         guild: guild(),
         external_id: id.parse().expect("id"),
@@ -154,7 +154,7 @@ pub async fn a_commit_writes_event_entitlement_and_job_together<R: SubscriptionR
     assert_eq!(recorded, Ok(Recorded::Committed));
     let stored = repo.webhook_event(ProviderName::POLAR, guild(), &e.external_id).await.expect("read");
     let stored = stored.expect("recorded");
-    assert!(stored.id > 0, "the store assigns an id");
+    assert!(stored.id > DeliveryId(0), "the store assigns an id");
     assert_eq!(stored, WebhookEvent { id: stored.id, ..e });
     let found =
         repo.entitlement(ProviderName::POLAR, guild(), &"sub_1".parse().expect("ref")).await.expect("read");

@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 use time::Duration;
 
 use super::Timestamp;
-use super::ids::{CheckoutRef, EntitlementId, EventId, ExternalRef, GuildId, JobId, RoleId, UserId};
+use super::ids::{
+    CheckoutRef, DeliveryId, EntitlementId, EventId, ExternalRef, GuildId, JobId, RoleId, UserId,
+};
 use super::money::Money;
 use super::provider::ProviderName;
 use crate::machine::{self, Standing, Status};
@@ -88,11 +90,13 @@ pub enum EventOutcome {
     Failed,
 }
 
+names!(EventOutcome { Processed => "processed", Ignored => "ignored", Failed => "failed" });
+
 /// One authenticated webhook delivery, stored before it is acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhookEvent {
     /// Store-assigned; what `docobo events replay <ID>` takes. Ignored when recording.
-    pub id: i64,
+    pub id: DeliveryId,
     pub provider: ProviderName,
     pub guild: GuildId,
     /// Unique per `(provider, guild)`: the deduplication key.
@@ -125,6 +129,8 @@ pub enum JobState {
     Parked,
     Done,
 }
+
+names!(JobState { Pending => "pending", Parked => "parked", Done => "done" });
 
 /// The outbox row that asks the worker to converge one (guild, user, role). It carries no
 /// "grant" or "revoke": the worker computes the desired state when it runs.
@@ -159,6 +165,14 @@ pub enum AuditAction {
     ManualGrant,
     ManualRevoke,
 }
+
+names!(AuditAction {
+    RoleAdded => "role_added",
+    RoleRemoved => "role_removed",
+    JobParked => "job_parked",
+    ManualGrant => "manual_grant",
+    ManualRevoke => "manual_revoke",
+});
 
 /// Where an owner is in `/setup` (1/3 pick roles, 2/3 prices and terms, 3/3 providers), so the
 /// wizard resumes where they left it. One per guild.
@@ -258,7 +272,26 @@ impl std::fmt::Display for Secret {
 
 #[cfg(test)]
 mod tests {
-    use super::Secret;
+    use super::{AuditAction, EventOutcome, JobState, Secret};
+
+    /// One table of names serves storage, the admin API and metrics; it must say what serde says.
+    #[test]
+    fn names_match_serde_and_round_trip() {
+        fn check<T>(all: &[T])
+        where
+            T: Copy + std::fmt::Debug + PartialEq + serde::Serialize + std::fmt::Display + std::str::FromStr,
+        {
+            for v in all {
+                let serde = serde_json::to_value(v).expect("json");
+                assert_eq!(serde.as_str(), Some(v.to_string().as_str()), "{v:?}");
+                assert!(v.to_string().parse::<T>().is_ok_and(|back| back == *v), "{v:?}");
+            }
+            assert!("Processed".parse::<T>().is_err() && "".parse::<T>().is_err());
+        }
+        check(EventOutcome::ALL);
+        check(JobState::ALL);
+        check(AuditAction::ALL);
+    }
 
     #[test]
     fn secrets_never_print_their_value() {

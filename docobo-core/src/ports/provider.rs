@@ -311,6 +311,13 @@ pub trait PaymentProvider: Send + Sync {
         "Through the server's own payment system"
     }
 
+    /// The exact JSON body the provider expects in a 2xx to an accepted delivery (SePay retries
+    /// and raises incidents unless it reads `{"success":true}`); `None`, the default, answers
+    /// Docobo's own `{"status", "event_id"}`.
+    fn acknowledgement(&self) -> Option<&'static str> {
+        None
+    }
+
     /// Whether [`Self::create_checkout`] and [`Self::check_credentials`] answer without a network
     /// call (SePay builds its QR locally), so `/join` and `/setup` can answer at once instead of
     /// deferring. The default says no.

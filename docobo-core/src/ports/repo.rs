@@ -6,9 +6,9 @@ use time::Duration;
 
 use super::provider::ProviderCredentials;
 use crate::domain::{
-    AuditEntry, Checkout, CheckoutRef, Entitlement, EntitlementId, EventId, EventOutcome, ExternalRef, Guild,
-    GuildId, JobState, PaidRole, Payment, ProviderName, RoleId, RoleJob, RoleJobKey, SetupProgress,
-    Timestamp, UserId, WebhookEvent,
+    AuditEntry, Checkout, CheckoutRef, DeliveryId, Entitlement, EntitlementId, EventId, EventOutcome,
+    ExternalRef, Guild, GuildId, JobState, PaidRole, Payment, ProviderName, RoleId, RoleJob, RoleJobKey,
+    SetupProgress, Timestamp, UserId, WebhookEvent,
 };
 use crate::machine::Standing;
 
@@ -184,7 +184,7 @@ pub trait Ledger: Send + Sync {
         guild: GuildId,
         id: &EventId,
     ) -> Result<Option<WebhookEvent>, StoreError>;
-    async fn webhook_event_by_id(&self, id: i64) -> Result<Option<WebhookEvent>, StoreError>;
+    async fn webhook_event_by_id(&self, id: DeliveryId) -> Result<Option<WebhookEvent>, StoreError>;
     /// Recorded deliveries, oldest first, optionally only those with `outcome`.
     async fn events(
         &self,
@@ -202,7 +202,7 @@ pub trait Ledger: Send + Sync {
     async fn recent_events(
         &self,
         outcome: Option<EventOutcome>,
-        before: Option<i64>,
+        before: Option<DeliveryId>,
         limit: usize,
     ) -> Result<Vec<WebhookEvent>, StoreError>;
 }

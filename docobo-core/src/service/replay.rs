@@ -1,7 +1,7 @@
 //! Replaying a delivery from the failure inbox after its cause was fixed (a product linked to a
 //! role, a member identified, a bug fixed): parse the stored body again and apply it exactly once.
 
-use crate::domain::WebhookEvent;
+use crate::domain::{DeliveryId, WebhookEvent};
 use crate::ports::{Clock, PaymentProvider};
 
 use super::ingest::{IngestError, IngestRepo, IngestReport, commit_delivery};
@@ -10,9 +10,9 @@ use super::ingest::{IngestError, IngestRepo, IngestReport, commit_delivery};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReplayError {
     #[error("event {0} is not in the failure inbox (only failed events are replayed)")]
-    NotFailed(i64),
+    NotFailed(DeliveryId),
     #[error("event {id} came from {stored}, not {given}")]
-    WrongProvider { id: i64, stored: crate::domain::ProviderName, given: crate::domain::ProviderName },
+    WrongProvider { id: DeliveryId, stored: crate::domain::ProviderName, given: crate::domain::ProviderName },
     #[error(transparent)]
     Ingest(#[from] IngestError),
 }

@@ -13,7 +13,7 @@ use poem_openapi::{Object, OpenApi};
 
 use super::views::ApiError;
 use super::{AdminToken, id};
-use crate::http::AppState;
+use crate::state::AppState;
 
 /// Where members pay for a role: a provider and, where it sells by product, the product and
 /// optionally one variant.

@@ -11,7 +11,7 @@ mod views;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use docobo_core::domain::{EventOutcome, GuildId, JobId, JobState, RoleJobKey};
+use docobo_core::domain::{DeliveryId, EventOutcome, GuildId, JobId, JobState, RoleJobKey};
 use docobo_core::ports::{AuditLog, EntitlementRepo, JobQueue, Ledger};
 use docobo_core::service::{
     IngestOutcome, ManualError, ReplayError, grant_manually, guild_summary, replay_event, revoke_manually,
@@ -22,7 +22,7 @@ use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, OpenApi, OpenApiService, SecurityScheme};
 
-use crate::http::AppState;
+use crate::state::AppState;
 use views::*;
 
 /// The bearer token of `DOCOBO_ADMIN_TOKEN`.
@@ -130,7 +130,8 @@ impl Admin {
             OutcomeParam::Ignored => EventOutcome::Ignored,
             OutcomeParam::Failed => EventOutcome::Failed,
         });
-        let events = self.state.repo.recent_events(outcome, before.0, listed(limit.0)).await?;
+        let events =
+            self.state.repo.recent_events(outcome, before.0.map(DeliveryId), listed(limit.0)).await?;
         Ok(Json(events.iter().map(Into::into).collect()))
     }
 
@@ -140,7 +141,7 @@ impl Admin {
         let event = self
             .state
             .repo
-            .webhook_event_by_id(id.0)
+            .webhook_event_by_id(DeliveryId(id.0))
             .await?
             .ok_or_else(|| ApiError::not_found(format!("no event {}", id.0)))?;
         let provider = self.state.providers.get(event.provider).ok_or_else(|| {
@@ -156,14 +157,14 @@ impl Admin {
                 ReplayError::Ingest(docobo_core::service::IngestError::Store(s)) => s.into(),
                 ReplayError::Ingest(other) => ApiError::conflict(other),
             })?;
-        let (outcome, reason) = match report.outcome {
-            IngestOutcome::Processed { .. } => ("processed", None),
-            IngestOutcome::Duplicate => ("duplicate", None),
-            IngestOutcome::Ignored { note } => ("ignored", Some(note)),
-            IngestOutcome::Failed { reason } => ("failed", Some(reason)),
+        let outcome = report.outcome.label();
+        let reason = match report.outcome {
+            IngestOutcome::Processed { .. } | IngestOutcome::Duplicate => None,
+            IngestOutcome::Ignored { note } => Some(note),
+            IngestOutcome::Failed { reason } => Some(reason.to_string()),
         };
         Ok(Json(ReplayView {
-            id: event.id,
+            id: event.id.0,
             event_id: report.event_id.to_string(),
             outcome: outcome.to_owned(),
             reason,

@@ -157,7 +157,7 @@ pub struct EventView {
 impl From<&WebhookEvent> for EventView {
     fn from(e: &WebhookEvent) -> Self {
         EventView {
-            id: e.id,
+            id: e.id.0,
             provider: e.provider.to_string(),
             guild_id: e.guild.to_string(),
             event_id: e.external_id.to_string(),

@@ -6,8 +6,8 @@ use time::Duration;
 
 use super::{MemoryRepo, lock};
 use crate::domain::{
-    AuditEntry, EventId, EventOutcome, GuildId, JobState, Payment, ProviderName, RoleJob, RoleJobKey,
-    SetupProgress, Timestamp, UserId, WebhookEvent,
+    AuditEntry, DeliveryId, EventId, EventOutcome, GuildId, JobState, Payment, ProviderName, RoleJob,
+    RoleJobKey, SetupProgress, Timestamp, UserId, WebhookEvent,
 };
 use crate::ports::{
     AuditLog, Commit, JobQueue, Ledger, PaymentLog, Recorded, Settled, Settlement, SetupRepo, StoreError,
@@ -36,7 +36,7 @@ impl Ledger for MemoryRepo {
             } else if stored.is_some() {
                 return Ok(Recorded::Duplicate);
             } else {
-                event.id = next.next_id();
+                event.id = DeliveryId(next.next_id());
             }
             next.events.insert(key, event);
             let mut faults = lock(&self.faults);
@@ -72,7 +72,7 @@ impl Ledger for MemoryRepo {
         self.read(|s| s.events.get(&(provider, guild, id.clone())).cloned())
     }
 
-    async fn webhook_event_by_id(&self, id: i64) -> Result<Option<WebhookEvent>, StoreError> {
+    async fn webhook_event_by_id(&self, id: DeliveryId) -> Result<Option<WebhookEvent>, StoreError> {
         self.read(|s| s.events.values().find(|e| e.id == id).cloned())
     }
 
@@ -93,7 +93,7 @@ impl Ledger for MemoryRepo {
     async fn recent_events(
         &self,
         outcome: Option<EventOutcome>,
-        before: Option<i64>,
+        before: Option<DeliveryId>,
         limit: usize,
     ) -> Result<Vec<WebhookEvent>, StoreError> {
         self.read(|s| {

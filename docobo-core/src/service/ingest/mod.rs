@@ -6,13 +6,21 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::domain::{EventId, EventOutcome, Guild, GuildId, ProviderName, Timestamp, WebhookEvent};
+use crate::domain::{
+    DeliveryId, EventId, EventOutcome, Guild, GuildId, ProviderName, Timestamp, WebhookEvent,
+};
 use crate::ports::{
     CatalogRepo, CheckoutRepo, Clock, Commit, EntitlementRepo, Headers, Ledger, ParseError, ParsedWebhook,
     PaymentProvider, Recorded, StoreError, VerifyError,
 };
 
 use super::retry::MAX_CONFLICT_RETRIES;
+
+mod plan;
+mod unresolved;
+
+pub use plan::CHECKOUT_GRACE;
+pub use unresolved::Unresolved;
 
 /// What happened to an authenticated delivery. Every variant is acknowledged with a 2xx.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +32,20 @@ pub enum IngestOutcome {
     /// Valid but not about access; stored as ignored.
     Ignored { note: String },
     /// Stored in the failure inbox with the reason, for an operator to fix and replay.
-    Failed { reason: String },
+    Failed { reason: Unresolved },
+}
+
+impl IngestOutcome {
+    /// A lower-case label for metrics, logs and the admin API: `processed`, `duplicate`,
+    /// `ignored`, `failed`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            IngestOutcome::Processed { .. } => "processed",
+            IngestOutcome::Duplicate => "duplicate",
+            IngestOutcome::Ignored { .. } => "ignored",
+            IngestOutcome::Failed { .. } => "failed",
+        }
+    }
 }
 
 /// The report of one ingest.
@@ -92,8 +113,11 @@ pub(super) async fn commit_delivery<R: IngestRepo + ?Sized>(
     // would cost every new event a round trip to save one on the rare duplicate.
     for _ in 0..MAX_CONFLICT_RETRIES {
         let (commit, outcome) = match &parsed {
-            Ok(parsed) => super::plan::plan(repo, guild, kind, parsed, now).await?,
-            Err(e) => (Commit::empty(now), IngestOutcome::Failed { reason: e.reason.clone() }),
+            Ok(parsed) => plan::plan(repo, guild, kind, parsed, now).await?,
+            Err(e) => (
+                Commit::empty(now),
+                IngestOutcome::Failed { reason: Unresolved::Unreadable(e.reason.clone()) },
+            ),
         };
         let mut event = record(kind, guild, &event_id, body, now, &outcome);
         if let Some(p) = previous {
@@ -128,10 +152,10 @@ fn record(
     let (outcome, last_error) = match outcome {
         IngestOutcome::Processed { .. } | IngestOutcome::Duplicate => (EventOutcome::Processed, None),
         IngestOutcome::Ignored { note } => (EventOutcome::Ignored, Some(note.clone())),
-        IngestOutcome::Failed { reason } => (EventOutcome::Failed, Some(reason.clone())),
+        IngestOutcome::Failed { reason } => (EventOutcome::Failed, Some(reason.to_string())),
     };
     WebhookEvent {
-        id: 0,
+        id: DeliveryId(0),
         provider: kind,
         guild: guild.id,
         external_id: id.clone(),

@@ -12,7 +12,7 @@ use crate::domain::{
 use crate::machine::{self, Effect, EventKind, Standing};
 use crate::ports::{Commit, EntitlementWrite, ParsedWebhook, PaymentFact, ProviderEvent, StoreError};
 
-use super::ingest::{IngestOutcome, IngestRepo};
+use super::{IngestOutcome, IngestRepo, Unresolved};
 
 /// How late after its checkout expired a payment may have been made and still count: bank
 /// transfers are booked with the bank's own clock, which may lag.
@@ -59,7 +59,7 @@ pub(super) async fn plan<R: IngestRepo + ?Sized>(
             (event.event.kind, event.subject.paid, resolved.expected)
             && !paid.covers(&expected)
         {
-            let reason = format!("underpaid: received {paid}, expected {expected}; no access was granted");
+            let reason = Unresolved::Underpaid { paid, expected };
             return Ok((Commit::empty(now), IngestOutcome::Failed { reason }));
         }
         let Some(entry) = planned.get_mut(&resolved.reference) else {
@@ -69,11 +69,7 @@ pub(super) async fn plan<R: IngestRepo + ?Sized>(
             && event.subject.one_time
             && !entry.standing.term.one_payment_suffices()
         {
-            let reason = format!(
-                "a one-time {kind} payment cannot pay for a recurring role (it would grant access with no end); \
-                 no access was granted: give the role a fixed term or lifetime, or sell it by subscription, \
-                 then replay this delivery or grant it by hand"
-            );
+            let reason = Unresolved::OneTimeForRecurring { provider: kind };
             return Ok((Commit::empty(now), IngestOutcome::Failed { reason }));
         }
         match machine::apply(&entry.standing, &event.event, now) {
@@ -81,7 +77,7 @@ pub(super) async fn plan<R: IngestRepo + ?Sized>(
                 entry.sync |= t.effects.contains(&Effect::SyncRole);
                 entry.standing = t.standing;
             }
-            Err(e) => return Ok((Commit::empty(now), IngestOutcome::Failed { reason: e.to_string() })),
+            Err(e) => return Ok((Commit::empty(now), IngestOutcome::Failed { reason: e.into() })),
         }
     }
     // Who paid and for which role: the purchase the delivery is about.
@@ -142,16 +138,13 @@ async fn product_moved<R: IngestRepo + ?Sized>(
     kind: ProviderName,
     subject: &crate::ports::Subject,
     role: RoleId,
-) -> Result<Option<String>, StoreError> {
+) -> Result<Option<Unresolved>, StoreError> {
     let Some(product) = &subject.product else { return Ok(None) };
     let Some(sold) = sold_as(repo, guild, kind, subject).await? else { return Ok(None) };
-    Ok((sold.role != role).then(|| {
-        format!(
-            "product changed: this purchase grants role {role}, but its product {product} is sold as role {} \
-             (the member switched plans); nothing was applied. Grant the new role and revoke the old one by hand \
-             (docobo grant / docobo revoke) if the switch is right",
-            sold.role
-        )
+    Ok((sold.role != role).then(|| Unresolved::ProductMoved {
+        role,
+        product: product.clone(),
+        sold_as: sold.role,
     }))
 }
 
@@ -176,7 +169,7 @@ struct Resolved {
 }
 
 /// Finds (or prepares) the entitlement an event is about and adds it to `planned`. `Ok(Err(..))`
-/// is a reason to put the delivery in the failure inbox.
+/// is why the delivery goes to the failure inbox.
 async fn resolve<R: IngestRepo + ?Sized>(
     repo: &R,
     guild: &Guild,
@@ -184,14 +177,10 @@ async fn resolve<R: IngestRepo + ?Sized>(
     event: &ProviderEvent,
     now: Timestamp,
     planned: &mut BTreeMap<ExternalRef, Planned>,
-) -> Result<Result<Resolved, String>, StoreError> {
+) -> Result<Result<Resolved, Unresolved>, StoreError> {
     let subject = &event.subject;
     if let Some(other) = subject.guild.filter(|g| *g != guild.id) {
-        return Ok(Err(format!(
-            "this purchase was made for guild {other}, not {}: the provider's webhook endpoint may be shared \
-             between servers; nothing was applied here",
-            guild.id
-        )));
+        return Ok(Err(Unresolved::OtherGuild { paid_for: other, here: guild.id }));
     }
     // A checkout named in the payload tells who paid, for which role and how much.
     let mut checkout = None;
@@ -247,28 +236,23 @@ async fn resolve<R: IngestRepo + ?Sized>(
     // than now.
     let paid_at = event.event.version.at().min(now);
     if let Some(c) = checkout.as_ref().filter(|c| !c.is_open(paid_at.saturating_sub(CHECKOUT_GRACE))) {
-        return Ok(Err(format!(
-            "checkout {} expired at {} and the payment was made at {paid_at}; it cannot start a new purchase",
-            c.reference, c.expires_at
-        )));
+        return Ok(Err(Unresolved::ExpiredCheckout {
+            checkout: c.reference.clone(),
+            expired_at: c.expires_at,
+            paid_at,
+        }));
     }
     let Some(user) = subject.user.or(checkout.as_ref().map(|c| c.user)) else {
-        return Ok(Err("cannot tell which Discord member paid: no discord_user_id in the metadata and no \
-                       matching checkout"
-            .to_owned()));
+        return Ok(Err(Unresolved::UnknownMember));
     };
     let paid_role = match (subject.role.or(checkout.as_ref().map(|c| c.role)), &subject.product) {
         (Some(role), _) => match repo.paid_role(guild.id, role).await? {
             Some(r) => r,
-            None => return Ok(Err(format!("role {role} is not sold in guild {}", guild.id))),
+            None => return Ok(Err(Unresolved::RoleNotSold { guild: guild.id, role })),
         },
         (None, product) => {
             let Some(r) = sold_as(repo, guild, kind, subject).await? else {
-                let product = product.as_deref().unwrap_or("(none)");
-                return Ok(Err(format!(
-                    "cannot tell which paid role was bought: product {product} is not linked to a role \
-                     (docobo role add ... --{kind}-product) and no checkout matched"
-                )));
+                return Ok(Err(Unresolved::UnlinkedProduct { provider: kind, product: product.clone() }));
             };
             r
         }
@@ -278,10 +262,7 @@ async fn resolve<R: IngestRepo + ?Sized>(
         return Ok(Err(moved));
     }
     let Some(reference) = reference else {
-        return Ok(Err(
-            "the payload names no purchase to track (no subscription, order or checkout reference)"
-                .to_owned(),
-        ));
+        return Ok(Err(Unresolved::NoPurchase));
     };
     let expected = Some(checkout.map_or(paid_role.price, |c| c.expected));
     let key = RoleJobKey { guild: guild.id, user, role };

@@ -1,0 +1,53 @@
+//! [`AppState`]: what every handler and worker of one server shares.
+
+use std::sync::Arc;
+
+use docobo_adapters::discord::bot::Bot;
+use docobo_adapters::discord::interactions::Verifier;
+use docobo_adapters::seaorm::SeaOrmRepo;
+use docobo_core::ports::Clock;
+
+/// What the handlers share.
+pub struct AppState {
+    /// `DOCOBO_ADMIN_TOKEN`: the admin API's bearer token; the API is off without it.
+    pub admin_token: Option<docobo_core::domain::Secret>,
+    /// Business time: what webhooks, interactions, the admin API and the workers read (a
+    /// `ManualClock` in tests that move time). Liveness (heartbeats) is always the system clock.
+    pub clock: Arc<dyn Clock>,
+    /// When the background workers last finished a pass, for `/ready`.
+    pub heartbeats: Arc<crate::heartbeats::Heartbeats>,
+    /// The role worker's lease and batch size, from `DOCOBO_DISCORD_TIMEOUT`.
+    pub job_lease: (time::Duration, usize),
+    /// `DOCOBO_EVENT_RETENTION_DAYS`, for the pruner.
+    pub event_retention: Option<time::Duration>,
+    /// How long clients may take to send requests.
+    pub limits: crate::guard::Limits,
+    /// Failed webhook authentications per guild and provider.
+    pub auth_failures: crate::throttle::AuthThrottle,
+    /// Permits for requests in flight ([`crate::http::MAX_IN_FLIGHT`]).
+    pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// What `GET /metrics` reports.
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// `DOCOBO_RATE_LIMIT`: requests per second per IP address, when on.
+    pub rate_limit: Option<crate::rate_limit::PerIp>,
+    pub repo: SeaOrmRepo,
+    /// Discord, when a bot token is configured; without one, role jobs wait.
+    pub roles: Option<Arc<dyn docobo_core::ports::RoleGateway>>,
+    /// Checks `POST /interactions`, when `DISCORD_PUBLIC_KEY` is set.
+    pub interactions: Option<Verifier>,
+    /// The payment providers this server runs, by name: `/webhooks/{provider}/…` and replay
+    /// find them here.
+    pub providers: docobo_core::ports::ProviderRegistry,
+    /// Answers interactions from `POST /interactions` (and the gateway).
+    pub bot: Bot,
+    /// Delivers deferred interaction answers (webhook routes, no bot token needed).
+    pub discord_http: Arc<serenity::http::Http>,
+    /// The bot token and API base for the gateway connection, when `DOCOBO_GATEWAY` is on.
+    pub gateway: Option<(docobo_core::domain::Secret, String)>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("repo", &self.repo).field("discord", &self.roles.is_some()).finish()
+    }
+}
