@@ -58,16 +58,7 @@ fn insert(n: u64, reference: &str, deadline: Option<OffsetDateTime>) -> Entitlem
 }
 
 pub fn commit(event: Option<WebhookEvent>, writes: Vec<EntitlementWrite>, jobs: Vec<RoleJobKey>) -> Commit {
-    Commit {
-        event,
-        replay: false,
-        writes,
-        jobs,
-        cause: "polar evt".to_owned(),
-        audit: vec![],
-        payments: vec![],
-        at: T0,
-    }
+    Commit { event, writes, jobs, cause: "polar evt".to_owned(), ..Commit::new(T0) }
 }
 
 pub async fn setup<R: SubscriptionRepo>(repo: &R) {

@@ -151,6 +151,22 @@ pub struct Commit {
     pub at: Timestamp,
 }
 
+impl Commit {
+    /// A commit at `at` that writes nothing yet.
+    pub fn new(at: Timestamp) -> Self {
+        Commit {
+            event: None,
+            replay: false,
+            writes: Vec::new(),
+            jobs: Vec::new(),
+            cause: String::new(),
+            audit: Vec::new(),
+            payments: Vec::new(),
+            at,
+        }
+    }
+}
+
 /// How a commit landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recorded {

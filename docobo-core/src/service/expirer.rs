@@ -132,8 +132,6 @@ fn elapse(entitlement: &Entitlement, grace: time::Duration, now: Timestamp) -> O
     let jobs: Vec<RoleJobKey> =
         if transition.effects.contains(&Effect::SyncRole) { vec![entitlement.job_key()] } else { vec![] };
     Some(Commit {
-        event: None,
-        replay: false,
         writes: vec![EntitlementWrite::Update {
             id: entitlement.id,
             expected_revision: entitlement.revision,
@@ -142,8 +140,6 @@ fn elapse(entitlement: &Entitlement, grace: time::Duration, now: Timestamp) -> O
         }],
         jobs,
         cause: format!("term of entitlement {} elapsed", entitlement.id),
-        audit: vec![],
-        payments: vec![],
-        at: now,
+        ..Commit::new(now)
     })
 }

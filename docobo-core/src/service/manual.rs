@@ -157,5 +157,5 @@ fn override_commit(
         cause: Some(cause.clone()),
         at,
     };
-    Commit { writes, jobs: vec![key], cause, audit: vec![audit], ..Commit::empty(at) }
+    Commit { writes, jobs: vec![key], cause, audit: vec![audit], ..Commit::new(at) }
 }

@@ -48,14 +48,5 @@ pub fn purchase(
         standing,
         deadline: None,
     };
-    crate::ports::Commit {
-        event: None,
-        replay: false,
-        writes: vec![write],
-        jobs: vec![],
-        cause: "test".into(),
-        audit: vec![],
-        payments: vec![],
-        at,
-    }
+    crate::ports::Commit { writes: vec![write], cause: "test".into(), ..crate::ports::Commit::new(at) }
 }

@@ -114,10 +114,9 @@ pub(super) async fn commit_delivery<R: IngestRepo + ?Sized>(
     for _ in 0..MAX_CONFLICT_RETRIES {
         let (commit, outcome) = match &parsed {
             Ok(parsed) => plan::plan(repo, guild, kind, parsed, now).await?,
-            Err(e) => (
-                Commit::empty(now),
-                IngestOutcome::Failed { reason: Unresolved::Unreadable(e.reason.clone()) },
-            ),
+            Err(e) => {
+                (Commit::new(now), IngestOutcome::Failed { reason: Unresolved::Unreadable(e.reason.clone()) })
+            }
         };
         let mut event = record(kind, guild, &event_id, body, now, &outcome);
         if let Some(p) = previous {
@@ -168,19 +167,6 @@ fn record(
 }
 
 impl Commit {
-    pub(super) fn empty(at: Timestamp) -> Self {
-        Commit {
-            event: None,
-            replay: false,
-            writes: Vec::new(),
-            jobs: Vec::new(),
-            cause: String::new(),
-            audit: Vec::new(),
-            payments: Vec::new(),
-            at,
-        }
-    }
-
     fn with_event(mut self, event: WebhookEvent) -> Self {
         self.cause = format!("{} {}", event.provider, event.external_id);
         self.event = Some(event);

@@ -39,7 +39,7 @@ pub(super) async fn plan<R: IngestRepo + ?Sized>(
     if parsed.events.is_empty() {
         let note = parsed.note.clone().unwrap_or_else(|| "no access-relevant facts".to_owned());
         // A renewal order changes no access but is still money received.
-        let mut commit = Commit::empty(now);
+        let mut commit = Commit::new(now);
         if let Some(fact) = &parsed.payment {
             let role = match fact.subject.role {
                 Some(role) => Some(role),
@@ -53,14 +53,14 @@ pub(super) async fn plan<R: IngestRepo + ?Sized>(
     for event in &parsed.events {
         let resolved = match resolve(repo, guild, kind, event, now, &mut planned).await? {
             Ok(r) => r,
-            Err(reason) => return Ok((Commit::empty(now), IngestOutcome::Failed { reason })),
+            Err(reason) => return Ok((Commit::new(now), IngestOutcome::Failed { reason })),
         };
         if let (EventKind::PaymentSucceeded { .. }, Some(paid), Some(expected)) =
             (event.event.kind, event.subject.paid, resolved.expected)
             && !paid.covers(&expected)
         {
             let reason = Unresolved::Underpaid { paid, expected };
-            return Ok((Commit::empty(now), IngestOutcome::Failed { reason }));
+            return Ok((Commit::new(now), IngestOutcome::Failed { reason }));
         }
         let Some(entry) = planned.get_mut(&resolved.reference) else {
             unreachable!("resolve inserts what it returns")
@@ -70,19 +70,19 @@ pub(super) async fn plan<R: IngestRepo + ?Sized>(
             && !entry.standing.term.one_payment_suffices()
         {
             let reason = Unresolved::OneTimeForRecurring { provider: kind };
-            return Ok((Commit::empty(now), IngestOutcome::Failed { reason }));
+            return Ok((Commit::new(now), IngestOutcome::Failed { reason }));
         }
         match machine::apply(&entry.standing, &event.event, now) {
             Ok(t) => {
                 entry.sync |= t.effects.contains(&Effect::SyncRole);
                 entry.standing = t.standing;
             }
-            Err(e) => return Ok((Commit::empty(now), IngestOutcome::Failed { reason: e.into() })),
+            Err(e) => return Ok((Commit::new(now), IngestOutcome::Failed { reason: e.into() })),
         }
     }
     // Who paid and for which role: the purchase the delivery is about.
     let buyer = planned.values().next().map(|p| p.key);
-    let mut commit = Commit::empty(now);
+    let mut commit = Commit::new(now);
     for (external_ref, p) in planned {
         if p.sync {
             commit.jobs.push(p.key);
