@@ -11,6 +11,9 @@
 //! - [`reconciler`] compares every guild's known members with Discord every [`RECONCILE_EVERY`]
 //!   and queues a job for each difference (drift from hand edits, lost jobs); its reads go
 //!   through the role client's pacing like everything else.
+//! - [`resolver`] reads deferred deliveries (a Sell.app hint) from their provider's API and
+//!   applies them ([`resolve_deferred`]), woken at once when one is stored and every [`POLL`]
+//!   for those waiting on the backoff.
 //! - [`pruner`] empties the bodies of applied and ignored webhooks older than a retention, every
 //!   [`PRUNE_EVERY`].
 //!
@@ -22,10 +25,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use docobo_core::domain::GuildId;
-use docobo_core::ports::{CatalogRepo, Clock, JobQueue, RoleGateway, StoreError};
+use docobo_core::ports::{CatalogRepo, Clock, JobQueue, ProviderRegistry, RoleGateway, StoreError};
 use docobo_core::service::{
-    ClockTrust, ClockWatch, ExpiryReport, ReconcileReport, WorkReport, expire_due_watched, reconcile_guild,
-    run_due_jobs,
+    ClockTrust, ClockWatch, ExpiryReport, ReconcileReport, ResolveReport, WorkReport, expire_due_watched,
+    reconcile_guild, resolve_deferred, run_due_jobs,
 };
 use tokio::sync::watch;
 
@@ -98,6 +101,32 @@ pub async fn expirer(
         observe(&pass);
         if !pause(EXPIRY_EVERY, &mut stop).await {
             return;
+        }
+    }
+}
+
+/// Most deferred deliveries one resolver pass takes.
+pub const RESOLVE_BATCH: usize = 16;
+
+/// Resolves deferred deliveries until `stop` turns true; `observe` sees every pass.
+pub async fn resolver(
+    repo: SeaOrmRepo,
+    providers: ProviderRegistry,
+    clock: Arc<dyn Clock>,
+    mut stop: watch::Receiver<bool>,
+    mut observe: impl FnMut(&Result<ResolveReport, StoreError>) + Send,
+) {
+    let signal = repo.deferred_signal();
+    while !*stop.borrow() {
+        let pass = resolve_deferred(&repo, &providers, clock.as_ref(), RESOLVE_BATCH).await;
+        observe(&pass);
+        if pass.is_ok_and(|report| report.due == RESOLVE_BATCH) {
+            continue;
+        }
+        tokio::select! {
+            () = signal.notified() => {}
+            () = tokio::time::sleep(POLL) => {}
+            changed = stop.changed() => if changed.is_err() { return },
         }
     }
 }

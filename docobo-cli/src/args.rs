@@ -226,6 +226,8 @@ pub(crate) enum OutcomeArg {
     Processed,
     Ignored,
     Failed,
+    /// Waiting for the provider's API (a Sell.app hint) before it can be applied.
+    Deferred,
 }
 
 #[derive(Debug, Subcommand)]

@@ -176,6 +176,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                 OutcomeArg::Processed => EventOutcome::Processed,
                 OutcomeArg::Ignored => EventOutcome::Ignored,
                 OutcomeArg::Failed => EventOutcome::Failed,
+                OutcomeArg::Deferred => EventOutcome::Deferred,
             });
             let rows = repo.events(outcome, limit).await?.into_iter().map(|e| {
                 json!({

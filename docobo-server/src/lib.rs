@@ -226,6 +226,9 @@ async fn run(
         clock.clone(),
         stopped.clone(),
     ))];
+    let resolver =
+        workers::resolver(state.repo.clone(), state.providers.clone(), clock.clone(), stopped.clone());
+    workers.push(tokio::spawn(resolver));
     if let Some(retention) = state.event_retention {
         workers.push(tokio::spawn(workers::pruner(
             state.repo.clone(),

@@ -116,6 +116,29 @@ pub async fn expirer(
     .await;
 }
 
+/// The library's resolver, with the server's log lines.
+pub async fn resolver(
+    repo: SeaOrmRepo,
+    providers: docobo_core::ports::ProviderRegistry,
+    clock: Arc<dyn Clock>,
+    stop: watch::Receiver<bool>,
+) {
+    docobo_adapters::workers::resolver(repo, providers, clock, stop, |pass| match pass {
+        Ok(r) if r.due > 0 => {
+            tracing::info!(
+                due = r.due,
+                settled = r.settled,
+                retried = r.retried,
+                jobs = r.jobs,
+                "deferred deliveries resolved"
+            )
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "resolver: storage unavailable, trying again shortly"),
+    })
+    .await;
+}
+
 /// The library's pruner, with the server's log lines.
 pub async fn pruner(
     repo: SeaOrmRepo,

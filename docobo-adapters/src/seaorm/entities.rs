@@ -138,6 +138,8 @@ pub mod webhook_event {
         pub outcome: String,
         pub attempts: i32,
         pub last_error: Option<String>,
+        /// When the resolver next tries a deferred delivery (migration m0005).
+        pub retry_at: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

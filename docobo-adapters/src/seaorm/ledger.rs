@@ -53,6 +53,7 @@ fn event_from(m: webhook_event::Model) -> Result<WebhookEvent, StoreError> {
         outcome,
         attempts: u32::try_from(m.attempts).unwrap_or_default(),
         last_error: m.last_error,
+        retry_at: m.retry_at.map(from_micros).transpose()?,
     })
 }
 
@@ -104,13 +105,16 @@ impl Ledger for SeaOrmRepo {
         if let Some(e) = &commit.event {
             use webhook_event::Column as C;
             let recorded = if commit.replay {
-                // Only a stored failure is replayed, and only once: the update is conditional.
+                // Only a stored failure or deferral is replayed, and only once: the update is
+                // conditional.
+                let replayable = [EventOutcome::Failed, EventOutcome::Deferred].map(EventOutcome::as_str);
                 let updated = webhook_event::Entity::update_many()
                     .col_expr(C::Outcome, Expr::value(EventOutcome::as_str(e.outcome)))
                     .col_expr(C::LastError, Expr::value(e.last_error.as_deref().map(storable)))
+                    .col_expr(C::RetryAt, Expr::value(e.retry_at.map(micros)))
                     .col_expr(C::Attempts, Expr::col(C::Attempts).add(1))
                     .filter(C::Id.eq(e.id.0))
-                    .filter(C::Outcome.eq(EventOutcome::as_str(EventOutcome::Failed)))
+                    .filter(C::Outcome.is_in(replayable))
                     .exec(&txn)
                     .await
                     .map_err(store_err)?;
@@ -126,6 +130,7 @@ impl Ledger for SeaOrmRepo {
                     outcome: Set(EventOutcome::as_str(e.outcome).to_owned()),
                     attempts: Set(i32::try_from(e.attempts).unwrap_or(i32::MAX)),
                     last_error: Set(e.last_error.as_deref().map(storable)),
+                    retry_at: Set(e.retry_at.map(micros)),
                 };
                 let inserted = webhook_event::Entity::insert(row)
                     .on_conflict_do_nothing_on([C::Provider, C::GuildId, C::ExternalId])
@@ -156,6 +161,9 @@ impl Ledger for SeaOrmRepo {
         txn.commit().await.map_err(store_err)?;
         if !commit.jobs.is_empty() {
             self.wake.notify_one();
+        }
+        if commit.event.is_some_and(|e| e.outcome == EventOutcome::Deferred) {
+            self.deferred.notify_one();
         }
         Ok(Recorded::Committed)
     }
@@ -203,6 +211,28 @@ impl Ledger for SeaOrmRepo {
             None => q.order_by_desc(C::Id),
         })
         .await
+    }
+
+    async fn due_deferred(&self, now: Timestamp, limit: usize) -> Result<Vec<WebhookEvent>, StoreError> {
+        use webhook_event::Column as C;
+        self.list_events(Some(EventOutcome::Deferred), limit, |q| {
+            q.filter(C::RetryAt.lte(micros(now))).order_by_asc(C::RetryAt).order_by_asc(C::Id)
+        })
+        .await
+    }
+
+    async fn defer_again(&self, id: DeliveryId, retry_at: Timestamp, why: &str) -> Result<bool, StoreError> {
+        use webhook_event::Column as C;
+        let updated = webhook_event::Entity::update_many()
+            .col_expr(C::RetryAt, Expr::value(micros(retry_at)))
+            .col_expr(C::LastError, Expr::value(storable(why)))
+            .col_expr(C::Attempts, Expr::col(C::Attempts).add(1))
+            .filter(C::Id.eq(id.0))
+            .filter(C::Outcome.eq(EventOutcome::as_str(EventOutcome::Deferred)))
+            .exec(&self.db)
+            .await
+            .map_err(store_err)?;
+        Ok(updated.rows_affected == 1)
     }
 }
 

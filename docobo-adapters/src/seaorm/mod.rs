@@ -52,6 +52,8 @@ pub struct SeaOrmRepo {
     db: DatabaseConnection,
     secrets: Option<Arc<SecretBox>>,
     wake: Arc<Notify>,
+    /// Notified when a commit stores a deferred delivery, for the resolver.
+    deferred: Arc<Notify>,
     /// Whose clock stamps and judges role-job leases.
     lease_clock: LeaseClock,
 }
@@ -135,7 +137,13 @@ impl SeaOrmRepo {
             });
         }
         let db = Database::connect(options).await.map_err(ConnectError::Connect)?;
-        Ok(SeaOrmRepo { db, secrets, wake: Arc::new(Notify::new()), lease_clock: LeaseClock::Database })
+        Ok(SeaOrmRepo {
+            db,
+            secrets,
+            wake: Arc::new(Notify::new()),
+            deferred: Arc::new(Notify::new()),
+            lease_clock: LeaseClock::Database,
+        })
     }
 
     /// Wraps a connection the embedding application already has (its own SeaORM pool, with its
@@ -143,7 +151,13 @@ impl SeaOrmRepo {
     /// [`SeaOrmRepo::migrate`], which only adds Docobo's own tables.
     pub fn from_connection(db: DatabaseConnection, secret_key: Option<&str>) -> Result<Self, ConnectError> {
         let secrets = sealing(secret_key, None)?;
-        Ok(SeaOrmRepo { db, secrets, wake: Arc::new(Notify::new()), lease_clock: LeaseClock::Database })
+        Ok(SeaOrmRepo {
+            db,
+            secrets,
+            wake: Arc::new(Notify::new()),
+            deferred: Arc::new(Notify::new()),
+            lease_clock: LeaseClock::Database,
+        })
     }
 
     /// Changes whose clock stamps role-job leases ([`LeaseClock::Database`] by default).
@@ -160,6 +174,11 @@ impl SeaOrmRepo {
     /// Notified whenever a commit or an enqueue adds a role job: a sleeping worker should claim.
     pub fn job_signal(&self) -> Arc<Notify> {
         self.wake.clone()
+    }
+
+    /// Notified whenever a commit stores a deferred delivery: a sleeping resolver should look.
+    pub fn deferred_signal(&self) -> Arc<Notify> {
+        self.deferred.clone()
     }
 
     pub fn backend(&self) -> DbBackend {

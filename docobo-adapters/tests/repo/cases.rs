@@ -37,6 +37,7 @@ pub fn event(id: &str, outcome: EventOutcome) -> WebhookEvent {
         outcome,
         attempts: 1,
         last_error: (outcome == EventOutcome::Failed).then(|| "no member".to_owned()),
+        retry_at: (outcome == EventOutcome::Deferred).then_some(T0),
     }
 }
 
@@ -491,6 +492,43 @@ pub async fn a_failed_event_is_replayed_exactly_once<R: SubscriptionRepo>(repo: 
     let ok = processed.iter().find(|e| e.external_id.as_str() == "evt_ok").expect("stored");
     let replay_ok = Commit { replay: true, ..commit(Some(ok.clone()), vec![], vec![]) };
     assert_eq!(repo.commit(replay_ok).await, Ok(Recorded::Duplicate), "only failures are replayed");
+}
+
+pub async fn deferred_deliveries_come_due_are_put_off_and_resolve_once<R: SubscriptionRepo>(repo: &R) {
+    setup(repo).await;
+    for (id, at) in [("evt_later", T0 + Duration::minutes(5)), ("evt_now", T0)] {
+        let deferred = WebhookEvent { retry_at: Some(at), ..event(id, EventOutcome::Deferred) };
+        repo.commit(commit(Some(deferred), vec![], vec![])).await.expect("record");
+    }
+    repo.commit(commit(Some(event("evt_done", EventOutcome::Processed)), vec![], vec![]))
+        .await
+        .expect("record");
+    let due = repo.due_deferred(T0, 10).await.expect("due");
+    assert_eq!(due.iter().map(|e| e.external_id.as_str()).collect::<Vec<_>>(), ["evt_now"]);
+    let later = repo.due_deferred(T0 + Duration::minutes(5), 10).await.expect("due");
+    assert_eq!(later.iter().map(|e| e.external_id.as_str()).collect::<Vec<_>>(), ["evt_now", "evt_later"]);
+
+    let now = due[0].clone();
+    assert!(repo.defer_again(now.id, T0 + Duration::seconds(10), "api down").await.expect("defer"));
+    let stored = repo.webhook_event_by_id(now.id).await.expect("read").expect("kept");
+    assert_eq!(
+        (stored.attempts, stored.retry_at, stored.last_error.as_deref()),
+        (2, Some(T0 + Duration::seconds(10)), Some("api down"))
+    );
+    assert!(repo.due_deferred(T0, 10).await.expect("due").is_empty(), "put off");
+
+    let resolved =
+        WebhookEvent { outcome: EventOutcome::Processed, last_error: None, retry_at: None, ..stored };
+    let apply = Commit {
+        replay: true,
+        ..commit(Some(resolved.clone()), vec![insert(1, "sub_1", None)], vec![key(1)])
+    };
+    assert_eq!(repo.commit(apply.clone()).await, Ok(Recorded::Committed));
+    assert_eq!(repo.commit(apply).await, Ok(Recorded::Duplicate), "a second resolver applies nothing");
+    assert!(!repo.defer_again(resolved.id, T0, "late").await.expect("defer"), "settled rows stay settled");
+    let stored = repo.webhook_event_by_id(resolved.id).await.expect("read").expect("kept");
+    assert_eq!((stored.outcome, stored.retry_at, stored.attempts), (EventOutcome::Processed, None, 3));
+    assert_eq!(repo.guild_entitlements(guild()).await.expect("read").len(), 1);
 }
 
 pub async fn a_commit_writes_its_audit_entries_only_when_it_lands<R: SubscriptionRepo>(repo: &R) {

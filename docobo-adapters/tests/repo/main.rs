@@ -47,6 +47,7 @@ macro_rules! contract {
             case!(setup_progress_is_kept_per_guild);
             case!(guilds_are_listed_and_roles_withdrawn);
             case!(a_failed_event_is_replayed_exactly_once);
+            case!(deferred_deliveries_come_due_are_put_off_and_resolve_once);
             case!(a_commit_writes_its_audit_entries_only_when_it_lands);
             case!(payments_are_kept_once_per_reference_and_refunds_only_rise);
             case!(guild_and_credentials_are_read_together);

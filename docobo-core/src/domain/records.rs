@@ -88,9 +88,13 @@ pub enum EventOutcome {
     Ignored,
     /// Could not be applied; kept in the failure inbox with the reason, for replay.
     Failed,
+    /// Authenticated and stored, but it must be read from the provider's API before it can be
+    /// applied (a Sell.app webhook that carries only an order id); the resolver does that at
+    /// `retry_at`, after the acknowledgement.
+    Deferred,
 }
 
-names!(EventOutcome { Processed => "processed", Ignored => "ignored", Failed => "failed" });
+names!(EventOutcome { Processed => "processed", Ignored => "ignored", Failed => "failed", Deferred => "deferred" });
 
 /// One authenticated webhook delivery, stored before it is acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,6 +113,9 @@ pub struct WebhookEvent {
     pub attempts: u32,
     /// Why it failed or was ignored, in words an operator can act on.
     pub last_error: Option<String>,
+    /// When the resolver next tries a deferred delivery; `None` for every other outcome.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub retry_at: Option<Timestamp>,
 }
 
 /// The member and role a role job converges.

@@ -11,8 +11,8 @@ mod roles;
 pub use clock::{Clock, SystemClock};
 pub use provider::{
     CheckoutError, CheckoutLink, CheckoutRequest, CredentialError, Headers, ParseError, ParsedWebhook,
-    PaymentFact, PaymentProvider, ProviderCredentials, ProviderEvent, Sells, SetupField, Subject,
-    VerifyError,
+    PaymentFact, PaymentProvider, ProviderCredentials, ProviderEvent, ResolveError, Sells, SetupField,
+    Subject, VerifyError,
 };
 pub use registry::ProviderRegistry;
 pub use repo::{

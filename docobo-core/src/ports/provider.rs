@@ -165,12 +165,21 @@ pub struct ParsedWebhook {
     pub note: Option<String>,
     /// The money this delivery reports, if any; recorded once the delivery is applied.
     pub payment: Option<PaymentFact>,
+    /// Why the delivery cannot be applied from its body alone: it must be read from the
+    /// provider's API first ([`PaymentProvider::resolve`]), after the acknowledgement.
+    pub deferred: Option<String>,
 }
 
 impl ParsedWebhook {
     /// A delivery carrying `events` (and no payment: see [`ParsedWebhook::with_payment`]).
     pub fn new(event_id: EventId, events: Vec<ProviderEvent>) -> Self {
-        ParsedWebhook { event_id, events, note: None, payment: None }
+        ParsedWebhook { event_id, events, note: None, payment: None, deferred: None }
+    }
+
+    /// A delivery that only points at what happened (an order id): stored, acknowledged, and
+    /// resolved later through the provider's API, for the reason `why`.
+    pub fn deferred(event_id: EventId, why: impl Into<String>) -> Self {
+        ParsedWebhook { event_id, events: Vec::new(), note: None, payment: None, deferred: Some(why.into()) }
     }
 
     /// The same delivery, also reporting `payment`.
@@ -182,7 +191,7 @@ impl ParsedWebhook {
 
     /// A valid delivery with nothing for access or revenue, and why.
     pub fn ignored(event_id: EventId, note: impl Into<String>) -> Self {
-        ParsedWebhook { event_id, events: Vec::new(), note: Some(note.into()), payment: None }
+        ParsedWebhook { event_id, events: Vec::new(), note: Some(note.into()), payment: None, deferred: None }
     }
 }
 
@@ -248,6 +257,18 @@ pub enum CheckoutError {
     Unavailable(String),
     #[error("this provider is not fully configured: {0}")]
     NotConfigured(String),
+}
+
+/// Why [`PaymentProvider::resolve`] could not read a deferred delivery.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResolveError {
+    /// The provider's API is down, slow or rate-limited: the resolver tries again later.
+    #[error("the provider's API is unavailable: {0}")]
+    Unavailable(String),
+    /// It will not resolve by waiting (the order does not exist, the API key is refused): the
+    /// delivery goes to the failure inbox, from where it can be replayed after a fix.
+    #[error("{0}")]
+    Unresolvable(String),
 }
 
 /// Why credentials were refused in `/setup`.
@@ -368,6 +389,21 @@ pub trait PaymentProvider: Send + Sync {
         body: &[u8],
         credentials: &ProviderCredentials,
     ) -> Result<ParsedWebhook, ParseError>;
+
+    /// Reads what a deferred delivery ([`ParsedWebhook::deferred`]) left out from the provider's
+    /// API, and parses the whole. Called by the resolver, never before the acknowledgement.
+    ///
+    /// MUST time out, MUST report a failure that waiting may cure as
+    /// [`ResolveError::Unavailable`], and MUST NOT return another deferral. The default parses
+    /// the body again (for providers that never defer).
+    async fn resolve(
+        &self,
+        headers: &Headers,
+        body: &[u8],
+        credentials: &ProviderCredentials,
+    ) -> Result<ParsedWebhook, ResolveError> {
+        self.parse(headers, body, credentials).map_err(|e| ResolveError::Unresolvable(e.reason))
+    }
 
     /// The headers `parse` needs to re-read a stored delivery whose id is `event_id` (only the
     /// body is stored). Polar, say, reads the delivery id from `webhook-id`.

@@ -190,9 +190,10 @@ pub trait Ledger: Send + Sync {
     /// - MUST bump the revision of every written entitlement.
     /// - MUST insert each payment once per `(provider, guild, reference)` (a unique constraint);
     ///   a later one with the same key only raises the stored `refunded`, never lowers it.
-    /// - With `replay`, MUST update the stored row `event.id` only while its outcome is still
-    ///   `failed`, and otherwise return `Ok(Recorded::Duplicate)` writing nothing (someone else
-    ///   replayed it first).
+    /// - With `replay`, MUST update the stored row `event.id` (outcome, last error, `retry_at`,
+    ///   one more attempt) only while its outcome is still `failed` or `deferred`, and otherwise
+    ///   return `Ok(Recorded::Duplicate)` writing nothing (someone else replayed or resolved it
+    ///   first).
     async fn commit(&self, commit: Commit) -> Result<Recorded, StoreError>;
     async fn webhook_event(
         &self,
@@ -221,6 +222,15 @@ pub trait Ledger: Send + Sync {
         before: Option<DeliveryId>,
         limit: usize,
     ) -> Result<Vec<WebhookEvent>, StoreError>;
+
+    /// Deferred deliveries whose `retry_at` is at or before `now`, soonest first, at most
+    /// `limit`.
+    async fn due_deferred(&self, now: Timestamp, limit: usize) -> Result<Vec<WebhookEvent>, StoreError>;
+
+    /// Puts off a deferred delivery that could not be resolved yet: counts the attempt, keeps
+    /// `why` as its last error and sets `retry_at`. MUST change only a row that is still
+    /// deferred, and say whether it did (`false`: another resolver settled it first).
+    async fn defer_again(&self, id: DeliveryId, retry_at: Timestamp, why: &str) -> Result<bool, StoreError>;
 }
 
 /// What a worker reports when it is done with a claimed job.

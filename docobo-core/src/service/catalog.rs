@@ -138,7 +138,7 @@ mod tests {
         let cards = Sells { needs_product: true, ..Sells::ANYTHING };
         ProviderRegistry::new()
             .with(Arc::new(ToyProvider::bank_transfer(BANK)))
-            .with(Arc::new(ToyProvider { name: CARDS, sells: cards }))
+            .with(Arc::new(ToyProvider { sells: cards, ..ToyProvider::named(CARDS) }))
     }
 
     fn role(price: &str, currency: Currency, term: Term) -> PaidRole {

@@ -9,6 +9,7 @@ pub mod manual;
 
 pub mod reconcile;
 pub mod replay;
+pub mod resolve;
 pub mod retry;
 pub mod role_sync;
 pub mod status;
@@ -21,6 +22,7 @@ pub use ingest::{IngestError, IngestOutcome, IngestReport, Unresolved, ingest_we
 pub use manual::{ManualError, ManualReport, grant_manually, revoke_manually};
 pub use reconcile::{Drift, ReconcileReport, diff, on_member_join, reconcile_guild};
 pub use replay::{ReplayError, replay_event};
+pub use resolve::{RESOLVE_BACKOFF, ResolveReport, resolve_deferred};
 pub use role_sync::{Verdict, WorkReport, lease_and_batch, run_due_jobs, settlement, sync_role};
 pub use status::{StatusLine, member_status};
 pub use summary::{GuildSummary, MonthRevenue, RoleSummary, guild_summary};

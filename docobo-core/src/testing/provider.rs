@@ -3,7 +3,7 @@
 //! A delivery is `key=value` lines; the `x-toy-signature` header is the hex SHA-256 of the secret
 //! followed by the body. Keys: `id` (delivery id, required), `kind` (an [`EventKind`] name, or
 //! `ignored`), `ref` (purchase id), `version` and `until` (unix seconds), `user`, `role`,
-//! `guild`, `product`, `variant`, `checkout`, `paid` (`5.00 USD`), `one_time` (`true`: a payment that never renews).
+//! `guild`, `product`, `variant`, `checkout`, `paid` (`5.00 USD`), `one_time` (`true`: a payment that never renews), `defer` (only a hint: see [`ToyProvider`]).
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
@@ -13,24 +13,27 @@ use crate::domain::{Money, ProviderName, Secret, Timestamp};
 use crate::machine::{Event, EventKind, Version};
 use crate::ports::{
     CheckoutError, CheckoutLink, CheckoutRequest, CredentialError, Headers, ParseError, ParsedWebhook,
-    PaymentFact, PaymentProvider, ProviderCredentials, ProviderEvent, Sells, Subject, VerifyError,
+    PaymentFact, PaymentProvider, ProviderCredentials, ProviderEvent, ResolveError, Sells, Subject,
+    VerifyError,
 };
 
 /// The header carrying the signature.
 pub const SIGNATURE_HEADER: &str = "x-toy-signature";
 
 /// A toy provider registered as `name` (so one application can run several in tests), selling
-/// what `sells` says.
+/// what `sells` says. A delivery with `defer=why` is only a hint: `parse` defers it, and
+/// `resolve` (its "API", down while `api_down`) parses the rest of the body.
 #[derive(Debug, Clone, Copy)]
 pub struct ToyProvider {
     pub name: ProviderName,
     pub sells: Sells,
+    pub api_down: bool,
 }
 
 impl ToyProvider {
     /// A toy provider called `name` that sells anything.
     pub fn named(name: ProviderName) -> Self {
-        ToyProvider { name, sells: Sells::ANYTHING }
+        ToyProvider { name, sells: Sells::ANYTHING, api_down: false }
     }
 
     /// A toy provider called `name` that sells like a bank transfer: one-off VND payments.
@@ -40,7 +43,7 @@ impl ToyProvider {
             only_currency: Some(crate::domain::Currency::Vnd),
             needs_product: false,
         };
-        ToyProvider { name, sells }
+        ToyProvider { name, sells, api_down: false }
     }
 
     /// The signature header value for `body` under `secret`.
@@ -86,7 +89,7 @@ fn id_field<T: std::str::FromStr<Err = crate::domain::IdError>>(
     value.map(str::parse).transpose().map_err(|e: crate::domain::IdError| e.to_string())
 }
 
-fn parse_body(body: &[u8]) -> Result<ParsedWebhook, ParseError> {
+fn parse_body(body: &[u8], resolving: bool) -> Result<ParsedWebhook, ParseError> {
     let fail = |event_id, reason: String| ParseError { event_id, reason };
     let text = std::str::from_utf8(body).map_err(|_| fail(None, "body is not UTF-8".to_owned()))?;
     let field = |key: &str| {
@@ -94,6 +97,9 @@ fn parse_body(body: &[u8]) -> Result<ParsedWebhook, ParseError> {
     };
     let event_id = field("id").ok_or_else(|| fail(None, "missing id".to_owned()))?;
     let event_id = event_id.parse().map_err(|e: crate::domain::IdError| fail(None, e.to_string()))?;
+    if let (Some(why), false) = (field("defer"), resolving) {
+        return Ok(ParsedWebhook::deferred(event_id, why));
+    }
     let fail = |reason: String| ParseError { event_id: Some(Clone::clone(&event_id)), reason };
     let time_of = |key: &str| -> Result<Option<Timestamp>, ParseError> {
         field(key)
@@ -138,12 +144,12 @@ fn parse_body(body: &[u8]) -> Result<ParsedWebhook, ParseError> {
         }),
         None => None,
     };
-    Ok(ParsedWebhook {
-        event_id: event_id.clone(),
-        events: vec![ProviderEvent { entitlement_ref, event: Event { kind, version }, subject }],
-        note: None,
-        payment,
-    })
+    let mut parsed = ParsedWebhook::new(
+        event_id,
+        vec![ProviderEvent::new(entitlement_ref, Event { kind, version }, subject)],
+    );
+    parsed.payment = payment;
+    Ok(parsed)
 }
 
 #[async_trait]
@@ -174,7 +180,19 @@ impl PaymentProvider for ToyProvider {
         body: &[u8],
         _credentials: &ProviderCredentials,
     ) -> Result<ParsedWebhook, ParseError> {
-        parse_body(body)
+        parse_body(body, false)
+    }
+
+    async fn resolve(
+        &self,
+        _headers: &Headers,
+        body: &[u8],
+        _credentials: &ProviderCredentials,
+    ) -> Result<ParsedWebhook, ResolveError> {
+        if self.api_down {
+            return Err(ResolveError::Unavailable("the toy API is down".to_owned()));
+        }
+        parse_body(body, true).map_err(|e| ResolveError::Unresolvable(e.reason))
     }
 
     async fn create_checkout(

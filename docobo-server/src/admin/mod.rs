@@ -42,6 +42,7 @@ enum OutcomeParam {
     Processed,
     Ignored,
     Failed,
+    Deferred,
 }
 
 /// Which role jobs to list.
@@ -129,6 +130,7 @@ impl Admin {
             OutcomeParam::Processed => EventOutcome::Processed,
             OutcomeParam::Ignored => EventOutcome::Ignored,
             OutcomeParam::Failed => EventOutcome::Failed,
+            OutcomeParam::Deferred => EventOutcome::Deferred,
         });
         let events =
             self.state.repo.recent_events(outcome, before.0.map(DeliveryId), listed(limit.0)).await?;
@@ -160,7 +162,7 @@ impl Admin {
         let outcome = report.outcome.label();
         let reason = match report.outcome {
             IngestOutcome::Processed { .. } | IngestOutcome::Duplicate => None,
-            IngestOutcome::Ignored { note } => Some(note),
+            IngestOutcome::Ignored { note } | IngestOutcome::Deferred { why: note } => Some(note),
             IngestOutcome::Failed { reason } => Some(reason.to_string()),
         };
         Ok(Json(ReplayView {

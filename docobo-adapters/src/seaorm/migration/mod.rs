@@ -9,6 +9,7 @@ mod m0001_initial;
 mod m0002_setup_progress;
 mod m0003_payments;
 mod m0004_product_links;
+mod m0005_deferred_deliveries;
 
 /// Every migration, oldest first.
 #[derive(Debug)]
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_setup_progress::Migration),
             Box::new(m0003_payments::Migration),
             Box::new(m0004_product_links::Migration),
+            Box::new(m0005_deferred_deliveries::Migration),
         ]
     }
 }

@@ -33,6 +33,9 @@ pub enum IngestOutcome {
     Ignored { note: String },
     /// Stored in the failure inbox with the reason, for an operator to fix and replay.
     Failed { reason: Unresolved },
+    /// Stored; it must be read from the provider's API first, which the resolver does after
+    /// the acknowledgement (wake it).
+    Deferred { why: String },
 }
 
 impl IngestOutcome {
@@ -44,6 +47,7 @@ impl IngestOutcome {
             IngestOutcome::Duplicate => "duplicate",
             IngestOutcome::Ignored { .. } => "ignored",
             IngestOutcome::Failed { .. } => "failed",
+            IngestOutcome::Deferred { .. } => "deferred",
         }
     }
 }
@@ -113,6 +117,9 @@ pub(super) async fn commit_delivery<R: IngestRepo + ?Sized>(
     // would cost every new event a round trip to save one on the rare duplicate.
     for _ in 0..MAX_CONFLICT_RETRIES {
         let (commit, outcome) = match &parsed {
+            Ok(ParsedWebhook { deferred: Some(why), .. }) => {
+                (Commit::new(now), IngestOutcome::Deferred { why: why.clone() })
+            }
             Ok(parsed) => plan::plan(repo, guild, kind, parsed, now).await?,
             Err(e) => {
                 (Commit::new(now), IngestOutcome::Failed { reason: Unresolved::Unreadable(e.reason.clone()) })
@@ -152,7 +159,9 @@ fn record(
         IngestOutcome::Processed { .. } | IngestOutcome::Duplicate => (EventOutcome::Processed, None),
         IngestOutcome::Ignored { note } => (EventOutcome::Ignored, Some(note.clone())),
         IngestOutcome::Failed { reason } => (EventOutcome::Failed, Some(reason.to_string())),
+        IngestOutcome::Deferred { why } => (EventOutcome::Deferred, Some(why.clone())),
     };
+    let retry_at = (outcome == EventOutcome::Deferred).then_some(now);
     WebhookEvent {
         id: DeliveryId(0),
         provider: kind,
@@ -163,6 +172,7 @@ fn record(
         outcome,
         attempts: 1,
         last_error,
+        retry_at,
     }
 }
 

@@ -29,9 +29,12 @@ impl Ledger for MemoryRepo {
             let key = (event.provider, event.guild, event.external_id.clone());
             let stored = next.events.get(&key);
             if commit.replay {
-                // Only a stored failure may be replayed, and only once.
-                if stored.is_none_or(|s| s.id != event.id || s.outcome != EventOutcome::Failed) {
-                    return Ok(Recorded::Duplicate);
+                // Only a stored failure or deferral may be replayed, and only once.
+                let replayable =
+                    |s: &WebhookEvent| matches!(s.outcome, EventOutcome::Failed | EventOutcome::Deferred);
+                match stored {
+                    Some(s) if s.id == event.id && replayable(s) => event.attempts = s.attempts + 1,
+                    _ => return Ok(Recorded::Duplicate),
                 }
             } else if stored.is_some() {
                 return Ok(Recorded::Duplicate);
@@ -107,6 +110,32 @@ impl Ledger for MemoryRepo {
             events.truncate(limit);
             events
         })
+    }
+
+    async fn due_deferred(&self, now: Timestamp, limit: usize) -> Result<Vec<WebhookEvent>, StoreError> {
+        self.read(|s| {
+            let mut due: Vec<WebhookEvent> = s
+                .events
+                .values()
+                .filter(|e| e.outcome == EventOutcome::Deferred && e.retry_at.is_some_and(|at| at <= now))
+                .cloned()
+                .collect();
+            due.sort_by_key(|e| (e.retry_at, e.id));
+            due.truncate(limit);
+            due
+        })
+    }
+
+    async fn defer_again(&self, id: DeliveryId, retry_at: Timestamp, why: &str) -> Result<bool, StoreError> {
+        let mut state = lock(&self.state);
+        let found = state.events.values_mut().find(|e| e.id == id && e.outcome == EventOutcome::Deferred);
+        Ok(found
+            .map(|e| {
+                e.attempts += 1;
+                e.retry_at = Some(retry_at);
+                e.last_error = Some(why.to_owned());
+            })
+            .is_some())
     }
 }
 
