@@ -1,9 +1,7 @@
 //! Docobo's adapters: the ports of `docobo-core` implemented over real technology, one folder per
-//! technology behind a cargo feature — `polar/`, `sepay/`, `discord/` (serenity) and `seaorm/`
-//! (SQLite and PostgreSQL).
-//!
-//! None is implemented yet: they arrive with the persistence, payments and Discord issues. Until
-//! then `docobo_core::testing` provides in-memory implementations of every port.
+//! technology behind a cargo feature — `polar/`, `sepay/`, `sellapp/` (payment providers),
+//! `discord/` (serenity) and `seaorm/` (SQLite and PostgreSQL) — plus `workers` (the loops an
+//! application runs) and `simulator/` (local fakes of the outside world).
 
 #[cfg(feature = "seaorm")]
 pub mod seaorm;
@@ -12,6 +10,8 @@ pub mod seaorm;
 pub mod discord;
 #[cfg(feature = "polar")]
 pub mod polar;
+#[cfg(feature = "sellapp")]
+pub mod sellapp;
 #[cfg(feature = "sepay")]
 pub mod sepay;
 #[cfg(feature = "simulator")]

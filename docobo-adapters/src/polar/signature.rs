@@ -1,4 +1,4 @@
-//! Standard Webhooks signatures as Polar sends them.
+//! Standard Webhooks signatures as Polar (and, UNCONFIRMED, Sell.app's newer webhooks) send them.
 //!
 //! The signed content is `{webhook-id}.{webhook-timestamp}.{raw body}`; `webhook-signature` holds
 //! one or more space-separated `v1,<base64 HMAC-SHA256>` entries, any of which may match. Polar
@@ -66,8 +66,19 @@ pub fn headers(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> Headers {
         .with("webhook-signature", sign(key, id, timestamp, body))
 }
 
-/// Checks the three headers against `secret` at `now`.
+/// Checks the three headers against `secret` at `now`, with Polar's two key derivations.
 pub fn verify(headers: &Headers, body: &[u8], secret: &str, now: Timestamp) -> Result<(), VerifyError> {
+    verify_keys(headers, body, &keys(secret), now)
+}
+
+/// Checks the three headers at `now` against HMAC keys given outright (Sell.app keys with the
+/// secret's UTF-8 bytes only).
+pub fn verify_keys(
+    headers: &Headers,
+    body: &[u8],
+    keys: &[Vec<u8>],
+    now: Timestamp,
+) -> Result<(), VerifyError> {
     let id = headers.get("webhook-id").ok_or(VerifyError::MissingHeader("webhook-id"))?;
     let timestamp =
         headers.get("webhook-timestamp").ok_or(VerifyError::MissingHeader("webhook-timestamp"))?;
@@ -91,7 +102,7 @@ pub fn verify(headers: &Headers, body: &[u8], secret: &str, now: Timestamp) -> R
     if candidates.is_empty() {
         return Err(VerifyError::MalformedHeader("webhook-signature"));
     }
-    let matched = keys(secret).iter().any(|key| {
+    let matched = keys.iter().any(|key| {
         let expected = mac(key, id, timestamp.trim(), body).finalize().into_bytes();
         // Every candidate is compared, so the time does not tell which entry matched.
         candidates

@@ -104,6 +104,13 @@ pub struct Subject {
     /// for a recurring role ([`crate::domain::Term::one_payment_suffices`]): ingest puts it in
     /// the failure inbox instead of granting access with no end.
     pub one_time: bool,
+    /// The payment is the whole purchase (a Sell.app order line): a purchase is paid once, so a
+    /// second report of it (`order.paid` after `order.completed`, the event journal after a
+    /// webhook) adds no second fixed term.
+    pub paid_once: bool,
+    /// How many terms the payment buys (a quantity of N of a 30-day variant: N × 30 days);
+    /// 0 and 1 both mean one.
+    pub units: u32,
 }
 
 /// One provider-neutral fact from a webhook.

@@ -3,7 +3,9 @@
 //! A delivery is `key=value` lines; the `x-toy-signature` header is the hex SHA-256 of the secret
 //! followed by the body. Keys: `id` (delivery id, required), `kind` (an [`EventKind`] name, or
 //! `ignored`), `ref` (purchase id), `version` and `until` (unix seconds), `user`, `role`,
-//! `guild`, `product`, `variant`, `checkout`, `paid` (`5.00 USD`), `one_time` (`true`: a payment that never renews), `defer` (only a hint: see [`ToyProvider`]).
+//! `guild`, `product`, `variant`, `checkout`, `paid` (`5.00 USD`), `one_time` (`true`: a payment that never renews),
+//! `paid_once` (`true`: the payment is the whole purchase), `units` (terms bought), `defer` (only a
+//! hint: see [`ToyProvider`]).
 
 use async_trait::async_trait;
 use sha2::{Digest, Sha256};
@@ -131,6 +133,11 @@ fn parse_body(body: &[u8], resolving: bool) -> Result<ParsedWebhook, ParseError>
             })
             .transpose()?,
         one_time: field("one_time") == Some("true"),
+        paid_once: field("paid_once") == Some("true"),
+        units: field("units")
+            .map(|u| u.parse().map_err(|_| fail(format!("units {u:?} is not a count"))))
+            .transpose()?
+            .unwrap_or(1),
     };
     let entitlement_ref = id_field(field("ref")).map_err(fail)?;
     // A paid amount is money received, recorded under the delivery's id.

@@ -24,6 +24,8 @@ struct Planned {
     existing: Option<(EntitlementId, u64)>,
     standing: Standing,
     sync: bool,
+    /// The stored purchase had been paid before this delivery.
+    paid_before: bool,
 }
 
 /// Resolves every event to its entitlement and applies it. Any event that cannot be resolved or
@@ -72,12 +74,21 @@ pub(super) async fn plan<R: IngestRepo + ?Sized>(
             let reason = Unresolved::OneTimeForRecurring { provider: kind };
             return Ok((Commit::new(now), IngestOutcome::Failed { reason }));
         }
-        match machine::apply(&entry.standing, &event.event, now) {
-            Ok(t) => {
-                entry.sync |= t.effects.contains(&Effect::SyncRole);
-                entry.standing = t.standing;
+        // A payment for N units is N payments (each adds a fixed term); a purchase that is paid
+        // once, and was paid, is not paid again.
+        let times = match event.event.kind {
+            EventKind::PaymentSucceeded { .. } if event.subject.paid_once && entry.paid_before => 0,
+            EventKind::PaymentSucceeded { .. } => event.subject.units.max(1),
+            _ => 1,
+        };
+        for _ in 0..times {
+            match machine::apply(&entry.standing, &event.event, now) {
+                Ok(t) => {
+                    entry.sync |= t.effects.contains(&Effect::SyncRole);
+                    entry.standing = t.standing;
+                }
+                Err(e) => return Ok((Commit::new(now), IngestOutcome::Failed { reason: e.into() })),
             }
-            Err(e) => return Ok((Commit::new(now), IngestOutcome::Failed { reason: e.into() })),
         }
     }
     // Who paid and for which role: the purchase the delivery is about.
@@ -209,6 +220,7 @@ async fn resolve<R: IngestRepo + ?Sized>(
                         Planned {
                             key: found.job_key(),
                             existing: Some((found.id, found.revision)),
+                            paid_before: found.standing.paid,
                             standing: found.standing,
                             sync: false,
                         },
@@ -271,6 +283,7 @@ async fn resolve<R: IngestRepo + ?Sized>(
         existing: None,
         standing: Standing::new(paid_role.term),
         sync: false,
+        paid_before: false,
     });
     Ok(Ok(Resolved { reference, expected }))
 }

@@ -217,3 +217,29 @@ async fn a_transfer_made_after_its_checkout_expired_cannot_start_a_purchase() {
     };
     assert!(matches!(reason, Unresolved::ExpiredCheckout { .. }), "{reason}");
 }
+
+#[tokio::test]
+async fn a_purchase_paid_once_buys_its_units_once_however_often_it_is_reported() {
+    let w = World::new(Term::Fixed { days: 30 }).await;
+    let order = |id: &str| {
+        let mut lines = webhook(id, "payment_succeeded", "order_236-1", START);
+        lines.extend([
+            ("user", user().to_string()),
+            ("product", "prod_vip".to_owned()),
+            ("one_time", "true".to_owned()),
+            ("paid_once", "true".to_owned()),
+            ("units", "2".to_owned()),
+        ]);
+        lines
+    };
+    w.deliver(&order("order.completed:236")).await.expect("paid");
+    assert_eq!(
+        w.repo.entitlements()[0].access_until(),
+        Some(START + Duration::days(60)),
+        "two units, 60 days"
+    );
+    w.clock.advance(Duration::days(1));
+    let again = w.deliver(&order("order.paid:236")).await.expect("reported again");
+    assert!(matches!(again.outcome, IngestOutcome::Processed { jobs: 0 }), "{again:?}");
+    assert_eq!(w.repo.entitlements()[0].access_until(), Some(START + Duration::days(60)), "not paid twice");
+}
