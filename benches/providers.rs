@@ -5,6 +5,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use docobo::adapters::polar::{Polar, signature};
+use docobo::adapters::sellapp;
 use docobo::adapters::sepay::Sepay;
 use docobo::core::domain::Secret;
 use docobo::core::ports::{Headers, PaymentProvider, ProviderCredentials};
@@ -91,5 +92,31 @@ fn sepay(c: &mut Criterion) {
     });
 }
 
-criterion_group!(providers, polar, polar_worst_case, sepay);
+fn sellapp(c: &mut Criterion) {
+    let secret = "sellapp-webhook-signing-secret-0123";
+    let body = serde_json::json!({
+        "event": "order.completed", "store": 1,
+        "data": {
+            "id": 236, "status": "COMPLETED",
+            "line_items": [{ "id": 1, "product_id": 77, "product_variant_id": 301, "quantity": 1 }],
+            "totals": { "currency": "USD", "total_cents": 1000 },
+            "timeline": [{ "status": "COMPLETED", "set_at": "2026-11-10T11:59:00Z" }],
+            "additional_information": [{ "key": "discord_user_id", "value": "123456789012345678" }]
+        }
+    })
+    .to_string()
+    .into_bytes();
+    let now = OffsetDateTime::now_utc();
+    let headers = Headers::new().with("signature", sellapp::signature(secret, &body));
+    let creds = ProviderCredentials::new(Secret::new(secret));
+    let provider = sellapp::Sellapp::default();
+    c.bench_function("sellapp/full_order", |b| {
+        b.iter(|| {
+            provider.verify(black_box(&headers), black_box(&body), &creds, now).expect("verifies");
+            provider.parse(&headers, black_box(&body), &creds).expect("parses")
+        })
+    });
+}
+
+criterion_group!(providers, polar, polar_worst_case, sepay, sellapp);
 criterion_main!(providers);

@@ -167,6 +167,17 @@ pub(crate) enum ProviderSettings {
         #[arg(long)]
         hmac: bool,
     },
+    /// Sell.app: the webhook signing secret, and the API key that reads orders a webhook only
+    /// names.
+    Sellapp {
+        #[arg(long, env = "DOCOBO_SELLAPP_WEBHOOK_SECRET", hide_env_values = true)]
+        webhook_secret: String,
+        #[arg(long, env = "DOCOBO_SELLAPP_API_KEY", hide_env_values = true)]
+        api_key: Option<String>,
+        /// The store's slug (`my-store` for my-store.sell.app).
+        #[arg(long)]
+        store: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -188,6 +199,12 @@ pub(crate) enum RoleCommand {
         /// Offer SePay bank transfers in /join.
         #[arg(long)]
         sepay: bool,
+        /// The Sell.app product whose orders grant this role.
+        #[arg(long)]
+        sellapp_product: Option<String>,
+        /// Only this variant of the Sell.app product (say, its 30-day variant).
+        #[arg(long, requires = "sellapp_product")]
+        sellapp_variant: Option<String>,
         /// What members see; defaults to "Role <id>".
         #[arg(long)]
         name: Option<String>,

@@ -2,6 +2,7 @@
 //! `manage` and `check` hold the longer ones.
 
 use docobo_adapters::discord::DiscordRoles;
+use docobo_adapters::sellapp::Sellapp;
 use docobo_adapters::sepay::{SepayAuth, SepaySettings};
 use docobo_core::domain::{
     Entitlement, EventOutcome, Guild, Money, PaidRole, ProductLink, ProviderName, Secret,
@@ -105,6 +106,12 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                     settings.auth = if hmac { SepayAuth::Hmac } else { SepayAuth::ApiKey };
                     (ProviderName::SEPAY, settings.credentials())
                 }
+                ProviderSettings::Sellapp { webhook_secret, api_key, store } => {
+                    let mut c = ProviderCredentials::new(Secret::new(webhook_secret));
+                    c.api_token = api_key.map(Secret::new);
+                    c.settings.extend(store.map(|s| ("store".to_owned(), s)));
+                    (Sellapp::NAME, c)
+                }
             };
             set_credentials(&repo, &providers(), guild, name, &credentials).await.map_err(refused)?;
             println!("{name} credentials stored for guild {guild}; webhook path: /webhooks/{name}/{guild}");
@@ -117,6 +124,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             term,
             polar_product,
             sepay,
+            sellapp_product,
+            sellapp_variant,
             name,
         }) => {
             let price =
@@ -129,6 +138,13 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             }
             if sepay {
                 paid.link(ProductLink::to(ProviderName::SEPAY));
+            }
+            if let Some(product) = sellapp_product {
+                let link = ProductLink::product(Sellapp::NAME, product);
+                paid.link(match sellapp_variant {
+                    Some(variant) => link.variant(variant),
+                    None => link,
+                });
             }
             registered(&repo, guild).await?;
             sell_role(&repo, &providers(), &paid).await.map_err(|e| match refused(e) {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use docobo_adapters::polar::Polar;
 use docobo_adapters::seaorm::SeaOrmRepo;
+use docobo_adapters::sellapp::Sellapp;
 use docobo_adapters::sepay::Sepay;
 use docobo_core::domain::{Guild, GuildId};
 use docobo_core::ports::{CatalogRepo, ProviderRegistry};
@@ -26,9 +27,10 @@ pub(crate) async fn registered(repo: &SeaOrmRepo, guild: GuildId) -> Result<Guil
     })
 }
 
-/// The providers this binary runs, as the server registers them (Polar's API at
-/// `POLAR_API_URL`, for checking a token and replaying).
+/// The providers this binary runs, as the server registers them (their APIs at `POLAR_API_URL`
+/// and `SELLAPP_API_URL`, for checking keys and replaying).
 pub(crate) fn providers() -> ProviderRegistry {
     let polar = std::env::var("POLAR_API_URL").map_or_else(|_| Polar::default(), Polar::new);
-    ProviderRegistry::new().with(Arc::new(polar)).with(Arc::new(Sepay))
+    let sellapp = std::env::var("SELLAPP_API_URL").map_or_else(|_| Sellapp::default(), Sellapp::new);
+    ProviderRegistry::new().with(Arc::new(polar)).with(Arc::new(Sepay)).with(Arc::new(sellapp))
 }

@@ -29,6 +29,8 @@ pub struct Config {
     pub discord_bot_token: Option<Secret>,
     /// `POLAR_API_URL`: production, `https://sandbox-api.polar.sh`, or a local fake.
     pub polar_api_url: String,
+    /// `SELLAPP_API_URL`: Sell.app's API (`https://sell.app/api`), or a local fake.
+    pub sellapp_api_url: String,
     /// `DOCOBO_DISCORD_API_URL`: `https://discord.com`, or a local fake (`/api/v10` is appended).
     pub discord_api_url: String,
     /// `DISCORD_PUBLIC_KEY`: the application's Ed25519 key (hex) for `POST /interactions`.
@@ -67,6 +69,7 @@ impl Default for Config {
             admin_token: None,
             discord_bot_token: None,
             polar_api_url: "https://api.polar.sh".to_owned(),
+            sellapp_api_url: "https://sell.app/api".to_owned(),
             discord_api_url: "https://discord.com".to_owned(),
             discord_public_key: None,
             public_url: "http://127.0.0.1:3000".to_owned(),
@@ -126,7 +129,7 @@ pub fn redact_url(url: &str) -> String {
 pub struct ConfigError(pub Vec<String>);
 
 /// Every key the configuration reads.
-pub const KEYS: [&str; 15] = [
+pub const KEYS: [&str; 16] = [
     "DOCOBO_DATABASE_URL",
     "DOCOBO_ADMIN_TOKEN",
     "DOCOBO_LISTEN",
@@ -135,6 +138,7 @@ pub const KEYS: [&str; 15] = [
     "DOCOBO_EVENT_RETENTION_DAYS",
     "DISCORD_BOT_TOKEN",
     "POLAR_API_URL",
+    "SELLAPP_API_URL",
     "DOCOBO_DISCORD_API_URL",
     "DISCORD_PUBLIC_KEY",
     "DOCOBO_PUBLIC_URL",
@@ -210,6 +214,7 @@ impl Config {
             ("DOCOBO_DISCORD_TIMEOUT", format!("{}s", self.discord_timeout.as_secs_f64())),
             ("DOCOBO_RATE_LIMIT", self.rate_limit.map_or_else(|| "off".to_owned(), |r| r.to_string())),
             ("POLAR_API_URL", self.polar_api_url.clone()),
+            ("SELLAPP_API_URL", self.sellapp_api_url.clone()),
         ]
     }
 
@@ -292,6 +297,10 @@ impl Config {
         let (ok, polar_api_url) = url("POLAR_API_URL", &defaults.polar_api_url);
         if !ok {
             problems.push(format!("POLAR_API_URL: {polar_api_url:?} is not an http(s) URL"));
+        }
+        let (ok, sellapp_api_url) = url("SELLAPP_API_URL", &defaults.sellapp_api_url);
+        if !ok {
+            problems.push(format!("SELLAPP_API_URL: {sellapp_api_url:?} is not an http(s) URL"));
         }
         let discord_public_key = var("DISCORD_PUBLIC_KEY");
         if let Some(key) = &discord_public_key
@@ -387,6 +396,7 @@ impl Config {
                 admin_token,
                 discord_bot_token,
                 polar_api_url,
+                sellapp_api_url,
                 discord_api_url,
                 discord_public_key,
                 public_url,

@@ -30,6 +30,7 @@ use docobo_adapters::discord::bot::Bot;
 use docobo_adapters::discord::{DiscordRoles, rest_client};
 use docobo_adapters::polar::Polar;
 use docobo_adapters::seaorm::{ConnectError, SeaOrmRepo};
+use docobo_adapters::sellapp::Sellapp;
 use docobo_adapters::sepay::Sepay;
 use docobo_core::domain::Secret;
 use docobo_core::ports::{Clock, PaymentProvider, ProviderRegistry, RoleGateway, SystemClock};
@@ -85,7 +86,8 @@ impl Builder {
     }
 
     /// Runs `provider` too, under its own name (`/webhooks/{name}/{guild}`, replay, `/join`,
-    /// `/setup`), replacing a built-in one of the same name. Polar and SePay are built in.
+    /// `/setup`), replacing a built-in one of the same name. Polar, SePay and Sell.app are built
+    /// in.
     #[must_use]
     pub fn provider(mut self, provider: Arc<dyn PaymentProvider>) -> Self {
         self.providers = self.providers.with(provider);
@@ -112,7 +114,9 @@ impl Application {
     /// embedder's own providers.
     pub fn builder(config: Config) -> Builder {
         let polar = Polar::new(config.polar_api_url.clone());
-        let providers = ProviderRegistry::new().with(Arc::new(polar)).with(Arc::new(Sepay));
+        let sellapp = Sellapp::new(config.sellapp_api_url.clone());
+        let providers =
+            ProviderRegistry::new().with(Arc::new(polar)).with(Arc::new(Sepay)).with(Arc::new(sellapp));
         Builder { config, clock: Arc::new(SystemClock), providers }
     }
 

@@ -2,6 +2,7 @@
 //! benches (feature `simulator`). Nothing here reaches the internet.
 //!
 //! - [`polar::FakePolar`]: the two Polar API routes Docobo calls.
+//! - [`sellapp::FakeSellapp`]: the Sell.app order reads a deferred delivery needs.
 //! - [`discord::FakeDiscord`]: the Discord REST routes the role gateway and the bot call.
 //! - [`gateway::FakeGateway`]: the Discord gateway (websocket) for serenity's client.
 
@@ -9,6 +10,7 @@ pub mod discord;
 pub mod gateway;
 mod http;
 pub mod polar;
+pub mod sellapp;
 
 use std::future::Future;
 use std::time::Duration;

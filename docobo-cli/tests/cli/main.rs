@@ -395,3 +395,67 @@ fn m3_the_cli_refuses_sepay_for_a_recurring_role_with_the_core_rule() {
     assert!(err.contains("never renew"), "{err}");
     assert_eq!(add("30d").0, 0);
 }
+
+#[test]
+fn a_sellapp_store_and_a_fixed_term_variant_are_configured_from_the_command_line() {
+    let db = temp_db();
+    run(&["guild", "add", "987654321098765432"], &db);
+    let short = ["provider", "set", "987654321098765432", "sellapp", "--webhook-secret", "short"];
+    let (code, _, err) = run(&short, &db);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("16 characters"), "{err}");
+    let good = [
+        "provider",
+        "set",
+        "987654321098765432",
+        "sellapp",
+        "--webhook-secret",
+        "sellapp-signing-secret-0123",
+        "--store",
+        "shop",
+    ];
+    let (code, out, err) = run(&good, &db);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("/webhooks/sellapp/987654321098765432") && !out.contains("sellapp-signing-secret"),
+        "{out}"
+    );
+
+    let variant_alone = [
+        "role",
+        "add",
+        "987654321098765432",
+        "7",
+        "--price",
+        "10",
+        "--currency",
+        "USD",
+        "--sellapp-variant",
+        "301",
+    ];
+    assert_eq!(run(&variant_alone, &db).0, 2, "a variant needs its product");
+    let add = [
+        "role",
+        "add",
+        "987654321098765432",
+        "7",
+        "--price",
+        "10",
+        "--currency",
+        "USD",
+        "--term",
+        "30d",
+        "--sellapp-product",
+        "77",
+        "--sellapp-variant",
+        "301",
+    ];
+    let (code, _, err) = run(&add, &db);
+    assert_eq!(code, 0, "{err}");
+    let roles = json(&run(&["role", "list", "987654321098765432", "--json"], &db).1);
+    assert_eq!(
+        roles[0]["links"],
+        serde_json::json!([{ "provider": "sellapp", "product": "77", "variant": "301" }])
+    );
+    assert_eq!(roles[0]["providers"], "sellapp (77/301)");
+}

@@ -249,3 +249,23 @@ where
         panic!("never happened: {e}");
     }
 }
+
+/// A fresh schema in the PostgreSQL at `DOCOBO_TEST_POSTGRES_URL`, as a database URL; `None`
+/// (saying so) when the variable is not set (`.ci/run` always sets it).
+pub async fn fresh_postgres() -> Option<String> {
+    use sea_orm::{ConnectionTrait, Database};
+    let url = std::env::var("DOCOBO_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty());
+    let Some(url) = url else {
+        eprintln!("DOCOBO_TEST_POSTGRES_URL is not set: PostgreSQL case not run (.ci/run always sets it)");
+        return None;
+    };
+    let schema = format!(
+        "docobo_t{}_wh_{}",
+        std::process::id(),
+        OffsetDateTime::now_utc().unix_timestamp_nanos() % 1_000_000_000
+    );
+    let admin = Database::connect(&url).await.expect("PostgreSQL reachable");
+    admin.execute_unprepared(&format!("CREATE SCHEMA {schema}")).await.expect("schema");
+    let sep = if url.contains('?') { '&' } else { '?' };
+    Some(format!("{url}{sep}options=-c%20search_path%3D{schema}"))
+}

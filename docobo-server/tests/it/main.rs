@@ -8,4 +8,5 @@ mod catalog;
 mod common;
 mod hardening;
 mod interactions;
+mod sellapp;
 mod webhooks;

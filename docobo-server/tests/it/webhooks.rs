@@ -47,24 +47,6 @@ fn temp_sqlite() -> String {
     format!("sqlite://{}?mode=rwc", dir.join(format!("{n}.db")).display())
 }
 
-async fn fresh_postgres() -> Option<String> {
-    use sea_orm::{ConnectionTrait, Database};
-    let url = std::env::var("DOCOBO_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty());
-    let Some(url) = url else {
-        eprintln!("DOCOBO_TEST_POSTGRES_URL is not set: PostgreSQL case not run (.ci/run always sets it)");
-        return None;
-    };
-    let schema = format!(
-        "docobo_t{}_wh_{}",
-        std::process::id(),
-        OffsetDateTime::now_utc().unix_timestamp_nanos() % 1_000_000_000
-    );
-    let admin = Database::connect(&url).await.expect("PostgreSQL reachable");
-    admin.execute_unprepared(&format!("CREATE SCHEMA {schema}")).await.expect("schema");
-    let sep = if url.contains('?') { '&' } else { '?' };
-    Some(format!("{url}{sep}options=-c%20search_path%3D{schema}"))
-}
-
 /// Starts the server on a free port against `database_url`, with one guild selling a Polar
 /// subscription role and a SePay 30-day role.
 async fn spawn_app(database_url: String) -> App {
@@ -441,7 +423,7 @@ macro_rules! both_databases {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let Some(url) = super::fresh_postgres().await else { return };
+                    let Some(url) = crate::common::fresh_postgres().await else { return };
                     super::$name(super::$spawn(url).await).await;
                 }
             )*

@@ -1,0 +1,90 @@
+//! A fake Sell.app API: `GET /v2/orders/{id}`, `GET /v2/orders/{id}/deliverables` and the
+//! one-order probe `GET /v2/orders?limit=1`, checking the bearer key like Sell.app does,
+//! recording every request, and able to be down (503) on demand.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde_json::{Value, json};
+
+use super::http::{Request, serve};
+
+#[derive(Debug, Default)]
+struct State {
+    requests: Vec<Request>,
+    /// Order id → (order, deliverables).
+    orders: BTreeMap<u64, (Value, Value)>,
+    down: bool,
+}
+
+/// A running fake Sell.app API on 127.0.0.1.
+#[derive(Debug, Clone)]
+pub struct FakeSellapp {
+    /// Pass this as `SELLAPP_API_URL`.
+    pub base_url: String,
+    state: Arc<Mutex<State>>,
+}
+
+impl FakeSellapp {
+    /// Starts the fake; it accepts `key` as the API key.
+    pub async fn start(key: &str) -> std::io::Result<FakeSellapp> {
+        let state = Arc::new(Mutex::new(State::default()));
+        let (accepted, shared) = (format!("Bearer {key}"), state.clone());
+        let addr = serve(move |request: Request| {
+            let (accepted, state) = (accepted.clone(), shared.clone());
+            async move { respond(&accepted, &state, request) }
+        })
+        .await?;
+        Ok(FakeSellapp { base_url: format!("http://{addr}"), state })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Stores order `id` (the v2 order object) and its deliverables (the buyer's answers).
+    pub fn put_order(&self, id: u64, order: Value, deliverables: Value) {
+        self.state().orders.insert(id, (order, deliverables));
+    }
+
+    /// While `down`, every request is answered 503.
+    pub fn set_down(&self, down: bool) {
+        self.state().down = down;
+    }
+
+    /// Every request received, in order.
+    pub fn requests(&self) -> Vec<Request> {
+        self.state().requests.clone()
+    }
+}
+
+fn respond(accepted: &str, state: &Mutex<State>, request: Request) -> (u16, String) {
+    let mut state = state.lock().unwrap_or_else(PoisonError::into_inner);
+    state.requests.push(request.clone());
+    if state.down {
+        return (503, json!({ "message": "Service Unavailable" }).to_string());
+    }
+    if request.headers.get("authorization").map(String::as_str) != Some(accepted) {
+        return (401, json!({ "message": "Unauthenticated." }).to_string());
+    }
+    let path = request.path.split('?').next().unwrap_or_default();
+    let parts: Vec<&str> =
+        path.trim_start_matches("/v2/orders").split('/').filter(|p| !p.is_empty()).collect();
+    let order = |id: &str| id.parse::<u64>().ok().and_then(|id| state.orders.get(&id).cloned());
+    match (request.method.as_str(), path.starts_with("/v2/orders"), parts.as_slice()) {
+        ("GET", true, []) => (
+            200,
+            json!({ "data": state.orders.values().take(1).map(|o| o.0.clone()).collect::<Vec<_>>() })
+                .to_string(),
+        ),
+        ("GET", true, [id]) => match order(id) {
+            Some((order, _)) => (200, json!({ "data": order }).to_string()),
+            None => (404, json!({ "message": "Not found." }).to_string()),
+        },
+        ("GET", true, [id, "deliverables"]) => match order(id) {
+            Some((_, deliverables)) => (200, json!({ "data": deliverables }).to_string()),
+            None => (404, json!({ "message": "Not found." }).to_string()),
+        },
+        _ => (404, json!({ "message": "Not found." }).to_string()),
+    }
+}

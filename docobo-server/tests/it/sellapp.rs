@@ -1,0 +1,218 @@
+//! Sell.app end to end, on SQLite and PostgreSQL: the real server, the fake Sell.app API and
+//! the fake Discord; deliveries signed as Sell.app signs them (both schemes).
+
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use crate::common::*;
+use docobo_adapters::polar::signature as standard;
+use docobo_adapters::sellapp::{Sellapp, signature};
+use docobo_adapters::simulator::sellapp::FakeSellapp;
+use docobo_core::domain::*;
+use docobo_core::ports::*;
+use docobo_core::testing::ManualClock;
+use serde_json::{Value, json};
+use time::{Duration, OffsetDateTime, macros::datetime};
+
+const SECRET: &str = "sellapp-webhook-signing-secret-0123";
+const API_KEY: &str = "sellapp-api-key";
+const ADMIN: &str = "admin-token-for-sellapp-tests";
+const START: OffsetDateTime = datetime!(2026-11-10 12:00 UTC);
+
+fn order(id: u64, status: &str, product: u64, quantity: u32, buyer: Option<&str>) -> (Value, Value) {
+    let answers: Vec<Value> = buyer
+        .iter()
+        .map(|b| json!({ "key": "discord_user_id", "label": "Discord ID", "value": b }))
+        .collect();
+    let order = json!({
+        "id": id, "status": status,
+        "line_items": [{ "id": 1, "product_id": product, "product_variant_id": 301, "quantity": quantity }],
+        "totals": { "currency": "USD", "total_cents": 1000 * i64::from(quantity) },
+        "timeline": [{ "status": status, "set_at": "2026-11-10T11:59:00Z" }],
+    });
+    (order, json!([{ "product_variant_id": 301, "quantity": quantity, "additional_information": answers }]))
+}
+
+fn hint(id: u64) -> String {
+    json!({ "event": "order.completed", "data": { "id": id }, "store": 1 }).to_string()
+}
+
+struct World {
+    app: App,
+    sellapp: FakeSellapp,
+    clock: Arc<ManualClock>,
+}
+
+impl World {
+    async fn start(database_url: Option<String>) -> World {
+        let sellapp = FakeSellapp::start(API_KEY).await.expect("fake sellapp");
+        let clock = Arc::new(ManualClock::new(START));
+        let api = sellapp.base_url.clone();
+        let app = spawn_built(
+            |c| {
+                c.sellapp_api_url = api;
+                c.admin_token = Some(Secret::new(ADMIN));
+                if let Some(url) = database_url {
+                    c.database_url = url;
+                }
+            },
+            |b| b.clock(clock.clone()),
+        )
+        .await;
+        let g: GuildId = GUILD.parse().expect("id");
+        app.repo.put_guild(&Guild::new(g, "Signals")).await.expect("guild");
+        let usd = Money::parse("10.00", Currency::Usd).expect("price");
+        for (role, product) in [(VIP, "77"), (BANK, "78")] {
+            let paid = PaidRole::new(g, role.parse().expect("id"), "Tier", usd, Term::Fixed { days: 30 })
+                .expect("role")
+                .with_link(ProductLink::product(Sellapp::NAME, product).variant("301"));
+            app.repo.put_paid_role(&paid).await.expect("role");
+        }
+        let mut credentials = ProviderCredentials::new(Secret::new(SECRET));
+        credentials.api_token = Some(Secret::new(API_KEY));
+        credentials.settings.insert("store".into(), "shop".into());
+        app.repo.put_credentials(g, Sellapp::NAME, &credentials).await.expect("credentials");
+        World { app, sellapp, clock }
+    }
+
+    async fn post(&self, body: &str, headers: &[(&str, String)]) -> (u16, Value) {
+        let mut request =
+            self.app.http.post(format!("{}/webhooks/sellapp/{GUILD}", self.app.base)).body(body.to_owned());
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let response = request.send().await.expect("request");
+        (response.status().as_u16(), response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Signed with the documented `Signature` header.
+    async fn deliver(&self, body: &str) -> (u16, Value) {
+        self.post(body, &[("signature", signature(SECRET, body.as_bytes()))]).await
+    }
+
+    fn holds(&self, role: &str) -> bool {
+        self.app
+            .discord
+            .roles(GUILD.parse().expect("id"), USER.parse().expect("id"))
+            .is_some_and(|r| r.contains(&role.parse().expect("id")))
+    }
+
+    async fn access_until(&self, reference: &str) -> Option<OffsetDateTime> {
+        let reference: ExternalRef = reference.parse().expect("ref");
+        let found = self
+            .app
+            .repo
+            .entitlement(Sellapp::NAME, GUILD.parse().expect("id"), &reference)
+            .await
+            .expect("read");
+        found.and_then(|e| e.access_until())
+    }
+
+    async fn event(&self, external: &str) -> WebhookEvent {
+        let id: EventId = external.parse().expect("id");
+        self.app
+            .repo
+            .webhook_event(Sellapp::NAME, GUILD.parse().expect("id"), &id)
+            .await
+            .expect("read")
+            .expect("stored")
+    }
+}
+
+async fn wait(what: &str, check: impl AsyncFn() -> bool) {
+    let waited = docobo_adapters::simulator::eventually(what, StdDuration::from_secs(20), || check()).await;
+    if let Err(e) = waited {
+        panic!("{e}");
+    }
+}
+
+async fn scenario(database_url: Option<String>) {
+    let w = World::start(database_url).await;
+
+    // Forged and unsigned deliveries: 401 and nothing stored.
+    let forged =
+        w.post(&hint(236), &[("signature", signature("not-the-secret-000000", hint(236).as_bytes()))]).await;
+    assert_eq!(forged.0, 401);
+    assert_eq!(w.post(&hint(236), &[]).await.0, 401);
+    assert!(w.app.repo.recent_events(None, None, 10).await.expect("events").is_empty(), "nothing stored");
+
+    // The API is down for the hint: it is still acknowledged and stored, then applied once it is back.
+    w.sellapp.set_down(true);
+    let (c, d) = order(236, "COMPLETED", 77, 2, Some(USER));
+    w.sellapp.put_order(236, c, d);
+    let (status, body) = w.deliver(&hint(236)).await;
+    assert_eq!((status, body["status"].as_str()), (200, Some("deferred")), "{body}");
+    assert_eq!(w.deliver(&hint(236)).await.1["status"], "duplicate");
+    wait("the resolver tries the API", async || !w.sellapp.requests().is_empty()).await;
+    assert!(!w.holds(VIP), "nothing granted while Sell.app cannot be read");
+    w.sellapp.set_down(false);
+    w.clock.advance(Duration::seconds(11));
+    wait("the hint is resolved and VIP granted", async || w.holds(VIP)).await;
+    let resolved = w.event("order.completed:236:hint").await;
+    assert_eq!((resolved.outcome, resolved.attempts), (EventOutcome::Processed, 3), "{resolved:?}");
+    assert_eq!(
+        w.access_until("236-1").await,
+        Some(START + Duration::seconds(11) + Duration::days(60)),
+        "quantity 2 × 30 days"
+    );
+
+    // A full payload, signed the Standard Webhooks way, applies at once without reading the API.
+    let reads = w.sellapp.requests().len();
+    let (mut full, _) = order(237, "PAID", 78, 1, None);
+    full["additional_information"] = json!([{ "label": "Discord User ID", "value": USER }]);
+    let body = json!({ "event": "order.paid", "event_id": "evt_237", "data": full }).to_string();
+    let ts = w.clock.now().unix_timestamp();
+    let headers = standard::headers(SECRET.as_bytes(), "msg_237", ts, body.as_bytes());
+    let named = ["webhook-id", "webhook-timestamp", "webhook-signature"]
+        .map(|n| (n, headers.get(n).expect("header").to_owned()));
+    assert_eq!(w.post(&body, &named).await.1["status"], "processed");
+    wait("BANK granted from the full payload", async || w.holds(BANK)).await;
+    assert_eq!(w.sellapp.requests().len(), reads, "a full payload needs no API read");
+
+    // A dispute ends the disputed purchase's access (and only that one).
+    let (mut disputed, _) = order(236, "DISPUTING", 77, 2, Some(USER));
+    disputed["additional_information"] = json!([{ "key": "discord_user_id", "value": USER }]);
+    let body = json!({ "event": "order.disputed", "data": disputed }).to_string();
+    assert_eq!(w.deliver(&body).await.1["status"], "processed");
+    wait("VIP removed after the dispute", async || !w.holds(VIP)).await;
+    assert!(w.holds(BANK));
+
+    // No Discord id: the failure inbox says how to fix it; after the fix, a replay applies it.
+    let (c, d) = order(238, "COMPLETED", 78, 1, None);
+    w.sellapp.put_order(238, c.clone(), d);
+    w.deliver(&hint(238)).await;
+    wait("order 238 lands in the failure inbox", async || {
+        w.event("order.completed:238:hint").await.outcome == EventOutcome::Failed
+    })
+    .await;
+    let failed = w.event("order.completed:238:hint").await;
+    assert!(failed.last_error.as_deref().is_some_and(|e| e.contains("discord_user_id")), "{failed:?}");
+    let (_, fixed) = order(238, "COMPLETED", 78, 1, Some(USER));
+    w.sellapp.put_order(238, c, fixed);
+    let replay = w
+        .app
+        .http
+        .post(format!("{}/admin/events/{}/replay", w.app.base, failed.id))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("replay");
+    let replayed: Value = replay.json().await.expect("json");
+    assert_eq!(replayed["outcome"], "deferred", "{replayed}");
+    wait("order 238 applied after the replay", async || {
+        w.event("order.completed:238:hint").await.outcome == EventOutcome::Processed
+    })
+    .await;
+    assert!(w.access_until("238-1").await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sellapp_orders_end_to_end_on_sqlite() {
+    scenario(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sellapp_orders_end_to_end_on_postgres() {
+    let Some(url) = fresh_postgres().await else { return };
+    scenario(Some(url)).await;
+}
