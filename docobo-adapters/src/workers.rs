@@ -14,6 +14,8 @@
 //! - [`resolver`] reads deferred deliveries (a Sell.app hint) from their provider's API and
 //!   applies them ([`resolve_deferred`]), woken at once when one is stored and every [`POLL`]
 //!   for those waiting on the backoff.
+//! - [`journal`] reads every guild's Sell.app event journal ([`reconcile_journal`]) 30 s after
+//!   start and then every [`JOURNAL_EVERY`], making up for lost webhooks and refunds.
 //! - [`pruner`] empties the bodies of applied and ignored webhooks older than a retention, every
 //!   [`PRUNE_EVERY`].
 //!
@@ -33,6 +35,8 @@ use docobo_core::service::{
 use tokio::sync::watch;
 
 use crate::seaorm::SeaOrmRepo;
+#[cfg(feature = "sellapp")]
+use crate::sellapp::journal::{JournalError, JournalReport, reconcile_journal};
 
 /// Longest the role worker sleeps without looking for due jobs.
 pub const POLL: Duration = Duration::from_secs(5);
@@ -127,6 +131,31 @@ pub async fn resolver(
             () = signal.notified() => {}
             () = tokio::time::sleep(POLL) => {}
             changed = stop.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+/// How often Sell.app's event journal is read.
+pub const JOURNAL_EVERY: Duration = Duration::from_secs(10 * 60);
+
+/// Reads every guild's Sell.app journal until `stop` turns true; `observe` sees each guild.
+#[cfg(feature = "sellapp")]
+pub async fn journal(
+    repo: SeaOrmRepo,
+    sellapp: crate::sellapp::Sellapp,
+    clock: Arc<dyn Clock>,
+    mut stop: watch::Receiver<bool>,
+    mut observe: impl FnMut(GuildId, Result<JournalReport, JournalError>) + Send,
+) {
+    let mut wait = Duration::from_secs(30);
+    while pause(wait, &mut stop).await {
+        wait = JOURNAL_EVERY;
+        let Ok(guilds) = repo.guilds().await else { continue };
+        for guild in guilds {
+            if *stop.borrow() {
+                return;
+            }
+            observe(guild.id, reconcile_journal(&repo, &sellapp, clock.as_ref(), guild.id).await);
         }
     }
 }

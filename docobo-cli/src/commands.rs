@@ -3,6 +3,7 @@
 
 use docobo_adapters::discord::DiscordRoles;
 use docobo_adapters::sellapp::Sellapp;
+use docobo_adapters::sellapp::journal::reconcile_journal;
 use docobo_adapters::sepay::{SepayAuth, SepaySettings};
 use docobo_core::domain::{
     Entitlement, EventOutcome, Guild, Money, PaidRole, ProductLink, ProviderName, Secret,
@@ -10,7 +11,9 @@ use docobo_core::domain::{
 use docobo_core::ports::{
     CatalogRepo, CredentialError, EntitlementRepo, Ledger, ProviderCredentials, SystemClock,
 };
-use docobo_core::service::{CatalogRefusal, reconcile_guild, replay_event, sell_role, set_credentials};
+use docobo_core::service::{
+    CatalogRefusal, reconcile_guild, replay_event, resolve_deferred, sell_role, set_credentials,
+};
 use serde_json::json;
 
 use crate::args::{
@@ -234,7 +237,19 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             // Reading every member of a large server takes a while at Discord's pace; the bar is
             // drawn on stderr only when it is a terminal.
             let progress = indicatif::ProgressBar::new(guilds.len() as u64);
+            let sellapp = std::env::var("SELLAPP_API_URL").map_or_else(|_| Sellapp::default(), Sellapp::new);
             for g in guilds {
+                // Sell.app's journal first: what it turns up is applied before the roles are compared.
+                let journal = reconcile_journal(&repo, &sellapp, &SystemClock, g).await?;
+                if journal.read > 0 {
+                    let resolved = resolve_deferred(&repo, &providers(), &SystemClock, 1000).await?;
+                    progress.suspend(|| {
+                        println!(
+                            "guild {g}: Sell.app journal: {} order events read, {} new, {} applied now",
+                            journal.read, journal.new, resolved.settled
+                        )
+                    });
+                }
                 let r = reconcile_guild(&repo, &gateway, &SystemClock, g).await?;
                 progress.inc(1);
                 progress.suspend(|| {

@@ -194,6 +194,7 @@ async fn prepare(
         providers,
         bot,
         discord_http,
+        sellapp: Sellapp::new(config.sellapp_api_url.clone()),
         gateway: config
             .discord_bot_token
             .clone()
@@ -233,6 +234,8 @@ async fn run(
     let resolver =
         workers::resolver(state.repo.clone(), state.providers.clone(), clock.clone(), stopped.clone());
     workers.push(tokio::spawn(resolver));
+    let journal = workers::journal(state.repo.clone(), state.sellapp.clone(), clock.clone(), stopped.clone());
+    workers.push(tokio::spawn(journal));
     if let Some(retention) = state.event_retention {
         workers.push(tokio::spawn(workers::pruner(
             state.repo.clone(),

@@ -42,6 +42,8 @@ pub struct AppState {
     pub bot: Bot,
     /// Delivers deferred interaction answers (webhook routes, no bot token needed).
     pub discord_http: Arc<serenity::http::Http>,
+    /// Sell.app, for reading its event journal (`SELLAPP_API_URL`).
+    pub sellapp: docobo_adapters::sellapp::Sellapp,
     /// The bot token and API base for the gateway connection, when `DOCOBO_GATEWAY` is on.
     pub gateway: Option<(docobo_core::domain::Secret, String)>,
 }

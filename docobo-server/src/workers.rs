@@ -139,6 +139,21 @@ pub async fn resolver(
     .await;
 }
 
+/// The library's Sell.app journal reader, with the server's log lines.
+pub async fn journal(
+    repo: SeaOrmRepo,
+    sellapp: docobo_adapters::sellapp::Sellapp,
+    clock: Arc<dyn Clock>,
+    stop: watch::Receiver<bool>,
+) {
+    docobo_adapters::workers::journal(repo, sellapp, clock, stop, |guild, pass| match pass {
+        Ok(r) if r.read > 0 => tracing::info!(%guild, read = r.read, new = r.new, restarted = r.restarted, "Sell.app journal read"),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(%guild, error = %e, "Sell.app journal: not read this time"),
+    })
+    .await;
+}
+
 /// The library's pruner, with the server's log lines.
 pub async fn pruner(
     repo: SeaOrmRepo,

@@ -241,3 +241,23 @@ pub mod payment {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod provider_cursor {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "provider_cursors")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub guild_id: i64,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub provider: String,
+        pub cursor: String,
+        pub updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

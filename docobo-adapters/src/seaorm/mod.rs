@@ -16,6 +16,7 @@ mod audit;
 mod catalog;
 mod convert;
 pub mod crypto;
+mod cursors;
 pub mod entities;
 mod ledger;
 pub mod migration;

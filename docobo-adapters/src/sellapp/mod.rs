@@ -9,10 +9,14 @@
 //! - **Parsing** ([`parse`]): an order object with line items and the buyer's Discord id is
 //!   applied at once; a webhook that only names the order is deferred, and [`Sellapp::resolve`]
 //!   reads it from the API after the acknowledgement ([`api`]).
-//! - **Credentials**: the webhook secret, the API key (`api_token`, needed to resolve hints) and
-//!   the store slug (setting `store`).
+//! - **Credentials**: the webhook secret, the API key (`api_token`, needed to resolve hints and
+//!   to read the event journal) and the store slug (setting `store`).
+//! - **Reconciliation** ([`journal`]): Sell.app's 30-day event journal, read from a stored
+//!   cursor, catches lost webhooks and refunds (for which Sell.app sends no webhook).
 
 pub mod api;
+#[cfg(feature = "seaorm")]
+pub mod journal;
 pub mod parse;
 
 use std::collections::BTreeMap;

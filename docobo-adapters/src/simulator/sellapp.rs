@@ -1,6 +1,8 @@
-//! A fake Sell.app API: `GET /v2/orders/{id}`, `GET /v2/orders/{id}/deliverables` and the
-//! one-order probe `GET /v2/orders?limit=1`, checking the bearer key like Sell.app does,
-//! recording every request, and able to be down (503) on demand.
+//! A fake Sell.app API: `GET /v2/orders/{id}`, `GET /v2/orders/{id}/deliverables`, the
+//! one-order probe `GET /v2/orders?limit=1` and the event journal `GET /v2/events` (cursor pages
+//! of 50, `410 cursor_expired` for a cursor from before [`FakeSellapp::expire_cursors`]),
+//! checking the bearer key like Sell.app does, recording every request, and able to be down (503)
+//! on demand.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -15,6 +17,10 @@ struct State {
     /// Order id → (order, deliverables).
     orders: BTreeMap<u64, (Value, Value)>,
     down: bool,
+    /// The journal, oldest first.
+    events: Vec<Value>,
+    /// Cursors name their generation; older ones are expired.
+    generation: u32,
 }
 
 /// A running fake Sell.app API on 127.0.0.1.
@@ -52,6 +58,18 @@ impl FakeSellapp {
         self.state().down = down;
     }
 
+    /// Appends `{id, type, occurred_at, subject: {type: "order", id: order}}` to the journal.
+    pub fn push_event(&self, id: &str, kind: &str, order: u64) {
+        let event = json!({ "id": id, "type": kind, "version": 1, "occurred_at": "2026-11-10T12:00:00Z",
+                            "subject": { "type": "order", "id": order }, "data": {} });
+        self.state().events.push(event);
+    }
+
+    /// Every cursor handed out so far answers `410 cursor_expired` from now on.
+    pub fn expire_cursors(&self) {
+        self.state().generation += 1;
+    }
+
     /// Every request received, in order.
     pub fn requests(&self) -> Vec<Request> {
         self.state().requests.clone()
@@ -68,6 +86,9 @@ fn respond(accepted: &str, state: &Mutex<State>, request: Request) -> (u16, Stri
         return (401, json!({ "message": "Unauthenticated." }).to_string());
     }
     let path = request.path.split('?').next().unwrap_or_default();
+    if request.method == "GET" && path == "/v2/events" {
+        return journal(&state, &request.path);
+    }
     let parts: Vec<&str> =
         path.trim_start_matches("/v2/orders").split('/').filter(|p| !p.is_empty()).collect();
     let order = |id: &str| id.parse::<u64>().ok().and_then(|id| state.orders.get(&id).cloned());
@@ -87,4 +108,20 @@ fn respond(accepted: &str, state: &Mutex<State>, request: Request) -> (u16, Stri
         },
         _ => (404, json!({ "message": "Not found." }).to_string()),
     }
+}
+
+/// One page of the journal from the `cursor` in `uri` (`g{generation}-{position}`).
+fn journal(state: &State, uri: &str) -> (u16, String) {
+    let cursor =
+        uri.split_once('?').map_or("", |(_, q)| q).split('&').find_map(|p| p.strip_prefix("cursor="));
+    let start = match cursor {
+        None => 0,
+        Some(c) => match c.strip_prefix('g').and_then(|c| c.split_once('-')) {
+            Some((g, at)) if g.parse() == Ok(state.generation) => at.parse().unwrap_or(0),
+            _ => return (410, json!({ "error": "cursor_expired" }).to_string()),
+        },
+    };
+    let page: Vec<Value> = state.events.iter().skip(start).take(50).cloned().collect();
+    let next = format!("g{}-{}", state.generation, start + page.len());
+    (200, json!({ "data": page, "meta": { "next_cursor": next } }).to_string())
 }

@@ -18,7 +18,7 @@ pub mod summary;
 pub use catalog::{CatalogRefusal, register_guild, sale_problems, sell_role, set_credentials, sold_through};
 pub use checkout::{CHECKOUT_TTL, JoinError, Offer, checkout_ref, offers, start_checkout};
 pub use expirer::{ClockTrust, ClockWatch, ExpiryReport, expire_due, expire_due_watched};
-pub use ingest::{IngestError, IngestOutcome, IngestReport, Unresolved, ingest_webhook};
+pub use ingest::{IngestError, IngestOutcome, IngestReport, Unresolved, ingest_fetched, ingest_webhook};
 pub use manual::{ManualError, ManualReport, grant_manually, revoke_manually};
 pub use reconcile::{Drift, ReconcileReport, diff, on_member_join, reconcile_guild};
 pub use replay::{ReplayError, replay_event};

@@ -6,6 +6,7 @@ use std::time::Duration as StdDuration;
 
 use crate::common::*;
 use docobo_adapters::polar::signature as standard;
+use docobo_adapters::sellapp::journal::{JournalReport, reconcile_journal};
 use docobo_adapters::sellapp::{Sellapp, signature};
 use docobo_adapters::simulator::sellapp::FakeSellapp;
 use docobo_core::domain::*;
@@ -204,6 +205,32 @@ async fn scenario(database_url: Option<String>) {
     })
     .await;
     assert!(w.access_until("238-1").await.is_some());
+
+    // Sell.app sends no refund webhook: the journal shows the refunds of both BANK purchases
+    // (237 and 238), and access ends.
+    for id in [237, 238] {
+        let (mut refunded, d) = order(id, "REFUNDED", 78, 1, Some(USER));
+        refunded["timeline"] = json!([{ "status": "REFUNDED", "set_at": "2026-11-10T12:00:30Z" }]);
+        w.sellapp.put_order(id, refunded, d);
+    }
+    w.sellapp.push_event("evt_1", "order.completed", 236);
+    w.sellapp.push_event("evt_2", "order.updated", 237);
+    w.sellapp.push_event("evt_3", "order.updated", 238);
+    let sellapp = Sellapp::new(w.sellapp.base_url.clone());
+    let g: GuildId = GUILD.parse().expect("id");
+    let pass = reconcile_journal(&w.app.repo, &sellapp, w.clock.as_ref(), g).await.expect("journal");
+    assert_eq!(pass, JournalReport { read: 3, new: 3, restarted: false });
+    wait("BANK removed after the refund seen in the journal", async || !w.holds(BANK)).await;
+    let again = reconcile_journal(&w.app.repo, &sellapp, w.clock.as_ref(), g).await.expect("journal");
+    assert_eq!(again.read, 0, "the cursor keeps the place");
+    w.sellapp.expire_cursors();
+    w.sellapp.push_event("evt_4", "order.paid", 236);
+    let restarted = reconcile_journal(&w.app.repo, &sellapp, w.clock.as_ref(), g).await.expect("journal");
+    assert_eq!(
+        restarted,
+        JournalReport { read: 4, new: 1, restarted: true },
+        "what was read before is a duplicate"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,6 +10,7 @@ mod m0002_setup_progress;
 mod m0003_payments;
 mod m0004_product_links;
 mod m0005_deferred_deliveries;
+mod m0006_provider_cursors;
 
 /// Every migration, oldest first.
 #[derive(Debug)]
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_payments::Migration),
             Box::new(m0004_product_links::Migration),
             Box::new(m0005_deferred_deliveries::Migration),
+            Box::new(m0006_provider_cursors::Migration),
         ]
     }
 }
