@@ -74,7 +74,7 @@ impl PaymentProvider for Polar {
         &self,
         values: &BTreeMap<String, String>,
     ) -> Result<ProviderCredentials, CredentialError> {
-        let get = |key: &str| values.get(key).map_or("", |v| v.trim());
+        let get = |id: &str| SetupField::value(values, id);
         let mut credentials = ProviderCredentials::new(Secret::new(get("webhook_secret")));
         credentials.api_token = Some(Secret::new(get("access_token")));
         Ok(credentials)

@@ -138,27 +138,24 @@ impl SeaOrmRepo {
             });
         }
         let db = Database::connect(options).await.map_err(ConnectError::Connect)?;
-        Ok(SeaOrmRepo {
-            db,
-            secrets,
-            wake: Arc::new(Notify::new()),
-            deferred: Arc::new(Notify::new()),
-            lease_clock: LeaseClock::Database,
-        })
+        Ok(SeaOrmRepo::over(db, secrets))
     }
 
     /// Wraps a connection the embedding application already has (its own SeaORM pool, with its
     /// own options). `secret_key` is as in [`SeaOrmRepo::connect`]. Does not migrate: call
     /// [`SeaOrmRepo::migrate`], which only adds Docobo's own tables.
     pub fn from_connection(db: DatabaseConnection, secret_key: Option<&str>) -> Result<Self, ConnectError> {
-        let secrets = sealing(secret_key, None)?;
-        Ok(SeaOrmRepo {
+        Ok(SeaOrmRepo::over(db, sealing(secret_key, None)?))
+    }
+
+    fn over(db: DatabaseConnection, secrets: Option<Arc<SecretBox>>) -> Self {
+        SeaOrmRepo {
             db,
             secrets,
             wake: Arc::new(Notify::new()),
             deferred: Arc::new(Notify::new()),
             lease_clock: LeaseClock::Database,
-        })
+        }
     }
 
     /// Changes whose clock stamps role-job leases ([`LeaseClock::Database`] by default).

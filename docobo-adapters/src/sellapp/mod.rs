@@ -114,7 +114,7 @@ impl PaymentProvider for Sellapp {
         &self,
         values: &BTreeMap<String, String>,
     ) -> Result<ProviderCredentials, CredentialError> {
-        let get = |key: &str| values.get(key).map_or("", |v| v.trim());
+        let get = |id: &str| SetupField::value(values, id);
         let mut credentials = ProviderCredentials::new(Secret::new(get("webhook_secret")));
         credentials.api_token = Some(Secret::new(get("api_key"))).filter(|k| !k.expose().is_empty());
         if !get("store").is_empty() {

@@ -115,7 +115,7 @@ impl SepaySettings {
 
     /// Settings from `/setup`'s form ([`FORM`]).
     pub fn from_form(values: &BTreeMap<String, String>) -> Result<Self, CredentialError> {
-        let get = |key: &str| values.get(key).map_or("", |v| v.trim());
+        let get = |id: &str| SetupField::value(values, id);
         let auth = get("auth").parse().map_err(CredentialError::Invalid)?;
         let mut settings = SepaySettings::new(Secret::new(get("api_key")), get("bank"), get("account"));
         settings.auth = auth;

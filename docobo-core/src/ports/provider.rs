@@ -300,6 +300,11 @@ pub struct SetupField {
 impl SetupField {
     /// Discord shows at most five fields in one form.
     pub const MAX: usize = 5;
+
+    /// The trimmed value typed into field `id` of a submitted form; empty when it was left out.
+    pub fn value<'a>(values: &'a BTreeMap<String, String>, id: &str) -> &'a str {
+        values.get(id).map_or("", |v| v.trim())
+    }
 }
 
 /// What a provider can take payment for. The catalog rules (`service::catalog`) read it, so a
