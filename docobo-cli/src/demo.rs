@@ -3,16 +3,20 @@
 //! timeline with the measured acknowledgement and webhook → Discord latencies.
 //!
 //! Story: a member buys VIP by card (Polar subscription) and gets the role; buys 30 days by bank
-//! transfer (SePay) and gets that role; buys a lifetime supporter role and is refunded, which
-//! removes it; cancels VIP, which keeps the role until the period ends and then removes it.
+//! transfer (SePay) and gets that role; buys 30 days of Signals in a Sell.app store, whose webhook
+//! names only the order (acknowledged at once, read from a fake Sell.app API after); buys a
+//! lifetime supporter role and is refunded, which removes it; cancels VIP, which keeps the role
+//! until the period ends; and 30 days later the fixed terms and the cancelled VIP run out.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use docobo_adapters::polar::{Polar, signature};
+use docobo_adapters::sellapp::{self, Sellapp};
 use docobo_adapters::sepay::{Sepay, SepaySettings};
 use docobo_adapters::simulator::discord::FakeDiscord;
 use docobo_adapters::simulator::polar::{FakePolar, event};
+use docobo_adapters::simulator::sellapp::FakeSellapp;
 use docobo_core::domain::{
     Currency, Guild, GuildId, Money, PaidRole, ProductLink, ProviderName, RoleId, RoleJobKey, Secret, Term,
     UserId,
@@ -31,6 +35,9 @@ const BOT: u64 = 555_000_000_000_000_001;
 const VIP: u64 = 700_000_000_000_000_007;
 const MONTH: u64 = 700_000_000_000_000_008;
 const SUPPORTER: u64 = 700_000_000_000_000_009;
+const SIGNALS: u64 = 700_000_000_000_000_010;
+const SELLAPP_SECRET: &str = "demo-sellapp-signing-secret-0123";
+const SELLAPP_KEY: &str = "demo-sellapp-api-key";
 const POLAR_SECRET: &str = "whsec_ovyN6cPrTv56AApvzCaJno08SSmGJmgbWilb33N2JuK";
 const POLAR_TOKEN: &str = "polar_oat_demo";
 const SEPAY_KEY: &str = "demo-sepay-key-0123456789abcdef0123";
@@ -135,9 +142,14 @@ async fn shop(repo: &impl CatalogRepo) -> Result<(), Failure> {
         .with_link(ProductLink::to(ProviderName::SEPAY));
     let supporter = PaidRole::new(guild, id(SUPPORTER)?, "Supporter", usd("20.00")?, Term::Lifetime)?
         .with_link(ProductLink::product(ProviderName::POLAR, SUPPORTER_PRODUCT));
-    for role in [vip, month, supporter] {
+    let signals = PaidRole::new(guild, id(SIGNALS)?, "Signals (30 days)", usd("10.00")?, Term::fixed(30)?)?
+        .with_link(ProductLink::product(Sellapp::NAME, "77").variant("301"));
+    for role in [vip, month, supporter, signals] {
         repo.put_paid_role(&role).await?;
     }
+    let mut store = ProviderCredentials::new(Secret::new(SELLAPP_SECRET));
+    store.api_token = Some(Secret::new(SELLAPP_KEY));
+    repo.put_credentials(guild, Sellapp::NAME, &store).await?;
     let mut polar = ProviderCredentials::new(Secret::new(POLAR_SECRET));
     polar.api_token = Some(Secret::new(POLAR_TOKEN));
     repo.put_credentials(guild, ProviderName::POLAR, &polar).await?;
@@ -153,11 +165,14 @@ pub async fn run_demo() -> Result<(), Failure> {
     let database_url = format!("sqlite://{}?mode=rwc", dir.join("demo.db").display());
     let discord = FakeDiscord::start(BOT).await?;
     discord.add_guild(GUILD);
-    for (role, name, position) in [(VIP, "VIP", 5), (MONTH, "30 days", 4), (SUPPORTER, "Supporter", 3)] {
+    let roles =
+        [(VIP, "VIP", 5), (MONTH, "30 days", 4), (SUPPORTER, "Supporter", 3), (SIGNALS, "Signals", 2)];
+    for (role, name, position) in roles {
         discord.add_role(GUILD, role, name, position);
     }
     discord.join(GUILD, MEMBER);
     let polar_api = FakePolar::start(POLAR_TOKEN).await?;
+    let sellapp_api = FakeSellapp::start(SELLAPP_KEY).await?;
     let config = Config {
         database_url,
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -165,6 +180,7 @@ pub async fn run_demo() -> Result<(), Failure> {
         discord_bot_token: Some(Secret::new("demo-token")),
         discord_api_url: discord.base_url.clone(),
         polar_api_url: polar_api.base_url.clone(),
+        sellapp_api_url: sellapp_api.base_url.clone(),
         ..Config::default()
     };
     let app = Application::build(config).await?;
@@ -176,10 +192,10 @@ pub async fn run_demo() -> Result<(), Failure> {
     }));
     shop(&repo).await?;
     println!("Docobo demo: everything runs on this machine (SQLite in {}, server {base},", dir.display());
-    println!("a fake Discord and a fake Polar on loopback). Nothing is sent to the internet.\n");
+    println!("a fake Discord, Polar and Sell.app on loopback). Nothing is sent to the internet.\n");
     let mut demo =
         Demo { base, discord, http: reqwest::Client::new(), started, acks: vec![], to_discord: vec![] };
-    demo.line("server ready: schema migrated, a server selling VIP, 30 days and Supporter");
+    demo.line("server ready: schema migrated, a server selling VIP, 30 days, Supporter and Signals");
 
     let (guild, member): (GuildId, UserId) = (id(GUILD)?, id(MEMBER)?);
     let polar = Polar::new(polar_api.base_url.clone());
@@ -213,6 +229,25 @@ pub async fn run_demo() -> Result<(), Failure> {
     let acked = demo.deliver("SePay transfer of 250000 VND", request).await?;
     demo.discord("PUT", MONTH, "30 days", acked).await?;
 
+    let order = json!({
+        "id": 236, "status": "COMPLETED",
+        "line_items": [{ "id": 1, "product_id": 77, "product_variant_id": 301, "quantity": 1 }],
+        "totals": { "currency": "USD", "total_cents": 1000 },
+        "timeline": [{ "status": "COMPLETED", "set_at": OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default() }],
+    });
+    let answers = json!([{ "product_variant_id": 301, "additional_information": [{ "key": "discord_user_id", "value": MEMBER.to_string() }] }]);
+    sellapp_api.put_order(236, order, answers);
+    let hint = json!({ "event": "order.completed", "data": { "id": 236 }, "store": 1 }).to_string();
+    let request = demo
+        .http
+        .post(format!("{}/webhooks/sellapp/{GUILD}", demo.base))
+        .header("signature", sellapp::signature(SELLAPP_SECRET, hint.as_bytes()))
+        .body(hint);
+    let acked = demo
+        .deliver("Sell.app order.completed naming only order 236 (read from its API after the ack)", request)
+        .await?;
+    demo.discord("PUT", SIGNALS, "Signals", acked).await?;
+
     let supporter_meta =
         json!({ "discord_user_id": MEMBER.to_string(), "paid_role_id": SUPPORTER.to_string() });
     let acked = demo.polar("wh_demo_2", "order_paid_one_time", &supporter_meta, SUPPORTER_PRODUCT).await?;
@@ -225,7 +260,7 @@ pub async fn run_demo() -> Result<(), Failure> {
     let period_end = OffsetDateTime::now_utc() + time::Duration::days(30) + time::Duration::seconds(1);
     let expired = expire_due(&repo, &Later(period_end), 10).await?;
     // The expirer scheduled the removals at the simulated time; bring them to the real now.
-    let keys: Vec<RoleJobKey> = [VIP, MONTH]
+    let keys: Vec<RoleJobKey> = [VIP, MONTH, SIGNALS]
         .iter()
         .map(|r| Ok(RoleJobKey { guild, user: member, role: id(*r)? }))
         .collect::<Result<_, Failure>>()?;
@@ -234,9 +269,10 @@ pub async fn run_demo() -> Result<(), Failure> {
     demo.line(&format!("30 days later (simulated clock): {} purchase(s) ran out", expired.due));
     demo.discord("DELETE", VIP, "VIP", at).await?;
     demo.discord("DELETE", MONTH, "30 days", at).await?;
+    demo.discord("DELETE", SIGNALS, "Signals", at).await?;
 
     let roles = demo.discord.roles(GUILD, MEMBER).unwrap_or_default();
-    let names: Vec<&str> = [(VIP, "VIP"), (MONTH, "30 days"), (SUPPORTER, "Supporter")]
+    let names: Vec<&str> = [(VIP, "VIP"), (MONTH, "30 days"), (SUPPORTER, "Supporter"), (SIGNALS, "Signals")]
         .iter()
         .filter(|(r, _)| roles.contains(r))
         .map(|(_, n)| *n)
