@@ -28,6 +28,7 @@ fn request(product: Option<&str>) -> CheckoutRequest {
             expires_at: datetime!(2026-11-23 00:00 UTC),
         },
         paid_role,
+        email: None,
     }
 }
 

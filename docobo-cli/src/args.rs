@@ -177,6 +177,9 @@ pub(crate) enum ProviderSettings {
         /// The store's slug (`my-store` for my-store.sell.app).
         #[arg(long)]
         store: Option<String>,
+        /// The payment method of orders `/join` makes (Sell.app needs one): STRIPE, PAYPAL, BTC, …
+        #[arg(long)]
+        payment_method: Option<String>,
     },
 }
 

@@ -109,10 +109,13 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
                     settings.auth = if hmac { SepayAuth::Hmac } else { SepayAuth::ApiKey };
                     (ProviderName::SEPAY, settings.credentials())
                 }
-                ProviderSettings::Sellapp { webhook_secret, api_key, store } => {
+                ProviderSettings::Sellapp { webhook_secret, api_key, store, payment_method } => {
                     let mut c = ProviderCredentials::new(Secret::new(webhook_secret));
                     c.api_token = api_key.map(Secret::new);
                     c.settings.extend(store.map(|s| ("store".to_owned(), s)));
+                    c.settings.extend(
+                        payment_method.map(|m| ("payment_method".to_owned(), m.to_ascii_uppercase())),
+                    );
                     (Sellapp::NAME, c)
                 }
             };

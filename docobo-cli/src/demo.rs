@@ -200,7 +200,7 @@ pub async fn run_demo() -> Result<(), Failure> {
     let (guild, member): (GuildId, UserId) = (id(GUILD)?, id(MEMBER)?);
     let polar = Polar::new(polar_api.base_url.clone());
     let (checkout, link) =
-        start_checkout(&repo, &polar, (guild, member, id::<RoleId>(VIP)?), *b"demo01", now()).await?;
+        start_checkout(&repo, &polar, (guild, member, id::<RoleId>(VIP)?), *b"demo01", now(), None).await?;
     demo.line(&format!(
         "/join VIP by card: checkout {} → {}",
         checkout.reference,
@@ -214,7 +214,7 @@ pub async fn run_demo() -> Result<(), Failure> {
     demo.discord("PUT", VIP, "VIP", acked).await?;
 
     let (checkout, _) =
-        start_checkout(&repo, &Sepay, (guild, member, id::<RoleId>(MONTH)?), *b"demo02", now()).await?;
+        start_checkout(&repo, &Sepay, (guild, member, id::<RoleId>(MONTH)?), *b"demo02", now(), None).await?;
     demo.line(&format!("/join 30 days by bank transfer: VietQR with the code {}", checkout.reference));
     let transfer = json!({
         "id": 92704, "gateway": "MBBank", "transactionDate": "2026-11-20 09:15:00", "accountNumber": "0123499999",

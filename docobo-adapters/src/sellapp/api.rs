@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use docobo_core::ports::ResolveError;
-use serde_json::Value;
+use docobo_core::ports::{CheckoutError, ResolveError};
+use serde_json::{Value, json};
 
 use super::parse::{Answer, Order};
 
@@ -67,6 +67,62 @@ impl Access<'_> {
             }
             _ => Err(ResolveError::Unresolvable(format!("GET {path}: Sell.app answered {status}"))),
         }
+    }
+
+    async fn post(&self, path: &str, idempotency: &str, body: &Value) -> Result<Value, CheckoutError> {
+        let mut request = self
+            .client
+            .post(format!("{}{path}", self.base.trim_end_matches('/')))
+            .bearer_auth(self.key)
+            .header("Idempotency-Key", idempotency)
+            .json(body);
+        if let Some(store) = self.store {
+            request = request.header("X-STORE", store);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| CheckoutError::Unavailable(format!("POST {path}: {}", e.without_url())))?;
+        let status = response.status().as_u16();
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        let said = || answer.get("message").and_then(Value::as_str).unwrap_or("no reason given").to_owned();
+        match status {
+            200..=299 => Ok(answer.get("data").cloned().unwrap_or(answer)),
+            408 | 429 | 500..=599 => {
+                Err(CheckoutError::Unavailable(format!("Sell.app answered {status}: {}", said())))
+            }
+            _ => Err(CheckoutError::Rejected(format!("Sell.app answered {status}: {}", said()))),
+        }
+    }
+
+    /// Creates the order for one unit of `variant`, carrying the buyer's Discord id and the
+    /// checkout reference in its custom fields, then its payment page (both idempotent on
+    /// `reference`, so a retry after a lost answer makes no second order).
+    pub async fn checkout(
+        &self,
+        reference: &str,
+        email: &str,
+        payment_method: &str,
+        variant: &str,
+        answers: Value,
+    ) -> Result<String, CheckoutError> {
+        let order = json!({
+            "customer_email": email,
+            "payment_method": payment_method,
+            "product_variants": { variant: { "quantity": 1, "additional_information": answers } },
+        });
+        let created = self.post("/v2/orders", reference, &order).await?;
+        let id = created
+            .get("id")
+            .and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()))
+            .ok_or_else(|| CheckoutError::Unavailable("Sell.app's answer has no order id".to_owned()))?;
+        let session =
+            self.post(&format!("/v2/orders/{id}/checkout"), &format!("{reference}-pay"), &json!({})).await?;
+        session
+            .pointer("/payment/checkout_url")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(|| CheckoutError::Unavailable("Sell.app's answer has no checkout_url".to_owned()))
     }
 
     /// One cheap read that proves the key and store: the first page of one order.

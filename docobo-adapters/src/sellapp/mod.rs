@@ -87,7 +87,7 @@ impl PaymentProvider for Sellapp {
     }
 
     fn setup_form(&self) -> &[SetupField] {
-        const FORM: [SetupField; 3] = [
+        const FORM: [SetupField; 4] = [
             SetupField {
                 id: "webhook_secret",
                 label: "Webhook signing secret",
@@ -106,6 +106,12 @@ impl PaymentProvider for Sellapp {
                 placeholder: "my-store (from my-store.sell.app)",
                 required: false,
             },
+            SetupField {
+                id: "payment_method",
+                label: "Payment method for /join orders",
+                placeholder: "STRIPE (or PAYPAL, BTC, …)",
+                required: false,
+            },
         ];
         &FORM
     }
@@ -117,8 +123,10 @@ impl PaymentProvider for Sellapp {
         let get = |id: &str| SetupField::value(values, id);
         let mut credentials = ProviderCredentials::new(Secret::new(get("webhook_secret")));
         credentials.api_token = Some(Secret::new(get("api_key"))).filter(|k| !k.expose().is_empty());
-        if !get("store").is_empty() {
-            credentials.settings.insert("store".to_owned(), get("store").to_owned());
+        for key in ["store", "payment_method"] {
+            if !get(key).is_empty() {
+                credentials.settings.insert(key.to_owned(), get(key).to_owned());
+            }
         }
         Ok(credentials)
     }
@@ -180,15 +188,45 @@ impl PaymentProvider for Sellapp {
         parse::parse(body, Some(order)).map_err(|e| ResolveError::Unresolvable(e.reason))
     }
 
+    fn needs_email(&self, credentials: &ProviderCredentials) -> bool {
+        credentials.api_token.is_some()
+    }
+
+    /// With an API key: the order and its payment page, made through Sell.app's API with the
+    /// member's email. Without one: how to buy in the store so the order names the member.
     async fn create_checkout(
         &self,
         request: &CheckoutRequest,
-        _credentials: &ProviderCredentials,
+        credentials: &ProviderCredentials,
     ) -> Result<CheckoutLink, CheckoutError> {
-        Err(CheckoutError::NotConfigured(format!(
-            "buy {} in the server's Sell.app store, and enter your Discord id ({}) in the order's Discord ID field",
-            request.paid_role.name, request.checkout.user
-        )))
+        let (c, role) = (&request.checkout, &request.paid_role);
+        let by_hand = || {
+            CheckoutError::NotConfigured(format!(
+                "buy {} in the server's Sell.app store, and enter your Discord id ({}) in the order's Discord ID field",
+                role.name, c.user
+            ))
+        };
+        let (Some(key), Some(email)) = (&credentials.api_token, &request.email) else {
+            return Err(by_hand());
+        };
+        let Some(variant) =
+            role.links.iter().find(|l| l.provider == Self::NAME).and_then(|l| l.variant.as_deref())
+        else {
+            return Err(by_hand());
+        };
+        let method = credentials.settings.get("payment_method").map_or("STRIPE", String::as_str);
+        let answers = serde_json::json!({ "discord_user_id": c.user.to_string(), "docobo_checkout": c.reference.as_str() });
+        let access = api::Access {
+            client: &self.client,
+            base: &self.api_url,
+            key: key.expose(),
+            store: store(credentials),
+        };
+        let url = access.checkout(c.reference.as_str(), email, method, variant, answers).await?;
+        Ok(CheckoutLink::page(
+            url,
+            format!("Pay {} for {} on Sell.app's checkout page.", c.expected, role.name),
+        ))
     }
 
     /// Checks the secret's length; with an API key, one cheap read proves it works.

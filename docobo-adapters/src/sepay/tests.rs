@@ -132,6 +132,7 @@ async fn a_checkout_is_a_vietqr_image_and_the_code() {
             expires_at: NOW,
         },
         paid_role: PaidRole::new(g, r, "VIP", price, Term::Fixed { days: 30 }).expect("role"),
+        email: None,
     };
     let link = Sepay.create_checkout(&request, &c).await.expect("checkout");
     assert_eq!(

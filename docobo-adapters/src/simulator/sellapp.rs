@@ -1,4 +1,5 @@
-//! A fake Sell.app API: `GET /v2/orders/{id}`, `GET /v2/orders/{id}/deliverables`, the
+//! A fake Sell.app API: `POST /v2/orders` and `POST /v2/orders/{id}/checkout` (what `/join`
+//! calls), `GET /v2/orders/{id}`, `GET /v2/orders/{id}/deliverables`, the
 //! one-order probe `GET /v2/orders?limit=1` and the event journal `GET /v2/events` (cursor pages
 //! of 50, `410 cursor_expired` for a cursor from before [`FakeSellapp::expire_cursors`]),
 //! checking the bearer key like Sell.app does, recording every request, and able to be down (503)
@@ -93,6 +94,33 @@ fn respond(accepted: &str, state: &Mutex<State>, request: Request) -> (u16, Stri
         path.trim_start_matches("/v2/orders").split('/').filter(|p| !p.is_empty()).collect();
     let order = |id: &str| id.parse::<u64>().ok().and_then(|id| state.orders.get(&id).cloned());
     match (request.method.as_str(), path.starts_with("/v2/orders"), parts.as_slice()) {
+        ("POST", true, []) => {
+            let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
+                return (422, json!({ "message": "The body is not JSON." }).to_string());
+            };
+            if body["customer_email"].as_str().is_none_or(str::is_empty)
+                || body["product_variants"].as_object().is_none()
+            {
+                return (
+                    422,
+                    json!({ "message": "customer_email and product_variants are required." }).to_string(),
+                );
+            }
+            let id = 1000 + state.orders.len() as u64;
+            let order = json!({ "id": id, "status": "PENDING", "request": body });
+            state.orders.insert(id, (order.clone(), json!([])));
+            (201, json!({ "data": order }).to_string())
+        }
+        ("POST", true, [id, "checkout"]) => match order(id) {
+            Some((order, _)) => {
+                let url = format!("https://shop.sell.app/checkout/{}", order["id"]);
+                (
+                    201,
+                    json!({ "data": { "id": order["id"], "payment": { "checkout_url": url } } }).to_string(),
+                )
+            }
+            None => (404, json!({ "message": "Not found." }).to_string()),
+        },
         ("GET", true, []) => (
             200,
             json!({ "data": state.orders.values().take(1).map(|o| o.0.clone()).collect::<Vec<_>>() })

@@ -229,6 +229,9 @@ pub struct ParseError {
 pub struct CheckoutRequest {
     pub checkout: Checkout,
     pub paid_role: PaidRole,
+    /// The buyer's email, for providers that need one before a payment page exists
+    /// ([`PaymentProvider::needs_email`]).
+    pub email: Option<String>,
 }
 
 /// What the member is shown to pay.
@@ -349,6 +352,13 @@ pub trait PaymentProvider: Send + Sync {
     /// Docobo's own `{"status", "event_id"}`.
     fn acknowledgement(&self) -> Option<&'static str> {
         None
+    }
+
+    /// Whether `/join` must ask the member for an email before [`Self::create_checkout`] (Sell.app
+    /// creates the order, which needs one, when an API key is configured). The default says no.
+    fn needs_email(&self, credentials: &ProviderCredentials) -> bool {
+        let _ = credentials;
+        false
     }
 
     /// Whether [`Self::create_checkout`] and [`Self::check_credentials`] answer without a network

@@ -89,6 +89,7 @@ pub async fn start_checkout<R: CatalogRepo + CheckoutRepo + ?Sized>(
     (guild, user, role): (GuildId, UserId, RoleId),
     entropy: [u8; 6],
     now: Timestamp,
+    email: Option<&str>,
 ) -> Result<(Checkout, CheckoutLink), JoinError> {
     let kind = provider.name();
     let paid_role = repo.paid_role(guild, role).await?.ok_or(JoinError::NotForSale)?;
@@ -109,7 +110,10 @@ pub async fn start_checkout<R: CatalogRepo + CheckoutRepo + ?Sized>(
     };
     repo.put_checkout(&checkout).await?;
     let link = provider
-        .create_checkout(&CheckoutRequest { checkout: checkout.clone(), paid_role }, &credentials)
+        .create_checkout(
+            &CheckoutRequest { checkout: checkout.clone(), paid_role, email: email.map(str::to_owned) },
+            &credentials,
+        )
         .await?;
     Ok((checkout, link))
 }
@@ -189,7 +193,8 @@ mod tests {
         creds.settings.insert("code_prefix".to_owned(), "VIP".to_owned());
         repo.put_credentials(g, ProviderName::POLAR, &creds).await.expect("polar");
         let toy = ToyProvider::named(ProviderName::POLAR);
-        let (checkout, link) = start_checkout(&repo, &toy, (g, u, r), [3; 6], NOW).await.expect("checkout");
+        let (checkout, link) =
+            start_checkout(&repo, &toy, (g, u, r), [3; 6], NOW, None).await.expect("checkout");
         assert!(checkout.reference.as_str().starts_with("VIP"));
         assert_eq!(checkout.expected.to_string(), "5.00 USD");
         assert_eq!(checkout.expires_at, NOW + CHECKOUT_TTL);
@@ -204,13 +209,13 @@ mod tests {
         let toy = ToyProvider::named(ProviderName::POLAR);
         let bank = RoleId::new(8).expect("id");
         let unknown = RoleId::new(9).expect("id");
-        let refused = start_checkout(&repo, &toy, (g, u, r), [0; 6], NOW).await;
+        let refused = start_checkout(&repo, &toy, (g, u, r), [0; 6], NOW, None).await;
         assert_eq!(refused, Err(JoinError::NotOffered(ProviderName::POLAR)), "Polar not configured");
         let creds = ProviderCredentials::new(Secret::new("s"));
         repo.put_credentials(g, ProviderName::POLAR, &creds).await.expect("polar");
-        let refused = start_checkout(&repo, &toy, (g, u, bank), [0; 6], NOW).await;
+        let refused = start_checkout(&repo, &toy, (g, u, bank), [0; 6], NOW, None).await;
         assert_eq!(refused, Err(JoinError::NotOffered(ProviderName::POLAR)), "Bank has no Polar product");
-        let refused = start_checkout(&repo, &toy, (g, u, unknown), [0; 6], NOW).await;
+        let refused = start_checkout(&repo, &toy, (g, u, unknown), [0; 6], NOW, None).await;
         assert_eq!(refused, Err(JoinError::NotForSale));
     }
 }

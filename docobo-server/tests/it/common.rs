@@ -62,12 +62,13 @@ pub async fn spawn_configured(configure: impl FnOnce(&mut Config)) -> App {
     spawn_full(false, None, configure, |b| b).await
 }
 
-/// As [`spawn_configured`], with more than configuration: a clock, providers of its own.
+/// As [`spawn`] (with the interactions key), with more configuration and more than
+/// configuration: a clock, providers of its own.
 pub async fn spawn_built(
     configure: impl FnOnce(&mut Config),
     extend: impl FnOnce(Builder) -> Builder,
 ) -> App {
-    spawn_full(false, None, configure, extend).await
+    spawn_full(true, None, configure, extend).await
 }
 
 /// As [`spawn`], with the gateway on and connected to `gateway`.

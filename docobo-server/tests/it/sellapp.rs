@@ -13,12 +13,11 @@ use docobo_core::domain::*;
 use docobo_core::ports::*;
 use docobo_core::testing::ManualClock;
 use serde_json::{Value, json};
-use time::{Duration, OffsetDateTime, macros::datetime};
+use time::{Duration, OffsetDateTime};
 
 const SECRET: &str = "sellapp-webhook-signing-secret-0123";
 const API_KEY: &str = "sellapp-api-key";
 const ADMIN: &str = "admin-token-for-sellapp-tests";
-const START: OffsetDateTime = datetime!(2026-11-10 12:00 UTC);
 
 fn order(id: u64, status: &str, product: u64, quantity: u32, buyer: Option<&str>) -> (Value, Value) {
     let answers: Vec<Value> = buyer
@@ -42,12 +41,16 @@ struct World {
     app: App,
     sellapp: FakeSellapp,
     clock: Arc<ManualClock>,
+    /// When the manual clock started: now, whole seconds, so interactions signed with the real
+    /// time are within Discord's window.
+    start: OffsetDateTime,
 }
 
 impl World {
     async fn start(database_url: Option<String>) -> World {
         let sellapp = FakeSellapp::start(API_KEY).await.expect("fake sellapp");
-        let clock = Arc::new(ManualClock::new(START));
+        let start = OffsetDateTime::now_utc().replace_nanosecond(0).expect("whole seconds");
+        let clock = Arc::new(ManualClock::new(start));
         let api = sellapp.base_url.clone();
         let app = spawn_built(
             |c| {
@@ -73,7 +76,7 @@ impl World {
         credentials.api_token = Some(Secret::new(API_KEY));
         credentials.settings.insert("store".into(), "shop".into());
         app.repo.put_credentials(g, Sellapp::NAME, &credentials).await.expect("credentials");
-        World { app, sellapp, clock }
+        World { app, sellapp, clock, start }
     }
 
     async fn post(&self, body: &str, headers: &[(&str, String)]) -> (u16, Value) {
@@ -153,7 +156,7 @@ async fn scenario(database_url: Option<String>) {
     assert_eq!((resolved.outcome, resolved.attempts), (EventOutcome::Processed, 3), "{resolved:?}");
     assert_eq!(
         w.access_until("236-1").await,
-        Some(START + Duration::seconds(11) + Duration::days(60)),
+        Some(w.start + Duration::seconds(11) + Duration::days(60)),
         "quantity 2 × 30 days"
     );
 
@@ -242,4 +245,58 @@ async fn sellapp_orders_end_to_end_on_sqlite() {
 async fn sellapp_orders_end_to_end_on_postgres() {
     let Some(url) = fresh_postgres().await else { return };
     scenario(Some(url)).await;
+}
+
+/// `/join` through Sell.app with an API key: the member is asked for an email, and the order is
+/// made through Sell.app's API carrying their Discord id, so its webhook names them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn join_through_sellapp_asks_for_an_email_and_makes_the_order_with_the_discord_id() {
+    let w = World::start(None).await;
+    let menu = w.app.interact(&command("join", 0)).await;
+    let values: Vec<&str> = menu["data"]["components"][0]["components"][0]["options"]
+        .as_array()
+        .expect("options")
+        .iter()
+        .filter_map(|o| o["value"].as_str())
+        .collect();
+    let choice = format!("{VIP}:sellapp");
+    assert!(values.contains(&choice.as_str()), "{values:?}");
+
+    let form = w.app.interact(&choose("join:offer", &choice, "j1")).await;
+    let custom_id = format!("join:email:{VIP}:sellapp");
+    assert_eq!(
+        (form["type"].as_u64(), form["data"]["custom_id"].as_str()),
+        (Some(9), Some(custom_id.as_str())),
+        "{form}"
+    );
+    let bad = w.app.interact(&submit(&custom_id, &[("email", "not an email")], "j2")).await;
+    assert!(content(&bad).contains("does not look like an email"), "{bad}");
+    assert!(w.sellapp.requests().is_empty(), "no order for a bad email");
+
+    let answer = w.app.interact(&submit(&custom_id, &[("email", "buyer@example.org")], "j3")).await;
+    assert_eq!(answer["type"], 6, "Sell.app is asked after the acknowledgement");
+    let edit = w.app.follow_up("j3").await;
+    let url = edit["components"][0]["components"][0]["url"].as_str().unwrap_or_default().to_owned();
+    assert!(url.starts_with("https://shop.sell.app/checkout/"), "{edit}");
+
+    let requests = w.sellapp.requests();
+    let create =
+        requests.iter().find(|r| r.method == "POST" && r.path == "/v2/orders").expect("an order was made");
+    let body: Value = serde_json::from_slice(&create.body).expect("json");
+    assert_eq!(body["customer_email"], "buyer@example.org");
+    assert_eq!(body["product_variants"]["301"]["additional_information"]["discord_user_id"], USER);
+    let reference =
+        body["product_variants"]["301"]["additional_information"]["docobo_checkout"].as_str().expect("ref");
+    assert_eq!(create.headers.get("idempotency-key").map(String::as_str), Some(reference));
+    assert_eq!(create.headers.get("x-store").map(String::as_str), Some("shop"));
+    let stored = w
+        .app
+        .repo
+        .checkout(GUILD.parse().expect("id"), &reference.parse().expect("ref"))
+        .await
+        .expect("read");
+    assert!(
+        stored.is_some_and(|c| c.provider == Sellapp::NAME),
+        "the checkout is stored before Sell.app is asked"
+    );
 }

@@ -1,13 +1,17 @@
 //! `/join`: one select menu listing every (role, provider) on offer; choosing one stores a
 //! checkout and shows how to pay. A provider that builds its answer locally (SePay's QR) is shown
-//! at once; one that must be asked (Polar's checkout page) is answered after a deferral.
+//! at once; one that must be asked (Polar's checkout page) is answered after a deferral. A
+//! provider that needs the buyer's email first (Sell.app with an API key) gets a one-field form
+//! before the checkout starts.
 
 use docobo_core::domain::{GuildId, ProviderName, RoleId, UserId};
 use docobo_core::ports::CheckoutLink;
 use docobo_core::service::{JoinError, offers, start_checkout};
 use serenity::all::{
-    ComponentInteractionData, ComponentInteractionDataKind, CreateActionRow, CreateButton, CreateEmbed,
-    CreateInteractionResponseMessage, CreateSelectMenu, CreateSelectMenuKind, CreateSelectMenuOption,
+    ActionRowComponent, ComponentInteractionData, ComponentInteractionDataKind, CreateActionRow,
+    CreateButton, CreateEmbed, CreateInputText, CreateInteractionResponse, CreateInteractionResponseMessage,
+    CreateModal, CreateSelectMenu, CreateSelectMenuKind, CreateSelectMenuOption, InputTextStyle,
+    ModalInteractionData,
 };
 
 use super::{Bot, Caller, Reply, View, unavailable};
@@ -86,6 +90,54 @@ impl Bot {
         else {
             return Ok(Reply::text("That choice is no longer on offer. Run `/join` again."));
         };
+        let credentials = self.repo.credentials(who.guild, provider.name()).await?;
+        if credentials.as_ref().is_some_and(|c| provider.needs_email(c)) {
+            return Ok(Reply::new(CreateInteractionResponse::Modal(email_form(role, provider.name()))));
+        }
+        self.checkout(who, role, provider, None).await
+    }
+
+    /// The email form's answer (`email:{role}:{provider}`): the checkout, with the email.
+    pub(super) async fn join_email(
+        &self,
+        who: Caller,
+        form: &str,
+        data: &ModalInteractionData,
+    ) -> Result<Reply, StoreError> {
+        let chosen = form.strip_prefix("email:").and_then(|rest| {
+            let (role, provider) = rest.split_once(':')?;
+            Some((role.parse::<RoleId>().ok()?, self.provider(provider.parse::<ProviderName>().ok()?)?))
+        });
+        let Some((role, provider)) = chosen else {
+            return Ok(Reply::text("That choice is no longer on offer. Run `/join` again."));
+        };
+        let email = data
+            .components
+            .iter()
+            .flat_map(|row| &row.components)
+            .find_map(|c| match c {
+                ActionRowComponent::InputText(t) if t.custom_id == "email" => t.value.as_deref(),
+                _ => None,
+            })
+            .unwrap_or("")
+            .trim();
+        let plausible = email.len() <= 254
+            && email.split_once('@').is_some_and(|(a, d)| !a.is_empty() && d.contains('.'));
+        if !plausible {
+            return Ok(Reply::text("That does not look like an email address. Run `/join` again."));
+        }
+        self.checkout(who, role, provider, Some(email.to_owned())).await
+    }
+
+    /// Starts the checkout (after the cooldown) and shows how to pay; deferred when the provider
+    /// must be asked.
+    async fn checkout(
+        &self,
+        who: Caller,
+        role: RoleId,
+        provider: std::sync::Arc<dyn docobo_core::ports::PaymentProvider>,
+        email: Option<String>,
+    ) -> Result<Reply, StoreError> {
         if !self.checkouts.admit((who.guild, who.user)) {
             return Ok(Reply::text(format!(
                 "You just started a checkout. Use that one, or try again in {} seconds.",
@@ -97,8 +149,9 @@ impl Bot {
         let checkout = async move {
             let name =
                 bot.repo.paid_role(who.guild, role).await?.map_or_else(|| format!("role {role}"), |r| r.name);
+            let member = (who.guild, who.user, role);
             let started =
-                start_checkout(&*bot.repo, &*provider, (who.guild, who.user, role), super::entropy(), who.at)
+                start_checkout(&*bot.repo, &*provider, member, super::entropy(), who.at, email.as_deref())
                     .await;
             outcome(started.map(|(_, link)| (name, link)))
         };
@@ -112,6 +165,16 @@ impl Bot {
         }
         Ok(Reply::update(checkout.await?.message()))
     }
+}
+
+/// The form asking for the buyer's email (Sell.app needs one before its payment page exists).
+fn email_form(role: RoleId, provider: ProviderName) -> CreateModal {
+    let input = CreateInputText::new(InputTextStyle::Short, "Email for the receipt", "email")
+        .placeholder("you@example.com")
+        .required(true)
+        .max_length(254);
+    CreateModal::new(format!("join:email:{role}:{provider}"), format!("Pay with {}", provider.title()))
+        .components(vec![CreateActionRow::InputText(input)])
 }
 
 /// At most one checkout per member every [`CheckoutCooldown::WAIT`] (review finding L12): each

@@ -206,6 +206,7 @@ impl Bot {
                 };
                 match m.data.custom_id.split_once(':') {
                     Some(("setup", form)) => self.setup_modal(who, form, &m.data).await,
+                    Some(("join", form)) => self.join_email(who, form, &m.data).await,
                     _ => Ok(Reply::text("This form is from an older Docobo. Run the command again.")),
                 }
             }
