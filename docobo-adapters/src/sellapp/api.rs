@@ -7,7 +7,7 @@ use std::time::Duration;
 use docobo_core::ports::{CheckoutError, ResolveError};
 use serde_json::{Value, json};
 
-use super::parse::{Answer, Order};
+use super::parse::{Answer, Order, Subscription};
 
 /// Per-request timeout.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
@@ -128,6 +128,14 @@ impl Access<'_> {
     /// One cheap read that proves the key and store: the first page of one order.
     pub async fn get_probe(&self) -> Result<(), ResolveError> {
         self.get("/v2/orders?limit=1").await.map(|_| ())
+    }
+
+    /// The subscription.
+    pub async fn subscription(&self, id: u64) -> Result<Subscription, ResolveError> {
+        let raw = self.get(&format!("/v2/subscriptions/{id}")).await?;
+        serde_json::from_value(raw).map_err(|e| {
+            ResolveError::Unresolvable(format!("subscription {id} is not one Docobo can read: {e}"))
+        })
     }
 
     /// The order with every custom-field answer from its deliverables.

@@ -67,6 +67,7 @@ fn store(credentials: &ProviderCredentials) -> Option<&str> {
 
 #[derive(Deserialize)]
 struct OrderId {
+    event: String,
     #[serde(default)]
     data: serde_json::Value,
 }
@@ -167,15 +168,14 @@ impl PaymentProvider for Sellapp {
         let unreadable =
             |e: serde_json::Error| ResolveError::Unresolvable(format!("not a Sell.app webhook: {e}"));
         let hint: OrderId = serde_json::from_slice(body).map_err(unreadable)?;
-        let id = hint
-            .data
-            .get("id")
-            .and_then(serde_json::Value::as_u64)
-            .ok_or_else(|| ResolveError::Unresolvable("the webhook names no order id".to_owned()))?;
+        let id = hint.data.get("id").and_then(serde_json::Value::as_u64).ok_or_else(|| {
+            ResolveError::Unresolvable("the webhook names no order or subscription id".to_owned())
+        })?;
         let Some(key) = &credentials.api_token else {
             return Err(ResolveError::Unresolvable(format!(
-                "the webhook only names order {id}, and no Sell.app API key is configured to read it \
-                 (docobo provider set <GUILD> sellapp --webhook-secret S --api-key K --store SLUG), then replay"
+                "the webhook only names {} {id}, and no Sell.app API key is configured to read it \
+                 (docobo provider set <GUILD> sellapp --webhook-secret S --api-key K --store SLUG), then replay",
+                hint.event.split('.').next().unwrap_or("order")
             )));
         };
         let access = api::Access {
@@ -184,8 +184,12 @@ impl PaymentProvider for Sellapp {
             key: key.expose(),
             store: store(credentials),
         };
-        let order = access.order(id).await?;
-        parse::parse(body, Some(order)).map_err(|e| ResolveError::Unresolvable(e.reason))
+        let fetched = if hint.event.starts_with("subscription.") {
+            parse::Fetched::Subscription(access.subscription(id).await?)
+        } else {
+            parse::Fetched::Order(access.order(id).await?)
+        };
+        parse::parse(body, Some(fetched)).map_err(|e| ResolveError::Unresolvable(e.reason))
     }
 
     fn needs_email(&self, credentials: &ProviderCredentials) -> bool {

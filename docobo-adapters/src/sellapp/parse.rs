@@ -56,6 +56,49 @@ pub struct Order {
     pub customer_information: Option<Value>,
 }
 
+/// What Docobo reads of a subscription, from a webhook or `GET /v2/subscriptions/{id}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct Subscription {
+    pub id: u64,
+    #[serde(default, deserialize_with = "status")]
+    pub status: Option<String>,
+    #[serde(default)]
+    pub current_period_start: Option<String>,
+    #[serde(default)]
+    pub current_period_end: Option<String>,
+    #[serde(default)]
+    pub cancel_at_period_end: bool,
+    #[serde(default)]
+    pub canceled_immediately_at: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    pub product_variant_id: Option<String>,
+    #[serde(default)]
+    pub updated_at: Option<String>,
+    /// `{id, email, external_id, name, metadata}`: the buyer's Discord id is read from
+    /// `metadata.discord_user_id`, else from an `external_id` that is a snowflake.
+    #[serde(default)]
+    pub customer: Option<Value>,
+}
+
+impl Subscription {
+    pub fn buyer(&self) -> Option<UserId> {
+        let customer = self.customer.as_ref()?;
+        let named = customer.pointer("/metadata/discord_user_id").and_then(Value::as_str);
+        named.or_else(|| customer.get("external_id").and_then(Value::as_str))?.trim().parse().ok()
+    }
+
+    fn complete(&self) -> bool {
+        self.status.is_some() && self.current_period_end.is_some() && self.buyer().is_some()
+    }
+}
+
+/// What the resolver read from the API for a deferred delivery.
+#[derive(Debug, Clone)]
+pub enum Fetched {
+    Order(Order),
+    Subscription(Subscription),
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct LineItem {
     #[serde(default)]
@@ -66,6 +109,10 @@ pub struct LineItem {
     pub product_variant_id: Option<String>,
     #[serde(default = "one")]
     pub quantity: u32,
+    /// Set on the order that starts or renews a subscription: access follows the
+    /// subscription's own events, so the line grants nothing itself.
+    #[serde(default)]
+    pub subscription_id: Option<Value>,
 }
 
 fn one() -> u32 {
@@ -171,8 +218,8 @@ fn delivery_id(envelope: &Envelope, order_id: Option<u64>, status: Option<&str>)
     raw.parse().map_err(|e| format!("delivery id: {e}"))
 }
 
-/// Parses a delivery. `resolved` is the order read from the API, for a deferred one.
-pub fn parse(body: &[u8], resolved: Option<Order>) -> Result<ParsedWebhook, ParseError> {
+/// Parses a delivery. `resolved` is what the API said, for a deferred one.
+pub fn parse(body: &[u8], resolved: Option<Fetched>) -> Result<ParsedWebhook, ParseError> {
     let fail = |event_id: Option<EventId>, reason: String| ParseError { event_id, reason };
     let envelope: Envelope =
         serde_json::from_slice(body).map_err(|e| fail(None, format!("not a Sell.app webhook: {e}")))?;
@@ -181,17 +228,29 @@ pub fn parse(body: &[u8], resolved: Option<Order>) -> Result<ParsedWebhook, Pars
     let order_id = sent.as_ref().map(|o| o.id).or_else(|| envelope.data.get("id").and_then(Value::as_u64));
     let event_id = delivery_id(&envelope, order_id, sent.as_ref().and_then(|o| o.status.as_deref()))
         .map_err(|e| fail(None, e))?;
-    if !kind.starts_with("order.") {
-        let note = match kind {
-            k if k.starts_with("subscription.") => format!("{k}: Sell.app subscriptions are not applied yet"),
-            k => format!("{k} does not affect access"),
+    if kind.starts_with("subscription.") {
+        let sent: Option<Subscription> = serde_json::from_value(envelope.data.clone()).ok();
+        let sub = match (resolved, sent) {
+            (Some(Fetched::Subscription(sub)), _) => sub,
+            (None, Some(sub)) if sub.complete() => sub,
+            _ => {
+                let why = format!(
+                    "{kind} carries no period end or Discord id: subscription {} is read from Sell.app's API",
+                    order_id.unwrap_or(0)
+                );
+                return Ok(ParsedWebhook::deferred(event_id, why));
+            }
         };
-        return Ok(ParsedWebhook::ignored(event_id, note));
+        return subscription_events(kind, &sub, event_id.clone())
+            .map_err(|reason| fail(Some(event_id), reason));
+    }
+    if !kind.starts_with("order.") {
+        return Ok(ParsedWebhook::ignored(event_id, format!("{kind} does not affect access")));
     }
     let order = match (resolved, sent) {
-        (Some(order), _) => order,
+        (Some(Fetched::Order(order)), _) => order,
         (None, Some(order)) if order.complete() => order,
-        (None, _) => {
+        _ => {
             let why = format!(
                 "{kind} carries no line items or Discord id: order {} is read from Sell.app's API",
                 order_id.unwrap_or(0)
@@ -228,7 +287,12 @@ fn order_events(kind: &str, order: &Order, event_id: EventId) -> Result<ParsedWe
         ));
     };
     let mut events = Vec::new();
-    for (n, line) in order.line_items.iter().enumerate() {
+    for (n, line) in order
+        .line_items
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.subscription_id.as_ref().is_none_or(Value::is_null))
+    {
         let reference: ExternalRef = format!("{}-{}", order.id, line.id.map_or(n as u64, |id| id))
             .parse()
             .map_err(|e| format!("order reference: {e}"))?;
@@ -246,7 +310,11 @@ fn order_events(kind: &str, order: &Order, event_id: EventId) -> Result<ParsedWe
         events.push(ProviderEvent::new(Some(reference), Event { kind: event, version }, subject));
     }
     if events.is_empty() {
-        return Err(format!("order {} has no line items", order.id));
+        if order.line_items.is_empty() {
+            return Err(format!("order {} has no line items", order.id));
+        }
+        let note = format!("{kind} for a subscription order: access follows the subscription's own events");
+        return Ok(ParsedWebhook::ignored(event_id, note));
     }
     let mut parsed = ParsedWebhook::new(event_id, events);
     if let (EventKind::PaymentSucceeded { .. }, Some(totals)) = (event, &order.totals)
@@ -257,4 +325,42 @@ fn order_events(kind: &str, order: &Order, event_id: EventId) -> Result<ParsedWe
         parsed = parsed.with_payment(PaymentFact::new(reference, amount, at));
     }
     Ok(parsed)
+}
+
+/// A subscription's facts, on its own purchase `sub-{id}`: active or trialing pays until the
+/// period's end; a cancellation keeps access until then, an immediate one ends it; past due or
+/// unpaid is a failed renewal (the guild's grace applies).
+fn subscription_events(kind: &str, sub: &Subscription, event_id: EventId) -> Result<ParsedWebhook, String> {
+    let at = |s: &Option<String>| s.as_deref().and_then(|s| OffsetDateTime::parse(s, &Rfc3339).ok());
+    let end = at(&sub.current_period_end).ok_or("the subscription has no readable current_period_end")?;
+    let version = at(&sub.updated_at).or_else(|| at(&sub.current_period_start)).unwrap_or(end);
+    let status = sub.status.as_deref().unwrap_or("");
+    let event = if sub.canceled_immediately_at.is_some() {
+        EventKind::Revoked
+    } else if sub.cancel_at_period_end || status == "CANCELED" {
+        EventKind::CancelScheduled { access_until: end }
+    } else if matches!(status, "PAST_DUE" | "UNPAID") {
+        EventKind::PaymentFailed
+    } else if matches!(status, "ACTIVE" | "TRIALING") {
+        EventKind::PaymentSucceeded { access_until: Some(end) }
+    } else {
+        return Ok(ParsedWebhook::ignored(
+            event_id,
+            format!("{kind} with subscription status {status} does not change access"),
+        ));
+    };
+    let user = sub.buyer().ok_or_else(|| {
+        format!(
+            "subscription {} names no Discord member: set the customer's metadata discord_user_id (or external_id), then replay",
+            sub.id
+        )
+    })?;
+    let reference: ExternalRef =
+        format!("sub-{}", sub.id).parse().map_err(|e| format!("subscription reference: {e}"))?;
+    let mut subject = Subject::default();
+    subject.user = Some(user);
+    subject.variant.clone_from(&sub.product_variant_id);
+    let event =
+        ProviderEvent::new(Some(reference), Event { kind: event, version: Version(version) }, subject);
+    Ok(ParsedWebhook::new(event_id, vec![event]))
 }

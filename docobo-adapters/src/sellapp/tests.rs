@@ -107,8 +107,47 @@ fn a_hint_is_deferred_and_a_missing_discord_id_says_how_to_fix_it() {
     )
     .expect("order");
     order.additional_information.clear();
-    let failed = parse::parse(BODY.as_bytes(), Some(order)).expect_err("no member");
+    let failed = parse::parse(BODY.as_bytes(), Some(parse::Fetched::Order(order))).expect_err("no member");
     assert!(failed.reason.contains("discord_user_id"), "{failed}");
+}
+
+fn subscription(status: &str, cancel: bool) -> String {
+    serde_json::json!({
+        "event": "subscription.renewed",
+        "data": {
+            "id": 55, "status": status, "cancel_at_period_end": cancel, "product_variant_id": 401,
+            "current_period_start": "2026-11-01T00:00:00Z", "current_period_end": "2026-12-01T00:00:00Z",
+            "updated_at": "2026-11-01T00:00:05Z",
+            "customer": { "id": 9, "email": "a@example.org", "metadata": { "discord_user_id": "123456789012345678" } }
+        }
+    })
+    .to_string()
+}
+
+#[test]
+fn subscriptions_follow_the_recurring_rules_on_their_own_purchase() {
+    let end = datetime!(2026-12-01 00:00 UTC);
+    let kind = |status: &str, cancel: bool| {
+        let parsed = parse::parse(subscription(status, cancel).as_bytes(), None).expect("parses");
+        parsed.events.first().map(|e| {
+            assert_eq!(e.entitlement_ref.as_ref().map(|r| r.as_str()), Some("sub-55"));
+            assert_eq!((e.subject.variant.as_deref(), e.subject.product.as_deref()), (Some("401"), None));
+            assert!(!e.subject.one_time, "a subscription renews");
+            e.event.kind
+        })
+    };
+    assert_eq!(kind("ACTIVE", false), Some(EventKind::PaymentSucceeded { access_until: Some(end) }));
+    assert_eq!(kind("TRIALING", false), Some(EventKind::PaymentSucceeded { access_until: Some(end) }));
+    assert_eq!(kind("ACTIVE", true), Some(EventKind::CancelScheduled { access_until: end }));
+    assert_eq!(kind("PAST_DUE", false), Some(EventKind::PaymentFailed));
+    assert_eq!(kind("INCOMPLETE", false), None, "nothing paid yet");
+    let hint = br#"{"event":"subscription.created","data":{"id":55}}"#;
+    assert!(parse::parse(hint, None).expect("parses").deferred.is_some(), "read from the API");
+    // The order that starts a subscription grants nothing itself.
+    let mut order: serde_json::Value = serde_json::from_str(&full("PAID", "order.paid")).expect("json");
+    order["data"]["line_items"][0]["subscription_id"] = serde_json::json!(55);
+    let parsed = parse::parse(order.to_string().as_bytes(), None).expect("parses");
+    assert!(parsed.events.is_empty() && parsed.note.is_some(), "{parsed:?}");
 }
 
 proptest! {

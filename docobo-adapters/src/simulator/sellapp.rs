@@ -1,5 +1,5 @@
 //! A fake Sell.app API: `POST /v2/orders` and `POST /v2/orders/{id}/checkout` (what `/join`
-//! calls), `GET /v2/orders/{id}`, `GET /v2/orders/{id}/deliverables`, the
+//! calls), `GET /v2/orders/{id}`, `GET /v2/orders/{id}/deliverables`, `GET /v2/subscriptions/{id}`, the
 //! one-order probe `GET /v2/orders?limit=1` and the event journal `GET /v2/events` (cursor pages
 //! of 50, `410 cursor_expired` for a cursor from before [`FakeSellapp::expire_cursors`]),
 //! checking the bearer key like Sell.app does, recording every request, and able to be down (503)
@@ -18,6 +18,8 @@ struct State {
     /// Order id → (order, deliverables).
     orders: BTreeMap<u64, (Value, Value)>,
     down: bool,
+    /// Subscription id → the subscription.
+    subscriptions: BTreeMap<u64, Value>,
     /// The journal, oldest first.
     events: Vec<Value>,
     /// Cursors name their generation; older ones are expired.
@@ -52,6 +54,11 @@ impl FakeSellapp {
     /// Stores order `id` (the v2 order object) and its deliverables (the buyer's answers).
     pub fn put_order(&self, id: u64, order: Value, deliverables: Value) {
         self.state().orders.insert(id, (order, deliverables));
+    }
+
+    /// Stores subscription `id` (the v2 subscription object).
+    pub fn put_subscription(&self, id: u64, subscription: Value) {
+        self.state().subscriptions.insert(id, subscription);
     }
 
     /// While `down`, every request is answered 503.
@@ -89,6 +96,12 @@ fn respond(accepted: &str, state: &Mutex<State>, request: Request) -> (u16, Stri
     let path = request.path.split('?').next().unwrap_or_default();
     if request.method == "GET" && path == "/v2/events" {
         return journal(&state, &request.path);
+    }
+    if let Some(id) = path.strip_prefix("/v2/subscriptions/") {
+        return match id.parse::<u64>().ok().and_then(|id| state.subscriptions.get(&id)) {
+            Some(sub) if request.method == "GET" => (200, json!({ "data": sub }).to_string()),
+            _ => (404, json!({ "message": "Not found." }).to_string()),
+        };
     }
     let parts: Vec<&str> =
         path.trim_start_matches("/v2/orders").split('/').filter(|p| !p.is_empty()).collect();

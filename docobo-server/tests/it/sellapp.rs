@@ -300,3 +300,47 @@ async fn join_through_sellapp_asks_for_an_email_and_makes_the_order_with_the_dis
         "the checkout is stored before Sell.app is asked"
     );
 }
+
+/// A Sell.app subscription on a recurring role, linked by variant: created grants until the
+/// period's end, a renewal read from the API (the webhook names only the id) extends it, and a
+/// cancellation keeps access until the period ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sellapp_subscriptions_grant_renew_and_cancel_at_the_period_end() {
+    let w = World::start(None).await;
+    let g: GuildId = GUILD.parse().expect("id");
+    let role: RoleId = ADMINS.parse().expect("id");
+    w.app.discord.add_role(g.get(), role.get(), "Monthly", 3);
+    let usd = Money::parse("9.00", Currency::Usd).expect("price");
+    let monthly = PaidRole::new(g, role, "Monthly", usd, Term::Recurring)
+        .expect("role")
+        .with_link(ProductLink::product(Sellapp::NAME, "90").variant("401"));
+    w.app.repo.put_paid_role(&monthly).await.expect("role");
+    let rfc = |t: OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).expect("time");
+    let sub = |status: &str, cancel: bool, end: OffsetDateTime| {
+        json!({ "id": 55, "status": status, "cancel_at_period_end": cancel, "product_variant_id": 401,
+                "current_period_start": rfc(end - Duration::days(30)), "current_period_end": rfc(end),
+                "updated_at": rfc(end - Duration::days(30) + Duration::seconds(1)),
+                "customer": { "id": 9, "metadata": { "discord_user_id": USER } } })
+    };
+    let first_end = w.start + Duration::days(30);
+    let created =
+        json!({ "event": "subscription.created", "data": sub("ACTIVE", false, first_end) }).to_string();
+    assert_eq!(w.deliver(&created).await.1["status"], "processed");
+    wait("Monthly granted", async || w.holds(ADMINS)).await;
+    assert_eq!(w.access_until("sub-55").await, Some(first_end));
+
+    let second_end = first_end + Duration::days(30);
+    w.sellapp.put_subscription(55, sub("ACTIVE", false, second_end));
+    let renewed = json!({ "event": "subscription.renewed", "data": { "id": 55 } }).to_string();
+    assert_eq!(w.deliver(&renewed).await.1["status"], "deferred");
+    wait("the renewal is read from the API", async || w.access_until("sub-55").await == Some(second_end))
+        .await;
+
+    let cancelled =
+        json!({ "event": "subscription.cancelled", "data": sub("ACTIVE", true, second_end) }).to_string();
+    assert_eq!(w.deliver(&cancelled).await.1["status"], "processed");
+    let reference: ExternalRef = "sub-55".parse().expect("ref");
+    let e = w.app.repo.entitlement(Sellapp::NAME, g, &reference).await.expect("read").expect("stored");
+    assert_eq!((e.status(), e.access_until()), (docobo_core::machine::Status::Cancelled, Some(second_end)));
+    assert!(w.holds(ADMINS), "a cancelled subscription keeps access until the period ends");
+}

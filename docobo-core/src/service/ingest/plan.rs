@@ -159,16 +159,27 @@ async fn product_moved<R: IngestRepo + ?Sized>(
     }))
 }
 
-/// The paid role linked to the subject's product (and variant) at `kind`, if any.
+/// The paid role linked to the subject's product (and variant) at `kind`, or to its variant
+/// alone when the payload names no product, if any.
 async fn sold_as<R: IngestRepo + ?Sized>(
     repo: &R,
     guild: &Guild,
     kind: ProviderName,
     subject: &crate::ports::Subject,
 ) -> Result<Option<PaidRole>, StoreError> {
-    match &subject.product {
-        Some(product) => repo.paid_role_by_product(guild.id, kind, product, subject.variant.as_deref()).await,
-        None => Ok(None),
+    match (&subject.product, &subject.variant) {
+        (Some(product), variant) => {
+            repo.paid_role_by_product(guild.id, kind, product, variant.as_deref()).await
+        }
+        // Only the variant is known (a Sell.app subscription): the role linked to that variant.
+        (None, Some(variant)) => {
+            let roles = repo.paid_roles(guild.id).await?;
+            let linked = |r: &PaidRole| {
+                r.links.iter().any(|l| l.provider == kind && l.variant.as_deref() == Some(variant))
+            };
+            Ok(roles.into_iter().find(linked))
+        }
+        (None, None) => Ok(None),
     }
 }
 
