@@ -6,6 +6,9 @@
 //!   set (`webhook-id`, `webhook-timestamp` within ±5 min, `webhook-signature: v1,<base64>`)
 //!   keyed with the secret's UTF-8 bytes (UNCONFIRMED: seen in third-party code, fits the SDK's
 //!   hints). Both compare in constant time.
+//! - **The buyer**, first match wins: the checkout `/join` made (the order's `docobo_checkout`
+//!   answer), the `discord_user_id` custom field (or a "Discord ID" label), the invoice's
+//!   `discord_data`; for a subscription, the customer's metadata `discord_user_id`.
 //! - **Parsing** ([`parse`]): an order object with line items and the buyer's Discord id is
 //!   applied at once; a webhook that only names the order is deferred, and [`Sellapp::resolve`]
 //!   reads it from the API after the acknowledgement ([`api`]).

@@ -6,7 +6,7 @@
 //! item is one purchase (`{order}-{line}`), paid once however many events report it, and a
 //! quantity of N pays N fixed terms.
 
-use docobo_core::domain::{Currency, EventId, ExternalRef, Money, UserId};
+use docobo_core::domain::{CheckoutRef, Currency, EventId, ExternalRef, Money, UserId};
 use docobo_core::machine::{Event, EventKind, Version};
 use docobo_core::ports::{ParseError, ParsedWebhook, PaymentFact, ProviderEvent, Subject};
 use serde::Deserialize;
@@ -162,6 +162,13 @@ fn status<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::E
 }
 
 impl Order {
+    /// The reference of the checkout `/join` made for it (the custom field `docobo_checkout`).
+    fn checkout(&self) -> Option<CheckoutRef> {
+        let answer =
+            self.additional_information.iter().find(|a| a.key.as_deref() == Some("docobo_checkout"))?;
+        answer.value.as_deref()?.trim().parse().ok()
+    }
+
     /// Everything needed to apply it: line items, a status, and who bought it.
     fn complete(&self) -> bool {
         !self.line_items.is_empty() && self.status.is_some() && self.buyer().is_some()
@@ -306,6 +313,7 @@ fn order_events(kind: &str, order: &Order, event_id: EventId) -> Result<ParsedWe
         subject.user = Some(user);
         subject.product.clone_from(&line.product_id);
         subject.variant.clone_from(&line.product_variant_id);
+        subject.checkout_refs = order.checkout().into_iter().collect();
         (subject.one_time, subject.paid_once, subject.units) = (true, true, line.quantity);
         events.push(ProviderEvent::new(Some(reference), Event { kind: event, version }, subject));
     }

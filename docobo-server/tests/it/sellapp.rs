@@ -299,6 +299,48 @@ async fn join_through_sellapp_asks_for_an_email_and_makes_the_order_with_the_dis
         stored.is_some_and(|c| c.provider == Sellapp::NAME),
         "the checkout is stored before Sell.app is asked"
     );
+
+    // The member pays; Sell.app's webhook names the order, whose answers carry the checkout. The
+    // checkout names the member first: a different id typed into the Discord field loses.
+    let id = url.rsplit('/').next().and_then(|n| n.parse::<u64>().ok()).expect("order id");
+    let (mut paid, _) = order(id, "COMPLETED", 77, 1, None);
+    let answers = body["product_variants"]["301"]["additional_information"].clone();
+    let deliverables = json!([{ "product_variant_id": 301, "additional_information": [
+        { "key": "discord_user_id", "value": "999999999999999999" },
+        { "key": "docobo_checkout", "value": answers["docobo_checkout"] } ] }]);
+    paid["id"] = json!(id);
+    w.sellapp.put_order(id, paid, deliverables);
+    assert_eq!(w.deliver(&hint(id)).await.1["status"], "deferred");
+    wait("VIP granted for the order /join made", async || w.holds(VIP)).await;
+}
+
+/// `/setup`'s price form links a role to one variant of a Sell.app product (`PRODUCT/VARIANT`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_links_a_role_to_a_sellapp_product_variant() {
+    let w = World::start(None).await;
+    w.app.interact(&command("setup", OWNER)).await;
+    w.app.interact(&choose_roles(&[(VIP, "VIP")], "pick")).await;
+    w.app.follow_up("pick").await;
+    let form = w.app.interact(&button(&format!("setup:price:{VIP}"), "form")).await;
+    assert!(form.to_string().contains("product:sellapp"), "the form asks for the Sell.app product: {form}");
+    let fields = [
+        ("price", "10.00"),
+        ("currency", "USD"),
+        ("term", "90d"),
+        ("product:polar", ""),
+        ("product:sellapp", "77/303"),
+    ];
+    w.app.interact(&submit(&format!("setup:price:{VIP}"), &fields, "save")).await;
+    assert!(content(&w.app.follow_up("save").await).contains("Saved **VIP**"));
+    let saved = w
+        .app
+        .repo
+        .paid_role(GUILD.parse().expect("id"), VIP.parse().expect("id"))
+        .await
+        .expect("read")
+        .expect("saved");
+    assert_eq!(saved.links, vec![ProductLink::product(Sellapp::NAME, "77").variant("303")]);
+    assert_eq!(saved.term, Term::Fixed { days: 90 });
 }
 
 /// A Sell.app subscription on a recurring role, linked by variant: created grants until the

@@ -265,7 +265,8 @@ async fn resolve<R: IngestRepo + ?Sized>(
             paid_at,
         }));
     }
-    let Some(user) = subject.user.or(checkout.as_ref().map(|c| c.user)) else {
+    // The checkout Docobo made names the member first; the payload's own id is the fallback.
+    let Some(user) = checkout.as_ref().map(|c| c.user).or(subject.user) else {
         return Ok(Err(Unresolved::UnknownMember));
     };
     let paid_role = match (subject.role.or(checkout.as_ref().map(|c| c.role)), &subject.product) {

@@ -91,18 +91,13 @@ pub(super) fn price_form(
         input("Term", "term", saved.map(|r| r.term.to_string()), "recurring, lifetime, or 30d", true),
     ];
     for provider in product_providers(providers) {
-        let label: String = format!("{} product id (empty: no {})", provider.title(), provider.title())
-            .chars()
-            .take(45)
-            .collect();
-        let saved = saved.and_then(|r| r.product_at(provider)).map(str::to_owned);
-        fields.push(input(
-            &label,
-            &product_field(provider),
-            saved,
-            "from the provider's product page",
-            false,
-        ));
+        let label: String =
+            format!("{} product (or product/variant)", provider.title()).chars().take(45).collect();
+        let saved = saved.and_then(|r| r.link_to(provider)).and_then(|l| match (&l.product, &l.variant) {
+            (Some(p), Some(v)) => Some(format!("{p}/{v}")),
+            (p, _) => p.clone(),
+        });
+        fields.push(input(&label, &product_field(provider), saved, "empty: not sold there", false));
     }
     CreateModal::new(format!("setup:price:{role}"), title).components(fields)
 }
@@ -176,9 +171,14 @@ pub(super) fn parse_price(
     };
     let mut paid = PaidRole::new(guild, role, name, price, term).map_err(|e| e.to_string())?;
     for provider in product_providers(providers) {
-        let product = field(data, &product_field(provider));
-        if !product.is_empty() {
-            paid.link(ProductLink::product(provider, product));
+        // `PRODUCT`, or `PRODUCT/VARIANT` to sell one variant (Sell.app's 30, 60 or 90 days).
+        let typed = field(data, &product_field(provider));
+        match typed.split_once('/') {
+            _ if typed.is_empty() => {}
+            Some((product, variant)) => {
+                paid.link(ProductLink::product(provider, product.trim()).variant(variant.trim()))
+            }
+            None => paid.link(ProductLink::product(provider, typed)),
         }
     }
     // A provider that needs no product (a bank transfer, matched by its code) is offered wherever
