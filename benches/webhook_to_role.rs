@@ -7,6 +7,10 @@
 //! arriving at the fake. Prints percentiles. `cargo bench --bench webhook_to_role` (DESIGN §6
 //! target: p99 ≤ 50 ms).
 //!
+//! Then the same for Sell.app webhooks that name only an order (`N_SELLAPP` of them): each is
+//! acknowledged at once and read from the fake Sell.app API afterwards, so (b) includes the
+//! resolver's API read.
+//!
 //! The spacing matters: a role job makes three Discord requests (read, change, verify) and the
 //! gateway paces one guild at 10 requests per second after a burst of 5, so back-to-back
 //! purchases in one guild queue behind each other at ~300 ms each. That is the pacing working,
@@ -15,7 +19,9 @@
 use std::time::{Duration, Instant};
 
 use docobo::adapters::polar::signature;
+use docobo::adapters::sellapp::Sellapp;
 use docobo::adapters::simulator::discord::FakeDiscord;
+use docobo::adapters::simulator::sellapp::FakeSellapp;
 use docobo::core::domain::{
     Currency, Guild, GuildId, Money, PaidRole, ProductLink, ProviderName, RoleId, Secret, Term,
 };
@@ -23,6 +29,9 @@ use docobo::core::ports::{CatalogRepo, ProviderCredentials};
 use docobo_server::{Application, Config};
 
 const N: usize = 100;
+const N_SELLAPP: usize = 50;
+const SELLAPP_SECRET: &str = "sellapp-bench-signing-secret-0123";
+const SELLAPP_KEY: &str = "sellapp-bench-api-key";
 const SPACING: Duration = Duration::from_millis(350);
 const SECRET: &str = "whsec_bench_secret";
 const GUILD: u64 = 987_654_321_098_765_432;
@@ -56,7 +65,9 @@ async fn main() {
     std::fs::create_dir_all(&dir).expect("dir");
     let database = std::env::var("DOCOBO_BENCH_POSTGRES_URL")
         .unwrap_or_else(|_| format!("sqlite://{}?mode=rwc", dir.join("bench.db").display()));
+    let sellapp = FakeSellapp::start(SELLAPP_KEY).await.expect("fake sellapp");
     let config = Config {
+        sellapp_api_url: sellapp.base_url.clone(),
         database_url: database.clone(),
         listen: "127.0.0.1:0".parse().expect("address"),
         secret_key: Some(Secret::new("AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=")),
@@ -78,6 +89,15 @@ async fn main() {
         .put_credentials(guild, ProviderName::POLAR, &ProviderCredentials::new(Secret::new(SECRET)))
         .await
         .expect("creds");
+    let mut store = ProviderCredentials::new(Secret::new(SELLAPP_SECRET));
+    store.api_token = Some(Secret::new(SELLAPP_KEY));
+    state.repo.put_credentials(guild, Sellapp::NAME, &store).await.expect("creds");
+    let mut signals = vip.clone();
+    signals.role = RoleId::new(ROLE + 1).expect("id");
+    signals.term = Term::Fixed { days: 30 };
+    signals.links = vec![ProductLink::product(Sellapp::NAME, "77").variant("301")];
+    state.repo.put_paid_role(&signals).await.expect("role");
+    fake.add_role(GUILD, ROLE + 1, "Signals", 4);
     let base = app.base_url();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until(async move {
@@ -124,10 +144,49 @@ async fn main() {
         };
         to_role.push(arrived.saturating_duration_since(acked));
     }
+    let (mut hint_acks, mut hint_to_role) = (Vec::with_capacity(N_SELLAPP), Vec::with_capacity(N_SELLAPP));
+    for i in 0..N_SELLAPP {
+        tokio::time::sleep(SPACING).await;
+        let user = 200_000_000_000_000_000 + i as u64;
+        fake.join(GUILD, user);
+        let order = 5000 + i as u64;
+        let paid = serde_json::json!({
+            "id": order, "status": "COMPLETED",
+            "line_items": [{ "id": 1, "product_id": 77, "product_variant_id": 301, "quantity": 1 }],
+            "timeline": [{ "status": "COMPLETED", "set_at": "2026-11-10T12:00:00Z" }],
+        });
+        let answers = serde_json::json!([{ "additional_information": [{ "key": "discord_user_id", "value": user.to_string() }] }]);
+        sellapp.put_order(order, paid, answers);
+        let body = serde_json::json!({ "event": "order.completed", "data": { "id": order } }).to_string();
+        let sent = Instant::now();
+        let response = client
+            .post(format!("{base}/webhooks/sellapp/{GUILD}"))
+            .header("signature", docobo::adapters::sellapp::signature(SELLAPP_SECRET, body.as_bytes()))
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let acked = Instant::now();
+        assert!(response.status().is_success(), "{}", response.status());
+        hint_acks.push(acked - sent);
+        let part = format!("/members/{user}/roles/{}", ROLE + 1);
+        let deadline = acked + Duration::from_secs(10);
+        let arrived = loop {
+            if let Some(at) = fake.first_arrival("PUT", &part) {
+                break at;
+            }
+            assert!(Instant::now() < deadline, "no role request for member {user}");
+            tokio::time::sleep(Duration::from_micros(200)).await;
+        };
+        hint_to_role.push(arrived.saturating_duration_since(acked));
+    }
     let db = database.split(':').next().unwrap_or("?");
-    println!("webhook → role on {db} ({N} webhooks, {} ms apart)", SPACING.as_millis());
+    println!("webhook → role on {db} ({N} Polar webhooks, {} ms apart)", SPACING.as_millis());
     report("acknowledgement", acks);
     report("ack → role request", to_role);
+    println!("Sell.app webhooks naming only the order ({N_SELLAPP}; read from the fake API after the ack)");
+    report("acknowledgement", hint_acks);
+    report("ack → role request", hint_to_role);
     let _ = stop.send(());
     let _ = server.await;
     let _ = std::fs::remove_dir_all(dir);

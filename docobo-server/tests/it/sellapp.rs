@@ -347,8 +347,18 @@ async fn setup_links_a_role_to_a_sellapp_product_variant() {
 /// period's end, a renewal read from the API (the webhook names only the id) extends it, and a
 /// cancellation keeps access until the period ends.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sellapp_subscriptions_grant_renew_and_cancel_at_the_period_end() {
-    let w = World::start(None).await;
+async fn sellapp_subscriptions_grant_renew_and_cancel_at_the_period_end_on_sqlite() {
+    subscriptions(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sellapp_subscriptions_grant_renew_and_cancel_at_the_period_end_on_postgres() {
+    let Some(url) = fresh_postgres().await else { return };
+    subscriptions(Some(url)).await;
+}
+
+async fn subscriptions(database_url: Option<String>) {
+    let w = World::start(database_url).await;
     let g: GuildId = GUILD.parse().expect("id");
     let role: RoleId = ADMINS.parse().expect("id");
     w.app.discord.add_role(g.get(), role.get(), "Monthly", 3);
