@@ -4,7 +4,8 @@
 //! channels). An order object in `data` with its line items and the buyer's Discord id is applied
 //! at once; anything less (`{"data":{"id":236}}`) is deferred and read from the API. One line
 //! item is one purchase (`{order}-{line}`), paid once however many events report it, and a
-//! quantity of N pays N fixed terms.
+//! quantity of N pays N fixed terms. A subscription is one purchase too (`sub-{id}`), matched by
+//! its variant and following the recurring rules; the order that starts one grants nothing.
 
 use docobo_core::domain::{CheckoutRef, Currency, EventId, ExternalRef, Money, UserId};
 use docobo_core::machine::{Event, EventKind, Version};
