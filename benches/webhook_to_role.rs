@@ -56,6 +56,19 @@ fn report(name: &str, mut samples: Vec<Duration>) {
     );
 }
 
+/// How long after `acked` the fake Discord received the `PUT` of `role` for `user` (at most 10 s).
+async fn role_request_after(fake: &FakeDiscord, user: u64, role: u64, acked: Instant) -> Duration {
+    let part = format!("/members/{user}/roles/{role}");
+    let deadline = acked + Duration::from_secs(10);
+    loop {
+        if let Some(at) = fake.first_arrival("PUT", &part) {
+            return at.saturating_duration_since(acked);
+        }
+        assert!(Instant::now() < deadline, "no role request for member {user}");
+        tokio::time::sleep(Duration::from_micros(200)).await;
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let fake = FakeDiscord::start(555_000_000_000_000_001).await.expect("fake discord");
@@ -133,16 +146,7 @@ async fn main() {
         let acked = Instant::now();
         assert!(response.status().is_success(), "{}", response.status());
         acks.push(acked - sent);
-        let part = format!("/members/{user}/roles/{ROLE}");
-        let deadline = acked + Duration::from_secs(10);
-        let arrived = loop {
-            if let Some(at) = fake.first_arrival("PUT", &part) {
-                break at;
-            }
-            assert!(Instant::now() < deadline, "no role request for member {user}");
-            tokio::time::sleep(Duration::from_micros(200)).await;
-        };
-        to_role.push(arrived.saturating_duration_since(acked));
+        to_role.push(role_request_after(&fake, user, ROLE, acked).await);
     }
     let (mut hint_acks, mut hint_to_role) = (Vec::with_capacity(N_SELLAPP), Vec::with_capacity(N_SELLAPP));
     for i in 0..N_SELLAPP {
@@ -169,16 +173,7 @@ async fn main() {
         let acked = Instant::now();
         assert!(response.status().is_success(), "{}", response.status());
         hint_acks.push(acked - sent);
-        let part = format!("/members/{user}/roles/{}", ROLE + 1);
-        let deadline = acked + Duration::from_secs(10);
-        let arrived = loop {
-            if let Some(at) = fake.first_arrival("PUT", &part) {
-                break at;
-            }
-            assert!(Instant::now() < deadline, "no role request for member {user}");
-            tokio::time::sleep(Duration::from_micros(200)).await;
-        };
-        hint_to_role.push(arrived.saturating_duration_since(acked));
+        hint_to_role.push(role_request_after(&fake, user, ROLE + 1, acked).await);
     }
     let db = database.split(':').next().unwrap_or("?");
     println!("webhook → role on {db} ({N} Polar webhooks, {} ms apart)", SPACING.as_millis());

@@ -35,13 +35,21 @@ impl std::fmt::Debug for Access<'_> {
 }
 
 impl Access<'_> {
-    async fn get(&self, path: &str) -> Result<Value, ResolveError> {
-        let mut request =
-            self.client.get(format!("{}{path}", self.base.trim_end_matches('/'))).bearer_auth(self.key);
-        if let Some(store) = self.store {
-            request = request.header("X-STORE", store);
+    /// A request to `path` as this key, in this store.
+    pub(super) fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self
+            .client
+            .request(method, format!("{}{path}", self.base.trim_end_matches('/')))
+            .bearer_auth(self.key);
+        match self.store {
+            Some(store) => request.header("X-STORE", store),
+            None => request,
         }
-        let response = request
+    }
+
+    async fn get(&self, path: &str) -> Result<Value, ResolveError> {
+        let response = self
+            .request(reqwest::Method::GET, path)
             .send()
             .await
             .map_err(|e| ResolveError::Unavailable(format!("GET {path}: {}", e.without_url())))?;
@@ -70,16 +78,10 @@ impl Access<'_> {
     }
 
     async fn post(&self, path: &str, idempotency: &str, body: &Value) -> Result<Value, CheckoutError> {
-        let mut request = self
-            .client
-            .post(format!("{}{path}", self.base.trim_end_matches('/')))
-            .bearer_auth(self.key)
+        let response = self
+            .request(reqwest::Method::POST, path)
             .header("Idempotency-Key", idempotency)
-            .json(body);
-        if let Some(store) = self.store {
-            request = request.header("X-STORE", store);
-        }
-        let response = request
+            .json(body)
             .send()
             .await
             .map_err(|e| CheckoutError::Unavailable(format!("POST {path}: {}", e.without_url())))?;

@@ -54,19 +54,11 @@ enum Read {
 
 impl Access<'_> {
     async fn events(&self, cursor: Option<&str>) -> Result<Read, JournalError> {
-        let mut url = format!("{}/v2/events?subject_type=order&limit=50", self.base.trim_end_matches('/'));
+        let mut request = self
+            .request(reqwest::Method::GET, "/v2/events")
+            .query(&[("subject_type", "order"), ("limit", "50")]);
         if let Some(cursor) = cursor {
-            url.push_str("&cursor=");
-            url.extend(cursor.bytes().map(|b| match b {
-                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                    char::from(b).to_string()
-                }
-                _ => format!("%{b:02X}"),
-            }));
-        }
-        let mut request = self.client.get(url).bearer_auth(self.key);
-        if let Some(store) = self.store {
-            request = request.header("X-STORE", store);
+            request = request.query(&[("cursor", cursor)]);
         }
         let response = request.send().await.map_err(|e| JournalError::Api(e.without_url().to_string()))?;
         let status = response.status().as_u16();
