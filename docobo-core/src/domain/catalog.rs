@@ -8,6 +8,7 @@ use time::Duration;
 
 use super::ids::{GuildId, RoleId};
 use super::money::{Money, MoneyError};
+use super::notice::NoticeSettings;
 use super::provider::ProviderName;
 
 /// How long one purchase grants access.
@@ -101,13 +102,16 @@ pub struct Guild {
     pub name: String,
     /// How long a member keeps a role after a renewal fails (`PastDue`). Default 3 days.
     pub grace: Duration,
+    /// Which notices its members get, and in which language.
+    #[serde(default)]
+    pub notices: NoticeSettings,
 }
 
 impl Guild {
     pub const DEFAULT_GRACE: Duration = Duration::days(3);
 
     pub fn new(id: GuildId, name: impl Into<String>) -> Self {
-        Guild { id, name: name.into(), grace: Self::DEFAULT_GRACE }
+        Guild { id, name: name.into(), grace: Self::DEFAULT_GRACE, notices: NoticeSettings::default() }
     }
 }
 

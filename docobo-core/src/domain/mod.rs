@@ -37,6 +37,7 @@ macro_rules! names {
 mod catalog;
 mod ids;
 mod money;
+mod notice;
 mod provider;
 mod records;
 
@@ -45,6 +46,10 @@ pub use ids::{
     CheckoutRef, DeliveryId, EntitlementId, EventId, ExternalRef, GuildId, IdError, JobId, RoleId, UserId,
 };
 pub use money::{Currency, Money, MoneyError};
+pub use notice::{
+    Locale, MemberNotices, Notice, NoticeId, NoticeKind, NoticeSettingError, NoticeSettings, NoticeState,
+    PlannedNotice, Reminders,
+};
 pub use provider::ProviderName;
 pub use records::{
     AuditAction, AuditEntry, Checkout, Entitlement, EventOutcome, JobState, Payment, RoleJob, RoleJobKey,

@@ -3,12 +3,14 @@
 //! memory, and the repository contract tests hold adapters to it.
 
 mod clock;
+mod messages;
 mod provider;
 mod registry;
 mod repo;
 mod roles;
 
 pub use clock::{Clock, SystemClock};
+pub use messages::{DirectMessage, DirectMessages, DmError};
 pub use provider::{
     CheckoutError, CheckoutLink, CheckoutRequest, CredentialError, Headers, ParseError, ParsedWebhook,
     PaymentFact, PaymentProvider, ProviderCredentials, ProviderEvent, ResolveError, Sells, SetupField,
@@ -17,7 +19,7 @@ pub use provider::{
 pub use registry::ProviderRegistry;
 pub use repo::{
     AuditLog, CatalogRepo, CheckoutRepo, Commit, EntitlementRepo, EntitlementWrite, JobQueue, Ledger,
-    PaymentLog, Recorded, Settled, Settlement, SetupRepo, StoreError, SubscriptionRepo,
+    NoticeRepo, NoticeSettlement, PaymentLog, Recorded, Settled, Settlement, SetupRepo, StoreError, SubscriptionRepo,
 };
 #[cfg(test)]
 pub use roles::MockRoleGateway;

@@ -7,8 +7,8 @@ use time::Duration;
 use super::provider::ProviderCredentials;
 use crate::domain::{
     AuditEntry, Checkout, CheckoutRef, DeliveryId, Entitlement, EntitlementId, EventId, EventOutcome,
-    ExternalRef, Guild, GuildId, JobState, PaidRole, Payment, ProviderName, RoleId, RoleJob, RoleJobKey,
-    SetupProgress, Timestamp, UserId, WebhookEvent,
+    ExternalRef, Guild, GuildId, JobState, MemberNotices, Notice, PaidRole, Payment, PlannedNotice,
+    ProviderName, RoleId, RoleJob, RoleJobKey, SetupProgress, Timestamp, UserId, WebhookEvent,
 };
 use crate::machine::Standing;
 
@@ -108,6 +108,15 @@ pub trait EntitlementRepo: Send + Sync {
     async fn guild_entitlements(&self, guild: GuildId) -> Result<Vec<Entitlement>, StoreError>;
     /// Entitlements whose `deadline` is at or before `now`, oldest deadline first.
     async fn due_entitlements(&self, now: Timestamp, limit: usize) -> Result<Vec<Entitlement>, StoreError>;
+    /// Entitlements whose `deadline` comes after `after` (a deadline and an id, in that order)
+    /// and is at or before `until`, by deadline then id, at most `limit`: one page of what ends
+    /// soon. The next page starts after the last row's `(deadline, id)`.
+    async fn deadlines_after(
+        &self,
+        after: (Timestamp, EntitlementId),
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Entitlement>, StoreError>;
 }
 
 /// A new entitlement, or a new standing for an existing one.
@@ -148,6 +157,8 @@ pub struct Commit {
     pub audit: Vec<AuditEntry>,
     /// Money the delivery reports (see [`PaymentLog`] for how repeats merge).
     pub payments: Vec<Payment>,
+    /// Member notices the change calls for, recorded as [`NoticeRepo::plan_notices`] does.
+    pub notices: Vec<PlannedNotice>,
     pub at: Timestamp,
 }
 
@@ -162,6 +173,7 @@ impl Commit {
             cause: String::new(),
             audit: Vec::new(),
             payments: Vec::new(),
+            notices: Vec::new(),
             at,
         }
     }
@@ -190,6 +202,7 @@ pub trait Ledger: Send + Sync {
     /// - MUST bump the revision of every written entitlement.
     /// - MUST insert each payment once per `(provider, guild, reference)` (a unique constraint);
     ///   a later one with the same key only raises the stored `refunded`, never lowers it.
+    /// - MUST record `notices` as [`NoticeRepo::plan_notices`] does.
     /// - With `replay`, MUST update the stored row `event.id` (outcome, last error, `retry_at`,
     ///   one more attempt) only while its outcome is still `failed` or `deferred`, and otherwise
     ///   return `Ok(Recorded::Duplicate)` writing nothing (someone else replayed or resolved it
@@ -316,13 +329,90 @@ pub trait AuditLog: Send + Sync {
     async fn audit_trail(&self, guild: GuildId, user: UserId) -> Result<Vec<AuditEntry>, StoreError>;
 }
 
+/// What a sender reports when it is done with a claimed notice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NoticeSettlement {
+    Sent,
+    /// Deliberately not sent (outdated, turned off).
+    Skipped { why: String },
+    /// Discord will not deliver to the member: the notice fails and the member is marked
+    /// unreachable in its guild (`MemberNotices::unreachable_at`), in one transaction.
+    Unreachable,
+    Retry { at: Timestamp, error: String },
+    Failed { why: String },
+}
+
+impl NoticeSettlement {
+    /// The note an unreachable member's notice keeps.
+    pub const UNREACHABLE: &str = "Discord cannot send this member direct messages (50007: DMs closed, the bot \
+                                   blocked, or no shared server)";
+}
+
+/// Member notices (an outbox like the role jobs) and each member's notice preferences.
+#[async_trait]
+pub trait NoticeRepo: Send + Sync {
+    /// Records the notices whose [`PlannedNotice::key`] is not recorded yet, pending at their
+    /// `send_at`, and says how many were new. MUST keep one notice per key (a unique
+    /// constraint), so planning the same notice again, from a restart or another replica, adds
+    /// nothing.
+    async fn plan_notices(&self, notices: &[PlannedNotice], now: Timestamp) -> Result<usize, StoreError>;
+    /// Claims up to `limit` pending notices with `send_at <= now` whose lease is free or
+    /// expired, soonest first, leasing each until `now + lease`. MUST NOT hand one notice to two
+    /// senders whose leases overlap.
+    async fn claim_notices(
+        &self,
+        now: Timestamp,
+        lease: Duration,
+        limit: usize,
+    ) -> Result<Vec<Notice>, StoreError>;
+    /// Settles a notice claimed as `claimed`. MUST change nothing and return `false` when its
+    /// lease is no longer `claimed.locked_until` (another sender has it).
+    async fn settle_notice(
+        &self,
+        claimed: &Notice,
+        settlement: NoticeSettlement,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+    /// A member's notices in a guild, oldest first.
+    async fn member_notice_log(&self, guild: GuildId, user: UserId) -> Result<Vec<Notice>, StoreError>;
+    /// A member's preferences in a guild (the default when never set).
+    async fn member_notices(&self, guild: GuildId, user: UserId) -> Result<MemberNotices, StoreError>;
+    /// `/notify on|off`. Turning notices on also forgets that the member was unreachable, so
+    /// the next notice is tried.
+    async fn set_member_notices(
+        &self,
+        guild: GuildId,
+        user: UserId,
+        on: bool,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// The earliest `send_at` (or lease expiry) among pending notices.
+    async fn next_notice_due(&self) -> Result<Option<Timestamp>, StoreError>;
+}
+
 /// Every repository port. Implemented automatically for anything that implements them all.
 pub trait SubscriptionRepo:
-    CatalogRepo + CheckoutRepo + EntitlementRepo + Ledger + JobQueue + AuditLog + SetupRepo + PaymentLog
+    CatalogRepo
+    + CheckoutRepo
+    + EntitlementRepo
+    + Ledger
+    + JobQueue
+    + AuditLog
+    + SetupRepo
+    + PaymentLog
+    + NoticeRepo
 {
 }
 
 impl<T> SubscriptionRepo for T where
-    T: CatalogRepo + CheckoutRepo + EntitlementRepo + Ledger + JobQueue + AuditLog + SetupRepo + PaymentLog
+    T: CatalogRepo
+        + CheckoutRepo
+        + EntitlementRepo
+        + Ledger
+        + JobQueue
+        + AuditLog
+        + SetupRepo
+        + PaymentLog
+        + NoticeRepo
 {
 }

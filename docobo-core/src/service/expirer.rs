@@ -13,7 +13,8 @@
 //! taken as the correct time.
 
 use crate::domain::{Entitlement, Guild, RoleJobKey, Timestamp};
-use crate::machine::{self, Effect, Event, EventKind, Version};
+use crate::machine::{self, Effect, Event, EventKind, Status, Version};
+use super::notices::on_elapsed;
 use crate::ports::{
     CatalogRepo, Clock, Commit, EntitlementRepo, EntitlementWrite, Ledger, Recorded, StoreError,
 };
@@ -40,8 +41,9 @@ pub async fn expire_due<R: CatalogRepo + EntitlementRepo + Ledger + ?Sized>(
     let due = repo.due_entitlements(now, limit).await?;
     let mut report = ExpiryReport { due: due.len(), ..ExpiryReport::default() };
     for entitlement in due {
-        let grace = repo.guild(entitlement.guild).await?.map_or(Guild::DEFAULT_GRACE, |g| g.grace);
-        let Some(commit) = elapse(&entitlement, grace, now) else { continue };
+        let guild = repo.guild(entitlement.guild).await?;
+        let guild = guild.unwrap_or_else(|| Guild::new(entitlement.guild, ""));
+        let Some(commit) = elapse(&entitlement, &guild, now) else { continue };
         let jobs = commit.jobs.len();
         match repo.commit(commit).await {
             Ok(Recorded::Committed) => report.jobs += jobs,
@@ -119,8 +121,10 @@ pub async fn expire_due_watched<R: CatalogRepo + EntitlementRepo + Ledger + ?Siz
     }
 }
 
-/// The commit that marks `entitlement`'s term as elapsed at `now`, if that changes anything.
-fn elapse(entitlement: &Entitlement, grace: time::Duration, now: Timestamp) -> Option<Commit> {
+/// The commit that marks `entitlement`'s term as elapsed at `now`, if that changes anything, with
+/// the *ended* notice when access ended by it.
+fn elapse(entitlement: &Entitlement, guild: &Guild, now: Timestamp) -> Option<Commit> {
+    let grace = guild.grace;
     // Stamped at the deadline: the fact is "the term ran out then", true whenever it is read.
     let at = entitlement.standing.deadline(grace).map_or(now, |d| d.min(now));
     let event = Event { kind: EventKind::TermElapsed, version: Version(at) };
@@ -131,6 +135,8 @@ fn elapse(entitlement: &Entitlement, grace: time::Duration, now: Timestamp) -> O
     }
     let jobs: Vec<RoleJobKey> =
         if transition.effects.contains(&Effect::SyncRole) { vec![entitlement.job_key()] } else { vec![] };
+    let ended = transition.standing.status() == Status::Expired;
+    let notices = if ended { on_elapsed(guild, entitlement.into(), at, now) } else { Vec::new() };
     Some(Commit {
         writes: vec![EntitlementWrite::Update {
             id: entitlement.id,
@@ -138,6 +144,7 @@ fn elapse(entitlement: &Entitlement, grace: time::Duration, now: Timestamp) -> O
             deadline: transition.standing.deadline(grace),
             standing: transition.standing,
         }],
+        notices,
         jobs,
         cause: format!("term of entitlement {} elapsed", entitlement.id),
         ..Commit::new(now)

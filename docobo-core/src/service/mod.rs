@@ -6,6 +6,7 @@ pub mod checkout;
 pub mod expirer;
 pub mod ingest;
 pub mod manual;
+pub mod notices;
 
 pub mod reconcile;
 pub mod replay;
@@ -20,6 +21,9 @@ pub use checkout::{CHECKOUT_TTL, JoinError, Offer, checkout_ref, offers, start_c
 pub use expirer::{ClockTrust, ClockWatch, ExpiryReport, expire_due, expire_due_watched};
 pub use ingest::{IngestError, IngestOutcome, IngestReport, Unresolved, ingest_fetched, ingest_webhook};
 pub use manual::{ManualError, ManualReport, grant_manually, revoke_manually};
+pub use notices::{
+    NoticeOutcome, Pace, Purchase, Sender, on_change, on_elapsed, plan_reminders, send_due_notices,
+};
 pub use reconcile::{Drift, ReconcileReport, diff, on_member_join, reconcile_guild};
 pub use replay::{ReplayError, replay_event};
 pub use resolve::{RESOLVE_BACKOFF, ResolveReport, resolve_deferred};

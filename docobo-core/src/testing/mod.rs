@@ -7,11 +7,13 @@
 //! only when told, and [`ToyProvider`] is a small signed-webhook provider.
 
 mod clock;
+mod dms;
 mod memory;
 mod provider;
 mod roles;
 
 pub use clock::ManualClock;
+pub use dms::FakeDms;
 pub use memory::MemoryRepo;
 pub use provider::{SIGNATURE_HEADER, ToyProvider};
 pub use roles::{Call, FakeRoles};

@@ -13,6 +13,7 @@ use crate::machine::{self, Effect, EventKind, Standing};
 use crate::ports::{Commit, EntitlementWrite, ParsedWebhook, PaymentFact, ProviderEvent, StoreError};
 
 use super::{IngestOutcome, IngestRepo, Unresolved};
+use crate::service::notices::{Purchase, on_change};
 
 /// How late after its checkout expired a payment may have been made and still count: bank
 /// transfers are booked with the bank's own clock, which may lag.
@@ -24,8 +25,8 @@ struct Planned {
     existing: Option<(EntitlementId, u64)>,
     standing: Standing,
     sync: bool,
-    /// The stored purchase had been paid before this delivery.
-    paid_before: bool,
+    /// The stored standing before this delivery.
+    before: Option<Standing>,
 }
 
 /// Resolves every event to its entitlement and applies it. Any event that cannot be resolved or
@@ -77,7 +78,7 @@ pub(super) async fn plan<R: IngestRepo + ?Sized>(
         // A payment for N units is N payments (each adds a fixed term); a purchase that is paid
         // once, and was paid, is not paid again.
         let times = match event.event.kind {
-            EventKind::PaymentSucceeded { .. } if event.subject.paid_once && entry.paid_before => 0,
+            EventKind::PaymentSucceeded { .. } if event.subject.paid_once && entry.before.as_ref().is_some_and(|b| b.paid) => 0,
             EventKind::PaymentSucceeded { .. } => event.subject.units.max(1),
             _ => 1,
         };
@@ -98,6 +99,8 @@ pub(super) async fn plan<R: IngestRepo + ?Sized>(
         if p.sync {
             commit.jobs.push(p.key);
         }
+        let purchase = Purchase { key: p.key, provider: kind, external_ref: &external_ref };
+        commit.notices.extend(on_change(guild, purchase, p.before.as_ref(), &p.standing, now));
         let deadline = p.standing.deadline(guild.grace);
         commit.writes.push(match p.existing {
             Some((id, revision)) => {
@@ -231,7 +234,7 @@ async fn resolve<R: IngestRepo + ?Sized>(
                         Planned {
                             key: found.job_key(),
                             existing: Some((found.id, found.revision)),
-                            paid_before: found.standing.paid,
+                            before: Some(found.standing.clone()),
                             standing: found.standing,
                             sync: false,
                         },
@@ -295,7 +298,7 @@ async fn resolve<R: IngestRepo + ?Sized>(
         existing: None,
         standing: Standing::new(paid_role.term),
         sync: false,
-        paid_before: false,
+        before: None,
     });
     Ok(Ok(Resolved { reference, expected }))
 }

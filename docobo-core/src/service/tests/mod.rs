@@ -15,6 +15,7 @@ mod expiry;
 mod hardening;
 mod ingest;
 mod manual;
+mod notices;
 mod resolve;
 mod role_sync;
 mod summary;

@@ -128,4 +128,23 @@ impl EntitlementRepo for MemoryRepo {
             due
         })
     }
+
+    async fn deadlines_after(
+        &self,
+        after: (Timestamp, EntitlementId),
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Entitlement>, StoreError> {
+        self.read(|s| {
+            let mut page: Vec<Entitlement> = s
+                .entitlements
+                .values()
+                .filter(|e| e.deadline.is_some_and(|d| (d, e.id) > after && d <= until))
+                .cloned()
+                .collect();
+            page.sort_by_key(|e| (e.deadline, e.id));
+            page.truncate(limit);
+            page
+        })
+    }
 }

@@ -62,6 +62,7 @@ impl Ledger for MemoryRepo {
                 stored.refunded = payment.refunded;
             }
         }
+        next.plan_notices(&commit.notices);
         *state = next;
         Ok(Recorded::Committed)
     }

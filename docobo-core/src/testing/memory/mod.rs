@@ -11,13 +11,14 @@ use std::sync::Mutex;
 use super::lock;
 use crate::domain::{
     AuditEntry, Checkout, CheckoutRef, Entitlement, EntitlementId, EventId, ExternalRef, Guild, GuildId,
-    JobId, JobState, PaidRole, Payment, ProviderName, RoleId, RoleJob, RoleJobKey, SetupProgress, Timestamp,
-    WebhookEvent,
+    JobId, JobState, MemberNotices, Notice, PaidRole, Payment, ProviderName, RoleId, RoleJob, RoleJobKey, SetupProgress, Timestamp,
+    UserId, WebhookEvent,
 };
 use crate::ports::{EntitlementWrite, ProviderCredentials, StoreError};
 
 mod catalog;
 mod ledger;
+mod notices;
 
 #[derive(Debug, Clone, Default)]
 struct State {
@@ -32,6 +33,8 @@ struct State {
     audit: Vec<AuditEntry>,
     payments: BTreeMap<(ProviderName, GuildId, ExternalRef), Payment>,
     setups: BTreeMap<GuildId, SetupProgress>,
+    notices: BTreeMap<String, Notice>,
+    member_notices: BTreeMap<(GuildId, UserId), MemberNotices>,
     last_id: i64,
 }
 
