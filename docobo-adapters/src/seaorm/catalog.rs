@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use docobo_core::domain::{
-    Checkout, CheckoutRef, Guild, GuildId, Money, PaidRole, ProviderName, RoleId, Secret,
+    Checkout, CheckoutRef, Guild, GuildId, Money, NoticeSettings, PaidRole, ProviderName, RoleId, Secret,
 };
 use docobo_core::ports::{CatalogRepo, CheckoutRepo, ProviderCredentials, StoreError};
 use sea_orm::sea_query::OnConflict;
@@ -19,7 +19,12 @@ use super::convert::{from_micros, guild_id, micros, parse, role_id, sf, store_er
 use super::entities::{checkout, credential, guild, paid_role};
 
 fn guild_from(m: guild::Model) -> Result<Guild, StoreError> {
-    Ok(Guild { id: guild_id(m.id)?, name: m.name, grace: time::Duration::seconds(m.grace_seconds) })
+    let notices = match m.notices {
+        Some(json) => serde_json::from_str(&json)
+            .map_err(|e| StoreError::Corrupt(format!("notice settings of guild {}: {e}", m.id)))?,
+        None => NoticeSettings::default(),
+    };
+    Ok(Guild { id: guild_id(m.id)?, name: m.name, grace: time::Duration::seconds(m.grace_seconds), notices })
 }
 
 fn role_from(m: paid_role::Model) -> Result<PaidRole, StoreError> {
@@ -82,11 +87,14 @@ impl CatalogRepo for SeaOrmRepo {
             id: Set(sf(g.id.get())),
             name: Set(g.name.clone()),
             grace_seconds: Set(g.grace.whole_seconds()),
+            notices: Set(Some(
+                serde_json::to_string(&g.notices).unwrap_or_else(|_| unreachable!("settings always serialize")),
+            )),
         };
         guild::Entity::insert(row)
             .on_conflict(
                 OnConflict::column(guild::Column::Id)
-                    .update_columns([guild::Column::Name, guild::Column::GraceSeconds])
+                    .update_columns([guild::Column::Name, guild::Column::GraceSeconds, guild::Column::Notices])
                     .to_owned(),
             )
             .exec(&self.db)
@@ -214,11 +222,11 @@ impl CatalogRepo for SeaOrmRepo {
         let backend = self.db.get_database_backend();
         let sql = match backend {
             DbBackend::Postgres => {
-                "SELECT g.id, g.name, g.grace_seconds, c.sealed FROM guilds g LEFT JOIN provider_credentials c \
+                "SELECT g.id, g.name, g.grace_seconds, g.notices, c.sealed FROM guilds g LEFT JOIN provider_credentials c \
                  ON c.guild_id = g.id AND c.provider = $2 WHERE g.id = $1"
             }
             _ => {
-                "SELECT g.id, g.name, g.grace_seconds, c.sealed FROM guilds g LEFT JOIN provider_credentials c \
+                "SELECT g.id, g.name, g.grace_seconds, g.notices, c.sealed FROM guilds g LEFT JOIN provider_credentials c \
                  ON c.guild_id = g.id AND c.provider = ? WHERE g.id = ?"
             }
         };
@@ -235,6 +243,7 @@ impl CatalogRepo for SeaOrmRepo {
             id: row.try_get("", "id").map_err(column)?,
             name: row.try_get("", "name").map_err(column)?,
             grace_seconds: row.try_get("", "grace_seconds").map_err(column)?,
+            notices: row.try_get("", "notices").map_err(column)?,
         })?;
         let sealed: Option<Vec<u8>> = row.try_get("", "sealed").map_err(column)?;
         let credentials = sealed.map(|s| self.unseal(guild, provider, &s)).transpose()?;

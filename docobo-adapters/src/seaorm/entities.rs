@@ -12,6 +12,8 @@ pub mod guild {
         pub id: i64,
         pub name: String,
         pub grace_seconds: i64,
+        /// `NoticeSettings` as JSON; null for the defaults.
+        pub notices: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -254,6 +256,58 @@ pub mod provider_cursor {
         pub provider: String,
         pub cursor: String,
         pub updated_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod notice {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "notices")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub key: String,
+        pub guild_id: i64,
+        pub user_id: i64,
+        pub role_id: i64,
+        pub provider: String,
+        pub external_ref: String,
+        pub kind: String,
+        pub lead_seconds: Option<i64>,
+        pub about: Option<i64>,
+        pub send_at: i64,
+        pub state: String,
+        pub attempts: i32,
+        pub note: Option<String>,
+        pub locked_until: Option<i64>,
+        pub created_at: i64,
+        pub settled_at: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod member_notice {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "member_notices")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub guild_id: i64,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub user_id: i64,
+        pub muted_at: Option<i64>,
+        pub unreachable_at: Option<i64>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -9,7 +9,7 @@ use docobo_core::machine::Standing;
 use docobo_core::ports::{Commit, EntitlementRepo, EntitlementWrite, Ledger, Recorded, StoreError};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     TransactionTrait, TryInsertResult,
 };
 
@@ -158,9 +158,13 @@ impl Ledger for SeaOrmRepo {
                 .await
                 .map_err(store_err)?;
         }
+        let notices = super::notices::plan(&txn, &commit.notices, commit.at).await?;
         txn.commit().await.map_err(store_err)?;
         if !commit.jobs.is_empty() {
             self.wake.notify_one();
+        }
+        if notices > 0 {
+            self.notices.notify_one();
         }
         if commit.event.is_some_and(|e| e.outcome == EventOutcome::Deferred) {
             self.deferred.notify_one();
@@ -341,6 +345,27 @@ impl EntitlementRepo for SeaOrmRepo {
         use entitlement::Column as C;
         self.entitlements_where(|q| {
             q.filter(C::Deadline.lte(micros(now)))
+                .order_by_asc(C::Deadline)
+                .order_by_asc(C::Id)
+                .limit(u64::try_from(limit).unwrap_or(u64::MAX))
+        })
+        .await
+    }
+
+    async fn deadlines_after(
+        &self,
+        (after, id): (Timestamp, EntitlementId),
+        until: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<Entitlement>, StoreError> {
+        use entitlement::Column as C;
+        let after = micros(after);
+        let later = Condition::any()
+            .add(C::Deadline.gt(after))
+            .add(Condition::all().add(C::Deadline.eq(after)).add(C::Id.gt(id.0)));
+        self.entitlements_where(|q| {
+            q.filter(later)
+                .filter(C::Deadline.lte(micros(until)))
                 .order_by_asc(C::Deadline)
                 .order_by_asc(C::Id)
                 .limit(u64::try_from(limit).unwrap_or(u64::MAX))

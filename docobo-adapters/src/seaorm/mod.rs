@@ -22,6 +22,7 @@ mod ledger;
 pub mod migration;
 mod payments;
 mod pool;
+mod notices;
 mod queue;
 mod setup;
 
@@ -55,6 +56,8 @@ pub struct SeaOrmRepo {
     wake: Arc<Notify>,
     /// Notified when a commit stores a deferred delivery, for the resolver.
     deferred: Arc<Notify>,
+    /// Notified when notices are planned, for the sender.
+    notices: Arc<Notify>,
     /// Whose clock stamps and judges role-job leases.
     lease_clock: LeaseClock,
 }
@@ -154,6 +157,7 @@ impl SeaOrmRepo {
             secrets,
             wake: Arc::new(Notify::new()),
             deferred: Arc::new(Notify::new()),
+            notices: Arc::new(Notify::new()),
             lease_clock: LeaseClock::Database,
         }
     }
@@ -177,6 +181,11 @@ impl SeaOrmRepo {
     /// Notified whenever a commit stores a deferred delivery: a sleeping resolver should look.
     pub fn deferred_signal(&self) -> Arc<Notify> {
         self.deferred.clone()
+    }
+
+    /// Notified whenever notices are planned: a sleeping sender should look.
+    pub fn notice_signal(&self) -> Arc<Notify> {
+        self.notices.clone()
     }
 
     pub fn backend(&self) -> DbBackend {

@@ -115,11 +115,7 @@ impl JobQueue for SeaOrmRepo {
         limit: usize,
     ) -> Result<Vec<RoleJob>, StoreError> {
         let txn = self.db.begin().await.map_err(store_err)?;
-        let database_now = match self.lease_clock {
-            super::LeaseClock::Database => database_now(&txn).await?,
-            super::LeaseClock::Caller => None,
-        };
-        let now = database_now.unwrap_or_else(|| micros(now));
+        let now = self.lease_now(&txn, now).await?;
         let until = now.saturating_add(i64::try_from(lease.whole_microseconds()).unwrap_or(i64::MAX));
         let rows = role_job::Entity::find()
             .filter(C::State.eq(JobState::as_str(JobState::Pending)))
@@ -237,6 +233,21 @@ impl JobQueue for SeaOrmRepo {
 }
 
 /// The database's clock in stored microseconds, on PostgreSQL; `None` on SQLite.
+impl SeaOrmRepo {
+    /// "Now" for leases, in micros: the database's clock or the caller's `now` (`LeaseClock`).
+    pub(super) async fn lease_now<Conn: ConnectionTrait>(
+        &self,
+        conn: &Conn,
+        now: Timestamp,
+    ) -> Result<i64, StoreError> {
+        let database_now = match self.lease_clock {
+            super::LeaseClock::Database => database_now(conn).await?,
+            super::LeaseClock::Caller => None,
+        };
+        Ok(database_now.unwrap_or_else(|| micros(now)))
+    }
+}
+
 async fn database_now<Conn: ConnectionTrait>(conn: &Conn) -> Result<Option<i64>, StoreError> {
     if conn.get_database_backend() != sea_orm::DbBackend::Postgres {
         return Ok(None);

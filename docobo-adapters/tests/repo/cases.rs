@@ -599,3 +599,119 @@ pub async fn guild_and_credentials_are_read_together<R: SubscriptionRepo>(repo: 
     repo.put_credentials(other, polar, &ProviderCredentials::new(Secret::new("x"))).await.expect("creds");
     assert_eq!(repo.guild_and_credentials(other, polar).await, Ok((None, None)), "no guild, no credentials");
 }
+
+fn notice(n: u64, kind: NoticeKind, send_at: OffsetDateTime) -> PlannedNotice {
+    PlannedNotice {
+        guild: guild(),
+        user: user(n),
+        role: role(),
+        provider: ProviderName::POLAR,
+        external_ref: format!("sub_{n}").parse().expect("ref"),
+        kind,
+        lead: (kind == NoticeKind::EndingSoon).then_some(Duration::days(3)),
+        about: Some(T0 + Duration::days(3)),
+        send_at,
+    }
+}
+
+pub async fn notices_are_planned_once_per_key_then_claimed_leased_and_settled<R: SubscriptionRepo>(repo: &R) {
+    setup(repo).await;
+    let soon = notice(1, NoticeKind::EndingSoon, T0);
+    let later = notice(2, NoticeKind::EndingSoon, T0 + Duration::hours(1));
+    assert_eq!(repo.plan_notices(&[soon.clone(), later.clone(), soon.clone()], T0).await.expect("plans"), 2);
+    assert_eq!(repo.plan_notices(&[soon.clone()], T0).await.expect("plans"), 0);
+    // The commit that records a fact records its notices, once too.
+    let failed = notice(3, NoticeKind::PaymentFailed, T0);
+    let with_notices = Commit { notices: vec![failed.clone(), soon.clone()], ..commit(None, vec![], vec![]) };
+    repo.commit(with_notices).await.expect("commit");
+    assert_eq!(repo.next_notice_due().await.expect("reads"), Some(T0));
+
+    let claimed = repo.claim_notices(T0, LEASE, 10).await.expect("claims");
+    let kinds: Vec<_> = claimed.iter().map(|n| (n.planned.user, n.planned.kind)).collect();
+    assert_eq!(kinds, [(user(1), NoticeKind::EndingSoon), (user(3), NoticeKind::PaymentFailed)]);
+    assert_eq!(claimed[0].planned, soon, "stored as planned");
+    assert!(repo.claim_notices(T0, LEASE, 10).await.expect("claims").is_empty(), "claimed twice");
+    assert!(repo.settle_notice(&claimed[0], NoticeSettlement::Sent, T0).await.expect("settles"));
+    assert!(!repo.settle_notice(&claimed[0], NoticeSettlement::Sent, T0).await.expect("settles"), "settled twice");
+    let retry = NoticeSettlement::Retry { at: T0 + Duration::minutes(5), error: "HTTP 429".into() };
+    assert!(repo.settle_notice(&claimed[1], retry, T0).await.expect("settles"));
+
+    // An expired lease is taken over; the first holder's settlement is then refused.
+    let at = T0 + Duration::hours(1);
+    let taken = repo.claim_notices(at, LEASE, 10).await.expect("claims");
+    assert_eq!(taken.len(), 2, "the retry and the later one: {taken:?}");
+    let retried = taken.iter().find(|n| n.planned.user == user(3)).expect("retried");
+    assert_eq!((retried.attempts, retried.note.as_deref()), (1, Some("HTTP 429")));
+    let over = repo.claim_notices(at + LEASE, LEASE, 10).await.expect("claims");
+    assert_eq!(over.len(), 2);
+    assert!(!repo.settle_notice(&taken[0], NoticeSettlement::Sent, at).await.expect("settles"));
+    let why = NoticeSettlement::Skipped { why: "renewed".into() };
+    assert!(repo.settle_notice(&over[0], why, at).await.expect("settles"));
+
+    let log = repo.member_notice_log(guild(), user(1)).await.expect("log");
+    assert_eq!(log.len(), 1);
+    assert_eq!((log[0].state, log[0].settled_at), (NoticeState::Sent, Some(T0)));
+}
+
+pub async fn members_mute_notices_are_marked_unreachable_and_reset_by_turning_them_on<R: SubscriptionRepo>(
+    repo: &R,
+) {
+    setup(repo).await;
+    assert_eq!(repo.member_notices(guild(), user(1)).await.expect("reads"), MemberNotices::default());
+    repo.set_member_notices(guild(), user(1), false, T0).await.expect("off");
+    repo.set_member_notices(guild(), user(1), false, T0 + Duration::DAY).await.expect("off again");
+    let muted = repo.member_notices(guild(), user(1)).await.expect("reads");
+    assert_eq!(muted.muted_at, Some(T0 + Duration::DAY));
+    repo.plan_notices(&[notice(1, NoticeKind::Ended, T0)], T0).await.expect("plans");
+    let claimed = repo.claim_notices(T0, LEASE, 1).await.expect("claims");
+    assert!(repo.settle_notice(&claimed[0], NoticeSettlement::Unreachable, T0).await.expect("settles"));
+    let marked = repo.member_notices(guild(), user(1)).await.expect("reads");
+    assert_eq!((marked.muted_at, marked.unreachable_at), (Some(T0 + Duration::DAY), Some(T0)));
+    let log = repo.member_notice_log(guild(), user(1)).await.expect("log");
+    assert_eq!((log[0].state, log[0].note.as_deref()), (NoticeState::Failed, Some(NoticeSettlement::UNREACHABLE)));
+    assert_eq!(repo.member_notices(guild(), user(2)).await.expect("reads"), MemberNotices::default(), "per member");
+    repo.set_member_notices(guild(), user(1), true, T0).await.expect("on");
+    assert_eq!(repo.member_notices(guild(), user(1)).await.expect("reads"), MemberNotices::default());
+}
+
+pub async fn deadlines_page_by_deadline_then_id<R: SubscriptionRepo>(repo: &R) {
+    setup(repo).await;
+    let day = |n| Some(T0 + Duration::days(n));
+    let writes = vec![
+        insert(1, "d2a", day(2)),
+        insert(2, "d1", day(1)),
+        insert(3, "d2b", day(2)),
+        insert(4, "none", None),
+        insert(5, "d9", day(9)),
+        insert(6, "d0", day(0)),
+    ];
+    repo.commit(commit(None, writes, vec![])).await.expect("insert");
+    let until = T0 + Duration::days(3);
+    let first = repo.deadlines_after((T0, EntitlementId(i64::MIN)), until, 2).await.expect("reads");
+    let refs = |page: &[Entitlement]| page.iter().map(|e| e.external_ref.as_str().to_owned()).collect::<Vec<_>>();
+    assert_eq!(refs(&first), ["d0", "d1"]);
+    let next = |page: &[Entitlement]| {
+        let last = page.last().expect("a row");
+        (last.deadline.expect("deadline"), last.id)
+    };
+    let second = repo.deadlines_after(next(&first), until, 2).await.expect("reads");
+    assert_eq!(refs(&second), ["d2a", "d2b"]);
+    assert!(repo.deadlines_after(next(&second), until, 2).await.expect("reads").is_empty());
+}
+
+pub async fn guild_notice_settings_round_trip<R: SubscriptionRepo>(repo: &R) {
+    setup(repo).await;
+    let stored = repo.guild(guild()).await.expect("reads").expect("guild");
+    assert_eq!(stored.notices, NoticeSettings::default());
+    let mut changed = stored.clone();
+    changed.notices = NoticeSettings {
+        enabled: true,
+        welcome: true,
+        remind: "7d,12h".parse().expect("leads"),
+        locale: Locale::Vi,
+    };
+    repo.put_guild(&changed).await.expect("puts");
+    assert_eq!(repo.guild(guild()).await.expect("reads"), Some(changed.clone()));
+    let (read, _) = repo.guild_and_credentials(guild(), ProviderName::POLAR).await.expect("reads");
+    assert_eq!(read, Some(changed));
+}

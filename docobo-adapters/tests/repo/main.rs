@@ -51,6 +51,10 @@ macro_rules! contract {
             case!(a_commit_writes_its_audit_entries_only_when_it_lands);
             case!(payments_are_kept_once_per_reference_and_refunds_only_rise);
             case!(guild_and_credentials_are_read_together);
+            case!(notices_are_planned_once_per_key_then_claimed_leased_and_settled);
+            case!(members_mute_notices_are_marked_unreachable_and_reset_by_turning_them_on);
+            case!(deadlines_page_by_deadline_then_id);
+            case!(guild_notice_settings_round_trip);
         }
     };
 }

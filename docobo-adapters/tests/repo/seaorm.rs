@@ -33,6 +33,13 @@ async fn migrating_twice_is_harmless() {
     }
 }
 
+/// A guild written as the first schema's columns, which every later schema keeps.
+async fn old_guild(repo: &SeaOrmRepo, name: &str) {
+    use sea_orm::ConnectionTrait;
+    let sql = format!("INSERT INTO guilds (id, name, grace_seconds) VALUES ({}, '{name}', 259200)", guild().get());
+    repo.connection().execute_unprepared(&sql).await.expect("old schema has guilds");
+}
+
 /// m0004 moved the per-provider columns into generic links: roles stored before it keep where
 /// they were sold.
 #[tokio::test]
@@ -41,7 +48,7 @@ async fn roles_stored_before_product_links_keep_their_polar_product_and_sepay() 
     for url in urls().await {
         let repo = SeaOrmRepo::connect(&url, None).await.expect("connects");
         Migrator::up(repo.connection(), Some(3)).await.expect("up to m0003");
-        repo.put_guild(&Guild::new(guild(), "old")).await.expect("guild");
+        old_guild(&repo, "old").await;
         repo.connection()
             .execute_unprepared(&format!(
                 "INSERT INTO paid_roles (guild_id, role_id, name, price_minor, currency, term, polar_product, sepay) \
@@ -99,9 +106,7 @@ async fn a_database_at_any_older_migration_upgrades() {
             );
             if applied > 0 {
                 // Rows written under the older schema survive the upgrade.
-                repo.put_guild(&Guild::new(guild(), "before the upgrade"))
-                    .await
-                    .expect("old schema has guilds");
+                old_guild(&repo, "before the upgrade").await;
             }
             repo.migrate().await.expect("upgrades");
             assert!(Migrator::get_pending_migrations(repo.connection()).await.expect("status").is_empty());
@@ -161,6 +166,7 @@ async fn a_commit_with_jobs_wakes_a_sleeping_worker_and_one_without_does_not() {
         cause: "none".into(),
         audit: vec![],
         payments: vec![],
+        notices: vec![],
         at: crate::cases::T0,
     };
     repo.commit(quiet.clone()).await.expect("commit");

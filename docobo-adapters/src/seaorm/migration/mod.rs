@@ -11,6 +11,7 @@ mod m0003_payments;
 mod m0004_product_links;
 mod m0005_deferred_deliveries;
 mod m0006_provider_cursors;
+mod m0007_notices;
 
 /// Every migration, oldest first.
 #[derive(Debug)]
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_product_links::Migration),
             Box::new(m0005_deferred_deliveries::Migration),
             Box::new(m0006_provider_cursors::Migration),
+            Box::new(m0007_notices::Migration),
         ]
     }
 }

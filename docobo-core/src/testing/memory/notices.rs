@@ -126,7 +126,7 @@ impl NoticeRepo for MemoryRepo {
         if on {
             *prefs = MemberNotices::default();
         } else {
-            prefs.muted_at = prefs.muted_at.or(Some(now));
+            prefs.muted_at = Some(now);
         }
         Ok(())
     }
