@@ -175,3 +175,49 @@ async fn roles_go_through_a_host_bots_own_http_client() {
     assert_eq!(fake.roles(G, U), Some([VIP].into()));
     assert!(roles.member_roles(g, u).await.expect("reads").contains(&r));
 }
+
+fn dm(text: &str, nonce: &str) -> docobo_core::ports::DirectMessage {
+    docobo_core::ports::DirectMessage {
+        text: text.to_owned(),
+        button: Some(("Renew".to_owned(), "https://pay.example/c/1".to_owned())),
+        image: None,
+        nonce: nonce.to_owned(),
+    }
+}
+
+#[tokio::test]
+async fn a_dm_opens_its_channel_once_mentions_no_one_and_carries_the_renew_button() {
+    use docobo_core::ports::DirectMessages;
+    let (fake, gateway) = discord().await;
+    let (_, u, _) = ids();
+    gateway.send_dm(u, &dm("Your access ends in 3 days", "docobo-n1")).await.expect("sent");
+    gateway.send_dm(u, &dm("Your access ends in 1 day", "docobo-n2")).await.expect("sent");
+    assert_eq!(fake.count("POST", "/users/@me/channels"), 1, "the DM channel is cached");
+    let sent = fake.dms(U);
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[0]["allowed_mentions"], serde_json::json!({ "parse": [] }));
+    assert_eq!((sent[0]["nonce"].as_str(), sent[0]["enforce_nonce"].as_bool()), (Some("docobo-n1"), Some(true)));
+    assert_eq!(sent[0]["components"][0]["components"][0]["url"], "https://pay.example/c/1");
+    // A repeat with the same nonce (a sender that died before recording) is not shown twice.
+    gateway.send_dm(u, &dm("Your access ends in 1 day", "docobo-n2")).await.expect("answered");
+    assert_eq!(fake.dms(U).len(), 2);
+}
+
+#[tokio::test]
+async fn dms_closed_is_unreachable_and_discord_trouble_is_retryable() {
+    use docobo_core::ports::{DirectMessages, DmError};
+    let (fake, gateway) = discord().await;
+    let (_, u, _) = ids();
+    fake.close_dms(U);
+    assert_eq!(gateway.send_dm(u, &dm("hi", "n1")).await, Err(DmError::Unreachable));
+    let other = UserId::new(U + 1).expect("id");
+    fake.inject_rate_limit(1, false);
+    let limited = gateway.send_dm(other, &dm("hi", "n2")).await;
+    assert!(
+        matches!(limited, Err(DmError::Retryable { after: Some(a), .. }) if a >= time::Duration::seconds(1)),
+        "{limited:?}"
+    );
+    fake.inject(502, Duration::ZERO);
+    assert!(matches!(gateway.send_dm(other, &dm("hi", "n3")).await, Err(DmError::Retryable { .. })));
+    assert!(fake.dms(U + 1).is_empty());
+}

@@ -16,6 +16,7 @@
 pub mod bot;
 pub mod commands;
 pub mod gateway;
+pub mod dms;
 pub mod interactions;
 pub mod pacer;
 
@@ -61,6 +62,8 @@ pub struct DiscordRoles {
     pacer: Arc<Pacer>,
     bot: Arc<OnceCell<serenity::all::UserId>>,
     timeout: Duration,
+    /// DM channel ids by user, so a DM opens its channel once.
+    dm_channels: dms::DmChannels,
 }
 
 impl std::fmt::Debug for DiscordRoles {
@@ -93,6 +96,7 @@ impl DiscordRoles {
             pacer: Arc::new(Pacer::default()),
             bot: Arc::new(OnceCell::new()),
             timeout: CALL_TIMEOUT,
+            dm_channels: dms::DmChannels::default(),
         }
     }
 
@@ -147,8 +151,20 @@ impl DiscordRoles {
         what: &str,
         request: Request<'_>,
     ) -> Result<Vec<u8>, GatewayError> {
-        let retry = |why: String| GatewayError::Retryable { after: None, why: format!("{what}: {why}") };
-        self.pacer.wait(guild.get(), route).await;
+        self.raw_coded(guild.get(), route, what, request).await.map_err(|(error, _)| error)
+    }
+
+    /// [`Self::raw`] under pacing key `key` (a guild id, or 0 for calls about no guild), with
+    /// Discord's JSON error code beside the classified error.
+    async fn raw_coded(
+        &self,
+        key: u64,
+        route: &'static str,
+        what: &str,
+        request: Request<'_>,
+    ) -> Result<Vec<u8>, (GatewayError, isize)> {
+        let retry = |why: String| (GatewayError::Retryable { after: None, why: format!("{what}: {why}") }, 0);
+        self.pacer.wait(key, route).await;
         let built = request
             .build(&self.client, self.http.token(), Some(&self.api_base))
             .map_err(|e| retry(e.to_string()))?
@@ -171,12 +187,12 @@ impl DiscordRoles {
             limit.retry_after = limit.retry_after.max(said).or(Some(Duration::from_secs(1)));
             limit.global |= error.global;
         }
-        self.pacer.observe(guild.get(), route, &limit).await;
+        self.pacer.observe(key, route, &limit).await;
         if (200..300).contains(&status) {
             return Ok(body.to_vec());
         }
         let after = limit.retry_after.and_then(|d| time::Duration::try_from(d).ok());
-        Err(classify_status(status, error.code, &error.message, what, after))
+        Err((classify_status(status, error.code, &error.message, what, after), error.code))
     }
 
     /// Adds (`Put`) or removes (`Delete`) a member's role, with `reason` in the audit log.

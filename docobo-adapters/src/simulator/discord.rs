@@ -3,7 +3,9 @@
 //! (403 50013 for a role at or above the bot's highest role, or a managed one); answers 404 with
 //! Discord's codes; and can be told to answer the next requests with 429 (with Discord's
 //! rate-limit headers), 5xx or a delay. Every request is recorded. `GET /guilds/{id}` tells the
-//! guild's owner and roles, for who-may-sell checks.
+//! guild's owner and roles, for who-may-sell checks. Direct messages: `POST /users/@me/channels`
+//! and `POST /channels/{dm}/messages`, with 50007 for users who closed their DMs and
+//! `enforce_nonce` honoured.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -61,7 +63,16 @@ struct State {
     callbacks: Vec<(String, Value)>,
     /// Edits of original interaction responses (deferred answers): (interaction token, body).
     edits: Vec<(String, Value)>,
+    /// DM channel ids by user.
+    dm_channels: BTreeMap<u64, u64>,
+    /// Direct messages delivered: (user, body), in order.
+    dms: Vec<(u64, Value)>,
+    /// Users who do not accept DMs from the bot (50007).
+    dms_closed: BTreeSet<u64>,
 }
+
+/// DM channel ids are this plus a counter.
+const DM_CHANNELS: u64 = 600_000_000_000_000_000;
 
 /// A running fake Discord on 127.0.0.1.
 #[derive(Debug, Clone)]
@@ -254,6 +265,22 @@ impl FakeDiscord {
         None
     }
 
+    /// `user` does not accept the bot's DMs: messages to them get 403 50007, as Discord answers.
+    pub fn close_dms(&self, user: u64) {
+        lock(&self.state).dms_closed.insert(user);
+    }
+
+    /// The direct messages delivered to `user` (request bodies), in order; a repeat that Discord
+    /// dropped for its nonce is not among them.
+    pub fn dms(&self, user: u64) -> Vec<Value> {
+        lock(&self.state).dms.iter().filter(|(u, _)| *u == user).map(|(_, b)| b.clone()).collect()
+    }
+
+    /// Every direct message delivered: (user, body), in order.
+    pub fn all_dms(&self) -> Vec<(u64, Value)> {
+        lock(&self.state).dms.clone()
+    }
+
     /// Every (method, path) received, in order.
     pub fn requests(&self) -> Vec<(String, String)> {
         lock(&self.state).requests.clone()
@@ -391,6 +418,39 @@ fn respond(state: &Mutex<State>, request: Request, injected: Option<u16>) -> (u1
                 "embeds": [], "pinned": false, "type": 0,
             });
             s.edits.push(((*token).to_owned(), body));
+            (200, message.to_string())
+        }
+        ("POST", ["users", "@me", "channels"]) => {
+            let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+            let Some(user) = body["recipient_id"].as_str().and_then(|u| u.parse::<u64>().ok()) else {
+                return error(400, 50035, "Invalid Form Body");
+            };
+            let next = DM_CHANNELS + s.dm_channels.len() as u64;
+            let channel = *s.dm_channels.entry(user).or_insert(next);
+            (200, json!({ "id": channel.to_string(), "type": 1, "recipients": [user_json(user)] }).to_string())
+        }
+        ("POST", ["channels", _, "messages"]) => {
+            let channel = num(1).unwrap_or_default();
+            let Some(user) = s.dm_channels.iter().find(|(_, c)| **c == channel).map(|(u, _)| *u) else {
+                return error(404, 10003, "Unknown Channel");
+            };
+            if s.dms_closed.contains(&user) {
+                return error(403, 50007, "Cannot send messages to this user");
+            }
+            let body: Value = serde_json::from_slice(&request.body).unwrap_or(Value::Null);
+            // `enforce_nonce`: a second message with a nonce already used is not created again.
+            let repeated = body["enforce_nonce"] == json!(true)
+                && s.dms.iter().any(|(u, b)| *u == user && b["nonce"] == body["nonce"]);
+            if !repeated {
+                s.dms.push((user, body.clone()));
+            }
+            let message = json!({
+                "id": (DM_CHANNELS + s.dms.len() as u64).to_string(), "channel_id": channel.to_string(),
+                "author": user_json(bot), "content": body["content"], "nonce": body["nonce"],
+                "timestamp": "2026-01-01T00:00:00+00:00", "edited_timestamp": null, "tts": false,
+                "mention_everyone": false, "mentions": [], "mention_roles": [], "attachments": [],
+                "embeds": [], "pinned": false, "type": 0,
+            });
             (200, message.to_string())
         }
         _ => error(404, 0, "404: Not Found"),
