@@ -16,6 +16,8 @@
 //!   for those waiting on the backoff.
 //! - [`journal`] reads every guild's Sell.app event journal ([`reconcile_journal`]) 30 s after
 //!   start and then every [`JOURNAL_EVERY`], making up for lost webhooks and refunds.
+//! - [`notifier`] plans *ending soon* reminders every [`REMIND_EVERY`] and sends due member
+//!   notices as paced DMs ([`send_due_notices`]), woken at once when a commit records one.
 //! - [`pruner`] empties the bodies of applied and ignored webhooks older than a retention, every
 //!   [`PRUNE_EVERY`].
 //!
@@ -27,10 +29,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use docobo_core::domain::GuildId;
-use docobo_core::ports::{CatalogRepo, Clock, JobQueue, ProviderRegistry, RoleGateway, StoreError};
+use docobo_core::domain::NoticeKind;
+use docobo_core::ports::{
+    CatalogRepo, Clock, DirectMessages, JobQueue, NoticeRepo, ProviderRegistry, RoleGateway, StoreError,
+};
 use docobo_core::service::{
-    ClockTrust, ClockWatch, ExpiryReport, ReconcileReport, ResolveReport, WorkReport, expire_due_watched,
-    reconcile_guild, resolve_deferred, run_due_jobs,
+    ClockTrust, ClockWatch, ExpiryReport, NoticeOutcome, Pace, ReconcileReport, ResolveReport, Sender,
+    WorkReport, expire_due_watched, plan_reminders, reconcile_guild, resolve_deferred, run_due_jobs,
+    send_due_notices,
 };
 use tokio::sync::watch;
 
@@ -196,6 +202,57 @@ pub async fn reconciler(
                 Ok(report) => observe(Reconciled::Guild(guild.id, report)),
                 Err(e) => observe(Reconciled::Failed(guild.id, e)),
             }
+        }
+    }
+}
+
+/// How often *ending soon* reminders are planned.
+pub const REMIND_EVERY: Duration = Duration::from_secs(60);
+
+/// What one notifier pass did: reminders planned (on the passes that plan) and the notices
+/// handled.
+#[derive(Debug, Default)]
+pub struct NoticePass {
+    pub planned: usize,
+    pub handled: Vec<(NoticeKind, NoticeOutcome)>,
+}
+
+/// Plans reminders and sends member notices, at most one DM per `pace`, until `stop` turns
+/// true; `observe` sees every pass.
+pub async fn notifier(
+    repo: SeaOrmRepo,
+    dms: Arc<dyn DirectMessages>,
+    providers: ProviderRegistry,
+    clock: Arc<dyn Clock>,
+    mut pace: Pace,
+    mut stop: watch::Receiver<bool>,
+    mut observe: impl FnMut(&Result<NoticePass, StoreError>) + Send,
+) {
+    let signal = repo.notice_signal();
+    let entropy = crate::discord::bot::entropy;
+    let mut planned_at: Option<std::time::Instant> = None;
+    while !*stop.borrow() {
+        let pass = async {
+            let mut pass = NoticePass::default();
+            if planned_at.is_none_or(|at| at.elapsed() >= REMIND_EVERY) {
+                pass.planned = plan_reminders(&repo, clock.as_ref()).await?;
+                planned_at = Some(std::time::Instant::now());
+            }
+            let sender = Sender { dms: dms.as_ref(), providers: &providers, clock: clock.as_ref(), entropy: &entropy };
+            pass.handled = send_due_notices(&repo, &sender, &mut pace).await?;
+            Ok(pass)
+        }
+        .await;
+        observe(&pass);
+        // Sleep until the pace allows the next DM or one comes due, at most until the next plan.
+        let now = clock.now();
+        let until = |at: docobo_core::domain::Timestamp| Duration::try_from(at - now).unwrap_or(Duration::ZERO);
+        let due = repo.next_notice_due().await.ok().flatten().map(until).unwrap_or(REMIND_EVERY);
+        let wait = due.max(pace.next().map_or(Duration::ZERO, until)).min(REMIND_EVERY);
+        tokio::select! {
+            () = signal.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+            changed = stop.changed() => if changed.is_err() { return },
         }
     }
 }

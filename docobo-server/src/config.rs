@@ -45,6 +45,9 @@ pub struct Config {
     pub discord_rate: u32,
     /// `DOCOBO_DISCORD_TIMEOUT`: seconds one Discord call may take, default 10.
     pub discord_timeout: std::time::Duration,
+    /// `DOCOBO_NOTICE_INTERVAL`: seconds between two member-notice DMs, default 1 (Discord warns
+    /// that a bot opening many DMs quickly may be blocked from opening more).
+    pub notice_interval: time::Duration,
     /// `DOCOBO_RATE_LIMIT`: requests per second from one IP address (bursts of twice that)
     /// before answering 429, default 100; `off` disables it (behind a proxy every request comes
     /// from the proxy's address).
@@ -75,6 +78,7 @@ impl Default for Config {
             public_url: "http://127.0.0.1:3000".to_owned(),
             gateway: false,
             discord_rate: docobo_adapters::discord::pacer::GLOBAL_RATE,
+            notice_interval: time::Duration::SECOND,
             discord_timeout: docobo_adapters::discord::CALL_TIMEOUT,
             rate_limit: std::num::NonZeroU32::new(100),
             event_retention: Some(time::Duration::days(90)),
@@ -129,7 +133,7 @@ pub fn redact_url(url: &str) -> String {
 pub struct ConfigError(pub Vec<String>);
 
 /// Every key the configuration reads.
-pub const KEYS: [&str; 16] = [
+pub const KEYS: [&str; 17] = [
     "DOCOBO_DATABASE_URL",
     "DOCOBO_ADMIN_TOKEN",
     "DOCOBO_LISTEN",
@@ -145,6 +149,7 @@ pub const KEYS: [&str; 16] = [
     "DOCOBO_GATEWAY",
     "DOCOBO_DISCORD_RATE",
     "DOCOBO_DISCORD_TIMEOUT",
+    "DOCOBO_NOTICE_INTERVAL",
     "DOCOBO_RATE_LIMIT",
 ];
 
@@ -212,6 +217,7 @@ impl Config {
             ("DOCOBO_GATEWAY", on(self.gateway)),
             ("DOCOBO_DISCORD_RATE", self.discord_rate.to_string()),
             ("DOCOBO_DISCORD_TIMEOUT", format!("{}s", self.discord_timeout.as_secs_f64())),
+            ("DOCOBO_NOTICE_INTERVAL", format!("{}s", self.notice_interval.as_seconds_f64())),
             ("DOCOBO_RATE_LIMIT", self.rate_limit.map_or_else(|| "off".to_owned(), |r| r.to_string())),
             ("POLAR_API_URL", self.polar_api_url.clone()),
             ("SELLAPP_API_URL", self.sellapp_api_url.clone()),
@@ -359,6 +365,19 @@ impl Config {
             },
         };
 
+        let notice_interval = match var("DOCOBO_NOTICE_INTERVAL") {
+            None => defaults.notice_interval,
+            Some(raw) => match raw.trim().parse::<f64>() {
+                Ok(s) if (0.01..=3600.0).contains(&s) => time::Duration::seconds_f64(s),
+                _ => {
+                    problems.push(format!(
+                        "DOCOBO_NOTICE_INTERVAL: {raw:?} must be seconds between two notice DMs, 0.01 to 3600"
+                    ));
+                    defaults.notice_interval
+                }
+            },
+        };
+
         let event_retention = match var("DOCOBO_EVENT_RETENTION_DAYS").map(|v| v.trim().to_ascii_lowercase())
         {
             None => defaults.event_retention,
@@ -403,6 +422,7 @@ impl Config {
                 gateway,
                 discord_rate,
                 discord_timeout,
+                notice_interval,
                 rate_limit,
                 client_limits: defaults.client_limits,
                 event_retention,

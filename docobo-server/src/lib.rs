@@ -187,6 +187,8 @@ async fn prepare(
         rate_limit: config.rate_limit.map(rate_limit::PerIp::new),
         repo,
         roles,
+        notice_interval: config.notice_interval,
+        dms: discord.clone().map(|d| Arc::new(d) as Arc<dyn docobo_core::ports::DirectMessages>),
         interactions: config
             .discord_public_key
             .as_deref()
@@ -257,6 +259,10 @@ async fn run(
         let reconciler =
             workers::reconciler(state.repo.clone(), roles.clone(), clock.clone(), stopped.clone());
         workers.push(tokio::spawn(reconciler));
+    }
+    if let Some(dms) = &state.dms {
+        let notifier = workers::notifier(state.clone(), dms.clone(), clock.clone(), stopped.clone());
+        workers.push(tokio::spawn(notifier));
     }
     if let Some((token, api_base)) = state.gateway.clone() {
         let bot = state.bot.clone();

@@ -8,6 +8,7 @@
 //! | `docobo_webhook_to_role_seconds` | histogram | | job due (the webhook's commit) → role change verified on Discord |
 //! | `docobo_role_jobs` | gauge | `state` | jobs `pending`, `parked`, `done`, read from the database at scrape time |
 //! | `docobo_discord_errors_total` | counter | `class` | failed Discord calls: `retryable` (429, 5xx, timeouts), `member_gone`, `forbidden`, `not_found` |
+//! | `docobo_notices_total` | counter | `kind`, `outcome` | member notices handled: `kind` `ending_soon`, `payment_failed`, `ended`, `welcome`; `outcome` `sent`, `skipped` (outdated), `muted` (turned off), `unreachable` (DMs closed), `retried`, `failed` |
 //!
 //! Each server has its own registry, so several in one process (tests) do not mix. The queue
 //! gauge is one `GROUP BY` per scrape; everything else is in memory.
@@ -16,9 +17,9 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use docobo_core::domain::{GuildId, JobState, RoleId, UserId};
+use docobo_core::domain::{GuildId, JobState, NoticeKind, RoleId, UserId};
 use docobo_core::ports::{GatewayError, Manageable, RoleGateway};
-use docobo_core::service::WorkReport;
+use docobo_core::service::{NoticeOutcome, WorkReport};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
 };
@@ -37,6 +38,7 @@ pub struct Metrics {
     webhook_to_role: Histogram,
     queue: IntGaugeVec,
     discord_errors: IntCounterVec,
+    notices: IntCounterVec,
 }
 
 impl Metrics {
@@ -76,7 +78,16 @@ impl Metrics {
             counter("docobo_discord_errors_total", "Failed Discord calls by class.", &["class"])?;
         let queue = IntGaugeVec::new(Opts::new("docobo_role_jobs", "Role jobs by state."), &["state"])?;
         registry.register(Box::new(queue.clone()))?;
-        Ok(Metrics { registry, webhooks, ack_seconds, role_jobs, webhook_to_role, queue, discord_errors })
+        let notices =
+            counter("docobo_notices_total", "Member notices handled by kind and outcome.", &["kind", "outcome"])?;
+        Ok(Metrics { registry, webhooks, ack_seconds, role_jobs, webhook_to_role, queue, discord_errors, notices })
+    }
+
+    /// Notices one notifier pass handled.
+    pub fn notices(&self, handled: &[(NoticeKind, NoticeOutcome)]) {
+        for (kind, outcome) in handled {
+            self.notices.with_label_values(&[kind.as_str(), outcome.as_str()]).inc();
+        }
     }
 
     /// One webhook answered with `outcome` after `elapsed`.

@@ -33,6 +33,10 @@ pub struct AppState {
     pub repo: SeaOrmRepo,
     /// Discord, when a bot token is configured; without one, role jobs wait.
     pub roles: Option<Arc<dyn docobo_core::ports::RoleGateway>>,
+    /// `DOCOBO_NOTICE_INTERVAL`: the pace of member-notice DMs.
+    pub notice_interval: time::Duration,
+    /// Member notices' DMs, over the same Discord client as `roles`.
+    pub dms: Option<Arc<dyn docobo_core::ports::DirectMessages>>,
     /// Checks `POST /interactions`, when `DISCORD_PUBLIC_KEY` is set.
     pub interactions: Option<Verifier>,
     /// The payment providers this server runs, by name: `/webhooks/{provider}/…` and replay

@@ -21,8 +21,8 @@ use docobo_adapters::discord::rest_client;
 use docobo_adapters::seaorm::SeaOrmRepo;
 use docobo_adapters::workers::Reconciled;
 use docobo_core::domain::Secret;
-use docobo_core::ports::{Clock, RoleGateway, SystemClock};
-use docobo_core::service::{ClockTrust, ReconcileReport};
+use docobo_core::ports::{Clock, DirectMessages, RoleGateway, SystemClock};
+use docobo_core::service::{ClockTrust, Pace, ReconcileReport};
 use tokio::sync::watch;
 
 use crate::heartbeats::{Heartbeats, Worker};
@@ -150,6 +150,29 @@ pub async fn journal(
         Ok(r) if r.read > 0 => tracing::info!(%guild, read = r.read, new = r.new, restarted = r.restarted, "Sell.app journal read"),
         Ok(_) => {}
         Err(e) => tracing::warn!(%guild, error = %e, "Sell.app journal: not read this time"),
+    })
+    .await;
+}
+
+/// The library's notifier, with the server's metrics and log lines; one DM per
+/// `DOCOBO_NOTICE_INTERVAL_MS`.
+pub async fn notifier(
+    state: Arc<crate::state::AppState>,
+    dms: Arc<dyn DirectMessages>,
+    clock: Arc<dyn Clock>,
+    stop: watch::Receiver<bool>,
+) {
+    let pace = Pace::every(state.notice_interval);
+    let metrics = state.metrics.clone();
+    let (repo, providers) = (state.repo.clone(), state.providers.clone());
+    docobo_adapters::workers::notifier(repo, dms, providers, clock, pace, stop, |pass| match pass {
+        Ok(pass) => {
+            metrics.notices(&pass.handled);
+            if pass.planned > 0 || !pass.handled.is_empty() {
+                tracing::info!(planned = pass.planned, handled = pass.handled.len(), "member notices");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "notifier: storage unavailable, trying again shortly"),
     })
     .await;
 }

@@ -111,16 +111,7 @@ fn export_writes_recorded_payments_with_decimal_amounts() {
             refunded: usd(250),
             paid_at: at,
         };
-        let commit = Commit {
-            event: None,
-            replay: false,
-            writes: vec![],
-            jobs: vec![],
-            cause: "test".into(),
-            audit: vec![],
-            payments: vec![payment],
-            at,
-        };
+        let commit = Commit { cause: "test".into(), payments: vec![payment], ..Commit::new(at) };
         repo.commit(commit).await.expect("commits");
     });
     let (code, out, err) = run(&["export", "--guild", GUILD, "--data", "payments"], &db);

@@ -241,7 +241,7 @@ fn unavailable(e: &StoreError) -> EditInteractionResponse {
 /// Random bytes for a checkout reference. The OS generator fails only on a broken system; the
 /// clock's nanoseconds then still give a reference (a collision is refused by the store, never
 /// merged).
-fn entropy() -> [u8; 6] {
+pub fn entropy() -> [u8; 6] {
     let mut bytes = [0u8; 6];
     if getrandom::getrandom(&mut bytes).is_err() {
         let nanos =
