@@ -1,7 +1,7 @@
 //! The command line's shape, as clap reads it: every command and flag of DESIGN §4 that exists.
 
 use clap::{Parser, Subcommand, ValueEnum};
-use docobo_core::domain::{Currency, DeliveryId, GuildId, RoleId, Term, UserId};
+use docobo_core::domain::{Currency, DeliveryId, GuildId, Reminders, RoleId, Term, UserId};
 
 #[derive(Debug, Parser)]
 #[command(name = "docobo", version, about = "Paid community access on Discord")]
@@ -130,6 +130,36 @@ pub(crate) enum GuildCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Change a server's member notices (DMs before access ends, when a renewal fails, when
+    /// access ended, and an optional welcome).
+    Set {
+        guild: GuildId,
+        /// How long before access ends to remind members, e.g. `3d,1d` or `12h`; `none` for no
+        /// reminders.
+        #[arg(long)]
+        remind: Option<Reminders>,
+        /// Welcome members on their first payment.
+        #[arg(long, value_enum)]
+        welcome: Option<OnOff>,
+        /// All of the server's notices.
+        #[arg(long, value_enum)]
+        notices: Option<OnOff>,
+        /// The notices' language.
+        #[arg(long, value_enum)]
+        locale: Option<LocaleArg>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum LocaleArg {
+    En,
+    Vi,
 }
 
 #[derive(Debug, Subcommand)]

@@ -6,18 +6,18 @@ use docobo_adapters::sellapp::Sellapp;
 use docobo_adapters::sellapp::journal::reconcile_journal;
 use docobo_adapters::sepay::{SepayAuth, SepaySettings};
 use docobo_core::domain::{
-    Entitlement, EventOutcome, Guild, Money, PaidRole, ProductLink, ProviderName, Secret,
+    Entitlement, EventOutcome, Guild, Locale, Money, PaidRole, ProductLink, ProviderName, Secret,
 };
 use docobo_core::ports::{
     CatalogRepo, CredentialError, EntitlementRepo, Ledger, ProviderCredentials, SystemClock,
 };
 use docobo_core::service::{
-    CatalogRefusal, reconcile_guild, replay_event, resolve_deferred, sell_role, set_credentials,
+    CatalogRefusal, NoticeChange, configure_notices, reconcile_guild, replay_event, resolve_deferred, sell_role, set_credentials,
 };
 use serde_json::json;
 
 use crate::args::{
-    Cli, Command, CommandsCommand, EventsCommand, GuildCommand, OutcomeArg, ProviderCommand,
+    Cli, Command, CommandsCommand, EventsCommand, GuildCommand, LocaleArg, OnOff, OutcomeArg, ProviderCommand,
     ProviderSettings, RoleCommand, SecretsCommand, SubsCommand,
 };
 use crate::error::Failure;
@@ -90,10 +90,41 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Guild(GuildCommand::List { json }) => {
             let guilds = repo.guilds().await?;
-            let rows = guilds
-                .iter()
-                .map(|g| json!({ "guild_id": g.id, "name": g.name, "grace_days": g.grace.whole_days() }));
-            print(json, &["guild_id", "name", "grace_days"], rows.collect());
+            let rows = guilds.iter().map(|g| {
+                let n = &g.notices;
+                json!({
+                    "guild_id": g.id, "name": g.name, "grace_days": g.grace.whole_days(),
+                    "notices": if n.enabled { "on" } else { "off" }, "remind": n.remind.to_string(),
+                    "welcome": if n.welcome { "on" } else { "off" }, "locale": n.locale.as_str(),
+                })
+            });
+            let columns = ["guild_id", "name", "grace_days", "notices", "remind", "welcome", "locale"];
+            print(json, &columns, rows.collect());
+        }
+        Command::Guild(GuildCommand::Set { guild, remind, welcome, notices, locale }) => {
+            let on = |v: Option<OnOff>| v.map(|v| v == OnOff::On);
+            let change = NoticeChange {
+                enabled: on(notices),
+                welcome: on(welcome),
+                remind,
+                locale: locale.map(|l| if l == LocaleArg::Vi { Locale::Vi } else { Locale::En }),
+            };
+            if change == NoticeChange::default() {
+                return Err(Failure::Usage(
+                    "guild set: nothing to change; give --remind, --welcome, --notices or --locale".to_owned(),
+                ));
+            }
+            registered(&repo, guild).await?;
+            let changed = configure_notices(&repo, guild, change).await?;
+            let g = changed.ok_or_else(|| Failure::Other(format!("guild {guild} was removed meanwhile")))?;
+            let n = &g.notices;
+            println!(
+                "guild {guild}: notices {}, reminders {}, welcome {}, language {}",
+                if n.enabled { "on" } else { "off" },
+                n.remind,
+                if n.welcome { "on" } else { "off" },
+                n.locale
+            );
         }
         Command::Provider(ProviderCommand::Set { guild, provider }) => {
             registered(&repo, guild).await?;

@@ -3,7 +3,7 @@
 use docobo_adapters::seaorm::SeaOrmRepo;
 use docobo_adapters::seaorm::entities::credential;
 use docobo_adapters::seaorm::migration::Migrator;
-use docobo_core::domain::{Guild, ProductLink, ProviderName, Secret};
+use docobo_core::domain::{ProductLink, ProviderName, Secret};
 use docobo_core::ports::{CatalogRepo, ProviderCredentials, StoreError};
 use sea_orm::EntityTrait;
 use sea_orm_migration::MigratorTrait;

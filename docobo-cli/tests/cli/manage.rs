@@ -208,3 +208,34 @@ fn completions_are_printed_for_each_shell_without_a_database() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("docobo"), "{shell}");
     }
 }
+
+#[test]
+fn guild_set_changes_notice_settings_and_refuses_bad_ones_naming_them() {
+    let db = temp_db();
+    assert_eq!(run(&["guild", "add", GUILD, "--name", "My server"], &db).0, 0);
+    let (code, out, err) =
+        run(&["guild", "set", GUILD, "--remind", "7d,1d", "--welcome", "on", "--locale", "vi"], &db);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), format!("guild {GUILD}: notices on, reminders 7d,1d, welcome on, language vi"));
+    let (code, out, _) = run(&["guild", "set", GUILD, "--notices", "off"], &db);
+    assert_eq!(code, 0);
+    assert!(out.contains("notices off, reminders 7d,1d, welcome on"), "{out}");
+    let (_, listed, _) = run(&["guild", "list", "--json"], &db);
+    let listed: serde_json::Value = json(&listed);
+    assert_eq!(listed[0]["remind"], "7d,1d");
+    assert_eq!(listed[0]["notices"], "off");
+    // Bad input: usage (exit 2) naming the value, and nothing changed.
+    let (code, _, err) = run(&["guild", "set", GUILD, "--remind", "3w"], &db);
+    assert_eq!(code, 2);
+    assert!(err.contains("\"3w\""), "{err}");
+    let (code, _, err) = run(&["guild", "set", GUILD, "--welcome", "maybe"], &db);
+    assert_eq!(code, 2, "{err}");
+    let (code, _, err) = run(&["guild", "set", GUILD], &db);
+    assert_eq!(code, 2);
+    assert!(err.contains("nothing to change"), "{err}");
+    let (code, _, err) = run(&["guild", "set", "1", "--notices", "on"], &db);
+    assert_eq!(code, 1);
+    assert!(err.contains("not registered"), "{err}");
+    let (_, listed, _) = run(&["guild", "list", "--json"], &db);
+    assert!(listed.contains("\"7d,1d\""), "{listed}");
+}

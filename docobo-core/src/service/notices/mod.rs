@@ -25,8 +25,8 @@ use std::collections::BTreeMap;
 use time::Duration;
 
 use crate::domain::{
-    Entitlement, EntitlementId, ExternalRef, Guild, GuildId, JobId, Notice, NoticeKind, PlannedNotice,
-    ProviderName, RoleJobKey, Timestamp,
+    Entitlement, EntitlementId, ExternalRef, Guild, GuildId, JobId, Locale, Notice, NoticeKind, PlannedNotice,
+    ProviderName, Reminders, RoleJobKey, Timestamp,
 };
 use crate::machine::{Standing, Status, role_desired};
 use crate::ports::{
@@ -176,6 +176,34 @@ pub async fn plan_reminders<R: CatalogRepo + EntitlementRepo + NoticeRepo + ?Siz
             _ => return Ok(added),
         }
     }
+}
+
+/// A change to a guild's notice settings: `None` keeps a setting.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NoticeChange {
+    pub enabled: Option<bool>,
+    pub welcome: Option<bool>,
+    pub remind: Option<Reminders>,
+    pub locale: Option<Locale>,
+}
+
+/// Applies `change` to the guild's notice settings; the guild as stored, or `None` when it is
+/// not registered. The CLI, `/setup` and the admin API all change settings through this.
+pub async fn configure_notices<R: CatalogRepo + ?Sized>(
+    repo: &R,
+    guild: GuildId,
+    change: NoticeChange,
+) -> Result<Option<Guild>, StoreError> {
+    let Some(mut stored) = repo.guild(guild).await? else { return Ok(None) };
+    let settings = &mut stored.notices;
+    settings.enabled = change.enabled.unwrap_or(settings.enabled);
+    settings.welcome = change.welcome.unwrap_or(settings.welcome);
+    settings.locale = change.locale.unwrap_or(settings.locale);
+    if let Some(remind) = change.remind {
+        settings.remind = remind;
+    }
+    repo.put_guild(&stored).await?;
+    Ok(Some(stored))
 }
 
 /// Spreads DMs: at most one per `every`, never in a burst (a bucket of one).
