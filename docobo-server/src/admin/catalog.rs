@@ -4,9 +4,11 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use docobo_core::domain::{GuildId, Money, PaidRole, ProductLink, ProviderName, RoleId, Term};
+use docobo_core::domain::{
+    Guild, GuildId, Locale, Money, PaidRole, ProductLink, ProviderName, Reminders, RoleId, Term,
+};
 use docobo_core::ports::{CatalogRepo, CredentialError};
-use docobo_core::service::{CatalogRefusal, sell_role, set_credentials};
+use docobo_core::service::{CatalogRefusal, NoticeChange, configure_notices, sell_role, set_credentials};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};
@@ -86,6 +88,44 @@ pub struct CredentialsView {
     pub webhook_url: String,
 }
 
+/// A guild's member notices.
+#[derive(Debug, Object)]
+pub struct NoticesView {
+    pub guild_id: String,
+    /// Whether members get notices at all.
+    pub enabled: bool,
+    /// Whether a first payment gets a welcome.
+    pub welcome: bool,
+    /// Reminder lead times before access ends, e.g. `3d,1d`; `none` for none.
+    pub remind: String,
+    /// `en` or `vi`.
+    pub locale: String,
+}
+
+impl From<&Guild> for NoticesView {
+    fn from(g: &Guild) -> Self {
+        let n = &g.notices;
+        NoticesView {
+            guild_id: g.id.to_string(),
+            enabled: n.enabled,
+            welcome: n.welcome,
+            remind: n.remind.to_string(),
+            locale: n.locale.to_string(),
+        }
+    }
+}
+
+/// A change to a guild's member notices; absent fields are kept.
+#[derive(Debug, Object)]
+pub struct NoticesRequest {
+    pub enabled: Option<bool>,
+    pub welcome: Option<bool>,
+    /// Reminder lead times, e.g. `3d,1d` or `12h`; `none` for none.
+    pub remind: Option<String>,
+    /// `en` or `vi`.
+    pub locale: Option<String>,
+}
+
 fn refusal(e: CatalogRefusal) -> ApiError {
     match e {
         CatalogRefusal::NotSellable(_) | CatalogRefusal::Credentials(CredentialError::Invalid(_)) => {
@@ -141,6 +181,43 @@ impl Catalog {
         let paid = paid_role(id(&guild_id)?, id(&role_id)?, &body)?;
         sell_role(&self.state.repo, &self.state.providers, &paid).await.map_err(refusal)?;
         Ok(Json(RoleView::from(&paid)))
+    }
+
+    /// A guild's member notices.
+    #[oai(path = "/guilds/:guild_id/notices", method = "get")]
+    async fn notices(&self, _auth: AdminToken, guild_id: Path<String>) -> Result<Json<NoticesView>, ApiError> {
+        let guild: GuildId = id(&guild_id)?;
+        let found = self.state.repo.guild(guild).await?;
+        found.as_ref().map(|g| Json(g.into())).ok_or_else(|| ApiError::not_found(format!("guild {guild} is not registered")))
+    }
+
+    /// Changes a guild's member notices. Refused (400, every bad field named, nothing changed)
+    /// when a value is invalid.
+    #[oai(path = "/guilds/:guild_id/notices", method = "put")]
+    async fn put_notices(
+        &self,
+        _auth: AdminToken,
+        guild_id: Path<String>,
+        body: Json<NoticesRequest>,
+    ) -> Result<Json<NoticesView>, ApiError> {
+        let guild: GuildId = id(&guild_id)?;
+        let mut problems = Vec::new();
+        let remind = body.remind.as_deref().map(str::parse::<Reminders>).transpose();
+        let remind = remind.unwrap_or_else(|e| {
+            problems.push(format!("remind: {e}"));
+            None
+        });
+        let locale = body.locale.as_deref().map(|l| l.to_ascii_lowercase().parse::<Locale>()).transpose();
+        let locale = locale.unwrap_or_else(|e| {
+            problems.push(format!("locale: {e}"));
+            None
+        });
+        if !problems.is_empty() {
+            return Err(ApiError::bad(problems.join("; ")));
+        }
+        let change = NoticeChange { enabled: body.enabled, welcome: body.welcome, remind, locale };
+        let changed = configure_notices(&self.state.repo, guild, change).await?;
+        changed.as_ref().map(|g| Json(g.into())).ok_or_else(|| ApiError::not_found(format!("guild {guild} is not registered")))
     }
 
     /// Checks a provider's credentials with the provider, then stores them sealed. The values

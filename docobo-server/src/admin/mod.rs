@@ -12,7 +12,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use docobo_core::domain::{DeliveryId, EventOutcome, GuildId, JobId, JobState, RoleJobKey};
-use docobo_core::ports::{AuditLog, EntitlementRepo, JobQueue, Ledger};
+use docobo_core::ports::{AuditLog, EntitlementRepo, JobQueue, Ledger, NoticeRepo};
 use docobo_core::service::{
     IngestOutcome, ManualError, ReplayError, grant_manually, guild_summary, replay_event, revoke_manually,
 };
@@ -106,6 +106,8 @@ impl Admin {
                 Err(e) => (None, Some(e.to_string())),
             },
         };
+        let preferences = repo.member_notices(guild, user).await?;
+        let notices = repo.member_notice_log(guild, user).await?;
         Ok(Json(MemberView {
             guild_id: guild.to_string(),
             user_id: user.to_string(),
@@ -113,6 +115,9 @@ impl Admin {
             discord_roles,
             roles_error,
             audit: audit.iter().map(Into::into).collect(),
+            notices_off: preferences.muted_at.is_some(),
+            dm_unreachable_since: preferences.unreachable_at.map(rfc3339),
+            notices: notices.iter().map(Into::into).collect(),
         }))
     }
 

@@ -137,6 +137,44 @@ pub struct MemberView {
     pub discord_roles: Option<Vec<String>>,
     pub roles_error: Option<String>,
     pub audit: Vec<AuditView>,
+    /// Whether the member turned this server's notices off (`/notify off`).
+    pub notices_off: bool,
+    /// Since when Discord refuses the bot's DMs to the member (50007), if it does.
+    pub dm_unreachable_since: Option<String>,
+    /// The member's notices, oldest first.
+    pub notices: Vec<NoticeView>,
+}
+
+/// A member notice.
+#[derive(Debug, Object)]
+pub struct NoticeView {
+    pub id: i64,
+    /// `ending_soon`, `payment_failed`, `ended` or `welcome`.
+    pub kind: String,
+    pub role_id: String,
+    /// `pending`, `sent`, `skipped` or `failed`.
+    pub state: String,
+    /// When access ends or ended, or the grace deadline.
+    pub about: Option<String>,
+    pub send_at: String,
+    pub attempts: u32,
+    /// Why it was skipped or failed, or the last error.
+    pub note: Option<String>,
+}
+
+impl From<&docobo_core::domain::Notice> for NoticeView {
+    fn from(n: &docobo_core::domain::Notice) -> Self {
+        NoticeView {
+            id: n.id.0,
+            kind: n.planned.kind.to_string(),
+            role_id: n.planned.role.to_string(),
+            state: n.state.to_string(),
+            about: n.planned.about.map(rfc3339),
+            send_at: rfc3339(n.planned.send_at),
+            attempts: n.attempts,
+            note: n.note.clone(),
+        }
+    }
 }
 
 /// A stored webhook delivery (the body is not included).
