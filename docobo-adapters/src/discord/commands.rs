@@ -6,9 +6,12 @@
 
 use docobo_core::domain::GuildId;
 use docobo_core::ports::GatewayError;
-use serenity::all::{ApplicationId, Command, CreateCommand, InteractionContext, Permissions};
+use serenity::all::{
+    ApplicationId, Command, CommandOptionType, CreateCommand, CreateCommandOption, InteractionContext, Permissions,
+};
 
-/// `/help`, `/status`, `/join`, and `/setup` (only for members who can manage the server).
+/// `/help`, `/status`, `/join`, `/notify on|off`, and `/setup` (only for members who can manage
+/// the server).
 pub fn definitions() -> Vec<CreateCommand> {
     let in_guild = || vec![InteractionContext::Guild];
     vec![
@@ -17,6 +20,15 @@ pub fn definitions() -> Vec<CreateCommand> {
             .description("What you have bought here and until when")
             .contexts(in_guild()),
         CreateCommand::new("join").description("Buy a role in this server").contexts(in_guild()),
+        CreateCommand::new("notify")
+            .description("Turn this server's direct messages to you (reminders before access ends) on or off")
+            .add_option(
+                CreateCommandOption::new(CommandOptionType::String, "state", "on or off")
+                    .required(true)
+                    .add_string_choice("on", "on")
+                    .add_string_choice("off", "off"),
+            )
+            .contexts(in_guild()),
         CreateCommand::new("setup")
             .description("Choose roles to sell, prices and payment providers")
             .default_member_permissions(Permissions::MANAGE_GUILD)

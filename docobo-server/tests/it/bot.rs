@@ -9,7 +9,7 @@ use docobo_core::domain::*;
 use docobo_core::ports::*;
 use docobo_core::service::expire_due;
 use docobo_core::testing::ManualClock;
-use serde_json::Value;
+use serde_json::{Value, json};
 use time::OffsetDateTime;
 use time::macros::datetime;
 
@@ -354,4 +354,48 @@ async fn m7_setup_refuses_a_short_sepay_key_and_offers_hmac() {
     assert!(saved.contains("SePay saved"), "{saved}");
     let stored = app.repo.credentials(guild(), ProviderName::SEPAY).await.expect("read").expect("stored");
     assert_eq!(stored.settings.get("auth").map(String::as_str), Some("hmac"));
+}
+
+/// `/notify` with its `state` option.
+fn notify(state: &str) -> Value {
+    let mut c = command("notify", 0);
+    c["data"]["options"] = json!([{ "name": "state", "type": 3, "value": state }]);
+    c
+}
+
+#[tokio::test]
+async fn notify_off_and_on_are_kept_per_member_and_shown_in_status() {
+    use docobo_core::ports::NoticeRepo;
+    let app = spawn(true).await;
+    app.repo.put_guild(&Guild::new(guild(), "Shop")).await.expect("guild");
+    assert!(content(&app.interact(&command("status", 0)).await).contains("Reminders: **on**"));
+    let off = content(&app.interact(&notify("off")).await);
+    assert!(off.contains("Reminders are **off**"), "{off}");
+    let user: UserId = USER.parse().expect("id");
+    assert!(app.repo.member_notices(guild(), user).await.expect("read").muted_at.is_some());
+    assert!(content(&app.interact(&command("status", 0)).await).contains("Reminders: **off**"));
+    assert!(content(&app.interact(&notify("on")).await).contains("Reminders are **on**"));
+    assert_eq!(app.repo.member_notices(guild(), user).await.expect("read"), MemberNotices::default());
+}
+
+#[tokio::test]
+async fn setup_changes_member_notices_and_names_every_bad_field() {
+    let app = spawn(true).await;
+    app.interact(&command("setup", OWNER)).await;
+    let form = app.interact(&button("setup:notices", "n1")).await;
+    assert_eq!(form["type"], 9, "a modal: {form}");
+    assert_eq!(form["data"]["components"][1]["components"][0]["value"], "3d,1d");
+    let fields = [("enabled", "on"), ("remind", "2d"), ("welcome", "ON"), ("locale", "vi")];
+    let saved = content(&app.interact(&submit("setup:notices", &fields, "n2")).await);
+    assert!(saved.contains("✅ Member DMs: notices on, reminders 2d before access ends, welcome on, in vi"), "{saved}");
+    let bad = [("enabled", "yes"), ("remind", "2w"), ("welcome", "off"), ("locale", "fr")];
+    let refused = content(&app.interact(&submit("setup:notices", &bad, "n3")).await);
+    for named in ["Notices must be on or off", "\"2w\"", "Language must be en or vi"] {
+        assert!(refused.contains(named), "{named} not in {refused}");
+    }
+    let stored = app.repo.guild(guild()).await.expect("read").expect("guild");
+    assert_eq!((stored.notices.remind.to_string(), stored.notices.locale), ("2d".to_owned(), Locale::Vi));
+    // Members cannot change it.
+    let member = as_member(submit("setup:notices", &fields, "n4"), "222222222222222222", &[], 0);
+    assert!(!content(&app.interact(&member).await).contains("✅"));
 }

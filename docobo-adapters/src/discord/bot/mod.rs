@@ -8,7 +8,7 @@
 //! *deferred*: [`Reply::now`] acknowledges at once and [`Reply::later`] computes the real answer,
 //! which the transport delivers with [`follow_up`] by editing the original response.
 //!
-//! - `/help`, `/status` ([`status`]): answered at once, ephemeral.
+//! - `/help`, `/status`, `/notify` ([`status`]): answered at once, ephemeral.
 //! - `/join` ([`join`]): a menu of (role, provider) offers; picking one stores a checkout and shows
 //!   the Polar link or the SePay QR and transfer code.
 //! - `/setup` ([`setup`]): the owners' three-step wizard, resumable.
@@ -186,6 +186,11 @@ impl Bot {
                     "help" => Ok(Reply::text(status::HELP)),
                     "status" => Ok(Reply::text(status::text(&*self.repo, who).await?)),
                     "join" => self.join_menu(who).await,
+                    "notify" => {
+                        let state = c.data.options.iter().find(|o| o.name == "state");
+                        let on = state.and_then(|o| o.value.as_str()).map(|v| v == "on");
+                        Ok(Reply::text(status::notify(&*self.repo, who, on).await?))
+                    }
                     "setup" => self.setup_start(who).await,
                     other => Ok(Reply::text(format!("`/{other}` is not a Docobo command. Try `/help`."))),
                 }

@@ -10,7 +10,8 @@
 //!   never renews, so it cannot pay for a recurring role).
 //! 3/3 providers — the form each registered provider declares (`PaymentProvider::setup_form`),
 //!   checked by the provider (deferred when that needs its API); the webhook URL to paste into
-//!   each dashboard is shown. "Finish" shows a summary.
+//!   each dashboard is shown. "Notices" opens the member-notices form (on/off, reminder lead
+//!   times, welcome, language). "Finish" shows a summary.
 //!
 //! Progress (the step and the chosen roles) is stored per guild, so `/setup` resumes where it
 //! stopped. Every click checks Manage Server again: the command's default permission is only a
@@ -29,7 +30,7 @@ use std::sync::Arc;
 
 use docobo_core::domain::{GuildId, ProviderName, RoleId, SetupProgress};
 use docobo_core::ports::{Manageable, PaymentProvider, ProviderCredentials, StoreError};
-use docobo_core::service::{CatalogRefusal, register_guild, set_credentials};
+use docobo_core::service::{CatalogRefusal, configure_notices, register_guild, set_credentials};
 use serde::{Deserialize, Serialize};
 use serenity::all::{
     ButtonStyle, ComponentInteractionData, ComponentInteractionDataKind, CreateActionRow, CreateEmbed,
@@ -37,7 +38,8 @@ use serenity::all::{
 };
 
 use self::views::{
-    button, describe, parse_price, price_form, provider_form, refusal, step1, values, with_notice,
+    button, describe, describe_notices, notices_form, parse_notices, parse_price, price_form, provider_form,
+    refusal, step1, values, with_notice,
 };
 use super::{Bot, Caller, Reply, View, unavailable};
 
@@ -113,11 +115,13 @@ impl Bot {
             ));
             buttons.push(button(&format!("provider:{name}"), name.title(), ButtonStyle::Primary));
         }
+        buttons.push(button("notices", "Notices", ButtonStyle::Secondary));
         buttons.push(button("done", "Finish", ButtonStyle::Success).disabled(configured == 0));
         let rows = buttons.chunks(5).map(|c| CreateActionRow::Buttons(c.to_vec())).collect();
+        let notices = self.repo.guild(guild).await?.map(|g| describe_notices(&g.notices)).unwrap_or_default();
         let content = format!(
             "**Setup 3/3 — payment providers.** Configure at least one, then paste its webhook URL into \
-             the provider's dashboard.\n{}",
+             the provider's dashboard.\n{}\nMember DMs: {notices} (**Notices** changes them).",
             lines.join("\n")
         );
         Ok(View { content: with_notice(notice, content), rows, embed: None })
@@ -200,6 +204,10 @@ impl Bot {
             }
             _ => match action {
                 "roles" => return Ok(self.choose_roles(who, data)),
+                "notices" => {
+                    let settings = self.repo.guild(who.guild).await?.map(|g| g.notices).unwrap_or_default();
+                    return Ok(Reply::new(CreateInteractionResponse::Modal(notices_form(&settings))));
+                }
                 "step1" => step1(None),
                 "step2" => {
                     self.save_progress(&who, 2, &draft).await?;
@@ -284,6 +292,16 @@ impl Bot {
             && let Some(refusal) = not_an_administrator(&who)
         {
             return Ok(refusal);
+        }
+        if form == "notices" {
+            let notice = match parse_notices(data) {
+                Err(problems) => format!("⚠️ Notices were not saved: {problems}."),
+                Ok(change) => match configure_notices(&*self.repo, who.guild, change).await? {
+                    Some(g) => format!("✅ Member DMs: {}.", describe_notices(&g.notices)),
+                    None => "⚠️ Run `/setup` again: this server is not registered yet.".to_owned(),
+                },
+            };
+            return Ok(Reply::update(self.step3(who.guild, Some(&notice)).await?.message()));
         }
         let draft = Self::draft(self.repo.setup(who.guild).await?.as_ref());
         let view = match form.split_once(':') {

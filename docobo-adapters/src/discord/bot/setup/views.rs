@@ -2,8 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use docobo_core::domain::{Currency, GuildId, Money, PaidRole, ProductLink, ProviderName, RoleId, Term};
+use docobo_core::domain::{
+    Currency, GuildId, Locale, Money, NoticeSettings, PaidRole, ProductLink, ProviderName, Reminders, RoleId, Term,
+};
 use docobo_core::ports::{PaymentProvider, ProviderRegistry, SetupField};
+use docobo_core::service::NoticeChange;
 use docobo_core::service::catalog::{link_problems, sale_problems};
 use serenity::all::{
     ActionRowComponent, ButtonStyle, CreateActionRow, CreateButton, CreateInputText, CreateModal,
@@ -196,4 +199,54 @@ pub(super) fn parse_price(
 /// A refusal in four parts: what happened, why, how to fix it, where to get help.
 pub(super) fn refusal(what: &str, why: &str, fix: &str) -> String {
     format!("⛔ {what}\n**Why:** {why}.\n**Fix:** {fix}.\n**Help:** {HELP}.")
+}
+
+/// The member-notices form, filled with the guild's settings.
+pub(super) fn notices_form(settings: &NoticeSettings) -> CreateModal {
+    let on = |b: bool| if b { "on" } else { "off" };
+    let input = |label: &str, id: &str, value: String, placeholder: &str| {
+        CreateActionRow::InputText(
+            CreateInputText::new(InputTextStyle::Short, label, id)
+                .value(value)
+                .placeholder(placeholder)
+                .required(true),
+        )
+    };
+    CreateModal::new("setup:notices", "Member notices").components(vec![
+        input("Notices (on or off)", "enabled", on(settings.enabled).to_owned(), "on"),
+        input("Reminders before access ends", "remind", settings.remind.to_string(), "3d,1d, or none"),
+        input("Welcome on first payment (on or off)", "welcome", on(settings.welcome).to_owned(), "off"),
+        input("Language (en or vi)", "locale", settings.locale.to_string(), "en"),
+    ])
+}
+
+/// The notices form's values as a change, or every problem with them.
+pub(super) fn parse_notices(data: &ModalInteractionData) -> Result<NoticeChange, String> {
+    let mut problems = Vec::new();
+    let mut switch = |id: &str, label: &str| match field(data, id).to_ascii_lowercase().as_str() {
+        "on" => Some(true),
+        "off" => Some(false),
+        other => {
+            problems.push(format!("{label} must be on or off, not {other:?}"));
+            None
+        }
+    };
+    let enabled = switch("enabled", "Notices");
+    let welcome = switch("welcome", "Welcome");
+    let remind = field(data, "remind").parse::<Reminders>().map_err(|e| problems.push(e.to_string())).ok();
+    let locale = field(data, "locale").to_ascii_lowercase().parse::<Locale>();
+    let locale = locale.map_err(|_| problems.push("Language must be en or vi".to_owned())).ok();
+    if problems.is_empty() { Ok(NoticeChange { enabled, welcome, remind, locale }) } else { Err(problems.join("; ")) }
+}
+
+/// `notices on, reminders 3d,1d before access ends, welcome off, in en`.
+pub(super) fn describe_notices(settings: &NoticeSettings) -> String {
+    let on = |b: bool| if b { "on" } else { "off" };
+    format!(
+        "notices {}, reminders {} before access ends, welcome {}, in {}",
+        on(settings.enabled),
+        settings.remind,
+        on(settings.welcome),
+        settings.locale
+    )
 }
