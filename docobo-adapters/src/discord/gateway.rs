@@ -43,7 +43,7 @@ impl EventHandler for GatewayEvents {
 
     async fn guild_create(&self, _: Context, guild: serenity::all::Guild, _: Option<bool>) {
         let Ok(id) = GuildId::new(guild.id.get()) else { return };
-        if let Err(e) = register_guild(&*self.repo, id, &guild.name).await {
+        if let Err(e) = register_guild(&*self.repo, id, &guild.name, Some(&guild.preferred_locale)).await {
             tracing::warn!(guild = %id, error = %e, "guild not registered");
         }
     }

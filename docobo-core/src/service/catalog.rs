@@ -7,7 +7,7 @@
 //! ends), a provider that takes one currency cannot sell a price in another, and a provider that
 //! identifies purchases by product needs a product id.
 
-use crate::domain::{Guild, GuildId, PaidRole, ProductLink, ProviderName};
+use crate::domain::{Guild, GuildId, Locale, PaidRole, ProductLink, ProviderName};
 use crate::ports::{
     CatalogRepo, CredentialError, PaymentProvider, ProviderCredentials, ProviderRegistry, Sells, StoreError,
 };
@@ -91,15 +91,21 @@ pub async fn sell_role<R: CatalogRepo + ?Sized>(
     Ok(())
 }
 
-/// Registers a guild under `name`, or renames it keeping its settings.
+/// Registers a guild under `name`, its notices in Vietnamese when Discord says the guild's
+/// `preferred_locale` is `vi`; or renames it keeping its settings.
 pub async fn register_guild<R: CatalogRepo + ?Sized>(
     repo: &R,
     id: GuildId,
     name: &str,
+    preferred_locale: Option<&str>,
 ) -> Result<(), StoreError> {
     match repo.guild(id).await? {
         Some(g) => repo.put_guild(&Guild { name: name.to_owned(), ..g }).await,
-        None => repo.put_guild(&Guild::new(id, name)).await,
+        None => {
+            let mut guild = Guild::new(id, name);
+            guild.notices.locale = preferred_locale.map(Locale::from_discord).unwrap_or_default();
+            repo.put_guild(&guild).await
+        }
     }
 }
 
@@ -190,7 +196,7 @@ mod tests {
             Err(CatalogRefusal::UnknownGuild(fixed.guild)),
             "a role needs its guild first"
         );
-        register_guild(&repo, fixed.guild, "Guild").await.expect("guild");
+        register_guild(&repo, fixed.guild, "Guild", None).await.expect("guild");
         let recurring = PaidRole { term: Term::Recurring, ..fixed.clone() };
         assert!(matches!(
             sell_role(&repo, &providers, &recurring).await,

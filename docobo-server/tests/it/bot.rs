@@ -235,6 +235,14 @@ async fn with_the_gateway_on_the_server_registers_guilds_the_bot_joins() {
     let registered =
         || async { app.repo.guild(guild()).await.expect("read").is_some_and(|g| g.name == "Paid Club") };
     eventually("the guild is registered", registered).await;
+    assert_eq!(app.repo.guild(guild()).await.expect("read").expect("guild").notices.locale, Locale::En);
+    // A Vietnamese server gets its member notices in Vietnamese.
+    let mut vietnamese = guild_create(777_000_000_000_000_001, "Tín hiệu", 1);
+    vietnamese["preferred_locale"] = json!("vi");
+    gateway.dispatch("GUILD_CREATE", vietnamese);
+    let id = GuildId::new(777_000_000_000_000_001).expect("id");
+    let vi = || async { app.repo.guild(id).await.expect("read").is_some_and(|g| g.notices.locale == Locale::Vi) };
+    eventually("the Vietnamese guild is registered in Vietnamese", vi).await;
 }
 
 fn read_fixture(name: &str) -> Vec<u8> {

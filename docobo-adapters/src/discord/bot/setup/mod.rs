@@ -166,7 +166,7 @@ impl Bot {
             return Ok(refusal);
         }
         if self.repo.guild(who.guild).await?.is_none() {
-            register_guild(&*self.repo, who.guild, &format!("guild {}", who.guild)).await?;
+            register_guild(&*self.repo, who.guild, &format!("guild {}", who.guild), None).await?;
         }
         let progress = self.repo.setup(who.guild).await?;
         let draft = Self::draft(progress.as_ref());
