@@ -238,7 +238,8 @@ pub async fn notifier(
                 pass.planned = plan_reminders(&repo, clock.as_ref()).await?;
                 planned_at = Some(std::time::Instant::now());
             }
-            let sender = Sender { dms: dms.as_ref(), providers: &providers, clock: clock.as_ref(), entropy: &entropy };
+            let sender =
+                Sender { dms: dms.as_ref(), providers: &providers, clock: clock.as_ref(), entropy: &entropy };
             pass.handled = send_due_notices(&repo, &sender, &mut pace).await?;
             Ok(pass)
         }
@@ -246,7 +247,8 @@ pub async fn notifier(
         observe(&pass);
         // Sleep until the pace allows the next DM or one comes due, at most until the next plan.
         let now = clock.now();
-        let until = |at: docobo_core::domain::Timestamp| Duration::try_from(at - now).unwrap_or(Duration::ZERO);
+        let until =
+            |at: docobo_core::domain::Timestamp| Duration::try_from(at - now).unwrap_or(Duration::ZERO);
         let due = repo.next_notice_due().await.ok().flatten().map(until).unwrap_or(REMIND_EVERY);
         let wait = due.max(pace.next().map_or(Duration::ZERO, until)).min(REMIND_EVERY);
         tokio::select! {

@@ -196,7 +196,10 @@ async fn a_dm_opens_its_channel_once_mentions_no_one_and_carries_the_renew_butto
     let sent = fake.dms(U);
     assert_eq!(sent.len(), 2);
     assert_eq!(sent[0]["allowed_mentions"], serde_json::json!({ "parse": [] }));
-    assert_eq!((sent[0]["nonce"].as_str(), sent[0]["enforce_nonce"].as_bool()), (Some("docobo-n1"), Some(true)));
+    assert_eq!(
+        (sent[0]["nonce"].as_str(), sent[0]["enforce_nonce"].as_bool()),
+        (Some("docobo-n1"), Some(true))
+    );
     assert_eq!(sent[0]["components"][0]["components"][0]["url"], "https://pay.example/c/1");
     // A repeat with the same nonce (a sender that died before recording) is not shown twice.
     gateway.send_dm(u, &dm("Your access ends in 1 day", "docobo-n2")).await.expect("answered");

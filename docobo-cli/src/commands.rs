@@ -12,13 +12,14 @@ use docobo_core::ports::{
     CatalogRepo, CredentialError, EntitlementRepo, Ledger, ProviderCredentials, SystemClock,
 };
 use docobo_core::service::{
-    CatalogRefusal, NoticeChange, configure_notices, reconcile_guild, replay_event, resolve_deferred, sell_role, set_credentials,
+    CatalogRefusal, NoticeChange, configure_notices, reconcile_guild, replay_event, resolve_deferred,
+    sell_role, set_credentials,
 };
 use serde_json::json;
 
 use crate::args::{
-    Cli, Command, CommandsCommand, EventsCommand, GuildCommand, LocaleArg, OnOff, OutcomeArg, ProviderCommand,
-    ProviderSettings, RoleCommand, SecretsCommand, SubsCommand,
+    Cli, Command, CommandsCommand, EventsCommand, GuildCommand, LocaleArg, OnOff, OutcomeArg,
+    ProviderCommand, ProviderSettings, RoleCommand, SecretsCommand, SubsCommand,
 };
 use crate::error::Failure;
 use crate::output::{print, time_text};
@@ -111,7 +112,8 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
             };
             if change == NoticeChange::default() {
                 return Err(Failure::Usage(
-                    "guild set: nothing to change; give --remind, --welcome, --notices or --locale".to_owned(),
+                    "guild set: nothing to change; give --remind, --welcome, --notices or --locale"
+                        .to_owned(),
                 ));
             }
             registered(&repo, guild).await?;

@@ -78,9 +78,21 @@ impl Metrics {
             counter("docobo_discord_errors_total", "Failed Discord calls by class.", &["class"])?;
         let queue = IntGaugeVec::new(Opts::new("docobo_role_jobs", "Role jobs by state."), &["state"])?;
         registry.register(Box::new(queue.clone()))?;
-        let notices =
-            counter("docobo_notices_total", "Member notices handled by kind and outcome.", &["kind", "outcome"])?;
-        Ok(Metrics { registry, webhooks, ack_seconds, role_jobs, webhook_to_role, queue, discord_errors, notices })
+        let notices = counter(
+            "docobo_notices_total",
+            "Member notices handled by kind and outcome.",
+            &["kind", "outcome"],
+        )?;
+        Ok(Metrics {
+            registry,
+            webhooks,
+            ack_seconds,
+            role_jobs,
+            webhook_to_role,
+            queue,
+            discord_errors,
+            notices,
+        })
     }
 
     /// Notices one notifier pass handled.

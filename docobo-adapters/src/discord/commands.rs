@@ -7,7 +7,8 @@
 use docobo_core::domain::GuildId;
 use docobo_core::ports::GatewayError;
 use serenity::all::{
-    ApplicationId, Command, CommandOptionType, CreateCommand, CreateCommandOption, InteractionContext, Permissions,
+    ApplicationId, Command, CommandOptionType, CreateCommand, CreateCommandOption, InteractionContext,
+    Permissions,
 };
 
 /// `/help`, `/status`, `/join`, `/notify on|off`, and `/setup` (only for members who can manage

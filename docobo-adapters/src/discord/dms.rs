@@ -59,7 +59,8 @@ fn body(message: &DirectMessage) -> Value {
         "enforce_nonce": true,
     });
     if let Some((label, url)) = &message.button {
-        body["components"] = json!([{ "type": 1, "components": [{ "type": 2, "style": 5, "label": label, "url": url }] }]);
+        body["components"] =
+            json!([{ "type": 1, "components": [{ "type": 2, "style": 5, "label": label, "url": url }] }]);
     }
     if let Some(image) = &message.image {
         body["embeds"] = json!([{ "image": { "url": image } }]);
@@ -79,11 +80,12 @@ impl DiscordRoles {
         }
         let body = json!({ "recipient_id": user.to_string() }).to_string().into_bytes();
         let request = Request::new(Route::UserMeDmChannels, LightMethod::Post).body(Some(body));
-        let answer = self.raw_coded(0, "dm-open", "opening the DM channel", request).await.map_err(dm_error)?;
-        let channel = serde_json::from_slice::<Channel>(&answer)
-            .ok()
-            .and_then(|c| c.id.parse().ok())
-            .ok_or_else(|| DmError::Retryable { after: None, why: "Discord's answer was not a channel".to_owned() })?;
+        let answer =
+            self.raw_coded(0, "dm-open", "opening the DM channel", request).await.map_err(dm_error)?;
+        let channel =
+            serde_json::from_slice::<Channel>(&answer).ok().and_then(|c| c.id.parse().ok()).ok_or_else(
+                || DmError::Retryable { after: None, why: "Discord's answer was not a channel".to_owned() },
+            )?;
         self.dm_channels.put(user, channel);
         Ok(channel)
     }

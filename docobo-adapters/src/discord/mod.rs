@@ -15,8 +15,8 @@
 
 pub mod bot;
 pub mod commands;
-pub mod gateway;
 pub mod dms;
+pub mod gateway;
 pub mod interactions;
 pub mod pacer;
 

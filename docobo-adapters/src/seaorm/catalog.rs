@@ -88,13 +88,18 @@ impl CatalogRepo for SeaOrmRepo {
             name: Set(g.name.clone()),
             grace_seconds: Set(g.grace.whole_seconds()),
             notices: Set(Some(
-                serde_json::to_string(&g.notices).unwrap_or_else(|_| unreachable!("settings always serialize")),
+                serde_json::to_string(&g.notices)
+                    .unwrap_or_else(|_| unreachable!("settings always serialize")),
             )),
         };
         guild::Entity::insert(row)
             .on_conflict(
                 OnConflict::column(guild::Column::Id)
-                    .update_columns([guild::Column::Name, guild::Column::GraceSeconds, guild::Column::Notices])
+                    .update_columns([
+                        guild::Column::Name,
+                        guild::Column::GraceSeconds,
+                        guild::Column::Notices,
+                    ])
                     .to_owned(),
             )
             .exec(&self.db)

@@ -9,8 +9,8 @@ use docobo_core::machine::Standing;
 use docobo_core::ports::{Commit, EntitlementRepo, EntitlementWrite, Ledger, Recorded, StoreError};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait, TryInsertResult,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, TransactionTrait, TryInsertResult,
 };
 
 use super::SeaOrmRepo;

@@ -20,9 +20,9 @@ mod cursors;
 pub mod entities;
 mod ledger;
 pub mod migration;
+mod notices;
 mod payments;
 mod pool;
-mod notices;
 mod queue;
 mod setup;
 

@@ -12,7 +12,9 @@ use sea_orm::{
 };
 
 use super::SeaOrmRepo;
-use super::convert::{from_micros, guild_id, micros, opt_from_micros, parse, role_id, sf, storable, store_err, user_id};
+use super::convert::{
+    from_micros, guild_id, micros, opt_from_micros, parse, role_id, sf, storable, store_err, user_id,
+};
 use super::entities::{member_notice, notice};
 
 fn notice_from(m: notice::Model) -> Result<Notice, StoreError> {
@@ -102,7 +104,10 @@ impl NoticeRepo for SeaOrmRepo {
             .order_by_asc(C::SendAt)
             .order_by_asc(C::Id)
             .limit(u64::try_from(limit).unwrap_or(u64::MAX))
-            .lock_with_behavior(sea_orm::sea_query::LockType::Update, sea_orm::sea_query::LockBehavior::SkipLocked)
+            .lock_with_behavior(
+                sea_orm::sea_query::LockType::Update,
+                sea_orm::sea_query::LockBehavior::SkipLocked,
+            )
             .all(&txn)
             .await
             .map_err(store_err)?;
@@ -159,8 +164,14 @@ impl NoticeRepo for SeaOrmRepo {
         }
         if unreachable {
             let p = &claimed.planned;
-            upsert_member(&txn, (p.guild, p.user), None, Some(micros(now)), [member_notice::Column::UnreachableAt])
-                .await?;
+            upsert_member(
+                &txn,
+                (p.guild, p.user),
+                None,
+                Some(micros(now)),
+                [member_notice::Column::UnreachableAt],
+            )
+            .await?;
         }
         txn.commit().await.map_err(store_err)?;
         Ok(true)
@@ -184,7 +195,10 @@ impl NoticeRepo for SeaOrmRepo {
             .await
             .map_err(store_err)?;
         let Some(row) = row else { return Ok(MemberNotices::default()) };
-        Ok(MemberNotices { muted_at: opt_from_micros(row.muted_at)?, unreachable_at: opt_from_micros(row.unreachable_at)? })
+        Ok(MemberNotices {
+            muted_at: opt_from_micros(row.muted_at)?,
+            unreachable_at: opt_from_micros(row.unreachable_at)?,
+        })
     }
 
     async fn set_member_notices(

@@ -427,7 +427,10 @@ fn respond(state: &Mutex<State>, request: Request, injected: Option<u16>) -> (u1
             };
             let next = DM_CHANNELS + s.dm_channels.len() as u64;
             let channel = *s.dm_channels.entry(user).or_insert(next);
-            (200, json!({ "id": channel.to_string(), "type": 1, "recipients": [user_json(user)] }).to_string())
+            (
+                200,
+                json!({ "id": channel.to_string(), "type": 1, "recipients": [user_json(user)] }).to_string(),
+            )
         }
         ("POST", ["channels", _, "messages"]) => {
             let channel = num(1).unwrap_or_default();

@@ -632,7 +632,10 @@ pub async fn notices_are_planned_once_per_key_then_claimed_leased_and_settled<R:
     assert_eq!(claimed[0].planned, soon, "stored as planned");
     assert!(repo.claim_notices(T0, LEASE, 10).await.expect("claims").is_empty(), "claimed twice");
     assert!(repo.settle_notice(&claimed[0], NoticeSettlement::Sent, T0).await.expect("settles"));
-    assert!(!repo.settle_notice(&claimed[0], NoticeSettlement::Sent, T0).await.expect("settles"), "settled twice");
+    assert!(
+        !repo.settle_notice(&claimed[0], NoticeSettlement::Sent, T0).await.expect("settles"),
+        "settled twice"
+    );
     let retry = NoticeSettlement::Retry { at: T0 + Duration::minutes(5), error: "HTTP 429".into() };
     assert!(repo.settle_notice(&claimed[1], retry, T0).await.expect("settles"));
 
@@ -668,8 +671,15 @@ pub async fn members_mute_notices_are_marked_unreachable_and_reset_by_turning_th
     let marked = repo.member_notices(guild(), user(1)).await.expect("reads");
     assert_eq!((marked.muted_at, marked.unreachable_at), (Some(T0 + Duration::DAY), Some(T0)));
     let log = repo.member_notice_log(guild(), user(1)).await.expect("log");
-    assert_eq!((log[0].state, log[0].note.as_deref()), (NoticeState::Failed, Some(NoticeSettlement::UNREACHABLE)));
-    assert_eq!(repo.member_notices(guild(), user(2)).await.expect("reads"), MemberNotices::default(), "per member");
+    assert_eq!(
+        (log[0].state, log[0].note.as_deref()),
+        (NoticeState::Failed, Some(NoticeSettlement::UNREACHABLE))
+    );
+    assert_eq!(
+        repo.member_notices(guild(), user(2)).await.expect("reads"),
+        MemberNotices::default(),
+        "per member"
+    );
     repo.set_member_notices(guild(), user(1), true, T0).await.expect("on");
     assert_eq!(repo.member_notices(guild(), user(1)).await.expect("reads"), MemberNotices::default());
 }
@@ -688,7 +698,8 @@ pub async fn deadlines_page_by_deadline_then_id<R: SubscriptionRepo>(repo: &R) {
     repo.commit(commit(None, writes, vec![])).await.expect("insert");
     let until = T0 + Duration::days(3);
     let first = repo.deadlines_after((T0, EntitlementId(i64::MIN)), until, 2).await.expect("reads");
-    let refs = |page: &[Entitlement]| page.iter().map(|e| e.external_ref.as_str().to_owned()).collect::<Vec<_>>();
+    let refs =
+        |page: &[Entitlement]| page.iter().map(|e| e.external_ref.as_str().to_owned()).collect::<Vec<_>>();
     assert_eq!(refs(&first), ["d0", "d1"]);
     let next = |page: &[Entitlement]| {
         let last = page.last().expect("a row");

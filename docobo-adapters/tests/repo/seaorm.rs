@@ -36,7 +36,8 @@ async fn migrating_twice_is_harmless() {
 /// A guild written as the first schema's columns, which every later schema keeps.
 async fn old_guild(repo: &SeaOrmRepo, name: &str) {
     use sea_orm::ConnectionTrait;
-    let sql = format!("INSERT INTO guilds (id, name, grace_seconds) VALUES ({}, '{name}', 259200)", guild().get());
+    let sql =
+        format!("INSERT INTO guilds (id, name, grace_seconds) VALUES ({}, '{name}', 259200)", guild().get());
     repo.connection().execute_unprepared(&sql).await.expect("old schema has guilds");
 }
 

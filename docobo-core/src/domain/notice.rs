@@ -175,7 +175,11 @@ impl fmt::Display for Reminders {
 }
 
 fn write_lead(f: &mut fmt::Formatter<'_>, lead: Duration) -> fmt::Result {
-    if lead.whole_hours() % 24 == 0 { write!(f, "{}d", lead.whole_days()) } else { write!(f, "{}h", lead.whole_hours()) }
+    if lead.whole_hours() % 24 == 0 {
+        write!(f, "{}d", lead.whole_days())
+    } else {
+        write!(f, "{}h", lead.whole_hours())
+    }
 }
 
 impl Serialize for Reminders {
@@ -241,10 +245,7 @@ impl PlannedNotice {
     pub fn key(&self) -> String {
         let lead = self.lead.map_or(0, |l| l.whole_seconds());
         let about = self.about.map_or(0, |a| a.unix_timestamp());
-        format!(
-            "{}:{}:{}:{}:{lead}:{about}",
-            self.provider, self.guild, self.external_ref, self.kind
-        )
+        format!("{}:{}:{}:{}:{lead}:{about}", self.provider, self.guild, self.external_ref, self.kind)
     }
 }
 

@@ -19,7 +19,8 @@ pub use provider::{
 pub use registry::ProviderRegistry;
 pub use repo::{
     AuditLog, CatalogRepo, CheckoutRepo, Commit, EntitlementRepo, EntitlementWrite, JobQueue, Ledger,
-    NoticeRepo, NoticeSettlement, PaymentLog, Recorded, Settled, Settlement, SetupRepo, StoreError, SubscriptionRepo,
+    NoticeRepo, NoticeSettlement, PaymentLog, Recorded, Settled, Settlement, SetupRepo, StoreError,
+    SubscriptionRepo,
 };
 #[cfg(test)]
 pub use roles::MockRoleGateway;

@@ -334,12 +334,19 @@ pub trait AuditLog: Send + Sync {
 pub enum NoticeSettlement {
     Sent,
     /// Deliberately not sent (outdated, turned off).
-    Skipped { why: String },
+    Skipped {
+        why: String,
+    },
     /// Discord will not deliver to the member: the notice fails and the member is marked
     /// unreachable in its guild (`MemberNotices::unreachable_at`), in one transaction.
     Unreachable,
-    Retry { at: Timestamp, error: String },
-    Failed { why: String },
+    Retry {
+        at: Timestamp,
+        error: String,
+    },
+    Failed {
+        why: String,
+    },
 }
 
 impl NoticeSettlement {

@@ -12,9 +12,9 @@
 //! year forward and back) never expires anyone; a step that holds for [`ClockWatch::CONFIRM`] is
 //! taken as the correct time.
 
+use super::notices::on_elapsed;
 use crate::domain::{Entitlement, Guild, RoleJobKey, Timestamp};
 use crate::machine::{self, Effect, Event, EventKind, Status, Version};
-use super::notices::on_elapsed;
 use crate::ports::{
     CatalogRepo, Clock, Commit, EntitlementRepo, EntitlementWrite, Ledger, Recorded, StoreError,
 };

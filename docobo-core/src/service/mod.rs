@@ -22,7 +22,8 @@ pub use expirer::{ClockTrust, ClockWatch, ExpiryReport, expire_due, expire_due_w
 pub use ingest::{IngestError, IngestOutcome, IngestReport, Unresolved, ingest_fetched, ingest_webhook};
 pub use manual::{ManualError, ManualReport, grant_manually, revoke_manually};
 pub use notices::{
-    NoticeChange, NoticeOutcome, Pace, Purchase, Sender, configure_notices, on_change, on_elapsed, plan_reminders, send_due_notices,
+    NoticeChange, NoticeOutcome, Pace, Purchase, Sender, configure_notices, on_change, on_elapsed,
+    plan_reminders, send_due_notices,
 };
 pub use reconcile::{Drift, ReconcileReport, diff, on_member_join, reconcile_guild};
 pub use replay::{ReplayError, replay_event};

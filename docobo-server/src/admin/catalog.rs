@@ -185,10 +185,17 @@ impl Catalog {
 
     /// A guild's member notices.
     #[oai(path = "/guilds/:guild_id/notices", method = "get")]
-    async fn notices(&self, _auth: AdminToken, guild_id: Path<String>) -> Result<Json<NoticesView>, ApiError> {
+    async fn notices(
+        &self,
+        _auth: AdminToken,
+        guild_id: Path<String>,
+    ) -> Result<Json<NoticesView>, ApiError> {
         let guild: GuildId = id(&guild_id)?;
         let found = self.state.repo.guild(guild).await?;
-        found.as_ref().map(|g| Json(g.into())).ok_or_else(|| ApiError::not_found(format!("guild {guild} is not registered")))
+        found
+            .as_ref()
+            .map(|g| Json(g.into()))
+            .ok_or_else(|| ApiError::not_found(format!("guild {guild} is not registered")))
     }
 
     /// Changes a guild's member notices. Refused (400, every bad field named, nothing changed)
@@ -217,7 +224,10 @@ impl Catalog {
         }
         let change = NoticeChange { enabled: body.enabled, welcome: body.welcome, remind, locale };
         let changed = configure_notices(&self.state.repo, guild, change).await?;
-        changed.as_ref().map(|g| Json(g.into())).ok_or_else(|| ApiError::not_found(format!("guild {guild} is not registered")))
+        changed
+            .as_ref()
+            .map(|g| Json(g.into()))
+            .ok_or_else(|| ApiError::not_found(format!("guild {guild} is not registered")))
     }
 
     /// Checks a provider's credentials with the provider, then stores them sealed. The values

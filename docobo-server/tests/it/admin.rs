@@ -282,20 +282,37 @@ async fn notice_settings_are_read_and_changed_and_bad_values_are_all_named() {
     let app = admin_app().await;
     let (status, body) = app.get(&format!("/guilds/{GUILD}/notices")).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body, json!({ "guild_id": GUILD, "enabled": true, "welcome": false, "remind": "3d,1d", "locale": "en" }));
+    assert_eq!(
+        body,
+        json!({ "guild_id": GUILD, "enabled": true, "welcome": false, "remind": "3d,1d", "locale": "en" })
+    );
     let path = format!("/guilds/{GUILD}/notices");
     let put = |body| app.admin(reqwest::Method::PUT, &path, Some(body));
     let (status, body) = put(json!({ "remind": "5d, 12h", "welcome": true, "locale": "VI" })).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!((body["remind"].as_str(), body["welcome"].as_bool(), body["locale"].as_str()), (Some("5d,12h"), Some(true), Some("vi")));
+    assert_eq!(
+        (body["remind"].as_str(), body["welcome"].as_bool(), body["locale"].as_str()),
+        (Some("5d,12h"), Some(true), Some("vi"))
+    );
     let (status, body) = put(json!({ "remind": "2w", "locale": "fr", "enabled": false })).await;
     assert_eq!(status, 400);
     let error = body["error"].as_str().expect("error");
     assert!(error.contains("remind") && error.contains("\"2w\"") && error.contains("locale"), "{error}");
     let (_, kept) = app.get(&format!("/guilds/{GUILD}/notices")).await;
-    assert_eq!((kept["enabled"].as_bool(), kept["remind"].as_str()), (Some(true), Some("5d,12h")), "half-written");
-    let (status, _) = app.admin(reqwest::Method::PUT, "/guilds/1/notices", Some(json!({ "enabled": false }))).await;
+    assert_eq!(
+        (kept["enabled"].as_bool(), kept["remind"].as_str()),
+        (Some(true), Some("5d,12h")),
+        "half-written"
+    );
+    let (status, _) =
+        app.admin(reqwest::Method::PUT, "/guilds/1/notices", Some(json!({ "enabled": false }))).await;
     assert_eq!(status, 404);
-    let (status, _) = app.http.get(format!("{}/admin/guilds/{GUILD}/notices", app.base)).send().await.map(|r| (r.status().as_u16(), ())).expect("request");
+    let (status, _) = app
+        .http
+        .get(format!("{}/admin/guilds/{GUILD}/notices", app.base))
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), ()))
+        .expect("request");
     assert_eq!(status, 401);
 }

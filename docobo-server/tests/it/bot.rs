@@ -241,7 +241,8 @@ async fn with_the_gateway_on_the_server_registers_guilds_the_bot_joins() {
     vietnamese["preferred_locale"] = json!("vi");
     gateway.dispatch("GUILD_CREATE", vietnamese);
     let id = GuildId::new(777_000_000_000_000_001).expect("id");
-    let vi = || async { app.repo.guild(id).await.expect("read").is_some_and(|g| g.notices.locale == Locale::Vi) };
+    let vi =
+        || async { app.repo.guild(id).await.expect("read").is_some_and(|g| g.notices.locale == Locale::Vi) };
     eventually("the Vietnamese guild is registered in Vietnamese", vi).await;
 }
 
@@ -395,7 +396,10 @@ async fn setup_changes_member_notices_and_names_every_bad_field() {
     assert_eq!(form["data"]["components"][1]["components"][0]["value"], "3d,1d");
     let fields = [("enabled", "on"), ("remind", "2d"), ("welcome", "ON"), ("locale", "vi")];
     let saved = content(&app.interact(&submit("setup:notices", &fields, "n2")).await);
-    assert!(saved.contains("✅ Member DMs: notices on, reminders 2d before access ends, welcome on, in vi"), "{saved}");
+    assert!(
+        saved.contains("✅ Member DMs: notices on, reminders 2d before access ends, welcome on, in vi"),
+        "{saved}"
+    );
     let bad = [("enabled", "yes"), ("remind", "2w"), ("welcome", "off"), ("locale", "fr")];
     let refused = content(&app.interact(&submit("setup:notices", &bad, "n3")).await);
     for named in ["Notices must be on or off", "\"2w\"", "Language must be en or vi"] {

@@ -8,5 +8,6 @@ mod catalog;
 mod common;
 mod hardening;
 mod interactions;
+mod notices;
 mod sellapp;
 mod webhooks;

@@ -34,7 +34,9 @@ fn notices_line(member: MemberNotices) -> &'static str {
             "Reminders: **not reaching you** — Discord refused my direct messages (DMs closed, or Docobo \
              blocked). Allow direct messages from this server's members, then run `/notify on`."
         }
-        _ => "Reminders: **on** — I send you a direct message before your access ends. `/notify off` stops them.",
+        _ => {
+            "Reminders: **on** — I send you a direct message before your access ends. `/notify off` stops them."
+        }
     }
 }
 

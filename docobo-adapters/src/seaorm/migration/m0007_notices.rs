@@ -58,7 +58,10 @@ impl MigrationTrait for Migration {
         if !m.has_column("guilds", "notices").await? {
             // Null: the default settings.
             m.alter_table(
-                Table::alter().table(Guilds::Table).add_column(ColumnDef::new(Guilds::Notices).text().null()).take(),
+                Table::alter()
+                    .table(Guilds::Table)
+                    .add_column(ColumnDef::new(Guilds::Notices).text().null())
+                    .take(),
             )
             .await?;
         }
@@ -87,8 +90,10 @@ impl MigrationTrait for Migration {
         )
         .await?;
         m.create_index(index("notices_key", Notices::Table, [Notices::Key]).unique().take()).await?;
-        m.create_index(index("notices_due", Notices::Table, [Notices::State, Notices::SendAt]).take()).await?;
-        m.create_index(index("notices_member", Notices::Table, [Notices::GuildId, Notices::UserId]).take()).await?;
+        m.create_index(index("notices_due", Notices::Table, [Notices::State, Notices::SendAt]).take())
+            .await?;
+        m.create_index(index("notices_member", Notices::Table, [Notices::GuildId, Notices::UserId]).take())
+            .await?;
         m.create_table(
             Table::create()
                 .table(MemberNotices::Table)

@@ -78,7 +78,11 @@ pub(super) async fn plan<R: IngestRepo + ?Sized>(
         // A payment for N units is N payments (each adds a fixed term); a purchase that is paid
         // once, and was paid, is not paid again.
         let times = match event.event.kind {
-            EventKind::PaymentSucceeded { .. } if event.subject.paid_once && entry.before.as_ref().is_some_and(|b| b.paid) => 0,
+            EventKind::PaymentSucceeded { .. }
+                if event.subject.paid_once && entry.before.as_ref().is_some_and(|b| b.paid) =>
+            {
+                0
+            }
             EventKind::PaymentSucceeded { .. } => event.subject.units.max(1),
             _ => 1,
         };

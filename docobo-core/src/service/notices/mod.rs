@@ -25,8 +25,8 @@ use std::collections::BTreeMap;
 use time::Duration;
 
 use crate::domain::{
-    Entitlement, EntitlementId, ExternalRef, Guild, GuildId, JobId, Locale, Notice, NoticeKind, PlannedNotice,
-    ProviderName, Reminders, RoleJobKey, Timestamp,
+    Entitlement, EntitlementId, ExternalRef, Guild, GuildId, JobId, Locale, Notice, NoticeKind,
+    PlannedNotice, ProviderName, Reminders, RoleJobKey, Timestamp,
 };
 use crate::machine::{Standing, Status, role_desired};
 use crate::ports::{
@@ -135,7 +135,12 @@ pub fn on_change(
 }
 
 /// The *ended* notice for a purchase whose access the expirer found ended by the clock at `at`.
-pub fn on_elapsed(guild: &Guild, purchase: Purchase<'_>, at: Timestamp, now: Timestamp) -> Vec<PlannedNotice> {
+pub fn on_elapsed(
+    guild: &Guild,
+    purchase: Purchase<'_>,
+    at: Timestamp,
+    now: Timestamp,
+) -> Vec<PlannedNotice> {
     if !guild.notices.sends(NoticeKind::Ended) {
         return Vec::new();
     }
@@ -288,7 +293,12 @@ fn skipped(why: impl Into<String>, outcome: NoticeOutcome) -> Result<Delivered, 
 }
 
 /// The retry of a notice's `attempt` failure, or `None` when it is out of attempts.
-fn retry(notice: &Notice, after: Option<Duration>, error: String, now: Timestamp) -> Option<NoticeSettlement> {
+fn retry(
+    notice: &Notice,
+    after: Option<Duration>,
+    error: String,
+    now: Timestamp,
+) -> Option<NoticeSettlement> {
     let attempt = notice.attempts + 1;
     (attempt < MAX_NOTICE_ATTEMPTS)
         .then(|| NoticeSettlement::Retry { at: now + backoff(JobId(notice.id.0), attempt, after), error })
@@ -341,7 +351,9 @@ async fn deliver<R: NoticeRepos + ?Sized>(
         Err(DmError::Retryable { after, why }) => match retry(notice, after, why.clone(), now) {
             Some(again) => (again, NoticeOutcome::Retried, true),
             None => (
-                NoticeSettlement::Failed { why: format!("gave up after {MAX_NOTICE_ATTEMPTS} attempts: {why}") },
+                NoticeSettlement::Failed {
+                    why: format!("gave up after {MAX_NOTICE_ATTEMPTS} attempts: {why}"),
+                },
                 NoticeOutcome::Failed,
                 true,
             ),
@@ -366,7 +378,9 @@ async fn outdated<R: NoticeRepos + ?Sized>(
         NoticeKind::PaymentFailed if purchase.status() != Status::PastDue => {
             return Ok(Some("the renewal is no longer failing"));
         }
-        NoticeKind::PaymentFailed => return Ok(p.about.is_none_or(|d| d <= now).then_some("the grace period is over")),
+        NoticeKind::PaymentFailed => {
+            return Ok(p.about.is_none_or(|d| d <= now).then_some("the grace period is over"));
+        }
         NoticeKind::Ended if purchase.status() != Status::Expired => {
             return Ok(Some("access was renewed or ended otherwise"));
         }
@@ -392,7 +406,8 @@ async fn renew_link<R: NoticeRepos + ?Sized>(
     now: Timestamp,
 ) -> Result<Result<Option<CheckoutLink>, CheckoutError>, StoreError> {
     let mut candidates: Vec<ProviderName> = Vec::new();
-    for offer in offers(repo, sender.providers, p.guild).await?.into_iter().filter(|o| o.role.role == p.role) {
+    for offer in offers(repo, sender.providers, p.guild).await?.into_iter().filter(|o| o.role.role == p.role)
+    {
         let Some(provider) = sender.providers.get(offer.provider) else { continue };
         let credentials = repo.credentials(p.guild, offer.provider).await?;
         // A provider that must ask the member for an email first cannot check out from a DM.

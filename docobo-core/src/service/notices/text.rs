@@ -20,7 +20,12 @@ pub struct NoticeFacts<'a> {
 
 /// The message for `facts` in `locale`, with `link` (the checkout `/join` would make) as a button,
 /// or as the payment instructions and QR when it has no page; `nonce` identifies the notice.
-pub fn render(locale: Locale, facts: &NoticeFacts<'_>, link: Option<&CheckoutLink>, nonce: String) -> DirectMessage {
+pub fn render(
+    locale: Locale,
+    facts: &NoticeFacts<'_>,
+    link: Option<&CheckoutLink>,
+    nonce: String,
+) -> DirectMessage {
     let (role, guild) = (plain(facts.role), plain(facts.guild));
     let when = facts.about.map_or_else(String::new, |at| format!("<t:{}:f>", at.unix_timestamp()));
     let left = facts.about.map_or(Duration::ZERO, |at| at - facts.now);
@@ -48,9 +53,13 @@ pub fn render(locale: Locale, facts: &NoticeFacts<'_>, link: Option<&CheckoutLin
         (NoticeKind::Ended, true) => format!(
             "Quyền truy cập **{role}** tại **{guild}** của bạn đã kết thúc. Bạn có thể mua lại bất cứ lúc nào."
         ),
-        (NoticeKind::Welcome, false) => format!("Welcome to **{role}** in **{guild}**! Your access is active."),
+        (NoticeKind::Welcome, false) => {
+            format!("Welcome to **{role}** in **{guild}**! Your access is active.")
+        }
         (NoticeKind::Welcome, true) => {
-            format!("Chào mừng bạn đến với **{role}** tại **{guild}**! Quyền truy cập của bạn đã được kích hoạt.")
+            format!(
+                "Chào mừng bạn đến với **{role}** tại **{guild}**! Quyền truy cập của bạn đã được kích hoạt."
+            )
         }
     };
     let mut button = None;
@@ -137,7 +146,11 @@ mod tests {
     fn an_ending_soon_notice_names_role_guild_time_left_and_the_renew_button() {
         let link = CheckoutLink::page("https://pay.example/c/1", "Pay on Polar");
         let m = render(Locale::En, &facts(NoticeKind::EndingSoon, "VIP"), Some(&link), "n1".into());
-        assert!(m.text.starts_with("Your access to **VIP** in **Signals** ends in 3 days (<t:"), "{}", m.text);
+        assert!(
+            m.text.starts_with("Your access to **VIP** in **Signals** ends in 3 days (<t:"),
+            "{}",
+            m.text
+        );
         assert_eq!(m.button, Some(("Renew".into(), "https://pay.example/c/1".into())));
         let vi = render(Locale::Vi, &facts(NoticeKind::EndingSoon, "VIP"), Some(&link), "n1".into());
         assert!(vi.text.contains("sẽ hết hạn sau 3 ngày"), "{}", vi.text);

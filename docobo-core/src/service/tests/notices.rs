@@ -23,7 +23,8 @@ fn entropy() -> [u8; 6] {
 impl Notices {
     async fn new(term: Term) -> Notices {
         let w = World::new(term).await;
-        let providers = ProviderRegistry::new().with(std::sync::Arc::new(ToyProvider::named(ProviderName::POLAR)));
+        let providers =
+            ProviderRegistry::new().with(std::sync::Arc::new(ToyProvider::named(ProviderName::POLAR)));
         Notices { w, dms: FakeDms::new(), providers }
     }
 
@@ -75,8 +76,16 @@ async fn a_thirty_day_purchase_gets_the_three_and_one_day_reminders_and_one_ende
     let end = START + 30 * DAY;
     let mut sent = Vec::new();
     // Every step twice, as a restarted process would run it: nothing goes out twice.
-    for at in [START, end - 3 * DAY - Duration::SECOND, end - 3 * DAY, end - 2 * DAY, end - DAY, end - Duration::HOUR, end, end + DAY]
-    {
+    for at in [
+        START,
+        end - 3 * DAY - Duration::SECOND,
+        end - 3 * DAY,
+        end - 2 * DAY,
+        end - DAY,
+        end - Duration::HOUR,
+        end,
+        end + DAY,
+    ] {
         let first = n.step(at).await;
         let again = n.step(at).await;
         assert!(again.is_empty(), "sent again at {at}: {again:?}");

@@ -11,8 +11,8 @@ use std::sync::Mutex;
 use super::lock;
 use crate::domain::{
     AuditEntry, Checkout, CheckoutRef, Entitlement, EntitlementId, EventId, ExternalRef, Guild, GuildId,
-    JobId, JobState, MemberNotices, Notice, PaidRole, Payment, ProviderName, RoleId, RoleJob, RoleJobKey, SetupProgress, Timestamp,
-    UserId, WebhookEvent,
+    JobId, JobState, MemberNotices, Notice, PaidRole, Payment, ProviderName, RoleId, RoleJob, RoleJobKey,
+    SetupProgress, Timestamp, UserId, WebhookEvent,
 };
 use crate::ports::{EntitlementWrite, ProviderCredentials, StoreError};
 

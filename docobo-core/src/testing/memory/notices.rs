@@ -79,7 +79,9 @@ impl NoticeRepo for MemoryRepo {
             NoticeSettlement::Sent => (NoticeState::Sent, None),
             NoticeSettlement::Skipped { why } => (NoticeState::Skipped, Some(why)),
             NoticeSettlement::Failed { why } => (NoticeState::Failed, Some(why)),
-            NoticeSettlement::Unreachable => (NoticeState::Failed, Some(NoticeSettlement::UNREACHABLE.to_owned())),
+            NoticeSettlement::Unreachable => {
+                (NoticeState::Failed, Some(NoticeSettlement::UNREACHABLE.to_owned()))
+            }
             NoticeSettlement::Retry { at, error } => {
                 n.attempts += 1;
                 n.planned.send_at = at;

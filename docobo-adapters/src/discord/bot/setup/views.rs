@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 
 use docobo_core::domain::{
-    Currency, GuildId, Locale, Money, NoticeSettings, PaidRole, ProductLink, ProviderName, Reminders, RoleId, Term,
+    Currency, GuildId, Locale, Money, NoticeSettings, PaidRole, ProductLink, ProviderName, Reminders, RoleId,
+    Term,
 };
 use docobo_core::ports::{PaymentProvider, ProviderRegistry, SetupField};
 use docobo_core::service::NoticeChange;
@@ -236,7 +237,11 @@ pub(super) fn parse_notices(data: &ModalInteractionData) -> Result<NoticeChange,
     let remind = field(data, "remind").parse::<Reminders>().map_err(|e| problems.push(e.to_string())).ok();
     let locale = field(data, "locale").to_ascii_lowercase().parse::<Locale>();
     let locale = locale.map_err(|_| problems.push("Language must be en or vi".to_owned())).ok();
-    if problems.is_empty() { Ok(NoticeChange { enabled, welcome, remind, locale }) } else { Err(problems.join("; ")) }
+    if problems.is_empty() {
+        Ok(NoticeChange { enabled, welcome, remind, locale })
+    } else {
+        Err(problems.join("; "))
+    }
 }
 
 /// `notices on, reminders 3d,1d before access ends, welcome off, in en`.
