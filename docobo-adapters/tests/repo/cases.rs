@@ -619,7 +619,7 @@ pub async fn notices_are_planned_once_per_key_then_claimed_leased_and_settled<R:
     let soon = notice(1, NoticeKind::EndingSoon, T0);
     let later = notice(2, NoticeKind::EndingSoon, T0 + Duration::hours(1));
     assert_eq!(repo.plan_notices(&[soon.clone(), later.clone(), soon.clone()], T0).await.expect("plans"), 2);
-    assert_eq!(repo.plan_notices(&[soon.clone()], T0).await.expect("plans"), 0);
+    assert_eq!(repo.plan_notices(std::slice::from_ref(&soon), T0).await.expect("plans"), 0);
     // The commit that records a fact records its notices, once too.
     let failed = notice(3, NoticeKind::PaymentFailed, T0);
     let with_notices = Commit { notices: vec![failed.clone(), soon.clone()], ..commit(None, vec![], vec![]) };
