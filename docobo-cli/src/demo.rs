@@ -6,12 +6,16 @@
 //! transfer (SePay) and gets that role; buys 30 days of Signals in a Sell.app store, whose webhook
 //! names only the order (acknowledged at once, read from a fake Sell.app API after); buys a
 //! lifetime supporter role and is refunded, which removes it; cancels VIP, which keeps the role
-//! until the period ends; and 30 days later the fixed terms and the cancelled VIP run out.
+//! until the period ends; 27 days later gets "your access ends in 3 days" DMs with a renew
+//! button; and 30 days later the fixed terms and the cancelled VIP run out, each with an "ended"
+//! DM.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use docobo_adapters::discord::DiscordRoles;
 use docobo_adapters::polar::{Polar, signature};
+use docobo_adapters::seaorm::SeaOrmRepo;
 use docobo_adapters::sellapp::{self, Sellapp};
 use docobo_adapters::sepay::{Sepay, SepaySettings};
 use docobo_adapters::simulator::discord::FakeDiscord;
@@ -21,8 +25,8 @@ use docobo_core::domain::{
     Currency, Guild, GuildId, Money, PaidRole, ProductLink, ProviderName, RoleId, RoleJobKey, Secret, Term,
     UserId,
 };
-use docobo_core::ports::{CatalogRepo, Clock, JobQueue, ProviderCredentials};
-use docobo_core::service::{expire_due, start_checkout};
+use docobo_core::ports::{CatalogRepo, Clock, JobQueue, ProviderCredentials, ProviderRegistry};
+use docobo_core::service::{Pace, Sender, expire_due, plan_reminders, send_due_notices, start_checkout};
 use docobo_server::{Application, Config};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -120,6 +124,31 @@ impl Demo {
     }
 }
 
+impl Demo {
+    /// Sends every notice due at `clock`'s time as DMs at the fake Discord (paced at 1 ms, not
+    /// the server's one a second); the texts sent.
+    async fn notices(
+        &self,
+        repo: &SeaOrmRepo,
+        providers: &ProviderRegistry,
+        clock: &Shifted,
+    ) -> Result<Vec<String>, Failure> {
+        let before = self.discord.dms(MEMBER).len();
+        let dms = DiscordRoles::new("demo-token", &self.discord.base_url);
+        let sender = Sender { dms: &dms, providers, clock, entropy: &docobo_adapters::discord::bot::entropy };
+        let mut pace = Pace::every(time::Duration::milliseconds(1));
+        loop {
+            send_due_notices(repo, &sender, &mut pace).await?;
+            if pace.next().is_none_or(|next| next <= clock.now()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        let sent = self.discord.dms(MEMBER);
+        Ok(sent[before..].iter().map(|dm| dm["content"].as_str().unwrap_or_default().to_owned()).collect())
+    }
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -184,6 +213,7 @@ pub async fn run_demo() -> Result<(), Failure> {
         ..Config::default()
     };
     let app = Application::build(config).await?;
+    let app_providers = app.state().providers.clone();
     let base = app.base_url();
     let repo = app.state().repo.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -257,8 +287,20 @@ pub async fn run_demo() -> Result<(), Failure> {
 
     demo.polar("wh_demo_4", "subscription_canceled_at_period_end", &vip_meta, VIP_PRODUCT).await?;
     demo.line("VIP cancelled: the member keeps the role until the paid period ends");
-    let period_end = OffsetDateTime::now_utc() + time::Duration::days(30) + time::Duration::seconds(1);
-    let expired = expire_due(&repo, &Later(period_end), 10).await?;
+
+    let providers = app_providers.clone();
+    let reminders = Shifted(time::Duration::days(27));
+    let planned = plan_reminders(&repo, &reminders).await?;
+    let sent = demo.notices(&repo, &providers, &reminders).await?;
+    demo.line(&format!(
+        "27 days later (simulated clock): {planned} reminder(s) planned, {} DM(s) sent, e.g.",
+        sent.len()
+    ));
+    if let Some(first) = sent.first() {
+        println!("             «{}»", first.lines().next().unwrap_or_default());
+    }
+    let later = Shifted(time::Duration::days(30) + time::Duration::seconds(1));
+    let expired = expire_due(&repo, &later, 10).await?;
     // The expirer scheduled the removals at the simulated time; bring them to the real now.
     let keys: Vec<RoleJobKey> = [VIP, MONTH, SIGNALS]
         .iter()
@@ -270,6 +312,8 @@ pub async fn run_demo() -> Result<(), Failure> {
     demo.discord("DELETE", VIP, "VIP", at).await?;
     demo.discord("DELETE", MONTH, "30 days", at).await?;
     demo.discord("DELETE", SIGNALS, "Signals", at).await?;
+    let ended = demo.notices(&repo, &providers, &later).await?;
+    demo.line(&format!("and {} \"your access has ended\" DM(s), each saying how to buy again", ended.len()));
 
     let roles = demo.discord.roles(GUILD, MEMBER).unwrap_or_default();
     let names: Vec<&str> = [(VIP, "VIP"), (MONTH, "30 days"), (SUPPORTER, "Supporter"), (SIGNALS, "Signals")]
@@ -296,11 +340,11 @@ fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
-/// The clock 30 days on, for the expirer.
-struct Later(OffsetDateTime);
+/// The clock moved on by a span, for the expirer and the notices.
+struct Shifted(time::Duration);
 
-impl Clock for Later {
+impl Clock for Shifted {
     fn now(&self) -> OffsetDateTime {
-        self.0
+        OffsetDateTime::now_utc() + self.0
     }
 }

@@ -340,6 +340,9 @@ fn demo_runs_the_whole_flow_and_prints_a_timeline_with_grants_and_removals() {
         "Discord: role VIP removed",
         "the member now holds: no paid role",
         "webhook acknowledged",
+        "27 days later (simulated clock): 3 reminder(s) planned, 3 DM(s) sent",
+        "ends in 3 days",
+        "and 3 \"your access has ended\" DM(s)",
     ] {
         assert!(stdout.contains(line), "{line:?} missing from:\n{stdout}");
     }
