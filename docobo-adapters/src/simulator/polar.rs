@@ -100,6 +100,7 @@ pub fn event(kind: &str, metadata: &Value, product: &str, now: time::OffsetDateT
         }
         "order_paid_one_time" => include_str!("../../tests/fixtures/polar/order_paid_one_time.json"),
         "order_refunded_full" => include_str!("../../tests/fixtures/polar/order_refunded_full.json"),
+        "subscription_past_due" => include_str!("../../tests/fixtures/polar/subscription_past_due.json"),
         _ => return None,
     };
     let stamp = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).ok();

@@ -14,7 +14,7 @@
 
 use super::notices::on_elapsed;
 use crate::domain::{Entitlement, Guild, RoleJobKey, Timestamp};
-use crate::machine::{self, Effect, Event, EventKind, Status, Version};
+use crate::machine::{self, Effect, Event, EventKind, Version};
 use crate::ports::{
     CatalogRepo, Clock, Commit, EntitlementRepo, EntitlementWrite, Ledger, Recorded, StoreError,
 };
@@ -133,9 +133,16 @@ fn elapse(entitlement: &Entitlement, guild: &Guild, now: Timestamp) -> Option<Co
     if transition.outcome == machine::Outcome::Unchanged {
         return None;
     }
-    let jobs: Vec<RoleJobKey> =
-        if transition.effects.contains(&Effect::SyncRole) { vec![entitlement.job_key()] } else { vec![] };
-    let ended = transition.standing.status() == Status::Expired;
+    // Whether access ran out at the deadline. The status alone does not tell: a failed renewal
+    // whose grace ran out stays `past_due` when the provider reported a later period end (Polar's
+    // `past_due` does), and its access view does not change, yet access ends.
+    let was = machine::entitled(&entitlement.standing, at - time::Duration::MICROSECOND, grace);
+    let ended = was && !machine::entitled(&transition.standing, now, grace);
+    let jobs: Vec<RoleJobKey> = if ended || transition.effects.contains(&Effect::SyncRole) {
+        vec![entitlement.job_key()]
+    } else {
+        vec![]
+    };
     let notices = if ended { on_elapsed(guild, entitlement.into(), at, now) } else { Vec::new() };
     Some(Commit {
         writes: vec![EntitlementWrite::Update {

@@ -9,7 +9,7 @@ use crate::common::*;
 use docobo_adapters::discord::DiscordRoles;
 use docobo_core::domain::*;
 use docobo_core::ports::{
-    CatalogRepo, CheckoutRepo, Clock, NoticeRepo, ProviderCredentials, ProviderRegistry,
+    CatalogRepo, CheckoutRepo, Clock, JobQueue, NoticeRepo, ProviderCredentials, ProviderRegistry,
 };
 use docobo_core::service::{Pace, Sender, expire_due, plan_reminders, send_due_notices};
 use docobo_core::testing::ManualClock;
@@ -17,6 +17,8 @@ use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime, UtcOffset};
 
 const SEPAY_KEY: &str = "sepay-key-for-tests-0123456789abcdef";
+const POLAR_SECRET: &str = "whsec_ovyN6cPrTv56AApvzCaJno08SSmGJmgbWilb33N2JuK";
+const VIP_PRODUCT: &str = "d1e2f3a4-0000-4000-8000-000000000002";
 /// A second member, whose DMs are closed.
 const CLOSED: &str = "222222222222222222";
 const DAY: Duration = Duration::DAY;
@@ -61,6 +63,14 @@ impl World {
             .map(|(k, v)| (k.to_owned(), v.to_owned()))
             .collect();
         app.repo.put_credentials(guild, ProviderName::SEPAY, &creds).await.expect("creds");
+        let usd = Money::parse("5.00", Currency::Usd).expect("price");
+        let vip = PaidRole::new(guild, VIP.parse().expect("id"), "VIP", usd, Term::Recurring)
+            .expect("role")
+            .with_link(ProductLink::product(ProviderName::POLAR, VIP_PRODUCT));
+        app.repo.put_paid_role(&vip).await.expect("role");
+        let mut polar = ProviderCredentials::new(Secret::new(POLAR_SECRET));
+        polar.api_token = Some(Secret::new(POLAR_TOKEN));
+        app.repo.put_credentials(guild, ProviderName::POLAR, &polar).await.expect("creds");
         app.discord.join(guild.get(), CLOSED.parse().expect("id"));
         app.discord.close_dms(CLOSED.parse().expect("id"));
         World { app, clock, start, transfers: 0 }
@@ -104,6 +114,29 @@ impl World {
             .await
             .expect("request");
         assert_eq!(response.status(), 200);
+    }
+
+    /// A Polar subscription webhook for `USER`'s VIP, signed as Polar does, at the clock's time.
+    async fn polar(&self, delivery: &str, kind: &str) {
+        let meta = json!({ "discord_user_id": USER, "guild_id": GUILD, "paid_role_id": VIP });
+        let now = self.clock.now();
+        let body = docobo_adapters::simulator::polar::event(kind, &meta, VIP_PRODUCT, now).expect("sample");
+        let ts = now.unix_timestamp();
+        let response = self
+            .app
+            .http
+            .post(format!("{}/webhooks/polar/{GUILD}", self.app.base))
+            .header("webhook-id", delivery)
+            .header("webhook-timestamp", ts.to_string())
+            .header(
+                "webhook-signature",
+                docobo_adapters::polar::signature::sign(POLAR_SECRET.as_bytes(), delivery, ts, &body),
+            )
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 200, "{kind}");
     }
 
     fn dms(&self) -> Vec<Value> {
@@ -226,6 +259,60 @@ async fn scenario(database_url: Option<String>) {
         ]
     );
     assert!(w.app.discord.dms(CLOSED.parse().expect("id")).is_empty());
+}
+
+async fn failed_renewal(database_url: Option<String>) {
+    let postgres = database_url.is_some();
+    let w = World::start(database_url).await;
+    w.polar("wh_1", "subscription_active").await;
+    let (guild, user) = ids(USER);
+    let held = || async {
+        w.app.discord.roles(guild.get(), user.get()).is_some_and(|r| r.contains(&VIP.parse().expect("id")))
+    };
+    eventually("VIP is granted", held).await;
+    let end = w.start + 30 * DAY;
+    assert!(w.step(end - 4 * DAY).await.is_empty(), "an active subscription is not reminded");
+    w.clock.set(end);
+    w.polar("wh_2", "subscription_past_due").await;
+    // A redelivery of the failure tells nothing new.
+    w.polar("wh_2b", "subscription_past_due").await;
+    let failed = w.step(end).await;
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    let grace_end = end + Guild::DEFAULT_GRACE;
+    let said = text(&failed[0]);
+    assert!(said.starts_with("Your payment for **VIP** in **Signals** did not go through"), "{said}");
+    assert!(said.contains(&format!("until <t:{}:f>", grace_end.unix_timestamp())), "{said}");
+    assert!(failed[0]["components"][0]["components"][0]["url"].is_string(), "a button to pay: {}", failed[0]);
+    // The 3-day reminder would repeat it; the 1-day one and the ended notice go.
+    assert!(w.step(grace_end - 2 * DAY).await.is_empty());
+    assert!(text(&w.step(grace_end - DAY).await[0]).contains("ends in 1 day"));
+    assert!(text(&w.step(grace_end).await[0]).contains("has ended"));
+    // And the role goes with it, though Polar reported the next period's end with the failure:
+    // the expirer queued its job.
+    let key = RoleJobKey { guild, user, role: VIP.parse().expect("id") };
+    let mut jobs = w.app.repo.jobs(JobState::Pending, 100).await.expect("jobs");
+    jobs.extend(w.app.repo.jobs(JobState::Done, 100).await.expect("jobs"));
+    let job = jobs.iter().find(|j| j.key == key).expect("VIP's job");
+    assert!(job.cause.as_deref().is_some_and(|c| c.contains("elapsed")), "{job:?}");
+    if !postgres {
+        // On PostgreSQL the role worker judges due jobs by the database's clock, which this test
+        // cannot move; on SQLite it runs on the moved clock and the role goes.
+        let gone = || async {
+            w.app.discord.roles(guild.get(), user.get()).is_some_and(|r| !r.contains(&key.role.get()))
+        };
+        eventually("VIP is removed when the grace period ends", gone).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_polar_renewal_sends_payment_failed_with_the_grace_deadline_on_sqlite() {
+    failed_renewal(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_polar_renewal_sends_payment_failed_with_the_grace_deadline_on_postgres() {
+    let Some(url) = fresh_postgres().await else { return };
+    failed_renewal(Some(url)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

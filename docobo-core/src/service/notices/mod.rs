@@ -381,9 +381,7 @@ async fn outdated<R: NoticeRepos + ?Sized>(
         NoticeKind::PaymentFailed => {
             return Ok(p.about.is_none_or(|d| d <= now).then_some("the grace period is over"));
         }
-        NoticeKind::Ended if purchase.status() != Status::Expired => {
-            return Ok(Some("access was renewed or ended otherwise"));
-        }
+        NoticeKind::Ended if purchase.entitled(now, guild.grace) => return Ok(Some("access was renewed")),
         NoticeKind::Ended => p.about.filter(|end| now - *end < ENDED_USEFUL_FOR).map(|_| now),
         NoticeKind::Welcome => {
             return Ok((!purchase.entitled(now, guild.grace)).then_some("access is not active"));

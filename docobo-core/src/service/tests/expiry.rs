@@ -203,3 +203,23 @@ async fn status_lists_the_members_purchases_entitled_first() {
     let stranger = UserId::new(77).expect("id");
     assert!(status::member_status(&w.repo, guild(), stranger, START).await.expect("reads").is_empty());
 }
+
+/// Polar's `past_due` reports the next period's end with the failure: the grace period, not that
+/// end, decides, and the role goes when the grace runs out.
+#[tokio::test]
+async fn a_failed_renewal_that_reports_the_next_period_end_loses_the_role_when_grace_ends() {
+    let w = World::new(Term::Recurring).await;
+    let end = START + Duration::days(30);
+    w.sub_event("evt_1", "payment_succeeded", START, Some(end)).await;
+    w.work().await;
+    w.clock.set(end);
+    w.sub_event("evt_2", "payment_succeeded", end, Some(end + Duration::days(30))).await;
+    w.sub_event("evt_3", "payment_failed", end, None).await;
+    assert_eq!(w.status(), Status::PastDue);
+    w.work().await;
+    assert!(w.has_role(), "within grace");
+    w.clock.set(end + Guild::DEFAULT_GRACE);
+    assert_eq!(expire_due(&w.repo, &w.clock, 100).await.expect("expire").jobs, 1);
+    w.work().await;
+    assert!(!w.has_role(), "kept the role after the grace period");
+}
