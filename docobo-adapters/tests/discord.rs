@@ -103,12 +103,12 @@ async fn commands_are_registered_globally_or_in_one_guild() {
     use docobo_adapters::discord::commands::register;
     let (fake, _) = discord().await;
     let names = register("fake-token", &fake.base_url, 42, None).await.expect("registers");
-    assert_eq!(names, ["help", "status", "join", "setup"]);
+    assert_eq!(names, ["help", "status", "join", "notify", "setup"]);
     assert_eq!(fake.commands(None), names);
     assert_eq!(fake.count("PUT", "/applications/42/commands"), 1);
     let guild = GuildId::new(G).expect("id");
     register("fake-token", &fake.base_url, 42, Some(guild)).await.expect("registers");
-    assert_eq!(fake.commands(Some(G)).len(), 4);
+    assert_eq!(fake.commands(Some(G)).len(), 5);
     assert_eq!(fake.count("PUT", &format!("/applications/42/guilds/{G}/commands")), 1);
     fake.inject(500, Duration::ZERO);
     assert!(matches!(

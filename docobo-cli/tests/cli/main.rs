@@ -304,7 +304,7 @@ fn commands_register_needs_the_bot_token_and_the_application_id() {
 }
 
 #[test]
-fn commands_register_puts_the_four_commands_in_one_guild() {
+fn commands_register_puts_the_five_commands_in_one_guild() {
     use docobo_adapters::simulator::discord::FakeDiscord;
     let rt =
         tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
@@ -318,8 +318,8 @@ fn commands_register_puts_the_four_commands_in_one_guild() {
         .output()
         .expect("runs");
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("/help, /status, /join, /setup"));
-    assert_eq!(fake.commands(Some(987654321098765432)), ["help", "status", "join", "setup"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("/help, /status, /join, /notify, /setup"));
+    assert_eq!(fake.commands(Some(987654321098765432)), ["help", "status", "join", "notify", "setup"]);
 }
 
 #[test]
