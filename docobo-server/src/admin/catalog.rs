@@ -4,9 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use docobo_core::domain::{
-    Guild, GuildId, Locale, Money, PaidRole, ProductLink, ProviderName, Reminders, RoleId, Term,
-};
+use docobo_core::domain::{Guild, GuildId, Money, PaidRole, ProductLink, ProviderName, RoleId, Term};
 use docobo_core::ports::{CatalogRepo, CredentialError};
 use docobo_core::service::{CatalogRefusal, NoticeChange, configure_notices, sell_role, set_credentials};
 use poem_openapi::param::Path;
@@ -126,6 +124,19 @@ pub struct NoticesRequest {
     pub locale: Option<String>,
 }
 
+fn notices_view(guild: GuildId, found: Option<Guild>) -> Result<Json<NoticesView>, ApiError> {
+    let found = found.ok_or_else(|| ApiError::not_found(format!("guild {guild} is not registered")))?;
+    Ok(Json(NoticesView::from(&found)))
+}
+
+/// `raw` parsed, if given; a problem naming `field` when it does not parse.
+fn parsed<T: std::str::FromStr>(field: &str, raw: Option<&str>, problems: &mut Vec<String>) -> Option<T>
+where
+    T::Err: std::fmt::Display,
+{
+    raw?.parse().map_err(|e| problems.push(format!("{field}: {e}"))).ok()
+}
+
 fn refusal(e: CatalogRefusal) -> ApiError {
     match e {
         CatalogRefusal::NotSellable(_) | CatalogRefusal::Credentials(CredentialError::Invalid(_)) => {
@@ -191,11 +202,7 @@ impl Catalog {
         guild_id: Path<String>,
     ) -> Result<Json<NoticesView>, ApiError> {
         let guild: GuildId = id(&guild_id)?;
-        let found = self.state.repo.guild(guild).await?;
-        found
-            .as_ref()
-            .map(|g| Json(g.into()))
-            .ok_or_else(|| ApiError::not_found(format!("guild {guild} is not registered")))
+        notices_view(guild, self.state.repo.guild(guild).await?)
     }
 
     /// Changes a guild's member notices. Refused (400, every bad field named, nothing changed)
@@ -209,25 +216,14 @@ impl Catalog {
     ) -> Result<Json<NoticesView>, ApiError> {
         let guild: GuildId = id(&guild_id)?;
         let mut problems = Vec::new();
-        let remind = body.remind.as_deref().map(str::parse::<Reminders>).transpose();
-        let remind = remind.unwrap_or_else(|e| {
-            problems.push(format!("remind: {e}"));
-            None
-        });
-        let locale = body.locale.as_deref().map(|l| l.to_ascii_lowercase().parse::<Locale>()).transpose();
-        let locale = locale.unwrap_or_else(|e| {
-            problems.push(format!("locale: {e}"));
-            None
-        });
+        let remind = parsed("remind", body.remind.as_deref(), &mut problems);
+        let locale = body.locale.as_deref().map(str::to_ascii_lowercase);
+        let locale = parsed("locale", locale.as_deref(), &mut problems);
         if !problems.is_empty() {
             return Err(ApiError::bad(problems.join("; ")));
         }
         let change = NoticeChange { enabled: body.enabled, welcome: body.welcome, remind, locale };
-        let changed = configure_notices(&self.state.repo, guild, change).await?;
-        changed
-            .as_ref()
-            .map(|g| Json(g.into()))
-            .ok_or_else(|| ApiError::not_found(format!("guild {guild} is not registered")))
+        notices_view(guild, configure_notices(&self.state.repo, guild, change).await?)
     }
 
     /// Checks a provider's credentials with the provider, then stores them sealed. The values

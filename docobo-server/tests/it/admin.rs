@@ -3,7 +3,7 @@
 
 use crate::common::*;
 use docobo_core::domain::*;
-use docobo_core::ports::{CatalogRepo, CheckoutRepo, ProviderCredentials};
+use docobo_core::ports::{CatalogRepo, CheckoutRepo};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "admin-token-for-tests-0123456789";
@@ -25,11 +25,7 @@ async fn admin_app() -> App {
             .expect("role");
     bank.link(ProductLink::to(ProviderName::SEPAY));
     app.repo.put_paid_role(&bank).await.expect("role");
-    let mut creds = ProviderCredentials::new(Secret::new(SEPAY_KEY));
-    creds.settings = [("account", "0123499999"), ("code_prefix", "DCB"), ("bank", "MBBank")]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+    let creds = sepay_credentials(SEPAY_KEY);
     app.repo.put_credentials(guild, ProviderName::SEPAY, &creds).await.expect("creds");
     app
 }

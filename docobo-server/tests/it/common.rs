@@ -251,6 +251,16 @@ where
     }
 }
 
+/// SePay credentials with `key`, receiving on MBBank account 0123499999, references `DCB…`.
+pub fn sepay_credentials(key: &str) -> docobo_core::ports::ProviderCredentials {
+    let mut creds = docobo_core::ports::ProviderCredentials::new(Secret::new(key));
+    creds.settings = [("account", "0123499999"), ("code_prefix", "DCB"), ("bank", "MBBank")]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    creds
+}
+
 /// A fresh schema in the PostgreSQL at `DOCOBO_TEST_POSTGRES_URL`, as a database URL; `None`
 /// (saying so) when the variable is not set (`.ci/run` always sets it).
 pub async fn fresh_postgres() -> Option<String> {

@@ -57,11 +57,7 @@ impl World {
                 .with_link(ProductLink::to(ProviderName::SEPAY));
         bank.name = "Bank tier".to_owned();
         app.repo.put_paid_role(&bank).await.expect("role");
-        let mut creds = ProviderCredentials::new(Secret::new(SEPAY_KEY));
-        creds.settings = [("account", "0123499999"), ("code_prefix", "DCB"), ("bank", "MBBank")]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
+        let creds = sepay_credentials(SEPAY_KEY);
         app.repo.put_credentials(guild, ProviderName::SEPAY, &creds).await.expect("creds");
         let usd = Money::parse("5.00", Currency::Usd).expect("price");
         let vip = PaidRole::new(guild, VIP.parse().expect("id"), "VIP", usd, Term::Recurring)
