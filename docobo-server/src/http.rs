@@ -150,7 +150,7 @@ async fn metrics(Data(state): Data<&Arc<AppState>>) -> Response {
             Vec::new()
         }
     };
-    match state.metrics.render(&counts) {
+    match state.metrics.render(&counts, state.repo.commit_stats()) {
         Ok(text) => text.with_content_type("text/plain; version=0.0.4").into_response(),
         Err(e) => {
             tracing::error!(error = %e, "metrics: cannot encode");

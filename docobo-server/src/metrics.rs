@@ -8,6 +8,7 @@
 //! | `docobo_webhook_to_role_seconds` | histogram | | job due (the webhook's commit) → role change verified on Discord |
 //! | `docobo_role_jobs` | gauge | `state` | jobs `pending`, `parked`, `done`, read from the database at scrape time |
 //! | `docobo_discord_errors_total` | counter | `class` | failed Discord calls: `retryable` (429, 5xx, timeouts), `member_gone`, `forbidden`, `not_found` |
+//! | `docobo_ledger_commits`, `docobo_ledger_transactions` | gauge | | commits written and the transactions that wrote them since start (group commit: several commits per transaction under load), read at scrape time |
 //! | `docobo_notices_total` | counter | `kind`, `outcome` | member notices handled: `kind` `ending_soon`, `payment_failed`, `ended`, `welcome`; `outcome` `sent`, `skipped` (outdated), `muted` (turned off), `unreachable` (DMs closed), `retried`, `failed` |
 //!
 //! Each server has its own registry, so several in one process (tests) do not mix. The queue
@@ -17,11 +18,13 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use docobo_adapters::seaorm::CommitStats;
 use docobo_core::domain::{GuildId, JobState, NoticeKind, RoleId, UserId};
 use docobo_core::ports::{GatewayError, Manageable, RoleGateway};
 use docobo_core::service::{NoticeOutcome, WorkReport};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// Buckets from 1 ms to 10 s: acknowledgements sit at the low end, a role behind a 429 storm at
@@ -39,6 +42,8 @@ pub struct Metrics {
     queue: IntGaugeVec,
     discord_errors: IntCounterVec,
     notices: IntCounterVec,
+    ledger_commits: IntGauge,
+    ledger_transactions: IntGauge,
 }
 
 impl Metrics {
@@ -83,6 +88,16 @@ impl Metrics {
             "Member notices handled by kind and outcome.",
             &["kind", "outcome"],
         )?;
+        let gauge = |name: &str, help: &str| -> Result<IntGauge, prometheus::Error> {
+            let g = IntGauge::new(name, help)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let ledger_commits = gauge("docobo_ledger_commits", "Ledger commits written since start.")?;
+        let ledger_transactions = gauge(
+            "docobo_ledger_transactions",
+            "Transactions that wrote the ledger commits (group commit).",
+        )?;
         Ok(Metrics {
             registry,
             webhooks,
@@ -92,6 +107,8 @@ impl Metrics {
             queue,
             discord_errors,
             notices,
+            ledger_commits,
+            ledger_transactions,
         })
     }
 
@@ -135,11 +152,19 @@ impl Metrics {
         self.discord_errors.with_label_values(&[class]).inc();
     }
 
-    /// The text exposition, with the queue gauge set from `counts`.
-    pub fn render(&self, counts: &[(JobState, u64)]) -> Result<String, prometheus::Error> {
+    /// The text exposition, with the queue gauge set from `counts` and the group-commit gauges
+    /// from `commits`.
+    pub fn render(
+        &self,
+        counts: &[(JobState, u64)],
+        commits: CommitStats,
+    ) -> Result<String, prometheus::Error> {
+        let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         for (state, n) in counts {
-            self.queue.with_label_values(&[state.as_str()]).set(i64::try_from(*n).unwrap_or(i64::MAX));
+            self.queue.with_label_values(&[state.as_str()]).set(int(*n));
         }
+        self.ledger_commits.set(int(commits.commits));
+        self.ledger_transactions.set(int(commits.batches));
         let mut text = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut text)?;
         Ok(String::from_utf8_lossy(&text).into_owned())

@@ -10,7 +10,7 @@ use docobo_core::ports::{Commit, EntitlementRepo, EntitlementWrite, Ledger, Reco
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait, TryInsertResult,
+    QuerySelect, TryInsertResult,
 };
 
 use super::SeaOrmRepo;
@@ -98,78 +98,101 @@ async fn write<C: ConnectionTrait>(conn: &C, w: EntitlementWrite, at: Timestamp)
     Ok(())
 }
 
-#[async_trait]
-impl Ledger for SeaOrmRepo {
-    async fn commit(&self, commit: Commit) -> Result<Recorded, StoreError> {
-        let txn = self.db.begin().await.map_err(store_err)?;
-        if let Some(e) = &commit.event {
-            use webhook_event::Column as C;
-            let recorded = if commit.replay {
-                // Only a stored failure or deferral is replayed, and only once: the update is
-                // conditional.
-                let replayable = [EventOutcome::Failed, EventOutcome::Deferred].map(EventOutcome::as_str);
-                let updated = webhook_event::Entity::update_many()
-                    .col_expr(C::Outcome, Expr::value(EventOutcome::as_str(e.outcome)))
-                    .col_expr(C::LastError, Expr::value(e.last_error.as_deref().map(storable)))
-                    .col_expr(C::RetryAt, Expr::value(e.retry_at.map(micros)))
-                    .col_expr(C::Attempts, Expr::col(C::Attempts).add(1))
-                    .filter(C::Id.eq(e.id.0))
-                    .filter(C::Outcome.is_in(replayable))
-                    .exec(&txn)
-                    .await
-                    .map_err(store_err)?;
-                updated.rows_affected == 1
-            } else {
-                let row = webhook_event::ActiveModel {
-                    id: Default::default(),
-                    provider: Set(e.provider.as_str().to_owned()),
-                    guild_id: Set(sf(e.guild.get())),
-                    external_id: Set(e.external_id.as_str().to_owned()),
-                    body: Set(e.body.clone()),
-                    received_at: Set(micros(e.received_at)),
-                    outcome: Set(EventOutcome::as_str(e.outcome).to_owned()),
-                    attempts: Set(i32::try_from(e.attempts).unwrap_or(i32::MAX)),
-                    last_error: Set(e.last_error.as_deref().map(storable)),
-                    retry_at: Set(e.retry_at.map(micros)),
-                };
-                let inserted = webhook_event::Entity::insert(row)
-                    .on_conflict_do_nothing_on([C::Provider, C::GuildId, C::ExternalId])
-                    .exec(&txn)
-                    .await
-                    .map_err(store_err)?;
-                !matches!(inserted, TryInsertResult::Conflicted)
-            };
-            if !recorded {
-                return Ok(Recorded::Duplicate);
-            }
+/// What one applied commit asks for once it is durable: the workers to wake.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Wake {
+    pub jobs: bool,
+    pub notices: bool,
+    pub deferred: bool,
+}
+
+impl Wake {
+    pub fn or(self, other: Wake) -> Wake {
+        Wake {
+            jobs: self.jobs || other.jobs,
+            notices: self.notices || other.notices,
+            deferred: self.deferred || other.deferred,
         }
-        for w in commit.writes {
-            write(&txn, w, commit.at).await?;
-        }
-        for key in &commit.jobs {
-            upsert_job(&txn, *key, &commit.cause, commit.at).await?;
-        }
-        for payment in &commit.payments {
-            super::payments::upsert(&txn, payment).await?;
-        }
-        if !commit.audit.is_empty() {
-            audit_entry::Entity::insert_many(commit.audit.iter().map(super::audit::audit_row))
-                .exec(&txn)
+    }
+}
+
+/// Writes `commit` on `conn` (a transaction or a savepoint of one), without committing:
+/// [`super::writer`] commits, alone or with the others of its batch.
+pub(super) async fn apply<C: ConnectionTrait>(
+    conn: &C,
+    commit: &Commit,
+) -> Result<(Recorded, Wake), StoreError> {
+    if let Some(e) = &commit.event {
+        use webhook_event::Column as C;
+        let recorded = if commit.replay {
+            // Only a stored failure or deferral is replayed, and only once: the update is
+            // conditional.
+            let replayable = [EventOutcome::Failed, EventOutcome::Deferred].map(EventOutcome::as_str);
+            let updated = webhook_event::Entity::update_many()
+                .col_expr(C::Outcome, Expr::value(EventOutcome::as_str(e.outcome)))
+                .col_expr(C::LastError, Expr::value(e.last_error.as_deref().map(storable)))
+                .col_expr(C::RetryAt, Expr::value(e.retry_at.map(micros)))
+                .col_expr(C::Attempts, Expr::col(C::Attempts).add(1))
+                .filter(C::Id.eq(e.id.0))
+                .filter(C::Outcome.is_in(replayable))
+                .exec(conn)
                 .await
                 .map_err(store_err)?;
+            updated.rows_affected == 1
+        } else {
+            let row = webhook_event::ActiveModel {
+                id: Default::default(),
+                provider: Set(e.provider.as_str().to_owned()),
+                guild_id: Set(sf(e.guild.get())),
+                external_id: Set(e.external_id.as_str().to_owned()),
+                body: Set(e.body.clone()),
+                received_at: Set(micros(e.received_at)),
+                outcome: Set(EventOutcome::as_str(e.outcome).to_owned()),
+                attempts: Set(i32::try_from(e.attempts).unwrap_or(i32::MAX)),
+                last_error: Set(e.last_error.as_deref().map(storable)),
+                retry_at: Set(e.retry_at.map(micros)),
+            };
+            let inserted = webhook_event::Entity::insert(row)
+                .on_conflict_do_nothing_on([C::Provider, C::GuildId, C::ExternalId])
+                .exec(conn)
+                .await
+                .map_err(store_err)?;
+            !matches!(inserted, TryInsertResult::Conflicted)
+        };
+        if !recorded {
+            return Ok((Recorded::Duplicate, Wake::default()));
         }
-        let notices = super::notices::plan(&txn, &commit.notices, commit.at).await?;
-        txn.commit().await.map_err(store_err)?;
-        if !commit.jobs.is_empty() {
-            self.wake.notify_one();
-        }
-        if notices > 0 {
-            self.notices.notify_one();
-        }
-        if commit.event.is_some_and(|e| e.outcome == EventOutcome::Deferred) {
-            self.deferred.notify_one();
-        }
-        Ok(Recorded::Committed)
+    }
+    for w in &commit.writes {
+        write(conn, w.clone(), commit.at).await?;
+    }
+    for key in &commit.jobs {
+        upsert_job(conn, *key, &commit.cause, commit.at).await?;
+    }
+    for payment in &commit.payments {
+        super::payments::upsert(conn, payment).await?;
+    }
+    if !commit.audit.is_empty() {
+        audit_entry::Entity::insert_many(commit.audit.iter().map(super::audit::audit_row))
+            .exec(conn)
+            .await
+            .map_err(store_err)?;
+    }
+    let notices = super::notices::plan(conn, &commit.notices, commit.at).await?;
+    let wake = Wake {
+        jobs: !commit.jobs.is_empty(),
+        notices: notices > 0,
+        deferred: commit.event.as_ref().is_some_and(|e| e.outcome == EventOutcome::Deferred),
+    };
+    Ok((Recorded::Committed, wake))
+}
+
+#[async_trait]
+impl Ledger for SeaOrmRepo {
+    /// Handed to the group committer ([`super::writer`]): answered once the batch that holds it
+    /// is durable.
+    async fn commit(&self, commit: Commit) -> Result<Recorded, StoreError> {
+        self.group_commit(commit).await
     }
 
     async fn webhook_event(

@@ -2,9 +2,11 @@
 //! set of migrations.
 //!
 //! - Deduplication and "one row per key" are unique constraints, never a read before a write.
-//! - [`Ledger::commit`](docobo_core::ports::Ledger::commit) is one database transaction:
-//!   the event insert (`ON CONFLICT DO NOTHING` reports a duplicate), the entitlement writes
-//!   (optimistic: `WHERE revision = ?`), the job upserts.
+//! - [`Ledger::commit`](docobo_core::ports::Ledger::commit) is atomic: the event insert (`ON
+//!   CONFLICT DO NOTHING` reports a duplicate), the entitlement writes (optimistic: `WHERE
+//!   revision = ?`), the job upserts, payments, audit and notices. Concurrent commits share one
+//!   transaction, each in its own savepoint ([`writer`]: group commit), and each is answered only
+//!   once that transaction is durable.
 //! - Jobs are claimed with a lease: `FOR UPDATE SKIP LOCKED` on PostgreSQL, so replicas never
 //!   claim the same job; on SQLite the pool has a single connection, so every transaction runs
 //!   alone (the single-writer path), with WAL and a busy timeout for other processes.
@@ -25,6 +27,9 @@ mod payments;
 mod pool;
 mod queue;
 mod setup;
+mod writer;
+
+pub use writer::{CommitStats, MAX_BATCH};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -60,6 +65,8 @@ pub struct SeaOrmRepo {
     notices: Arc<Notify>,
     /// Whose clock stamps and judges role-job leases.
     lease_clock: LeaseClock,
+    /// The group committer every `Ledger::commit` goes through ([`writer`]).
+    writer: writer::Writer,
 }
 
 /// Whose clock stamps and judges role-job leases.
@@ -159,6 +166,7 @@ impl SeaOrmRepo {
             deferred: Arc::new(Notify::new()),
             notices: Arc::new(Notify::new()),
             lease_clock: LeaseClock::Database,
+            writer: writer::Writer::default(),
         }
     }
 

@@ -46,7 +46,7 @@ fn paid_standing(term: Term, until: OffsetDateTime) -> Standing {
     machine::apply(&Standing::new(term), &e, T0).expect("applies").standing
 }
 
-fn insert(n: u64, reference: &str, deadline: Option<OffsetDateTime>) -> EntitlementWrite {
+pub fn insert(n: u64, reference: &str, deadline: Option<OffsetDateTime>) -> EntitlementWrite {
     EntitlementWrite::Insert {
         guild: guild(),
         user: user(n),

@@ -328,3 +328,86 @@ async fn l2_a_failure_reason_with_a_nul_is_stored() {
         assert_eq!(stored.last_error.as_deref(), Some("account 0123\u{FFFD} does not match"));
     }
 }
+
+/// Group commit: 200 concurrent commits share transactions (fewer transactions than commits),
+/// and those that fail — a stale revision, a repeated delivery — fail alone: every other one
+/// lands whole, and a repeated delivery lands once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commits_share_transactions_and_one_that_fails_fails_alone() {
+    use std::sync::Arc;
+
+    use crate::cases::{commit, event, insert, key};
+    use docobo_core::domain::{EventOutcome, ExternalRef};
+    use docobo_core::ports::{EntitlementRepo, EntitlementWrite, Ledger, Recorded};
+
+    for url in urls().await {
+        let repo = SeaOrmRepo::connect(&url, Some(SECRET_KEY)).await.expect("connects");
+        repo.migrate().await.expect("migrates");
+        setup(&repo).await;
+        let base: ExternalRef = "base".parse().expect("ref");
+        repo.commit(commit(None, vec![insert(0, "base", None)], vec![])).await.expect("base");
+        let stored =
+            repo.entitlement(ProviderName::POLAR, guild(), &base).await.expect("read").expect("base");
+        let repo = Arc::new(repo);
+        let mut tasks = Vec::new();
+        for i in 1..=200u64 {
+            let repo = repo.clone();
+            let stale = EntitlementWrite::Update {
+                id: stored.id,
+                expected_revision: stored.revision + 7,
+                standing: stored.standing.clone(),
+                deadline: None,
+            };
+            tasks.push(tokio::spawn(async move {
+                let c = match i % 10 {
+                    0 => commit(
+                        Some(event(&format!("stale_{i}"), EventOutcome::Processed)),
+                        vec![stale],
+                        vec![],
+                    ),
+                    1 => commit(
+                        Some(event("repeated", EventOutcome::Processed)),
+                        vec![insert(i, &format!("rep_{i}"), None)],
+                        vec![],
+                    ),
+                    _ => commit(
+                        Some(event(&format!("new_{i}"), EventOutcome::Processed)),
+                        vec![insert(i, &format!("new_{i}"), None)],
+                        vec![key(i)],
+                    ),
+                };
+                (i, repo.commit(c).await)
+            }));
+        }
+        let mut landed = 0;
+        let mut repeated = Vec::new();
+        for task in tasks {
+            let (i, result) = task.await.expect("task");
+            match (i % 10, result) {
+                (0, Err(StoreError::Conflict)) => {}
+                (1, Ok(Recorded::Committed)) => repeated.push(i),
+                (1, Ok(Recorded::Duplicate)) => {}
+                (_, Ok(Recorded::Committed)) => landed += 1,
+                (_, other) => panic!("commit {i}: {other:?}"),
+            }
+        }
+        assert_eq!(landed, 160);
+        assert_eq!(repeated.len(), 1, "the repeated delivery landed {} times", repeated.len());
+        for i in 1..=200u64 {
+            let reference: ExternalRef =
+                if i % 10 == 1 { format!("rep_{i}") } else { format!("new_{i}") }.parse().expect("ref");
+            let found = repo.entitlement(ProviderName::POLAR, guild(), &reference).await.expect("read");
+            let expected = match i % 10 {
+                0 => false,
+                1 => repeated == [i],
+                _ => true,
+            };
+            assert_eq!(found.is_some(), expected, "commit {i}'s purchase");
+        }
+        let failed = repo.webhook_event(ProviderName::POLAR, guild(), &"stale_10".parse().expect("id")).await;
+        assert_eq!(failed.expect("read"), None, "a failed commit left its event behind");
+        let stats = repo.commit_stats();
+        assert_eq!(stats.commits, 201);
+        assert!(stats.batches < stats.commits, "no two commits shared a transaction: {stats:?}");
+    }
+}

@@ -1,0 +1,177 @@
+//! Group commit: every [`Ledger::commit`](docobo_core::ports::Ledger::commit) of one
+//! [`SeaOrmRepo`] goes to one writer task, which takes what is waiting (up to [`MAX_BATCH`]) and
+//! writes it as **one transaction**, each commit in its own savepoint, so a commit that fails
+//! (a stale revision, a constraint) is rolled back alone and the others stand. Every caller is
+//! answered only once the transaction holding its commit is durable, so a 2xx still means
+//! durable; if the transaction itself fails, every commit of the batch fails with it.
+//!
+//! One fsync then covers a whole batch: under load, throughput is no longer one commit per
+//! fsync. Nothing waits to fill a batch: a commit that finds the writer idle is written at once,
+//! alone and without a savepoint, so an unloaded commit costs what it did before plus one
+//! channel hop; a batch forms only from commits that arrive while the previous one is written.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use docobo_core::ports::{Commit, Recorded, StoreError};
+use sea_orm::{DatabaseConnection, DatabaseTransaction, TransactionTrait};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use super::SeaOrmRepo;
+use super::convert::store_err;
+use super::ledger::{Wake, apply};
+
+/// Most commits written in one transaction.
+pub const MAX_BATCH: usize = 64;
+/// Commits waiting for the writer before callers wait to hand theirs over.
+const QUEUE: usize = 4 * MAX_BATCH;
+
+type Answer = oneshot::Sender<Result<Recorded, StoreError>>;
+
+/// The handle to a repository's writer task, started on first use, and what it has written.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Writer {
+    queue: Arc<OnceLock<mpsc::Sender<(Commit, Answer)>>>,
+    stats: Arc<Stats>,
+}
+
+/// Commits and the transactions that wrote them, since the repository was opened.
+#[derive(Debug, Default)]
+struct Stats {
+    commits: AtomicU64,
+    batches: AtomicU64,
+}
+
+/// How much group commit grouped: `commits` written in `batches` transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CommitStats {
+    pub commits: u64,
+    pub batches: u64,
+}
+
+fn stopped() -> StoreError {
+    StoreError::Unavailable("the database writer stopped".to_owned())
+}
+
+impl SeaOrmRepo {
+    /// Hands `commit` to the writer (started in the current runtime on first use) and waits
+    /// until its batch is durable.
+    pub(super) async fn group_commit(&self, commit: Commit) -> Result<Recorded, StoreError> {
+        let queue = self.writer.queue.get_or_init(|| {
+            let (queue, commits) = mpsc::channel(QUEUE);
+            let wakers = Wakers {
+                jobs: self.wake.clone(),
+                notices: self.notices.clone(),
+                deferred: self.deferred.clone(),
+            };
+            tokio::spawn(write_batches(self.db.clone(), commits, wakers, self.writer.stats.clone()));
+            queue
+        });
+        let (answer, answered) = oneshot::channel();
+        queue.send((commit, answer)).await.map_err(|_| stopped())?;
+        answered.await.map_err(|_| stopped())?
+    }
+
+    /// How many commits were written in how many transactions (for `/metrics` and tests).
+    pub fn commit_stats(&self) -> CommitStats {
+        let stats = &self.writer.stats;
+        CommitStats {
+            commits: stats.commits.load(Ordering::Relaxed),
+            batches: stats.batches.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// The workers a durable batch may have work for.
+struct Wakers {
+    jobs: Arc<Notify>,
+    notices: Arc<Notify>,
+    deferred: Arc<Notify>,
+}
+
+/// The writer task: until every handle is dropped, takes what is waiting and writes it.
+async fn write_batches(
+    db: DatabaseConnection,
+    mut commits: mpsc::Receiver<(Commit, Answer)>,
+    wakers: Wakers,
+    stats: Arc<Stats>,
+) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while commits.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let (results, wake) = write(&db, &batch).await;
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        stats.commits.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        for ((_, answer), result) in batch.drain(..).zip(results) {
+            // The caller may have given up (its request was cancelled); the write stands.
+            let _ = answer.send(result);
+        }
+        if wake.jobs {
+            wakers.jobs.notify_one();
+        }
+        if wake.notices {
+            wakers.notices.notify_one();
+        }
+        if wake.deferred {
+            wakers.deferred.notify_one();
+        }
+    }
+}
+
+/// Writes one batch in one transaction; each commit's result, and whom to wake.
+async fn write(
+    db: &DatabaseConnection,
+    batch: &[(Commit, Answer)],
+) -> (Vec<Result<Recorded, StoreError>>, Wake) {
+    let all = |e: StoreError| (batch.iter().map(|_| Err(e.clone())).collect(), Wake::default());
+    let txn = match db.begin().await {
+        Ok(txn) => txn,
+        Err(e) => return all(store_err(e)),
+    };
+    let mut results = Vec::with_capacity(batch.len());
+    let mut wake = Wake::default();
+    if let [(commit, _)] = batch {
+        // Alone: no savepoint needed; a failure rolls the transaction back.
+        match apply(&txn, commit).await {
+            Ok((recorded, woken)) => {
+                results.push(Ok(recorded));
+                wake = woken;
+            }
+            Err(e) => return all(e),
+        }
+    } else {
+        for (commit, _) in batch {
+            match in_savepoint(&txn, commit).await {
+                Ok(Ok((recorded, woken))) => {
+                    results.push(Ok(recorded));
+                    wake = wake.or(woken);
+                }
+                Ok(Err(e)) => results.push(Err(e)),
+                // The savepoint itself failed: the transaction cannot be trusted.
+                Err(e) => return all(e),
+            }
+        }
+    }
+    match txn.commit().await {
+        Ok(()) => (results, wake),
+        Err(e) => all(store_err(e)),
+    }
+}
+
+/// Applies `commit` in a savepoint of `txn`: released when it applied, rolled back when it
+/// failed (`Ok(Err(..))`, the others unharmed). `Err` when the savepoint itself failed.
+async fn in_savepoint(
+    txn: &DatabaseTransaction,
+    commit: &Commit,
+) -> Result<Result<(Recorded, Wake), StoreError>, StoreError> {
+    let savepoint = txn.begin().await.map_err(store_err)?;
+    match apply(&savepoint, commit).await {
+        Ok(applied) => {
+            savepoint.commit().await.map_err(store_err)?;
+            Ok(Ok(applied))
+        }
+        Err(e) => {
+            savepoint.rollback().await.map_err(store_err)?;
+            Ok(Err(e))
+        }
+    }
+}
