@@ -45,6 +45,10 @@ pub struct Config {
     pub discord_rate: u32,
     /// `DOCOBO_DISCORD_TIMEOUT`: seconds one Discord call may take, default 10.
     pub discord_timeout: std::time::Duration,
+    /// `DOCOBO_WEBHOOKS_IN_FLIGHT`: webhooks handled at once; past it a delivery is answered 503
+    /// with `Retry-After` at once (providers redeliver), so accepted ones are not queued behind
+    /// more than the database can write. Default 64.
+    pub webhooks_in_flight: usize,
     /// `DOCOBO_NOTICE_INTERVAL`: seconds between two member-notice DMs, default 1 (Discord warns
     /// that a bot opening many DMs quickly may be blocked from opening more).
     pub notice_interval: time::Duration,
@@ -79,6 +83,7 @@ impl Default for Config {
             gateway: false,
             discord_rate: docobo_adapters::discord::pacer::GLOBAL_RATE,
             notice_interval: time::Duration::SECOND,
+            webhooks_in_flight: 64,
             discord_timeout: docobo_adapters::discord::CALL_TIMEOUT,
             rate_limit: std::num::NonZeroU32::new(100),
             event_retention: Some(time::Duration::days(90)),
@@ -133,7 +138,7 @@ pub fn redact_url(url: &str) -> String {
 pub struct ConfigError(pub Vec<String>);
 
 /// Every key the configuration reads.
-pub const KEYS: [&str; 17] = [
+pub const KEYS: [&str; 18] = [
     "DOCOBO_DATABASE_URL",
     "DOCOBO_ADMIN_TOKEN",
     "DOCOBO_LISTEN",
@@ -150,6 +155,7 @@ pub const KEYS: [&str; 17] = [
     "DOCOBO_DISCORD_RATE",
     "DOCOBO_DISCORD_TIMEOUT",
     "DOCOBO_NOTICE_INTERVAL",
+    "DOCOBO_WEBHOOKS_IN_FLIGHT",
     "DOCOBO_RATE_LIMIT",
 ];
 
@@ -218,6 +224,7 @@ impl Config {
             ("DOCOBO_DISCORD_RATE", self.discord_rate.to_string()),
             ("DOCOBO_DISCORD_TIMEOUT", format!("{}s", self.discord_timeout.as_secs_f64())),
             ("DOCOBO_NOTICE_INTERVAL", format!("{}s", self.notice_interval.as_seconds_f64())),
+            ("DOCOBO_WEBHOOKS_IN_FLIGHT", self.webhooks_in_flight.to_string()),
             ("DOCOBO_RATE_LIMIT", self.rate_limit.map_or_else(|| "off".to_owned(), |r| r.to_string())),
             ("POLAR_API_URL", self.polar_api_url.clone()),
             ("SELLAPP_API_URL", self.sellapp_api_url.clone()),
@@ -378,6 +385,19 @@ impl Config {
             },
         };
 
+        let webhooks_in_flight = match var("DOCOBO_WEBHOOKS_IN_FLIGHT") {
+            None => defaults.webhooks_in_flight,
+            Some(raw) => match raw.trim().parse::<usize>() {
+                Ok(n @ 1..=100_000) => n,
+                _ => {
+                    problems.push(format!(
+                        "DOCOBO_WEBHOOKS_IN_FLIGHT: {raw:?} must be a number of webhooks, 1 to 100000"
+                    ));
+                    defaults.webhooks_in_flight
+                }
+            },
+        };
+
         let event_retention = match var("DOCOBO_EVENT_RETENTION_DAYS").map(|v| v.trim().to_ascii_lowercase())
         {
             None => defaults.event_retention,
@@ -423,6 +443,7 @@ impl Config {
                 discord_rate,
                 discord_timeout,
                 notice_interval,
+                webhooks_in_flight,
                 rate_limit,
                 client_limits: defaults.client_limits,
                 event_retention,

@@ -183,6 +183,7 @@ async fn prepare(
         limits: config.client_limits,
         event_retention: config.event_retention,
         in_flight: Arc::new(tokio::sync::Semaphore::new(http::MAX_IN_FLIGHT)),
+        webhooks_in_flight: Arc::new(tokio::sync::Semaphore::new(config.webhooks_in_flight)),
         auth_failures: throttle::AuthThrottle::default(),
         rate_limit: config.rate_limit.map(rate_limit::PerIp::new),
         repo,

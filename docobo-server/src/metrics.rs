@@ -2,7 +2,7 @@
 //!
 //! | metric | type | labels | what |
 //! |---|---|---|---|
-//! | `docobo_webhooks_total` | counter | `provider`, `outcome` | deliveries by answer: `processed`, `duplicate`, `ignored`, `failed` (kept in the inbox), `unauthorized`, `not_found`, `too_large`, `unavailable`, `internal`, `bad_request` |
+//! | `docobo_webhooks_total` | counter | `provider`, `outcome` | deliveries by answer: `processed`, `duplicate`, `ignored`, `failed` (kept in the inbox), `unauthorized`, `not_found`, `too_large`, `unavailable`, `internal`, `bad_request`, `busy` (refused by admission control: more than `DOCOBO_WEBHOOKS_IN_FLIGHT` in flight) |
 //! | `docobo_webhook_ack_seconds` | histogram | `provider` | request received → answer ready |
 //! | `docobo_role_jobs_total` | counter | `outcome` | settled jobs: `changed`, `unchanged`, `retried`, `parked`; and `superseded` (also counted in one of those: its settlement was dropped because the job was enqueued again or its lease ran out) |
 //! | `docobo_webhook_to_role_seconds` | histogram | | job due (the webhook's commit) → role change verified on Discord |

@@ -26,6 +26,8 @@ pub struct AppState {
     pub auth_failures: crate::throttle::AuthThrottle,
     /// Permits for requests in flight ([`crate::http::MAX_IN_FLIGHT`]).
     pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// Permits for webhooks in flight (`DOCOBO_WEBHOOKS_IN_FLIGHT`).
+    pub webhooks_in_flight: Arc<tokio::sync::Semaphore>,
     /// What `GET /metrics` reports.
     pub metrics: Arc<crate::metrics::Metrics>,
     /// `DOCOBO_RATE_LIMIT`: requests per second per IP address, when on.

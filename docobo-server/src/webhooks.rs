@@ -143,5 +143,11 @@ pub async fn webhook(
         state.metrics.webhook("unknown", "not_found", std::time::Duration::ZERO);
         return status(StatusCode::NOT_FOUND, "unknown guild, or this provider is not configured for it");
     };
+    // Admission: past the cap, refuse at once rather than queue (a queue past what the database
+    // writes per second only adds latency to every delivery behind it); providers redeliver.
+    let Ok(_permit) = state.webhooks_in_flight.clone().try_acquire_owned() else {
+        state.metrics.webhook(provider.name().as_str(), "busy", std::time::Duration::ZERO);
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "busy; try again shortly", Some(1));
+    };
     ingest(state, provider.as_ref(), &guild, headers, body).await
 }

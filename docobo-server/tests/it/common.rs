@@ -48,6 +48,8 @@ pub struct App {
     pub http: reqwest::Client,
     pub discord: FakeDiscord,
     pub polar: FakePolar,
+    /// The running server's state, for tests that hold its resources.
+    pub state: std::sync::Arc<docobo_server::state::AppState>,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -114,11 +116,12 @@ async fn spawn_full(
     let app = extend(Application::builder(config)).build().await.expect("builds");
     let base = app.base_url();
     let repo = app.state().repo.clone();
+    let state = app.state().clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
     }));
-    App { base, key, repo, http: reqwest::Client::new(), discord, polar, _stop: stop }
+    App { base, key, repo, http: reqwest::Client::new(), discord, polar, state, _stop: stop }
 }
 
 impl App {

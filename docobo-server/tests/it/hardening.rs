@@ -133,3 +133,20 @@ async fn m7_repeated_failed_authentication_locks_the_endpoint_for_a_minute() {
         .expect("text");
     assert!(metrics.contains(r#"outcome="locked""#), "the lockout is visible in /metrics");
 }
+
+#[tokio::test]
+async fn webhooks_past_the_in_flight_cap_are_refused_at_once_with_retry_after() {
+    let app = spawn_configured(|c| c.webhooks_in_flight = 2).await;
+    let post = || app.http.post(format!("{}/webhooks/sepay/{GUILD}", app.base)).body("{}").send();
+    // Two deliveries in flight (held here): the third is refused, not queued.
+    let held = app.state.webhooks_in_flight.clone().acquire_many_owned(2).await.expect("permits");
+    let refused = post().await.expect("request");
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
+    drop(held);
+    let admitted = post().await.expect("request");
+    assert_ne!(admitted.status(), 503, "refused with the cap free");
+    let metrics = app.http.get(format!("{}/metrics", app.base)).send().await.expect("request");
+    let text = metrics.text().await.expect("text");
+    assert!(text.contains(r#"docobo_webhooks_total{outcome="busy",provider="sepay"} 1"#), "{text}");
+}
