@@ -28,7 +28,9 @@
 //! Then, on each database, the cost of one ingest (verify, parse, read, commit) next to a bare
 //! one-row durable insert, both sequential.
 //!
-//! Knobs: `DOCOBO_LOAD_RATES=100,500` and `DOCOBO_LOAD_SECONDS=5`. `DOCOBO_LOAD_PERF=DIR` also
+//! Knobs: `DOCOBO_LOAD_RATES=100,500` and `DOCOBO_LOAD_SECONDS=5`. `DOCOBO_LOAD_RECOVERY=100`
+//! follows each phase, on the same server, with 5 s at 100/s and prints the accepted deliveries'
+//! ack p99 for each of those seconds: how soon the server is back to normal after a burst. `DOCOBO_LOAD_PERF=DIR` also
 //! samples the server with `perf record` (call graphs from DWARF) while the traffic runs, into
 //! `DIR/<database>-<rate>.perf.data`; `benches/flamegraph.sh` runs that and draws the flame graphs.
 
@@ -291,12 +293,25 @@ struct Row {
     missing_roles: usize,
     duplicate_puts: usize,
     rss_mib: f64,
+    /// With `DOCOBO_LOAD_RECOVERY`: each second of the calm after the phase, the accepted
+    /// deliveries' ack p99 (ms) and how many were refused.
+    recovery: Vec<(f64, usize)>,
 }
 
-async fn run_phase(database: &'static str, postgres: Option<&str>, rate: usize, seconds: usize) -> Row {
+/// Seconds of calm traffic after a phase, with `DOCOBO_LOAD_RECOVERY`.
+const RECOVERY_SECONDS: usize = 5;
+
+async fn run_phase(
+    database: &'static str,
+    postgres: Option<&str>,
+    rate: usize,
+    seconds: usize,
+    calm: Option<usize>,
+) -> Row {
     let n = rate * seconds;
+    let tail = calm.map_or(0, |calm| calm * RECOVERY_SECONDS);
     let fake = FakeDiscord::start(555_000_000_000_000_001).await.expect("fake discord");
-    let (deliveries, sepay) = plan(n);
+    let (deliveries, sepay) = plan(n + tail);
     let url = fresh_database(postgres, &format!("{database}_{rate}")).await;
     drop(seed(&url, &fake, &deliveries, &sepay).await);
     let (mut child, base) = start_server(&url, &fake.base_url);
@@ -321,9 +336,12 @@ async fn run_phase(database: &'static str, postgres: Option<&str>, rate: usize, 
     });
     let start = Instant::now() + Duration::from_millis(50);
     let interval = Duration::from_secs(1) / rate as u32;
-    let mut tasks = Vec::with_capacity(n);
+    let burst_end = start + interval * n as u32;
+    let calm_interval = Duration::from_secs(1) / calm.unwrap_or(1).max(1) as u32;
+    let mut tasks = Vec::with_capacity(n + tail);
     for (i, d) in deliveries.iter().enumerate() {
-        let scheduled = start + interval * i as u32;
+        let scheduled =
+            if i < n { start + interval * i as u32 } else { burst_end + calm_interval * (i - n) as u32 };
         tokio::time::sleep_until(scheduled.into()).await;
         let mut request = client.post(format!("{base}{}", d.url)).body(d.body.clone());
         for (name, value) in &d.headers {
@@ -334,14 +352,31 @@ async fn run_phase(database: &'static str, postgres: Option<&str>, rate: usize, 
             (status, Instant::now(), scheduled)
         }));
     }
-    let mut answers = Vec::with_capacity(n);
+    let mut answers = Vec::with_capacity(n + tail);
     for task in tasks {
         answers.push(task.await.expect("task"));
     }
-    let last = answers.iter().map(|(_, at, _)| *at).max().unwrap_or(start);
+    // The calm after the phase, second by second: accepted ack p99 and refusals.
+    let recovery: Vec<(f64, usize)> = (0..calm.map_or(0, |_| RECOVERY_SECONDS))
+        .map(|second| {
+            let window = |(_, _, scheduled): &&(u16, Instant, Instant)| {
+                scheduled.saturating_duration_since(burst_end).as_secs() == second as u64
+            };
+            let calm_answers: Vec<_> = answers[n..].iter().filter(window).collect();
+            let mut acks: Vec<Duration> = calm_answers
+                .iter()
+                .filter(|(status, _, _)| (200..300).contains(status))
+                .map(|(_, at, scheduled)| at.saturating_duration_since(*scheduled))
+                .collect();
+            acks.sort();
+            (percentile(&acks, 0.99), calm_answers.iter().filter(|(status, _, _)| *status == 503).count())
+        })
+        .collect();
+    let phase = &answers[..n];
+    let last = phase.iter().map(|(_, at, _)| *at).max().unwrap_or(start);
     let accepted = |status: u16| (200..300).contains(&status);
     let latencies = |keep: &dyn Fn(u16) -> bool| -> Vec<Duration> {
-        answers
+        phase
             .iter()
             .filter(|(status, _, _)| keep(*status))
             .map(|(_, at, scheduled)| at.saturating_duration_since(*scheduled))
@@ -404,6 +439,7 @@ async fn run_phase(database: &'static str, postgres: Option<&str>, rate: usize, 
         missing_roles,
         duplicate_puts: by_suffix.values().map(|(_, count)| count.saturating_sub(1)).sum(),
         rss_mib,
+        recovery,
     }
 }
 
@@ -462,6 +498,7 @@ fn main() {
             .collect()
     };
     let rates = list("DOCOBO_LOAD_RATES", "100,500,1000");
+    let calm = list("DOCOBO_LOAD_RECOVERY", "").first().copied();
     let seconds = list("DOCOBO_LOAD_SECONDS", "10").first().copied().unwrap_or(10);
     let postgres = std::env::var("DOCOBO_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty());
     let mut databases: Vec<(&'static str, Option<&str>)> = vec![("sqlite", None)];
@@ -478,7 +515,7 @@ fn main() {
             ratios.push((name, ingest_ratio(&url).await));
             for &rate in &rates {
                 eprintln!("{name}: {rate}/s for {seconds} s …");
-                rows.push(run_phase(name, *pg, rate, seconds).await);
+                rows.push(run_phase(name, *pg, rate, seconds, calm).await);
             }
         }
         let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -518,6 +555,17 @@ fn main() {
             "(latencies in ms from the scheduled send time: ack of accepted deliveries, 503 of refused ones; \
              →role from the ack to the PUT at Discord; done/s and missing count accepted deliveries only)\n"
         );
+        for r in rows.iter().filter(|r| !r.recovery.is_empty()) {
+            let seconds: Vec<String> =
+                r.recovery.iter().map(|(p99, refused)| format!("{p99:.1} ms ({refused} × 503)")).collect();
+            println!(
+                "{} after {}/s, then {}/s, ack p99 by second: {}",
+                r.database,
+                r.rate,
+                calm.unwrap_or_default(),
+                seconds.join(", ")
+            );
+        }
         for (name, (bare, ingest)) in ratios {
             println!(
                 "{name}: bare durable insert {:.3} ms, ingest {:.3} ms, ratio {:.2}×",
