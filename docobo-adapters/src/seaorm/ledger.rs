@@ -57,7 +57,7 @@ fn event_from(m: webhook_event::Model) -> Result<WebhookEvent, StoreError> {
     })
 }
 
-async fn write<C: ConnectionTrait>(conn: &C, w: EntitlementWrite, at: Timestamp) -> Result<(), StoreError> {
+async fn write<C: ConnectionTrait>(conn: &C, w: &EntitlementWrite, at: Timestamp) -> Result<(), StoreError> {
     use entitlement::Column as C;
     match w {
         EntitlementWrite::Insert { guild, user, role, provider, external_ref, standing, deadline } => {
@@ -69,7 +69,7 @@ async fn write<C: ConnectionTrait>(conn: &C, w: EntitlementWrite, at: Timestamp)
                 provider: Set(provider.as_str().to_owned()),
                 external_ref: Set(external_ref.as_str().to_owned()),
                 status: Set(standing.status().as_str().to_owned()),
-                standing: Set(standing_json(&standing)),
+                standing: Set(standing_json(standing)),
                 deadline: Set(deadline.map(micros)),
                 revision: Set(1),
                 created_at: Set(micros(at)),
@@ -81,12 +81,12 @@ async fn write<C: ConnectionTrait>(conn: &C, w: EntitlementWrite, at: Timestamp)
         EntitlementWrite::Update { id, expected_revision, standing, deadline } => {
             let result = entitlement::Entity::update_many()
                 .col_expr(C::Status, Expr::value(standing.status().as_str()))
-                .col_expr(C::Standing, Expr::value(standing_json(&standing)))
+                .col_expr(C::Standing, Expr::value(standing_json(standing)))
                 .col_expr(C::Deadline, Expr::value(deadline.map(micros)))
                 .col_expr(C::Revision, Expr::col(C::Revision).add(1))
                 .col_expr(C::UpdatedAt, Expr::value(micros(at)))
                 .filter(C::Id.eq(id.0))
-                .filter(C::Revision.eq(i64::try_from(expected_revision).unwrap_or(i64::MAX)))
+                .filter(C::Revision.eq(i64::try_from(*expected_revision).unwrap_or(i64::MAX)))
                 .exec(conn)
                 .await
                 .map_err(store_err)?;
@@ -164,7 +164,7 @@ pub(super) async fn apply<C: ConnectionTrait>(
         }
     }
     for w in &commit.writes {
-        write(conn, w.clone(), commit.at).await?;
+        write(conn, w, commit.at).await?;
     }
     for key in &commit.jobs {
         upsert_job(conn, *key, &commit.cause, commit.at).await?;
