@@ -34,6 +34,8 @@
 //! samples the server with `perf record` (call graphs from DWARF) while the traffic runs, into
 //! `DIR/<database>-<rate>.perf.data`; `benches/flamegraph.sh` runs that and draws the flame graphs.
 
+mod support;
+
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -154,25 +156,6 @@ fn plan(n: usize) -> (Vec<Delivery>, Vec<usize>) {
         deliveries.push(delivery);
     }
     (deliveries, sepay)
-}
-
-/// A fresh database: a SQLite file, or a new schema on PostgreSQL.
-async fn fresh_database(postgres: Option<&str>, name: &str) -> String {
-    match postgres {
-        None => {
-            let dir = std::env::temp_dir().join(format!("docobo-load-{}", std::process::id()));
-            std::fs::create_dir_all(&dir).expect("dir");
-            format!("sqlite://{}?mode=rwc", dir.join(format!("{name}.db")).display())
-        }
-        Some(url) => {
-            let admin = sea_orm::Database::connect(url).await.expect("PostgreSQL reachable");
-            let schema = format!("docobo_load_{name}");
-            admin.execute_unprepared(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await.expect("drop");
-            admin.execute_unprepared(&format!("CREATE SCHEMA {schema}")).await.expect("create");
-            let sep = if url.contains('?') { '&' } else { '?' };
-            format!("{url}{sep}options=-c%20search_path%3D{schema}")
-        }
-    }
 }
 
 async fn seed(url: &str, fake: &FakeDiscord, deliveries: &[Delivery], sepay: &[usize]) -> SeaOrmRepo {
@@ -312,7 +295,7 @@ async fn run_phase(
     let tail = calm.map_or(0, |calm| calm * RECOVERY_SECONDS);
     let fake = FakeDiscord::start(555_000_000_000_000_001).await.expect("fake discord");
     let (deliveries, sepay) = plan(n + tail);
-    let url = fresh_database(postgres, &format!("{database}_{rate}")).await;
+    let url = support::fresh_database(postgres, &format!("load_{database}_{rate}")).await;
     drop(seed(&url, &fake, &deliveries, &sepay).await);
     let (mut child, base) = start_server(&url, &fake.base_url);
     let client = reqwest::Client::builder()
@@ -511,7 +494,7 @@ fn main() {
         let mut rows = Vec::new();
         let mut ratios = Vec::new();
         for (name, pg) in &databases {
-            let url = fresh_database(*pg, &format!("{name}_ratio")).await;
+            let url = support::fresh_database(*pg, &format!("load_{name}_ratio")).await;
             ratios.push((name, ingest_ratio(&url).await));
             for &rate in &rates {
                 eprintln!("{name}: {rate}/s for {seconds} s …");

@@ -16,6 +16,8 @@
 //! purchases in one guild queue behind each other at ~300 ms each. That is the pacing working,
 //! not the pipeline; 350 ms apart measures the pipeline.
 
+mod support;
+
 use std::time::{Duration, Instant};
 
 use docobo::adapters::polar::signature;
@@ -37,24 +39,6 @@ const SECRET: &str = "whsec_bench_secret";
 const GUILD: u64 = 987_654_321_098_765_432;
 const ROLE: u64 = 700_000_000_000_000_007;
 const PRODUCT: &str = "d1e2f3a4-0000-4000-8000-000000000002";
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
-
-fn report(name: &str, mut samples: Vec<Duration>) {
-    samples.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!(
-        "{name:<22} n={:<4} p50={:>7.2} ms  p95={:>7.2} ms  p99={:>7.2} ms  max={:>7.2} ms",
-        samples.len(),
-        ms(percentile(&samples, 0.50)),
-        ms(percentile(&samples, 0.95)),
-        ms(percentile(&samples, 0.99)),
-        ms(*samples.last().unwrap_or(&Duration::ZERO)),
-    );
-}
 
 /// How long after `acked` the fake Discord received the `PUT` of `role` for `user` (at most 10 s).
 async fn role_request_after(fake: &FakeDiscord, user: u64, role: u64, acked: Instant) -> Duration {
@@ -177,11 +161,11 @@ async fn main() {
     }
     let db = database.split(':').next().unwrap_or("?");
     println!("webhook → role on {db} ({N} Polar webhooks, {} ms apart)", SPACING.as_millis());
-    report("acknowledgement", acks);
-    report("ack → role request", to_role);
+    support::report("acknowledgement", acks);
+    support::report("ack → role request", to_role);
     println!("Sell.app webhooks naming only the order ({N_SELLAPP}; read from the fake API after the ack)");
-    report("acknowledgement", hint_acks);
-    report("ack → role request", hint_to_role);
+    support::report("acknowledgement", hint_acks);
+    support::report("ack → role request", hint_to_role);
     let _ = stop.send(());
     let _ = server.await;
     let _ = std::fs::remove_dir_all(dir);

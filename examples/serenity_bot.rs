@@ -66,7 +66,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let providers = ProviderRegistry::new().with(Arc::new(Polar::default()));
     let shared: Arc<dyn SubscriptionRepo> = Arc::new(repo.clone());
     let bot = Bot::new(shared.clone(), Some(roles.clone()), providers, "https://bot.example.org");
-    let docobo = GatewayEvents { bot, repo: shared, clock: Arc::new(SystemClock) };
+    let docobo = GatewayEvents { bot, repo: shared, clock: Arc::new(SystemClock), relay: None };
     let mut client = builder.event_handler(Greeter).event_handler(docobo).await?;
     let shards = client.shard_manager.clone();
     tokio::spawn(async move { client.start().await });

@@ -8,6 +8,8 @@ pub mod seaorm;
 
 #[cfg(feature = "discord")]
 pub mod discord;
+#[cfg(any(feature = "discord", feature = "simulator"))]
+mod form;
 #[cfg(feature = "polar")]
 pub mod polar;
 #[cfg(feature = "sellapp")]

@@ -18,6 +18,8 @@
 //!   start and then every [`JOURNAL_EVERY`], making up for lost webhooks and refunds.
 //! - [`notifier`] plans *ending soon* reminders every [`REMIND_EVERY`] and sends due member
 //!   notices as paced DMs ([`send_due_notices`]), woken at once when a commit records one.
+//! - [`relay_worker`] delivers due mirror jobs ([`deliver_due_mirrors`]), woken at once when a
+//!   signal is recorded, sleeping until the next one is due (at most [`POLL`]) otherwise.
 //! - [`pruner`] empties the bodies of applied and ignored webhooks older than a retention, every
 //!   [`PRUNE_EVERY`].
 //!
@@ -31,12 +33,13 @@ use std::time::Duration;
 use docobo_core::domain::GuildId;
 use docobo_core::domain::NoticeKind;
 use docobo_core::ports::{
-    CatalogRepo, Clock, DirectMessages, JobQueue, NoticeRepo, ProviderRegistry, RoleGateway, StoreError,
+    CatalogRepo, Clock, DirectMessages, JobQueue, MirrorGateway, NoticeRepo, ProviderRegistry, RelayRepo,
+    RoleGateway, StoreError,
 };
 use docobo_core::service::{
-    ClockTrust, ClockWatch, ExpiryReport, NoticeOutcome, Pace, ReconcileReport, ResolveReport, Sender,
-    WorkReport, expire_due_watched, plan_reminders, reconcile_guild, resolve_deferred, run_due_jobs,
-    send_due_notices,
+    ClockTrust, ClockWatch, ExpiryReport, MirrorReport, NoticeOutcome, Pace, ReconcileReport, ResolveReport,
+    Sender, WorkReport, deliver_due_mirrors, expire_due_watched, plan_reminders, reconcile_guild,
+    resolve_deferred, run_due_jobs, send_due_notices,
 };
 use tokio::sync::watch;
 
@@ -65,6 +68,26 @@ async fn pause(wait: Duration, stop: &mut watch::Receiver<bool>) -> bool {
     !*stop.borrow()
 }
 
+/// Sleeps until `next` (the next job's due time, at most [`POLL`] away), or until `signal` says
+/// work was added; `false` once the loop must end. The sender of `stop` gone counts as a stop,
+/// rather than waking the loop forever.
+async fn wait_for_work(
+    next: Result<Option<docobo_core::domain::Timestamp>, StoreError>,
+    clock: &dyn Clock,
+    signal: &tokio::sync::Notify,
+    stop: &mut watch::Receiver<bool>,
+) -> bool {
+    let wait = match next {
+        Ok(Some(at)) => Duration::try_from(at - clock.now()).unwrap_or(Duration::ZERO).min(POLL),
+        _ => POLL,
+    };
+    tokio::select! {
+        () = signal.notified() => true,
+        () = tokio::time::sleep(wait) => true,
+        changed = stop.changed() => changed.is_ok(),
+    }
+}
+
 /// Converges role jobs until `stop` turns true; `observe` sees every pass.
 pub async fn role_worker(
     repo: SeaOrmRepo,
@@ -81,15 +104,33 @@ pub async fn role_worker(
         if pass.is_ok_and(|report| report.claimed > 0) {
             continue;
         }
-        let wait = match repo.next_due().await {
-            Ok(Some(at)) => Duration::try_from(at - clock.now()).unwrap_or(Duration::ZERO).min(POLL),
-            _ => POLL,
-        };
-        tokio::select! {
-            () = signal.notified() => {}
-            () = tokio::time::sleep(wait) => {}
-            // The sender gone counts as a stop, rather than waking this loop forever.
-            changed = stop.changed() => if changed.is_err() { return },
+        if !wait_for_work(repo.next_due().await, clock.as_ref(), &signal, &mut stop).await {
+            return;
+        }
+    }
+}
+
+/// Most mirror jobs one relay pass claims.
+pub const RELAY_BATCH: usize = 64;
+
+/// Delivers mirror jobs until `stop` turns true; `observe` sees every pass.
+pub async fn relay_worker(
+    repo: SeaOrmRepo,
+    mirrors: Arc<dyn MirrorGateway>,
+    clock: Arc<dyn Clock>,
+    lease: time::Duration,
+    mut stop: watch::Receiver<bool>,
+    mut observe: impl FnMut(&Result<Vec<MirrorReport>, StoreError>) + Send,
+) {
+    let signal = repo.mirror_signal();
+    while !*stop.borrow() {
+        let pass = deliver_due_mirrors(&repo, mirrors.as_ref(), clock.as_ref(), lease, RELAY_BATCH).await;
+        observe(&pass);
+        if pass.is_ok_and(|reports| !reports.is_empty()) {
+            continue;
+        }
+        if !wait_for_work(repo.next_mirror_due().await, clock.as_ref(), &signal, &mut stop).await {
+            return;
         }
     }
 }

@@ -9,6 +9,9 @@ use docobo_core::domain::{GuildId, RoleId, UserId};
 use docobo_core::ports::{GatewayError, Manageable, RoleGateway};
 
 const BOT: u64 = 555_000_000_000_000_001;
+
+#[path = "discord/relay.rs"]
+mod relay;
 const G: u64 = 900_000_000_000_000_001;
 const U: u64 = 123_456_789_012_345_678;
 const VIP: u64 = 700_000_000_000_000_007;

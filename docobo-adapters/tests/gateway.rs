@@ -52,7 +52,8 @@ async fn the_gateway_registers_guilds_requeues_rejoining_members_and_answers_com
     let repo = Arc::new(repo_with_a_purchase().await);
     let bot =
         Bot::new(repo.clone(), None, docobo_core::ports::ProviderRegistry::new(), "http://127.0.0.1:3000");
-    let handler = GatewayEvents { bot, repo: repo.clone(), clock: Arc::new(ManualClock::new(NOW)) };
+    let handler =
+        GatewayEvents { bot, repo: repo.clone(), clock: Arc::new(ManualClock::new(NOW)), relay: None };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let client = tokio::spawn(run(rest_client("fake-token", &discord.base_url), handler, async move {
         let _ = stopped.await;

@@ -1,7 +1,7 @@
 //! The command line's shape, as clap reads it: every command and flag of DESIGN §4 that exists.
 
 use clap::{Parser, Subcommand, ValueEnum};
-use docobo_core::domain::{Currency, DeliveryId, GuildId, Reminders, RoleId, Term, UserId};
+use docobo_core::domain::{ChannelId, Currency, DeliveryId, GuildId, Reminders, RoleId, Term, UserId, Via};
 
 #[derive(Debug, Parser)]
 #[command(name = "docobo", version, about = "Paid community access on Discord")]
@@ -32,6 +32,9 @@ pub(crate) enum Command {
     /// Roles for sale.
     #[command(subcommand)]
     Role(RoleCommand),
+    /// Signal relays: messages in a source channel mirrored into paid target channels.
+    #[command(subcommand)]
+    Relay(RelayCommand),
     /// Entitlements (purchases) and their status.
     #[command(subcommand)]
     Subs(SubsCommand),
@@ -61,8 +64,9 @@ pub(crate) enum Command {
         data: ExportData,
     },
     /// Print the effective configuration (secrets redacted) and check Discord: the bot token,
-    /// the bot's presence in each server, Manage Roles, and each paid role below the bot's.
-    /// Exits 1 when anything needs fixing.
+    /// the bot's presence in each server, Manage Roles, each paid role below the bot's, and
+    /// each relay's channel permissions and whether its target leaks to every member. Exits 1
+    /// when anything needs fixing.
     Check,
     /// Print a shell completion script, e.g. `docobo completions bash > /etc/bash_completion.d/docobo`.
     Completions { shell: clap_complete::Shell },
@@ -293,4 +297,42 @@ pub(crate) enum EventsCommand {
     },
     /// Apply a failed event again, after fixing its cause.
     Replay { id: DeliveryId },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RelayCommand {
+    /// Mirror every message posted in a source channel into a target channel (edits and
+    /// deletions follow). The bot must be in both servers; the server needs a restart to start
+    /// reading messages when this is the first relay.
+    Add {
+        source_guild: GuildId,
+        source_channel: ChannelId,
+        target_guild: GuildId,
+        target_channel: ChannelId,
+        /// `webhook`: under the source author's name and avatar (needs Manage Webhooks in the
+        /// target); `bot`: as the bot (needs Send Messages, Embed Links, Attach Files).
+        #[arg(long, default_value = "webhook", value_parser = parse_via)]
+        via: Via,
+        /// A label for lists.
+        #[arg(long)]
+        name: Option<String>,
+        /// A role in the target server that each new signal pings.
+        #[arg(long)]
+        ping_role: Option<RoleId>,
+        /// The paid role that opens the target channel: members entitled to it read the relay's
+        /// signals on the web dashboard (`/me/signals`). Without it, no one reads it there.
+        #[arg(long)]
+        role: Option<RoleId>,
+    },
+    /// List relays.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a relay (mirrors already posted stay).
+    Remove { id: i64 },
+}
+
+fn parse_via(raw: &str) -> Result<Via, String> {
+    raw.parse()
 }

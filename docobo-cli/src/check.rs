@@ -1,13 +1,14 @@
 //! `docobo check`: the effective configuration (secrets redacted), the catalog under the rules of
 //! the registered providers (each paid role sellable, each of its providers configured), then
 //! Discord as the server will see it — the token, the bot in each registered server, and each
-//! paid role within its reach.
+//! paid role within its reach, and each relay: the bot's permissions in its source and target
+//! channels, and a target every member can read (paid signals leaking).
 //! Every problem is printed with what to fix; the exit code is 1 when there is any.
 
 use docobo_adapters::discord::DiscordRoles;
 use docobo_adapters::seaorm::SeaOrmRepo;
 use docobo_core::domain::PaidRole;
-use docobo_core::ports::{CatalogRepo, Manageable, RoleGateway};
+use docobo_core::ports::{CatalogRepo, Manageable, RelayRepo, RoleGateway};
 use docobo_core::service::sale_problems;
 use docobo_server::Config;
 
@@ -89,6 +90,44 @@ pub async fn check(repo: &SeaOrmRepo) -> Result<(), Failure> {
                 }
                 Err(e) => report(false, format!("  role {} ({}): {e}", role.role, role.name)),
             }
+        }
+    }
+    let relays = repo.relays().await?;
+    if !relays.is_empty() {
+        println!(
+            "relays (the bot also needs the Message Content intent, under Bot in the Developer Portal):"
+        );
+    }
+    for relay in relays {
+        let what = format!(
+            "relay {}: channel {} → channel {} via {}",
+            relay.id, relay.source_channel, relay.target_channel, relay.via
+        );
+        if let Some(role) = relay.access_role
+            && repo.paid_role(relay.target_guild, role).await?.is_none()
+        {
+            report(
+                false,
+                format!(
+                    "{what}: --role {role} is not a paid role in server {}, so no one reads this relay on the \
+                     dashboard; sell it (`docobo role add`) or add the relay again with the role that opens the target",
+                    relay.target_guild
+                ),
+            );
+        }
+        match discord.relay_problems(&relay).await {
+            Ok(found) if found.is_empty() => report(
+                true,
+                format!(
+                    "{what}: the bot reads the source and posts in a target only members with access can read"
+                ),
+            ),
+            Ok(found) => {
+                for problem in found {
+                    report(false, format!("{what}: {problem}"));
+                }
+            }
+            Err(e) => report(false, format!("{what}: {e}")),
         }
     }
     summary(problems)

@@ -73,6 +73,7 @@ pub async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Revoke(args) => crate::manage::manual(&repo, args, false).await?,
         Command::Export { guild, format, data } => crate::manage::export(&repo, guild, format, data).await?,
         Command::Check => crate::check::check(&repo).await?,
+        Command::Relay(command) => crate::relay::run(&repo, command).await?,
         Command::Migrate => println!("database is up to date"),
         Command::Secrets(SecretsCommand::Rotate) => {
             let count = repo.reseal_credentials().await?;

@@ -8,7 +8,8 @@
 //! lifetime supporter role and is refunded, which removes it; cancels VIP, which keeps the role
 //! until the period ends; 27 days later gets "your access ends in 3 days" DMs with a renew
 //! button; and 30 days later the fixed terms and the cancelled VIP run out, each with an "ended"
-//! DM.
+//! DM. Beside it, the signal relay: a signal with a chart is mirrored into two paid channels,
+//! edited and deleted there ([`crate::demo_relay`]).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -19,6 +20,7 @@ use docobo_adapters::seaorm::SeaOrmRepo;
 use docobo_adapters::sellapp::{self, Sellapp};
 use docobo_adapters::sepay::{Sepay, SepaySettings};
 use docobo_adapters::simulator::discord::FakeDiscord;
+use docobo_adapters::simulator::gateway::FakeGateway;
 use docobo_adapters::simulator::polar::{FakePolar, event};
 use docobo_adapters::simulator::sellapp::FakeSellapp;
 use docobo_core::domain::{
@@ -200,6 +202,8 @@ pub async fn run_demo() -> Result<(), Failure> {
         discord.add_role(GUILD, role, name, position);
     }
     discord.join(GUILD, MEMBER);
+    let gateway = FakeGateway::start(BOT, BOT).await?;
+    discord.set_gateway_url(&gateway.url);
     let polar_api = FakePolar::start(POLAR_TOKEN).await?;
     let sellapp_api = FakeSellapp::start(SELLAPP_KEY).await?;
     let config = Config {
@@ -210,9 +214,12 @@ pub async fn run_demo() -> Result<(), Failure> {
         discord_api_url: discord.base_url.clone(),
         polar_api_url: polar_api.base_url.clone(),
         sellapp_api_url: sellapp_api.base_url.clone(),
+        gateway: true,
+        data_dir: dir.join("data"),
         ..Config::default()
     };
     let app = Application::build(config).await?;
+    crate::demo_relay::configure(&app.state().repo, GUILD).await?;
     let app_providers = app.state().providers.clone();
     let base = app.base_url();
     let repo = app.state().repo.clone();
@@ -221,11 +228,15 @@ pub async fn run_demo() -> Result<(), Failure> {
         let _ = stopped.await;
     }));
     shop(&repo).await?;
+    if gateway.wait_for_identify().await.is_none() {
+        return Err(Failure::Other("the server did not connect to the fake gateway".to_owned()));
+    }
     println!("Docobo demo: everything runs on this machine (SQLite in {}, server {base},", dir.display());
     println!("a fake Discord, Polar and Sell.app on loopback). Nothing is sent to the internet.\n");
     let mut demo =
         Demo { base, discord, http: reqwest::Client::new(), started, acks: vec![], to_discord: vec![] };
     demo.line("server ready: schema migrated, a server selling VIP, 30 days, Supporter and Signals");
+    let mut relayed = crate::demo_relay::run(&demo.discord, &gateway, |text| demo.line(&text)).await?;
 
     let (guild, member): (GuildId, UserId) = (id(GUILD)?, id(MEMBER)?);
     let polar = Polar::new(polar_api.base_url.clone());
@@ -328,6 +339,7 @@ pub async fn run_demo() -> Result<(), Failure> {
     println!("\nMeasured on this run:");
     summary("webhook acknowledged", &mut demo.acks);
     summary("ack → role request at Discord", &mut demo.to_discord);
+    summary("source event → mirror request", &mut relayed);
     println!("  (role changes in one server are paced below Discord's limits, 10/s after a burst of 5,");
     println!("   so changes that follow each other closely wait their turn)");
     let _ = stop.send(());

@@ -6,9 +6,11 @@ mod args;
 mod check;
 mod commands;
 mod demo;
+mod demo_relay;
 mod error;
 mod manage;
 mod output;
+mod relay;
 mod repo;
 
 use std::process::ExitCode;

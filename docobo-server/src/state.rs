@@ -18,6 +18,8 @@ pub struct AppState {
     pub heartbeats: Arc<crate::heartbeats::Heartbeats>,
     /// The role worker's lease and batch size, from `DOCOBO_DISCORD_TIMEOUT`.
     pub job_lease: (time::Duration, usize),
+    /// The relay worker's lease, from `DOCOBO_DISCORD_TIMEOUT`.
+    pub mirror_lease: time::Duration,
     /// `DOCOBO_EVENT_RETENTION_DAYS`, for the pruner.
     pub event_retention: Option<time::Duration>,
     /// How long clients may take to send requests.
@@ -52,6 +54,28 @@ pub struct AppState {
     pub sellapp: docobo_adapters::sellapp::Sellapp,
     /// The bot token and API base for the gateway connection, when `DOCOBO_GATEWAY` is on.
     pub gateway: Option<(docobo_core::domain::Secret, String)>,
+    /// The relay's target side, over the same Discord client as `roles`.
+    pub mirrors: Option<Arc<dyn docobo_core::ports::MirrorGateway>>,
+    /// Where the relay keeps attachments (`DOCOBO_DATA_DIR`).
+    pub attachments: docobo_adapters::discord::attachments::AttachmentStore,
+    /// Relay latency over the last hour, for `GET /admin/relays`.
+    pub relay_stats: Arc<crate::relay_stats::RelayStats>,
+    /// The dashboard's "Log in with Discord", when `DISCORD_CLIENT_SECRET` is set.
+    pub login: Option<docobo_adapters::discord::login::DiscordLogin>,
+    /// `DOCOBO_PUBLIC_URL`, for the dashboard's same-origin check.
+    pub public_url: String,
+    /// Discord's REST client, for deciding who may operate a guild in the dashboard.
+    pub discord: Option<docobo_adapters::discord::DiscordRoles>,
+    /// `DOCOBO_OPERATORS`: users who may operate every guild.
+    pub operators: Vec<docobo_core::domain::UserId>,
+    /// The members' live signal feed (`/me/signals/stream`).
+    pub signal_feed: crate::dashboard::signals::SignalFeed,
+    /// Guild summaries kept while exact (`/ops/{g}`, `GET /admin/guilds/{g}/summary`).
+    pub summaries: docobo_core::service::SummaryCache,
+    /// Places for the dashboard's live streams.
+    pub streams: crate::dashboard::live::Streams,
+    /// Who may operate which guild, as Discord said within the last minute.
+    pub operator_cache: crate::dashboard::ops::OperatorCache,
 }
 
 impl std::fmt::Debug for AppState {

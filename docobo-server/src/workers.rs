@@ -15,13 +15,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use docobo_adapters::discord::bot::Bot;
 use docobo_adapters::discord::gateway::GatewayEvents;
+use docobo_adapters::discord::intake::RelayIntake;
 use docobo_adapters::discord::rest_client;
 use docobo_adapters::seaorm::SeaOrmRepo;
 use docobo_adapters::workers::Reconciled;
-use docobo_core::domain::Secret;
-use docobo_core::ports::{Clock, DirectMessages, RoleGateway, SystemClock};
+use docobo_core::ports::{Clock, DirectMessages, MirrorGateway, RoleGateway, SystemClock};
 use docobo_core::service::{ClockTrust, Pace, ReconcileReport};
 use tokio::sync::watch;
 
@@ -56,18 +55,21 @@ pub async fn role_worker(
     .await;
 }
 
-/// Keeps the gateway connected until `stop` turns true.
+/// Keeps the gateway connected until `stop` turns true. Message events are asked for only
+/// when a relay is configured at connection time; the first relay added later takes effect
+/// at the next connection (a restart).
 pub async fn gateway(
-    token: Secret,
-    api_base: String,
-    bot: Bot,
-    repo: SeaOrmRepo,
+    state: Arc<crate::state::AppState>,
     clock: Arc<dyn Clock>,
     mut stop: watch::Receiver<bool>,
 ) {
+    let Some((token, api_base)) = state.gateway.clone() else { return };
+    let repo: Arc<dyn docobo_core::ports::SubscriptionRepo> = Arc::new(state.repo.clone());
     let mut backoff = Duration::from_secs(5);
     while !*stop.borrow() {
-        let handler = GatewayEvents { bot: bot.clone(), repo: Arc::new(repo.clone()), clock: clock.clone() };
+        let relay = Some(Arc::new(RelayIntake::new(repo.clone(), clock.clone(), state.attachments.clone())));
+        let handler =
+            GatewayEvents { bot: state.bot.clone(), repo: repo.clone(), clock: clock.clone(), relay };
         let mut stopped = stop.clone();
         let shutdown = async move {
             let _ = stopped.wait_for(|s| *s).await;
@@ -88,6 +90,28 @@ pub async fn gateway(
         }
         backoff = (backoff * 2).min(Duration::from_secs(300));
     }
+}
+
+/// The library's relay worker, with the server's metrics, latency window and log lines.
+pub async fn relay_worker(
+    state: Arc<crate::state::AppState>,
+    mirrors: Arc<dyn MirrorGateway>,
+    clock: Arc<dyn Clock>,
+    stop: watch::Receiver<bool>,
+) {
+    let (metrics, stats) = (state.metrics.clone(), state.relay_stats.clone());
+    let lease = state.mirror_lease;
+    docobo_adapters::workers::relay_worker(state.repo.clone(), mirrors, clock, lease, stop, |pass| match pass {
+        Ok(reports) => {
+            metrics.mirrors(reports);
+            stats.record(reports);
+            for r in reports.iter().filter(|r| r.outcome == "parked") {
+                tracing::warn!(relay = %r.relay, op = r.op.as_str(), "a mirror job is parked; see GET /admin/relays/jobs");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "relay worker: storage unavailable, trying again shortly"),
+    })
+    .await;
 }
 
 /// The library's expirer, with the server's heartbeat and log lines.

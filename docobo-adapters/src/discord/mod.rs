@@ -13,12 +13,17 @@
 //! error keeps only the status and body: Discord's `Retry-After`, `X-RateLimit-Global` and
 //! bucket headers are read here, fed to the pacer, and a 429's wait becomes the job's floor.
 
+pub mod attachments;
 pub mod bot;
+pub mod channels;
 pub mod commands;
 pub mod dms;
 pub mod gateway;
+pub mod intake;
 pub mod interactions;
+pub mod login;
 pub mod pacer;
+pub mod relay;
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -164,12 +169,26 @@ impl DiscordRoles {
         request: Request<'_>,
     ) -> Result<Vec<u8>, (GatewayError, isize)> {
         let retry = |why: String| (GatewayError::Retryable { after: None, why: format!("{what}: {why}") }, 0);
-        self.pacer.wait(key, route).await;
         let built = request
             .build(&self.client, self.http.token(), Some(&self.api_base))
             .map_err(|e| retry(e.to_string()))?
             .build()
             .map_err(|e| retry(e.without_url().to_string()))?;
+        self.send_coded(key, route, what, built).await
+    }
+
+    /// Sends a request already built with our client (one serenity cannot build, such as an
+    /// upload of several files): paced, under the timeout, Discord's answer classified as in
+    /// [`Self::raw_coded`].
+    pub(crate) async fn send_coded(
+        &self,
+        key: u64,
+        route: &'static str,
+        what: &str,
+        built: reqwest::Request,
+    ) -> Result<Vec<u8>, (GatewayError, isize)> {
+        let retry = |why: String| (GatewayError::Retryable { after: None, why: format!("{what}: {why}") }, 0);
+        self.pacer.wait(key, route).await;
         let send = async {
             let response = self.client.execute(built).await?;
             let status = response.status().as_u16();
@@ -193,6 +212,13 @@ impl DiscordRoles {
         }
         let after = limit.retry_after.and_then(|d| time::Duration::try_from(d).ok());
         Err((classify_status(status, error.code, &error.message, what, after), error.code))
+    }
+
+    /// A request to `path` (under `/api/v10`) with the bot's token, for [`Self::send_coded`].
+    pub(crate) fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .request(method, format!("{}/api/v10{path}", self.api_base))
+            .header(reqwest::header::AUTHORIZATION, self.http.token())
     }
 
     /// Adds (`Put`) or removes (`Delete`) a member's role, with `reason` in the audit log.
@@ -226,7 +252,7 @@ impl DiscordRoles {
             .map(drop)
     }
 
-    async fn bot_user(&self, guild: GuildId) -> Result<serenity::all::UserId, GatewayError> {
+    pub(crate) async fn bot_user(&self, guild: GuildId) -> Result<serenity::all::UserId, GatewayError> {
         self.bot
             .get_or_try_init(|| async {
                 self.call(guild, "reading the bot user", self.http.get_current_user()).await.map(|u| u.id)

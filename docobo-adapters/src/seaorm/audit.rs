@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use docobo_core::domain::{AuditEntry, GuildId, UserId};
 use docobo_core::ports::{AuditLog, StoreError};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::SeaOrmRepo;
 use super::convert::{from_micros, guild_id, micros, parse, role_id, sf, store_err, user_id};
@@ -42,6 +42,18 @@ impl AuditLog for SeaOrmRepo {
             .filter(C::GuildId.eq(sf(guild.get())))
             .filter(C::UserId.eq(sf(user.get())))
             .order_by_asc(C::Id)
+            .all(&self.db)
+            .await
+            .map_err(store_err)?;
+        rows.into_iter().map(audit_from).collect()
+    }
+
+    async fn recent_audit(&self, guild: GuildId, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        use audit_entry::Column as C;
+        let rows = audit_entry::Entity::find()
+            .filter(C::GuildId.eq(sf(guild.get())))
+            .order_by_desc(C::Id)
+            .limit(limit as u64)
             .all(&self.db)
             .await
             .map_err(store_err)?;

@@ -315,3 +315,112 @@ pub mod member_notice {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod relay {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "relays")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub source_guild_id: i64,
+        pub source_channel_id: i64,
+        pub target_guild_id: i64,
+        pub target_channel_id: i64,
+        pub via: String,
+        pub name: Option<String>,
+        pub ping_role_id: Option<i64>,
+        pub access_role_id: Option<i64>,
+        pub created_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod signal {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "signals")]
+    pub struct Model {
+        #[sea_orm(primary_key)]
+        pub id: i64,
+        pub guild_id: i64,
+        pub channel_id: i64,
+        pub message_id: i64,
+        pub author_name: String,
+        pub author_avatar: Option<String>,
+        pub content: String,
+        /// The rich embeds, a JSON array of `Embed`.
+        pub embeds: String,
+        /// The attachment references, a JSON array of `Attachment`.
+        pub attachments: String,
+        pub edited_at: Option<i64>,
+        pub version: i64,
+        pub deleted: bool,
+        pub created_at: i64,
+        pub changed_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod mirror {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "mirrors")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub signal_id: i64,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub relay_id: i64,
+        pub position: i64,
+        pub state: String,
+        pub wanted: i64,
+        pub mirrored: i64,
+        /// The target messages, a JSON array of `PostedMessage`.
+        pub posted: String,
+        pub attempts: i32,
+        pub run_at: i64,
+        pub locked_until: Option<i64>,
+        pub tried_at: Option<i64>,
+        /// Content digests attempted, a JSON array of strings.
+        pub tried: String,
+        pub last_error: Option<String>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod session {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "sessions")]
+    pub struct Model {
+        /// SHA-256 (hex) of the cookie's token.
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub user_id: i64,
+        pub name: String,
+        pub csrf: String,
+        pub created_at: i64,
+        pub expires_at: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -6,7 +6,9 @@ use docobo_core::domain::{
     RoleJobKey, Timestamp, UserId, WebhookEvent,
 };
 use docobo_core::machine::Standing;
-use docobo_core::ports::{Commit, EntitlementRepo, EntitlementWrite, Ledger, Recorded, StoreError};
+use docobo_core::ports::{
+    Commit, EntitlementRepo, EntitlementWrite, GuildRevision, Ledger, Recorded, StoreError,
+};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
@@ -17,7 +19,7 @@ use super::SeaOrmRepo;
 use super::convert::{
     from_micros, guild_id, micros, opt_from_micros, parse, role_id, sf, storable, store_err, user_id,
 };
-use super::entities::{audit_entry, entitlement, webhook_event};
+use super::entities::{audit_entry, entitlement, payment, webhook_event};
 use super::queue::upsert_job;
 
 fn standing_json(s: &Standing) -> String {
@@ -240,6 +242,59 @@ impl Ledger for SeaOrmRepo {
         .await
     }
 
+    async fn guild_deliveries(&self, guild: GuildId, limit: usize) -> Result<Vec<WebhookEvent>, StoreError> {
+        use sea_orm::{FromQueryResult, QuerySelect};
+        use webhook_event::Column as C;
+        #[derive(FromQueryResult)]
+        struct Row {
+            id: i64,
+            provider: String,
+            guild_id: i64,
+            external_id: String,
+            received_at: i64,
+            outcome: String,
+            attempts: i32,
+            last_error: Option<String>,
+            retry_at: Option<i64>,
+        }
+        let rows = webhook_event::Entity::find()
+            .select_only()
+            .columns([
+                C::Id,
+                C::Provider,
+                C::GuildId,
+                C::ExternalId,
+                C::ReceivedAt,
+                C::Outcome,
+                C::Attempts,
+                C::LastError,
+                C::RetryAt,
+            ])
+            .filter(C::GuildId.eq(sf(guild.get())))
+            .order_by_desc(C::Id)
+            .limit(u64::try_from(limit).unwrap_or(u64::MAX))
+            .into_model::<Row>()
+            .all(&self.db)
+            .await
+            .map_err(store_err)?;
+        rows.into_iter()
+            .map(|r| {
+                event_from(webhook_event::Model {
+                    id: r.id,
+                    provider: r.provider,
+                    guild_id: r.guild_id,
+                    external_id: r.external_id,
+                    body: Vec::new(),
+                    received_at: r.received_at,
+                    outcome: r.outcome,
+                    attempts: r.attempts,
+                    last_error: r.last_error,
+                    retry_at: r.retry_at,
+                })
+            })
+            .collect()
+    }
+
     async fn due_deferred(&self, now: Timestamp, limit: usize) -> Result<Vec<WebhookEvent>, StoreError> {
         use webhook_event::Column as C;
         self.list_events(Some(EventOutcome::Deferred), limit, |q| {
@@ -362,6 +417,39 @@ impl EntitlementRepo for SeaOrmRepo {
     async fn guild_entitlements(&self, guild: GuildId) -> Result<Vec<Entitlement>, StoreError> {
         use entitlement::Column as C;
         self.entitlements_where(|q| q.filter(C::GuildId.eq(sf(guild.get()))).order_by_asc(C::Id)).await
+    }
+
+    async fn guild_revision(&self, guild: GuildId) -> Result<GuildRevision, StoreError> {
+        use sea_orm::QuerySelect;
+        use sea_orm::sea_query::{Alias, Func, SimpleExpr};
+        // SUM of a BIGINT is NUMERIC on PostgreSQL: cast back.
+        let sum = |col: SimpleExpr| {
+            SimpleExpr::from(Func::cast_as(
+                Func::coalesce([Func::sum(col).into(), Expr::value(0)]),
+                Alias::new("BIGINT"),
+            ))
+        };
+        let (entitlements, revisions): (i64, i64) = entitlement::Entity::find()
+            .select_only()
+            .column_as(Expr::col(entitlement::Column::Id).count(), "n")
+            .column_as(sum(Expr::col(entitlement::Column::Revision)), "revisions")
+            .filter(entitlement::Column::GuildId.eq(sf(guild.get())))
+            .into_tuple()
+            .one(&self.db)
+            .await
+            .map_err(store_err)?
+            .unwrap_or_default();
+        let (payments, refunded): (i64, i64) = payment::Entity::find()
+            .select_only()
+            .column_as(Expr::col(payment::Column::Id).count(), "n")
+            .column_as(sum(Expr::col(payment::Column::RefundedMinor)), "refunded")
+            .filter(payment::Column::GuildId.eq(sf(guild.get())))
+            .into_tuple()
+            .one(&self.db)
+            .await
+            .map_err(store_err)?
+            .unwrap_or_default();
+        Ok(GuildRevision { entitlements, revisions, payments, refunded })
     }
 
     async fn due_entitlements(&self, now: Timestamp, limit: usize) -> Result<Vec<Entitlement>, StoreError> {

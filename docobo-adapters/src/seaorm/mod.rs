@@ -26,6 +26,8 @@ mod notices;
 mod payments;
 mod pool;
 mod queue;
+mod relay;
+mod sessions;
 mod setup;
 mod writer;
 
@@ -63,6 +65,8 @@ pub struct SeaOrmRepo {
     deferred: Arc<Notify>,
     /// Notified when notices are planned, for the sender.
     notices: Arc<Notify>,
+    /// Notified when mirror jobs become due, for the relay worker.
+    mirrors: Arc<Notify>,
     /// Whose clock stamps and judges role-job leases.
     lease_clock: LeaseClock,
     /// The group committer every `Ledger::commit` goes through ([`writer`]).
@@ -165,6 +169,7 @@ impl SeaOrmRepo {
             wake: Arc::new(Notify::new()),
             deferred: Arc::new(Notify::new()),
             notices: Arc::new(Notify::new()),
+            mirrors: Arc::new(Notify::new()),
             lease_clock: LeaseClock::Database,
             writer: writer::Writer::default(),
         }
@@ -194,6 +199,12 @@ impl SeaOrmRepo {
     /// Notified whenever notices are planned: a sleeping sender should look.
     pub fn notice_signal(&self) -> Arc<Notify> {
         self.notices.clone()
+    }
+
+    /// Notified whenever a signal is recorded or a mirror job is due again: a sleeping relay
+    /// worker should claim.
+    pub fn mirror_signal(&self) -> Arc<Notify> {
+        self.mirrors.clone()
     }
 
     pub fn backend(&self) -> DbBackend {

@@ -199,6 +199,17 @@ impl JobQueue for SeaOrmRepo {
         row.map(job_from).transpose()
     }
 
+    async fn job_for(&self, key: RoleJobKey) -> Result<Option<RoleJob>, StoreError> {
+        let row = role_job::Entity::find()
+            .filter(C::GuildId.eq(sf(key.guild.get())))
+            .filter(C::UserId.eq(sf(key.user.get())))
+            .filter(C::RoleId.eq(sf(key.role.get())))
+            .one(&self.db)
+            .await
+            .map_err(store_err)?;
+        row.map(job_from).transpose()
+    }
+
     async fn jobs(&self, state: JobState, limit: usize) -> Result<Vec<RoleJob>, StoreError> {
         let rows = role_job::Entity::find()
             .filter(C::State.eq(JobState::as_str(state)))

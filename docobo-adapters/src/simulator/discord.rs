@@ -13,7 +13,9 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::channels::{ChannelMessage, Channels, Hook};
 use super::http::{Request, Response, serve};
+use super::oauth::Oauth;
 
 /// `MANAGE_ROLES`, as Discord's permission bit.
 pub const MANAGE_ROLES: u64 = 1 << 28;
@@ -33,6 +35,8 @@ struct Role {
 #[derive(Debug, Default)]
 struct Guild {
     owner: Option<u64>,
+    /// The boost level (`premium_tier`).
+    tier: u8,
     roles: BTreeMap<u64, Role>,
     members: BTreeMap<u64, BTreeSet<u64>>,
 }
@@ -41,6 +45,8 @@ struct Guild {
 struct Injection {
     /// `None`: answer as usual, with `headers` added.
     status: Option<u16>,
+    /// Discord's JSON error code in the injected answer.
+    code: u32,
     delay: Duration,
     headers: Vec<(String, String)>,
 }
@@ -69,6 +75,12 @@ struct State {
     dms: Vec<(u64, Value)>,
     /// Users who do not accept DMs from the bot (50007).
     dms_closed: BTreeSet<u64>,
+    /// Guild channels, their webhooks and the CDN, for the relay.
+    channels: Channels,
+    /// How long every answer is held after the request took effect (a slow network back).
+    answer_delay: Duration,
+    /// OAuth2 for the dashboard's login.
+    oauth: Oauth,
 }
 
 /// DM channel ids are this plus a counter.
@@ -95,9 +107,23 @@ impl FakeDiscord {
             let state = shared.clone();
             async move {
                 let injected = lock(&state).injected.pop_front();
-                let Some(injection) = injected else { return Response::from(respond(&state, request, None)) };
+                let Some(injection) = injected else {
+                    let answer = respond(&state, request, None);
+                    let delay = lock(&state).answer_delay;
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
+                    if answer.0 == 302 {
+                        return Response {
+                            status: 302,
+                            body: String::new(),
+                            headers: vec![("location".into(), answer.1)],
+                        };
+                    }
+                    return Response::from(answer);
+                };
                 tokio::time::sleep(injection.delay).await;
-                let (status, body) = respond(&state, request, injection.status);
+                let (status, body) = respond(&state, request, injection.status.map(|s| (s, injection.code)));
                 Response { status, body, headers: injection.headers }
             }
         })
@@ -166,7 +192,19 @@ impl FakeDiscord {
 
     /// The next request is answered with `status` after `delay` (429 carries Discord's body).
     pub fn inject(&self, status: u16, delay: Duration) {
-        lock(&self.state).injected.push_back(Injection { status: Some(status), delay, headers: Vec::new() });
+        lock(&self.state).injected.push_back(Injection {
+            status: Some(status),
+            code: 0,
+            delay,
+            headers: Vec::new(),
+        });
+    }
+
+    /// The next request is answered with `status` and Discord's error `code` (10015 Unknown
+    /// Webhook, 30046 the edit limit of old messages, …).
+    pub fn inject_code(&self, status: u16, code: u32) {
+        let injection = Injection { status: Some(status), code, delay: Duration::ZERO, headers: Vec::new() };
+        lock(&self.state).injected.push_back(injection);
     }
 
     /// The next request is refused with 429 as Discord does: `Retry-After` (whole seconds),
@@ -181,14 +219,50 @@ impl FakeDiscord {
         } else {
             headers.extend(rate_headers(0, retry_after_s));
         }
-        lock(&self.state).injected.push_back(Injection { status: Some(429), delay: Duration::ZERO, headers });
+        lock(&self.state).injected.push_back(Injection {
+            status: Some(429),
+            code: 0,
+            delay: Duration::ZERO,
+            headers,
+        });
     }
 
     /// The next request is answered as usual, but says its bucket is empty for `reset_after_s`
     /// seconds (`X-RateLimit-Remaining: 0`), as Discord does before a route's limit is hit.
     pub fn exhaust_bucket(&self, reset_after_s: u32) {
         let headers = rate_headers(0, reset_after_s);
-        lock(&self.state).injected.push_back(Injection { status: None, delay: Duration::ZERO, headers });
+        lock(&self.state).injected.push_back(Injection {
+            status: None,
+            code: 0,
+            delay: Duration::ZERO,
+            headers,
+        });
+    }
+
+    /// Every request takes effect at once but is answered only after `delay`: a client that
+    /// dies meanwhile never learns that it succeeded.
+    pub fn delay_answers(&self, delay: Duration) {
+        lock(&self.state).answer_delay = delay;
+    }
+
+    /// The OAuth2 application the dashboard logs in with.
+    pub fn set_oauth_app(&self, client_id: &str, client_secret: &str) {
+        lock(&self.state).oauth.client = Some((client_id.to_owned(), client_secret.to_owned()));
+    }
+
+    /// The Discord user who approves the next "Log in with Discord" (the browser's user).
+    pub fn log_in_as(&self, user: u64, name: &str) {
+        lock(&self.state).oauth.user = Some((user, name.to_owned()));
+    }
+
+    /// OAuth2 code exchanges refused (wrong verifier, client, redirect, or a code used twice).
+    pub fn refused_token_exchanges(&self) -> usize {
+        lock(&self.state).oauth.refused
+    }
+
+    /// Sets the guild's boost level (`premium_tier`, 0–3).
+    pub fn set_premium_tier(&self, guild: u64, tier: u8) {
+        lock(&self.state).guilds.entry(guild).or_default().tier = tier;
     }
 
     /// Makes `user` the guild's owner (the default is [`DEFAULT_OWNER`]).
@@ -281,6 +355,52 @@ impl FakeDiscord {
         lock(&self.state).dms.clone()
     }
 
+    /// Posts a message by `author` in a source channel, with attachments (file name, content)
+    /// served from this fake's CDN; the MESSAGE_CREATE payload to dispatch at the fake gateway.
+    pub fn source_message(
+        &self,
+        guild: u64,
+        channel: u64,
+        author: u64,
+        content: &str,
+        files: &[(&str, &str)],
+    ) -> Value {
+        let base = self.base_url.clone();
+        lock(&self.state).channels.source(&base, (guild, channel, author), content, files)
+    }
+
+    /// The live messages in a guild channel, in posting order.
+    pub fn channel_messages(&self, channel: u64) -> Vec<ChannelMessage> {
+        lock(&self.state).channels.messages(channel)
+    }
+
+    /// The ids of every guild-channel message deleted, in order.
+    pub fn deleted_messages(&self) -> Vec<u64> {
+        lock(&self.state).channels.deleted()
+    }
+
+    /// The channel's webhooks.
+    pub fn webhooks(&self, channel: u64) -> Vec<Hook> {
+        lock(&self.state).channels.hooks(channel)
+    }
+
+    /// An admin deletes the channel's webhooks (executing them then answers 10015).
+    pub fn delete_webhooks(&self, channel: u64) {
+        lock(&self.state).channels.remove_hook(channel);
+    }
+
+    /// A text channel in `guild` with Discord's permission overwrites (`[{id, type, allow,
+    /// deny}]`), for `GET /channels/{id}`.
+    pub fn set_channel(&self, guild: u64, channel: u64, overwrites: Value) {
+        lock(&self.state).channels.set_channel(guild, channel, overwrites);
+    }
+
+    /// Whether the bot lacks Manage Webhooks in `channel`: then creating a webhook there
+    /// answers 50013.
+    pub fn deny_webhooks(&self, channel: u64, denied: bool) {
+        lock(&self.state).channels.deny_webhooks(channel, denied);
+    }
+
     /// Every (method, path) received, in order.
     pub fn requests(&self) -> Vec<(String, String)> {
         lock(&self.state).requests.clone()
@@ -317,7 +437,7 @@ fn role_json(id: u64, r: &Role) -> Value {
     })
 }
 
-fn respond(state: &Mutex<State>, request: Request, injected: Option<u16>) -> (u16, String) {
+fn respond(state: &Mutex<State>, request: Request, injected: Option<(u16, u32)>) -> (u16, String) {
     let mut s = lock(state);
     s.requests.push((request.method.clone(), request.path.clone()));
     s.arrivals.push(std::time::Instant::now());
@@ -325,21 +445,34 @@ fn respond(state: &Mutex<State>, request: Request, injected: Option<u16>) -> (u1
         s.reasons.push(reason.clone());
     }
     match injected {
-        Some(429) => {
+        Some((429, _)) => {
             return (
                 429,
                 json!({ "message": "You are being rate limited.", "retry_after": 1.0, "global": false })
                     .to_string(),
             );
         }
-        Some(status) => return (status, json!({ "message": "injected", "code": 0 }).to_string()),
+        Some((status, code)) => return (status, json!({ "message": "injected", "code": code }).to_string()),
         None => {}
     }
     let path = request.path.split('?').next().unwrap_or_default();
-    let parts: Vec<&str> = path.trim_start_matches("/api/v10/").split('/').collect();
+    let parts: Vec<&str> = path.trim_start_matches("/api/v10").trim_start_matches('/').split('/').collect();
     let num = |i: usize| parts.get(i).and_then(|p| p.parse::<u64>().ok());
     let bot = s.bot;
     match (request.method.as_str(), parts.as_slice()) {
+        ("GET", ["users", "@me"])
+            if request.headers.get("authorization").is_some_and(|a| a.starts_with("Bearer ")) =>
+        {
+            let token = request.headers.get("authorization").map_or("", |a| a.trim_start_matches("Bearer "));
+            match s.oauth.user_of(token) {
+                Some((id, name)) => {
+                    let mut user = user_json(id);
+                    user["global_name"] = json!(name);
+                    (200, user.to_string())
+                }
+                None => error(401, 0, "401: Unauthorized"),
+            }
+        }
         ("GET", ["users", "@me"]) => {
             let mut user = user_json(bot);
             user["bot"] = Value::Bool(true);
@@ -353,8 +486,9 @@ fn respond(state: &Mutex<State>, request: Request, injected: Option<u16>) -> (u1
             let owner = g.owner.unwrap_or(DEFAULT_OWNER).to_string();
             (
                 200,
-                json!({ "id": id.to_string(), "name": "guild", "owner_id": owner, "roles": roles })
-                    .to_string(),
+                json!({ "id": id.to_string(), "name": "guild", "owner_id": owner, "roles": roles,
+                        "premium_tier": g.tier })
+                .to_string(),
             )
         }
         ("GET", ["guilds", _, "roles"]) => {
@@ -432,7 +566,7 @@ fn respond(state: &Mutex<State>, request: Request, injected: Option<u16>) -> (u1
                 json!({ "id": channel.to_string(), "type": 1, "recipients": [user_json(user)] }).to_string(),
             )
         }
-        ("POST", ["channels", _, "messages"]) => {
+        ("POST", ["channels", _, "messages"]) if s.dm_channels.values().any(|c| Some(*c) == num(1)) => {
             let channel = num(1).unwrap_or_default();
             let Some(user) = s.dm_channels.iter().find(|(_, c)| **c == channel).map(|(u, _)| *u) else {
                 return error(404, 10003, "Unknown Channel");
@@ -456,7 +590,12 @@ fn respond(state: &Mutex<State>, request: Request, injected: Option<u16>) -> (u1
             });
             (200, message.to_string())
         }
-        _ => error(404, 0, "404: Not Found"),
+        _ => match s.oauth.respond(&request, &parts) {
+            Some(answer) => answer,
+            None => {
+                s.channels.respond(bot, &request, &parts).unwrap_or_else(|| error(404, 0, "404: Not Found"))
+            }
+        },
     }
 }
 

@@ -83,7 +83,7 @@ async fn read_request<R: tokio::io::AsyncBufRead + Unpin>(reader: &mut R) -> Opt
         headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_owned());
     }
     let length: usize = headers.get("content-length").and_then(|l| l.parse().ok()).unwrap_or(0);
-    let mut body = vec![0; length.min(1 << 20)];
+    let mut body = vec![0; length.min(8 << 20)];
     reader.read_exact(&mut body).await.ok()?;
     Some(Request { method, path, headers, body })
 }

@@ -5,10 +5,14 @@
 //! - [`sellapp::FakeSellapp`]: the Sell.app order reads a deferred delivery needs.
 //! - [`discord::FakeDiscord`]: the Discord REST routes the role gateway and the bot call.
 //! - [`gateway::FakeGateway`]: the Discord gateway (websocket) for serenity's client.
+//!
+//! The fake Discord's guild channels and webhooks (for the relay) live in `channels`.
 
+mod channels;
 pub mod discord;
 pub mod gateway;
 mod http;
+mod oauth;
 pub mod polar;
 pub mod sellapp;
 

@@ -10,6 +10,8 @@ use docobo_core::service::{ingest_webhook, run_due_jobs};
 use docobo_core::testing::{FakeRoles, ManualClock, ToyProvider};
 use time::{Duration, OffsetDateTime, macros::datetime};
 
+pub use crate::relay_cases::*;
+
 pub const T0: OffsetDateTime = datetime!(2026-11-01 00:00 UTC);
 const LEASE: Duration = Duration::seconds(30);
 
@@ -301,10 +303,19 @@ pub async fn recent_events_page_newest_first_without_gaps<R: SubscriptionRepo>(r
     assert_eq!(ids(&second), ["e2", "e1"]);
     let failed = repo.recent_events(Some(EventOutcome::Failed), Some(second[0].id), 10).await.expect("read");
     assert_eq!(ids(&failed), ["e0"]);
+    // One guild's, newest first, without bodies.
+    let elsewhere =
+        WebhookEvent { guild: GuildId::new(5).expect("id"), ..event("x1", EventOutcome::Processed) };
+    repo.commit(commit(Some(elsewhere), vec![], vec![])).await.expect("record");
+    let listed = repo.guild_deliveries(guild(), 3).await.expect("read");
+    assert_eq!(ids(&listed), ["e4", "e3", "e2"]);
+    assert!(listed.iter().all(|e| e.body.is_empty() && e.guild == guild()));
+    assert_eq!((listed[1].outcome, listed[1].attempts), (first[1].outcome, first[1].attempts));
+    assert!(!first[0].body.is_empty(), "the full read keeps the body");
 }
 
 /// L13: a job is found by its id in any state, without scanning a listing.
-pub async fn a_job_is_found_by_id<R: SubscriptionRepo>(repo: &R) {
+pub async fn a_job_is_found_by_id_and_by_key<R: SubscriptionRepo>(repo: &R) {
     setup(repo).await;
     repo.enqueue(&[key(1)], "c", T0).await.expect("enqueue");
     let claimed = repo.claim_due(T0, Duration::seconds(30), 1).await.expect("claim").remove(0);
@@ -314,6 +325,8 @@ pub async fn a_job_is_found_by_id<R: SubscriptionRepo>(repo: &R) {
     let found = repo.job(claimed.id).await.expect("read").expect("exists");
     assert_eq!((found.key, found.state), (key(1), JobState::Parked));
     assert!(repo.job(docobo_core::domain::JobId(claimed.id.0 + 1000)).await.expect("read").is_none());
+    assert_eq!(repo.job_for(key(1)).await.expect("read"), Some(found));
+    assert_eq!(repo.job_for(key(2)).await.expect("read"), None);
 }
 
 pub async fn enqueue_keeps_one_row_per_key<R: SubscriptionRepo>(repo: &R) {
@@ -545,10 +558,19 @@ pub async fn a_commit_writes_its_audit_entries_only_when_it_lands<R: Subscriptio
     let granted =
         Commit { audit: vec![audit.clone()], ..commit(None, vec![insert(1, "manual-1", None)], vec![]) };
     assert_eq!(repo.commit(granted.clone()).await, Ok(Recorded::Committed));
-    assert_eq!(repo.audit_trail(guild(), user(1)).await.expect("read"), vec![audit]);
+    assert_eq!(repo.audit_trail(guild(), user(1)).await.expect("read"), vec![audit.clone()]);
+    let later = AuditEntry { user: user(2), at: T0 + Duration::seconds(1), ..audit.clone() };
+    let second =
+        Commit { audit: vec![later.clone()], ..commit(None, vec![insert(2, "manual-2", None)], vec![]) };
+    assert_eq!(repo.commit(second).await, Ok(Recorded::Committed));
+    assert_eq!(repo.recent_audit(guild(), 10).await.expect("read"), vec![later.clone(), audit.clone()]);
+    assert_eq!(repo.recent_audit(guild(), 1).await.expect("read"), vec![later]);
+    let elsewhere = GuildId::new(guild().get() + 1).expect("id");
+    assert!(repo.recent_audit(elsewhere, 10).await.expect("read").is_empty());
     // The same insert again conflicts: nothing of it, its audit entry included, is kept.
     assert_eq!(repo.commit(granted).await, Err(StoreError::Conflict));
     assert_eq!(repo.audit_trail(guild(), user(1)).await.expect("read").len(), 1);
+    assert_eq!(repo.recent_audit(guild(), 10).await.expect("read").len(), 2);
 }
 
 pub async fn payments_are_kept_once_per_reference_and_refunds_only_rise<R: SubscriptionRepo>(repo: &R) {
@@ -575,6 +597,45 @@ pub async fn payments_are_kept_once_per_reference_and_refunds_only_rise<R: Subsc
     assert_eq!(stored[0], paid("order_1", 200, T0));
     let other = GuildId::new(5).expect("id");
     assert!(repo.payments(other).await.expect("reads").is_empty());
+}
+
+pub async fn the_guild_revision_moves_with_every_purchase_and_payment_change<R: SubscriptionRepo>(repo: &R) {
+    setup(repo).await;
+    let mut seen = vec![repo.guild_revision(guild()).await.expect("reads")];
+    let mut moved = async |what: &str| {
+        let now = repo.guild_revision(guild()).await.expect("reads");
+        assert!(!seen.contains(&now), "{what}: {now:?} was seen before: {seen:?}");
+        seen.push(now);
+    };
+    repo.commit(commit(None, vec![insert(1, "sub_1", None)], vec![])).await.expect("commits");
+    moved("a purchase").await;
+    let e = repo.guild_entitlements(guild()).await.expect("reads").remove(0);
+    let update = EntitlementWrite::Update {
+        id: e.id,
+        expected_revision: e.revision,
+        standing: e.standing.clone(),
+        deadline: None,
+    };
+    repo.commit(commit(None, vec![update], vec![])).await.expect("commits");
+    moved("an update").await;
+    let paid = |refunded| Payment {
+        provider: ProviderName::POLAR,
+        guild: guild(),
+        reference: "order_1".parse().expect("ref"),
+        user: Some(user(1)),
+        role: Some(role()),
+        amount: Money { minor: 500, currency: Currency::Usd },
+        refunded: Money { minor: refunded, currency: Currency::Usd },
+        paid_at: T0,
+    };
+    repo.commit(Commit { payments: vec![paid(0)], ..commit(None, vec![], vec![]) }).await.expect("commits");
+    moved("a payment").await;
+    repo.commit(Commit { payments: vec![paid(200)], ..commit(None, vec![], vec![]) }).await.expect("commits");
+    moved("a refund").await;
+    let before = repo.guild_revision(guild()).await.expect("reads");
+    let other = GuildId::new(5).expect("id");
+    assert_eq!(repo.guild_revision(other).await.expect("reads"), GuildRevision::default());
+    assert_eq!(repo.guild_revision(guild()).await.expect("reads"), before, "reading changes nothing");
 }
 
 pub async fn guild_and_credentials_are_read_together<R: SubscriptionRepo>(repo: &R) {

@@ -8,6 +8,7 @@
 mod backends;
 mod cases;
 mod concurrency;
+mod relay_cases;
 mod seaorm;
 
 /// Instantiates every contract case for one backend.
@@ -37,7 +38,7 @@ macro_rules! contract {
             case!(due_entitlements_come_oldest_deadline_first);
             case!(the_failure_inbox_lists_failed_events_only);
             case!(recent_events_page_newest_first_without_gaps);
-            case!(a_job_is_found_by_id);
+            case!(a_job_is_found_by_id_and_by_key);
             case!(enqueue_keeps_one_row_per_key);
             case!(claims_lease_jobs_and_expired_leases_are_taken_over);
             case!(settling_applies_requeues_or_drops_by_lease_and_generation);
@@ -50,11 +51,18 @@ macro_rules! contract {
             case!(deferred_deliveries_come_due_are_put_off_and_resolve_once);
             case!(a_commit_writes_its_audit_entries_only_when_it_lands);
             case!(payments_are_kept_once_per_reference_and_refunds_only_rise);
+            case!(the_guild_revision_moves_with_every_purchase_and_payment_change);
             case!(guild_and_credentials_are_read_together);
             case!(notices_are_planned_once_per_key_then_claimed_leased_and_settled);
             case!(members_mute_notices_are_marked_unreachable_and_reset_by_turning_them_on);
             case!(deadlines_page_by_deadline_then_id);
             case!(guild_notice_settings_round_trip);
+            case!(relays_are_unique_per_pair_and_removed_with_their_jobs);
+            case!(a_signal_and_its_jobs_are_recorded_together_and_changes_repend_them);
+            case!(mirror_claims_keep_source_order_and_settle_only_under_their_lease);
+            case!(signal_feeds_read_live_signals_newest_first_and_changes_since_a_time);
+            case!(signals_flow_to_every_target_once_even_when_answers_are_lost);
+            case!(sessions_are_found_until_they_expire_and_revoked_one_or_all);
         }
     };
 }

@@ -343,6 +343,10 @@ fn demo_runs_the_whole_flow_and_prints_a_timeline_with_grants_and_removals() {
         "27 days later (simulated clock): 3 reminder(s) planned, 3 DM(s) sent",
         "ends in 3 days",
         "and 3 \"your access has ended\" DM(s)",
+        "mirrored in both paid channels, 2 chart(s) re-uploaded",
+        "both mirrors edited",
+        "both mirrors deleted",
+        "source event → mirror request",
     ] {
         assert!(stdout.contains(line), "{line:?} missing from:\n{stdout}");
     }

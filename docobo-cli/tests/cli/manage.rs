@@ -239,3 +239,62 @@ fn guild_set_changes_notice_settings_and_refuses_bad_ones_naming_them() {
     let (_, listed, _) = run(&["guild", "list", "--json"], &db);
     assert!(listed.contains("\"7d,1d\""), "{listed}");
 }
+
+#[test]
+fn relays_are_added_listed_checked_for_leaks_and_removed() {
+    use docobo_adapters::simulator::discord::FakeDiscord;
+    let db = temp_db();
+    let (source_guild, target_guild) = ("111000000000000001", "222000000000000001");
+    let add = ["relay", "add", source_guild, "111000000000000100", target_guild, "222000000000000101"];
+    let (code, out, err) =
+        run(&[&add[..], &["--name", "vip feed", "--role", "222000000000000999"]].concat(), &db);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("relay 1: channel 111000000000000100") && out.contains("via webhook"), "{out}");
+    let (code, _, err) = run(&add, &db);
+    assert_eq!(code, 1, "the same pair twice");
+    assert!(err.contains("already exists"), "{err}");
+    let same = ["relay", "add", source_guild, "111000000000000100", source_guild, "111000000000000100"];
+    assert_eq!(run(&same, &db).0, 2, "a channel into itself is a usage error");
+    assert_eq!(
+        run(&[&add[..], &["--via", "pigeon"]].concat(), &db).0,
+        2,
+        "an unknown --via is a usage error"
+    );
+    let (_, listed, _) = run(&["relay", "list", "--json"], &db);
+    let listed = json(&listed);
+    assert_eq!(listed[0]["name"], "vip feed");
+    assert_eq!(listed[0]["target_channel_id"], "222000000000000101");
+    assert_eq!(listed[0]["access_role_id"], "222000000000000999");
+
+    let rt =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().expect("runtime");
+    let fake = rt.block_on(FakeDiscord::start(555)).expect("fake");
+    for guild in [source_guild, target_guild] {
+        let id: u64 = guild.parse().expect("id");
+        fake.add_guild(id);
+        // Every member views and reads history; the bot's role may manage webhooks.
+        fake.set_role_permissions(id, id, (1 << 10) | (1 << 16));
+        fake.set_role_permissions(id, id + 1, 1 << 29);
+    }
+    fake.set_channel(source_guild.parse().expect("id"), 111000000000000100, serde_json::json!([]));
+    fake.set_channel(target_guild.parse().expect("id"), 222000000000000101, serde_json::json!([]));
+    let out = Command::new(env!("CARGO_BIN_EXE_docobo"))
+        .arg("check")
+        .env("DOCOBO_DATABASE_URL", &db)
+        .env("DOCOBO_DISCORD_API_URL", &fake.base_url)
+        .env("DISCORD_BOT_TOKEN", "bot-token-value")
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("[FAIL] relay 1: channel 111000000000000100 → channel 222000000000000101 via webhook: everyone in server 222000000000000001 can read the target channel"), "{stdout}");
+    assert!(
+        stdout.contains("--role 222000000000000999 is not a paid role in server 222000000000000001"),
+        "{stdout}"
+    );
+
+    assert_eq!(run(&["relay", "remove", "1"], &db).0, 0);
+    let (code, _, err) = run(&["relay", "remove", "1"], &db);
+    assert_eq!(code, 1);
+    assert!(err.contains("no relay 1"), "{err}");
+}

@@ -87,6 +87,17 @@ snowflake!(
     RoleId,
     "role id"
 );
+snowflake!(
+    /// A Discord channel (a relay's source or target).
+    ChannelId,
+    "channel id"
+);
+snowflake!(
+    /// A Discord message. Snowflakes grow with time, so message ids order messages as they
+    /// were posted.
+    MessageId,
+    "message id"
+);
 
 macro_rules! reference {
     ($(#[$doc:meta])* $name:ident, $kind:literal, $max:literal) => {

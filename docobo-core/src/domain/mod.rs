@@ -40,10 +40,13 @@ mod money;
 mod notice;
 mod provider;
 mod records;
+mod relay;
+mod session;
 
 pub use catalog::{CatalogError, Guild, PaidRole, ProductLink, Term};
 pub use ids::{
-    CheckoutRef, DeliveryId, EntitlementId, EventId, ExternalRef, GuildId, IdError, JobId, RoleId, UserId,
+    ChannelId, CheckoutRef, DeliveryId, EntitlementId, EventId, ExternalRef, GuildId, IdError, JobId,
+    MessageId, RoleId, UserId,
 };
 pub use money::{Currency, Money, MoneyError};
 pub use notice::{
@@ -55,6 +58,11 @@ pub use records::{
     AuditAction, AuditEntry, Checkout, Entitlement, EventOutcome, JobState, Payment, RoleJob, RoleJobKey,
     Secret, SetupProgress, WebhookEvent,
 };
+pub use relay::{
+    Attachment, Author, Embed, MirrorJob, NewRelay, PostedMessage, Relay, RelayId, Signal, SignalId,
+    SignalWrite, SourceEdit, SourceEvent, SourceMessage, Via, decide_signal,
+};
+pub use session::Session;
 
 /// A moment in time, always handled in UTC.
 pub type Timestamp = time::OffsetDateTime;

@@ -6,8 +6,10 @@ mod clock;
 mod messages;
 mod provider;
 mod registry;
+mod relay;
 mod repo;
 mod roles;
+mod sessions;
 
 pub use clock::{Clock, SystemClock};
 pub use messages::{DirectMessage, DirectMessages, DmError};
@@ -17,11 +19,13 @@ pub use provider::{
     Subject, VerifyError,
 };
 pub use registry::ProviderRegistry;
+pub use relay::{MirrorError, MirrorGateway, MirrorPart, MirrorSettlement, RelayRepo};
 pub use repo::{
-    AuditLog, CatalogRepo, CheckoutRepo, Commit, EntitlementRepo, EntitlementWrite, JobQueue, Ledger,
-    NoticeRepo, NoticeSettlement, PaymentLog, Recorded, Settled, Settlement, SetupRepo, StoreError,
+    AuditLog, CatalogRepo, CheckoutRepo, Commit, EntitlementRepo, EntitlementWrite, GuildRevision, JobQueue,
+    Ledger, NoticeRepo, NoticeSettlement, PaymentLog, Recorded, Settled, Settlement, SetupRepo, StoreError,
     SubscriptionRepo,
 };
 #[cfg(test)]
 pub use roles::MockRoleGateway;
 pub use roles::{GatewayError, Manageable, RoleGateway};
+pub use sessions::SessionRepo;

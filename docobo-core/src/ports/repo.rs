@@ -106,6 +106,10 @@ pub trait EntitlementRepo: Send + Sync {
     async fn member_entitlements(&self, guild: GuildId, user: UserId)
     -> Result<Vec<Entitlement>, StoreError>;
     async fn guild_entitlements(&self, guild: GuildId) -> Result<Vec<Entitlement>, StoreError>;
+    /// What the guild's purchases and payments are at: MUST differ from every earlier answer
+    /// once any entitlement or payment of the guild was added or changed (entitlements are never
+    /// deleted; an update raises its revision; a payment only ever raises its refund).
+    async fn guild_revision(&self, guild: GuildId) -> Result<GuildRevision, StoreError>;
     /// Entitlements whose `deadline` is at or before `now`, oldest deadline first.
     async fn due_entitlements(&self, now: Timestamp, limit: usize) -> Result<Vec<Entitlement>, StoreError>;
     /// Entitlements whose `deadline` comes after `after` (a deadline and an id, in that order)
@@ -236,6 +240,10 @@ pub trait Ledger: Send + Sync {
         limit: usize,
     ) -> Result<Vec<WebhookEvent>, StoreError>;
 
+    /// The guild's latest `limit` deliveries, newest first, **without their bodies** (`body` is
+    /// empty): for lists that refresh often.
+    async fn guild_deliveries(&self, guild: GuildId, limit: usize) -> Result<Vec<WebhookEvent>, StoreError>;
+
     /// Deferred deliveries whose `retry_at` is at or before `now`, soonest first, at most
     /// `limit`.
     async fn due_deferred(&self, now: Timestamp, limit: usize) -> Result<Vec<WebhookEvent>, StoreError>;
@@ -286,6 +294,8 @@ pub trait JobQueue: Send + Sync {
     ) -> Result<Vec<RoleJob>, StoreError>;
     /// The job with this id, in whatever state.
     async fn job(&self, id: crate::domain::JobId) -> Result<Option<RoleJob>, StoreError>;
+    /// The job of this key (there is at most one), in whatever state.
+    async fn job_for(&self, key: RoleJobKey) -> Result<Option<RoleJob>, StoreError>;
     /// Settles a job claimed as `claimed` (the row `claim_due` returned).
     ///
     /// MUST write `audit` in the same transaction whatever the outcome (it records what already
@@ -316,6 +326,17 @@ pub trait SetupRepo: Send + Sync {
     async fn clear_setup(&self, guild: GuildId) -> Result<(), StoreError>;
 }
 
+/// [`EntitlementRepo::guild_revision`]'s answer: counts and sums that grow with every change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct GuildRevision {
+    pub entitlements: i64,
+    /// The sum of the entitlements' revisions.
+    pub revisions: i64,
+    pub payments: i64,
+    /// The sum of the payments' refunds, in minor units.
+    pub refunded: i64,
+}
+
 /// Recorded payments, for revenue figures and exports.
 #[async_trait]
 pub trait PaymentLog: Send + Sync {
@@ -326,7 +347,10 @@ pub trait PaymentLog: Send + Sync {
 /// The audit trail.
 #[async_trait]
 pub trait AuditLog: Send + Sync {
+    /// One member's entries in `guild`, oldest first.
     async fn audit_trail(&self, guild: GuildId, user: UserId) -> Result<Vec<AuditEntry>, StoreError>;
+    /// The guild's latest `limit` entries, newest first: the operators' live feed.
+    async fn recent_audit(&self, guild: GuildId, limit: usize) -> Result<Vec<AuditEntry>, StoreError>;
 }
 
 /// What a sender reports when it is done with a claimed notice.
@@ -408,6 +432,8 @@ pub trait SubscriptionRepo:
     + SetupRepo
     + PaymentLog
     + NoticeRepo
+    + super::RelayRepo
+    + super::SessionRepo
 {
 }
 
@@ -421,5 +447,7 @@ impl<T> SubscriptionRepo for T where
         + SetupRepo
         + PaymentLog
         + NoticeRepo
+        + super::RelayRepo
+        + super::SessionRepo
 {
 }

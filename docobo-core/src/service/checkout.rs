@@ -118,6 +118,51 @@ pub async fn start_checkout<R: CatalogRepo + CheckoutRepo + ?Sized>(
     Ok((checkout, link))
 }
 
+/// The checkout `/join` would make to renew (or buy again) `role`: through `preferred` (the
+/// purchase's own provider) when it still sells the role, else the first provider that does.
+/// Providers that must ask for an email first are skipped (a DM or a dashboard button cannot
+/// ask). `Ok(Ok(None))` when nothing sells it (point the member at `/join`); `Ok(Err(..))` when
+/// the provider is unavailable now.
+pub async fn renewal<R: CatalogRepo + CheckoutRepo + ?Sized>(
+    repo: &R,
+    providers: &ProviderRegistry,
+    member: (GuildId, UserId, RoleId),
+    preferred: ProviderName,
+    entropy: &(dyn Fn() -> [u8; 6] + Send + Sync),
+    now: Timestamp,
+) -> Result<Result<Option<CheckoutLink>, CheckoutError>, StoreError> {
+    let (guild, _, role) = member;
+    let mut candidates: Vec<ProviderName> = Vec::new();
+    for offer in offers(repo, providers, guild).await?.into_iter().filter(|o| o.role.role == role) {
+        let Some(provider) = providers.get(offer.provider) else { continue };
+        let credentials = repo.credentials(guild, offer.provider).await?;
+        if credentials.is_some_and(|c| !provider.needs_email(&c)) {
+            candidates.push(offer.provider);
+        }
+    }
+    candidates.sort_by_key(|name| *name != preferred);
+    let Some(provider) = candidates.first().and_then(|name| providers.get(*name)) else {
+        return Ok(Ok(None));
+    };
+    let mut collisions = 0;
+    loop {
+        return match start_checkout(repo, provider.as_ref(), member, entropy(), now, None).await {
+            Ok((_, link)) => Ok(Ok(Some(link))),
+            // A reference drawn twice: draw again.
+            Err(JoinError::Store(StoreError::AlreadyExists(_))) if collisions < 3 => {
+                collisions += 1;
+                continue;
+            }
+            Err(JoinError::Store(e)) => Err(e),
+            Err(JoinError::Checkout(CheckoutError::Unavailable(why))) => {
+                Ok(Err(CheckoutError::Unavailable(why)))
+            }
+            // Refused or not configured: retrying will not help; point at /join.
+            Err(_) => Ok(Ok(None)),
+        };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,8 @@ pub struct StatusLine {
     /// Whether it grants access right now.
     pub entitled: bool,
     pub access_until: Option<Timestamp>,
+    /// Who the purchase was paid through.
+    pub provider: crate::domain::ProviderName,
 }
 
 /// The member's purchases in `guild`, newest first.
@@ -36,6 +38,7 @@ pub async fn member_status<R: CatalogRepo + EntitlementRepo + ?Sized>(
             status: e.status(),
             entitled: e.entitled(now, grace),
             access_until: e.access_until(),
+            provider: e.provider,
         })
         .collect();
     // Entitled purchases first; the order is otherwise newest first.

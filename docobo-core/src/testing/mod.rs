@@ -9,12 +9,14 @@
 mod clock;
 mod dms;
 mod memory;
+mod mirrors;
 mod provider;
 mod roles;
 
 pub use clock::ManualClock;
 pub use dms::FakeDms;
 pub use memory::MemoryRepo;
+pub use mirrors::{FAKE_WEBHOOK, FakeMirrors, TargetMessage};
 pub use provider::{SIGNATURE_HEADER, ToyProvider};
 pub use roles::{Call, FakeRoles};
 

@@ -6,6 +6,7 @@
 //! into the core's use cases; manual grants and revokes are audited with their reason.
 
 mod catalog;
+pub(crate) mod relays;
 mod views;
 
 use std::str::FromStr;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use docobo_core::domain::{DeliveryId, EventOutcome, GuildId, JobId, JobState, RoleJobKey};
 use docobo_core::ports::{AuditLog, EntitlementRepo, JobQueue, Ledger, NoticeRepo};
 use docobo_core::service::{
-    IngestOutcome, ManualError, ReplayError, grant_manually, guild_summary, replay_event, revoke_manually,
+    IngestOutcome, ManualError, ReplayError, grant_manually, replay_event, revoke_manually,
 };
 use poem::{Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Request, Route};
 use poem_openapi::auth::Bearer;
@@ -216,12 +217,7 @@ impl Admin {
         #[oai(default = "parked")] state: Query<JobStateParam>,
         #[oai(default = "default_limit")] limit: Query<u32>,
     ) -> Result<Json<Vec<JobView>>, ApiError> {
-        let state = match state.0 {
-            JobStateParam::Pending => JobState::Pending,
-            JobStateParam::Parked => JobState::Parked,
-            JobStateParam::Done => JobState::Done,
-        };
-        let jobs = self.state.repo.jobs(state, listed(limit.0)).await?;
+        let jobs = self.state.repo.jobs(state.0.into(), listed(limit.0)).await?;
         Ok(Json(jobs.iter().map(Into::into).collect()))
     }
 
@@ -250,7 +246,10 @@ impl Admin {
     ) -> Result<Json<GuildSummaryView>, ApiError> {
         let guild: GuildId = id(&guild_id)?;
         let now = self.state.clock.now();
-        let summary = guild_summary(&self.state.repo, guild, now)
+        let summary = self
+            .state
+            .summaries
+            .summary(&self.state.repo, guild, now)
             .await?
             .ok_or_else(|| ApiError::not_found(format!("guild {guild} is not registered")))?;
         Ok(Json(GuildSummaryView {
@@ -290,6 +289,16 @@ fn parked() -> JobStateParam {
     JobStateParam::Parked
 }
 
+impl From<JobStateParam> for JobState {
+    fn from(p: JobStateParam) -> Self {
+        match p {
+            JobStateParam::Pending => JobState::Pending,
+            JobStateParam::Parked => JobState::Parked,
+            JobStateParam::Done => JobState::Done,
+        }
+    }
+}
+
 /// `/admin`: the API and its document when `DOCOBO_ADMIN_TOKEN` is set; otherwise a 404 that
 /// says how to turn it on.
 pub fn routes(state: Arc<AppState>) -> impl Endpoint {
@@ -302,7 +311,8 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .map_to_response()
         .boxed();
     }
-    let apis = (Admin { state: state.clone() }, catalog::Catalog { state });
+    let apis =
+        (Admin { state: state.clone() }, catalog::Catalog { state: state.clone() }, relays::Relays { state });
     let api = OpenApiService::new(apis, "Docobo admin API", env!("CARGO_PKG_VERSION")).server("/admin");
     let spec = api.spec_endpoint();
     Route::new().at("/openapi.json", spec).nest("/", api.into_endpoint()).around(capped).boxed()

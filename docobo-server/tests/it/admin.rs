@@ -213,21 +213,7 @@ async fn a_parked_job_is_listed_with_its_reason_and_can_be_retried() {
 #[tokio::test]
 async fn a_failed_delivery_is_listed_and_replayed_once_after_the_fix() {
     let app = admin_app().await;
-    let transfer = json!({
-        "id": 92704, "gateway": "MBBank", "transactionDate": "2026-12-01 10:00:00",
-        "accountNumber": "0123499999", "code": "DCBQ7K2XM", "content": "DCBQ7K2XM chuyen tien",
-        "transferType": "in", "transferAmount": 250000, "accumulated": 0, "subAccount": null,
-        "referenceCode": "FT1", "description": "",
-    });
-    let response = app
-        .http
-        .post(format!("{}/webhooks/sepay/{GUILD}", app.base))
-        .header("authorization", format!("Apikey {SEPAY_KEY}"))
-        .json(&transfer)
-        .send()
-        .await
-        .expect("request");
-    assert_eq!(response.status(), 200);
+    app.deliver_unmatched_transfer(SEPAY_KEY).await;
 
     let (status, failed) = app.get("/events?status=failed").await;
     assert_eq!(status, 200);
@@ -242,17 +228,7 @@ async fn a_failed_delivery_is_listed_and_replayed_once_after_the_fix() {
     assert_eq!((status, older), (200, json!([])), "the cursor pages back from the given id");
 
     // The fix: the checkout the member started with /join is found after all.
-    let now = time::OffsetDateTime::now_utc();
-    let checkout = Checkout {
-        reference: "DCBQ7K2XM".parse().expect("ref"),
-        guild: GUILD.parse().expect("id"),
-        user: USER.parse().expect("id"),
-        role: BANK.parse().expect("id"),
-        provider: ProviderName::SEPAY,
-        expected: Money::parse("250000", Currency::Vnd).expect("amount"),
-        created_at: now,
-        expires_at: now + time::Duration::hours(24),
-    };
+    let checkout = bank_checkout();
     app.repo.put_checkout(&checkout).await.expect("checkout");
     let (status, replayed) = app.post(&format!("/events/{id}/replay"), json!({})).await;
     assert_eq!(status, 200, "{replayed}");

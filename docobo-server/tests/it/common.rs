@@ -50,7 +50,7 @@ pub struct App {
     pub polar: FakePolar,
     /// The running server's state, for tests that hold its resources.
     pub state: std::sync::Arc<docobo_server::state::AppState>,
-    _stop: tokio::sync::oneshot::Sender<()>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 /// The server, configured for interactions (`with_key`) against a fake Discord where the guild
@@ -76,6 +76,14 @@ pub async fn spawn_built(
 /// As [`spawn`], with the gateway on and connected to `gateway`.
 pub async fn spawn_with_gateway(gateway: &FakeGateway) -> App {
     spawn_full(true, Some(gateway), |_| {}, |b| b).await
+}
+
+/// As [`spawn_with_gateway`], with more configuration.
+pub async fn spawn_with_gateway_configured(
+    gateway: &FakeGateway,
+    configure: impl FnOnce(&mut Config),
+) -> App {
+    spawn_full(true, Some(gateway), configure, |b| b).await
 }
 
 async fn spawn_full(
@@ -110,6 +118,7 @@ async fn spawn_full(
         discord_api_url: discord.base_url.clone(),
         polar_api_url: polar.base_url.clone(),
         discord_public_key: with_key.then(|| hex(key.verifying_key().as_bytes())),
+        data_dir: dir.join("data"),
         ..Config::default()
     };
     configure(&mut config);
@@ -121,10 +130,17 @@ async fn spawn_full(
     tokio::spawn(app.run_until(async move {
         let _ = stopped.await;
     }));
-    App { base, key, repo, http: reqwest::Client::new(), discord, polar, state, _stop: stop }
+    App { base, key, repo, http: reqwest::Client::new(), discord, polar, state, stop: Some(stop) }
 }
 
 impl App {
+    /// Begins the server's graceful shutdown, as SIGTERM does.
+    pub fn shut_down(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+
     /// Posts `body` signed at `timestamp`; `tamper` alters the body after signing.
     pub async fn post_at(&self, body: &Value, timestamp: i64, tamper: bool) -> reqwest::Response {
         let body = body.to_string();
@@ -282,4 +298,46 @@ pub async fn fresh_postgres() -> Option<String> {
     admin.execute_unprepared(&format!("CREATE SCHEMA {schema}")).await.expect("schema");
     let sep = if url.contains('?') { '&' } else { '?' };
     Some(format!("{url}{sep}options=-c%20search_path%3D{schema}"))
+}
+
+/// A SePay transfer to the test account paying code `DCBQ7K2XM`, which no checkout matches until
+/// [`bank_checkout`] is stored: it lands in the failure inbox.
+pub fn unmatched_transfer() -> Value {
+    json!({
+        "id": 92704, "gateway": "MBBank", "transactionDate": "2026-12-01 10:00:00",
+        "accountNumber": "0123499999", "code": "DCBQ7K2XM", "content": "DCBQ7K2XM chuyen tien",
+        "transferType": "in", "transferAmount": 250000, "accumulated": 0, "subAccount": null,
+        "referenceCode": "FT1", "description": "",
+    })
+}
+
+impl App {
+    /// Delivers [`unmatched_transfer`] signed with the SePay `key`; asserts the 200.
+    pub async fn deliver_unmatched_transfer(&self, key: &str) {
+        let response = self
+            .http
+            .post(format!("{}/webhooks/sepay/{GUILD}", self.base))
+            .header("authorization", format!("Apikey {key}"))
+            .json(&unmatched_transfer())
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 200);
+    }
+}
+
+/// The checkout [`unmatched_transfer`] pays: the member's `/join` of Bank, found after all.
+pub fn bank_checkout() -> docobo_core::domain::Checkout {
+    use docobo_core::domain::{Currency, Money, ProviderName};
+    let now = OffsetDateTime::now_utc();
+    docobo_core::domain::Checkout {
+        reference: "DCBQ7K2XM".parse().expect("ref"),
+        guild: GUILD.parse().expect("id"),
+        user: USER.parse().expect("id"),
+        role: BANK.parse().expect("id"),
+        provider: ProviderName::SEPAY,
+        expected: Money::parse("250000", Currency::Vnd).expect("amount"),
+        created_at: now,
+        expires_at: now + time::Duration::hours(24),
+    }
 }

@@ -4,10 +4,15 @@
 
 mod admin;
 mod bot;
+mod browser;
 mod catalog;
 mod common;
+mod dashboard;
 mod hardening;
 mod interactions;
 mod notices;
+mod ops_pages;
+mod relay;
 mod sellapp;
+mod signals;
 mod webhooks;

@@ -268,7 +268,7 @@ async fn redeliver_and_converge(s: &Setup, mut server: Child, addr: &str) {
 
 /// A PostgreSQL schema of its own, and the URL of it whose connections carry `application_name`
 /// so they can be cut without touching anyone else's; `None` without `DOCOBO_TEST_POSTGRES_URL`.
-async fn postgres_schema(application_name: &str) -> Option<(String, String)> {
+pub(crate) async fn postgres_schema(application_name: &str) -> Option<(String, String)> {
     use sea_orm::ConnectionTrait;
     let Some(url) = std::env::var("DOCOBO_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()) else {
         eprintln!("DOCOBO_TEST_POSTGRES_URL is not set: PostgreSQL case not run (.ci/run always sets it)");

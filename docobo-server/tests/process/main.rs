@@ -3,5 +3,6 @@
 //! or cut its database mid-burst (`faults`).
 
 mod faults;
+mod relay;
 mod secrets;
 mod server;

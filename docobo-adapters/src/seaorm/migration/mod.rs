@@ -12,6 +12,9 @@ mod m0004_product_links;
 mod m0005_deferred_deliveries;
 mod m0006_provider_cursors;
 mod m0007_notices;
+mod m0008_relay;
+mod m0009_sessions;
+mod m0010_relay_access;
 
 /// Every migration, oldest first.
 #[derive(Debug)]
@@ -28,6 +31,9 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_deferred_deliveries::Migration),
             Box::new(m0006_provider_cursors::Migration),
             Box::new(m0007_notices::Migration),
+            Box::new(m0008_relay::Migration),
+            Box::new(m0009_sessions::Migration),
+            Box::new(m0010_relay_access::Migration),
         ]
     }
 }

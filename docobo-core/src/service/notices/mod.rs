@@ -30,11 +30,11 @@ use crate::domain::{
 };
 use crate::machine::{Standing, Status, role_desired};
 use crate::ports::{
-    CatalogRepo, CheckoutError, CheckoutLink, CheckoutRepo, Clock, DirectMessages, DmError, EntitlementRepo,
-    NoticeRepo, NoticeSettlement, ProviderRegistry, StoreError,
+    CatalogRepo, CheckoutRepo, Clock, DirectMessages, DmError, EntitlementRepo, NoticeRepo, NoticeSettlement,
+    ProviderRegistry, StoreError,
 };
 
-use super::checkout::{JoinError, offers, start_checkout};
+use super::checkout::renewal;
 use super::retry::backoff;
 
 /// Purchases one [`plan_reminders`] page reads.
@@ -333,7 +333,9 @@ async fn deliver<R: NoticeRepos + ?Sized>(
     let link = if p.kind == NoticeKind::Welcome {
         None
     } else {
-        match renew_link(repo, sender, p, now).await? {
+        match renewal(repo, sender.providers, (p.guild, p.user, p.role), p.provider, sender.entropy, now)
+            .await?
+        {
             Ok(link) => link,
             Err(e) => match retry(notice, None, format!("making the renew link: {e}"), now) {
                 Some(again) => return Ok((again, NoticeOutcome::Retried, false)),
@@ -392,47 +394,4 @@ async fn outdated<R: NoticeRepos + ?Sized>(
     let others = repo.entitlements_for(purchase.job_key()).await?;
     let others = others.iter().filter(|e| e.id != purchase.id).map(|e| &e.standing);
     Ok(role_desired(others, at, guild.grace).then_some("another purchase keeps the role"))
-}
-
-/// The checkout `/join` would make for the notice's role: through the purchase's own provider
-/// when it still sells the role, else the first that does; `Ok(Ok(None))` when nothing sells it
-/// (the notice points at `/join`).
-async fn renew_link<R: NoticeRepos + ?Sized>(
-    repo: &R,
-    sender: &Sender<'_>,
-    p: &PlannedNotice,
-    now: Timestamp,
-) -> Result<Result<Option<CheckoutLink>, CheckoutError>, StoreError> {
-    let mut candidates: Vec<ProviderName> = Vec::new();
-    for offer in offers(repo, sender.providers, p.guild).await?.into_iter().filter(|o| o.role.role == p.role)
-    {
-        let Some(provider) = sender.providers.get(offer.provider) else { continue };
-        let credentials = repo.credentials(p.guild, offer.provider).await?;
-        // A provider that must ask the member for an email first cannot check out from a DM.
-        if credentials.is_some_and(|c| !provider.needs_email(&c)) {
-            candidates.push(offer.provider);
-        }
-    }
-    candidates.sort_by_key(|name| *name != p.provider);
-    let Some(provider) = candidates.first().and_then(|name| sender.providers.get(*name)) else {
-        return Ok(Ok(None));
-    };
-    let member = (p.guild, p.user, p.role);
-    let mut collisions = 0;
-    loop {
-        return match start_checkout(repo, provider.as_ref(), member, (sender.entropy)(), now, None).await {
-            Ok((_, link)) => Ok(Ok(Some(link))),
-            // A reference drawn twice: draw again.
-            Err(JoinError::Store(StoreError::AlreadyExists(_))) if collisions < 3 => {
-                collisions += 1;
-                continue;
-            }
-            Err(JoinError::Store(e)) => Err(e),
-            Err(JoinError::Checkout(CheckoutError::Unavailable(why))) => {
-                Ok(Err(CheckoutError::Unavailable(why)))
-            }
-            // Refused or not configured: retrying will not help; point at /join.
-            Err(_) => Ok(Ok(None)),
-        };
-    }
 }

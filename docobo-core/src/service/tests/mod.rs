@@ -16,6 +16,7 @@ mod hardening;
 mod ingest;
 mod manual;
 mod notices;
+mod relay;
 mod resolve;
 mod role_sync;
 mod summary;

@@ -59,3 +59,36 @@ async fn the_work_report_times_each_change_from_when_its_job_became_due() {
     w.sub_event("evt_2", "payment_succeeded", START, Some(START + Duration::days(30))).await;
     assert!(w.work().await.change_latencies.is_empty(), "nothing changed, nothing timed");
 }
+
+#[tokio::test]
+async fn the_kept_summary_answers_what_a_fresh_one_would_through_changes_and_time() {
+    let w = World::new(Term::Recurring).await;
+    let cache = SummaryCache::default();
+    let same = async |at: OffsetDateTime| {
+        let kept = cache.summary(&w.repo, guild(), at).await.expect("reads");
+        assert_eq!(kept, guild_summary(&w.repo, guild(), at).await.expect("reads"), "at {at}");
+        kept.expect("registered").roles[0].active_members
+    };
+    assert_eq!(same(START).await, 0);
+    // A purchase is a change: the kept fold is not used again.
+    let ends = START + Duration::days(30);
+    w.sub_event("evt_1", "payment_succeeded", START, Some(ends)).await;
+    assert_eq!(same(START).await, 1);
+    assert_eq!(same(START + Duration::days(1)).await, 1, "kept: nothing changed");
+    // Cancelled: access until the period ends, then none, with nothing written in between.
+    w.sub_event("evt_2", "cancel_scheduled", START + Duration::days(2), Some(ends)).await;
+    assert_eq!(same(START + Duration::days(3)).await, 1);
+    assert_eq!(same(ends - Duration::seconds(1)).await, 1);
+    assert_eq!(same(ends).await, 0, "the period ended by time alone");
+    // Another member's comp, then its revocation.
+    let other = RoleJobKey { user: UserId::new(43).expect("id"), ..key() };
+    grant_manually(&w.repo, &w.clock, other, "comp").await.expect("grants");
+    assert_eq!(same(ends).await, 1);
+    revoke_manually(&w.repo, &w.clock, other, "changed my mind").await.expect("revokes");
+    assert_eq!(same(ends).await, 0);
+    // A grace period changed by the owner is a change too.
+    let mut g = w.repo.guild(guild()).await.expect("reads").expect("guild");
+    g.grace = Duration::days(9);
+    w.repo.put_guild(&g).await.expect("guild");
+    assert_eq!(same(ends).await, 0);
+}

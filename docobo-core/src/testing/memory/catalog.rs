@@ -119,6 +119,21 @@ impl EntitlementRepo for MemoryRepo {
         self.read(|s| s.entitlements.values().filter(|e| e.guild == guild).cloned().collect())
     }
 
+    async fn guild_revision(&self, guild: GuildId) -> Result<crate::ports::GuildRevision, StoreError> {
+        self.read(|s| {
+            let mut at = crate::ports::GuildRevision::default();
+            for e in s.entitlements.values().filter(|e| e.guild == guild) {
+                at.entitlements += 1;
+                at.revisions += i64::try_from(e.revision).unwrap_or(i64::MAX);
+            }
+            for p in s.payments.values().filter(|p| p.guild == guild) {
+                at.payments += 1;
+                at.refunded += p.refunded.minor;
+            }
+            at
+        })
+    }
+
     async fn due_entitlements(&self, now: Timestamp, limit: usize) -> Result<Vec<Entitlement>, StoreError> {
         self.read(|s| {
             let mut due: Vec<Entitlement> =

@@ -94,6 +94,20 @@ impl Ledger for MemoryRepo {
         })
     }
 
+    async fn guild_deliveries(&self, guild: GuildId, limit: usize) -> Result<Vec<WebhookEvent>, StoreError> {
+        self.read(|s| {
+            let mut events: Vec<WebhookEvent> = s
+                .events
+                .values()
+                .filter(|e| e.guild == guild)
+                .map(|e| WebhookEvent { body: Vec::new(), ..e.clone() })
+                .collect();
+            events.sort_by_key(|e| std::cmp::Reverse(e.id));
+            events.truncate(limit);
+            events
+        })
+    }
+
     async fn recent_events(
         &self,
         outcome: Option<EventOutcome>,
@@ -221,6 +235,10 @@ impl JobQueue for MemoryRepo {
         self.read(|s| s.jobs.values().find(|j| j.id == id).cloned())
     }
 
+    async fn job_for(&self, key: RoleJobKey) -> Result<Option<RoleJob>, StoreError> {
+        self.read(|s| s.jobs.get(&key).cloned())
+    }
+
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError> {
         self.read(|s| {
             s.jobs
@@ -248,6 +266,10 @@ impl PaymentLog for MemoryRepo {
 impl AuditLog for MemoryRepo {
     async fn audit_trail(&self, guild: GuildId, user: UserId) -> Result<Vec<AuditEntry>, StoreError> {
         self.read(|s| s.audit.iter().filter(|a| a.guild == guild && a.user == user).cloned().collect())
+    }
+
+    async fn recent_audit(&self, guild: GuildId, limit: usize) -> Result<Vec<AuditEntry>, StoreError> {
+        self.read(|s| s.audit.iter().rev().filter(|a| a.guild == guild).take(limit).cloned().collect())
     }
 }
 

@@ -10,15 +10,18 @@ use std::sync::Mutex;
 
 use super::lock;
 use crate::domain::{
-    AuditEntry, Checkout, CheckoutRef, Entitlement, EntitlementId, EventId, ExternalRef, Guild, GuildId,
-    JobId, JobState, MemberNotices, Notice, PaidRole, Payment, ProviderName, RoleId, RoleJob, RoleJobKey,
-    SetupProgress, Timestamp, UserId, WebhookEvent,
+    AuditEntry, ChannelId, Checkout, CheckoutRef, Entitlement, EntitlementId, EventId, ExternalRef, Guild,
+    GuildId, JobId, JobState, MemberNotices, MessageId, MirrorJob, Notice, PaidRole, Payment, ProviderName,
+    Relay, RelayId, RoleId, RoleJob, RoleJobKey, SetupProgress, Signal, SignalId, Timestamp, UserId,
+    WebhookEvent,
 };
 use crate::ports::{EntitlementWrite, ProviderCredentials, StoreError};
 
 mod catalog;
 mod ledger;
 mod notices;
+mod relay;
+mod sessions;
 
 #[derive(Debug, Clone, Default)]
 struct State {
@@ -35,6 +38,11 @@ struct State {
     setups: BTreeMap<GuildId, SetupProgress>,
     notices: BTreeMap<String, Notice>,
     member_notices: BTreeMap<(GuildId, UserId), MemberNotices>,
+    relays: BTreeMap<RelayId, Relay>,
+    signals: BTreeMap<SignalId, Signal>,
+    signal_keys: BTreeMap<(ChannelId, MessageId), SignalId>,
+    mirrors: BTreeMap<(SignalId, RelayId), MirrorJob>,
+    sessions: BTreeMap<String, crate::domain::Session>,
     last_id: i64,
 }
 
