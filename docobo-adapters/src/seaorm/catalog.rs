@@ -1,22 +1,49 @@
 //! Guilds, paid roles, sealed credentials and checkouts.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use docobo_core::domain::{
     Checkout, CheckoutRef, Guild, GuildId, Money, NoticeSettings, PaidRole, ProviderName, RoleId, Secret,
 };
-use docobo_core::ports::{CatalogRepo, CheckoutRepo, ProviderCredentials, StoreError};
-use sea_orm::sea_query::OnConflict;
+use docobo_core::ports::{CatalogRepo, CheckoutRepo, GuildCatalog, ProviderCredentials, StoreError};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    Statement,
+    QueryTrait, Statement, TransactionTrait,
 };
 use serde_json::{Value, json};
 
 use super::SeaOrmRepo;
 use super::convert::{from_micros, guild_id, micros, parse, role_id, sf, store_err, user_id};
-use super::entities::{checkout, credential, guild, paid_role};
+use super::entities::{catalog_revision, checkout, credential, guild, paid_role};
+
+/// The catalogs ingest read, per guild and provider, each with the revision it was read under.
+/// Only guilds that exist are kept, so its size is bounded by the catalog, not by requests.
+#[derive(Default)]
+pub(super) struct KeptCatalogs(Mutex<HashMap<(GuildId, ProviderName), Kept>>);
+
+/// A catalog and the revision it was read under.
+type Kept = (i64, Arc<GuildCatalog>);
+
+impl std::fmt::Debug for KeptCatalogs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kept = self.0.lock().unwrap_or_else(PoisonError::into_inner).len();
+        f.debug_struct("KeptCatalogs").field("kept", &kept).finish()
+    }
+}
+
+impl KeptCatalogs {
+    fn get(&self, key: (GuildId, ProviderName), revision: i64) -> Option<Arc<GuildCatalog>> {
+        let kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        kept.get(&key).filter(|(at, _)| *at == revision).map(|(_, catalog)| catalog.clone())
+    }
+
+    fn keep(&self, key: (GuildId, ProviderName), revision: i64, catalog: Arc<GuildCatalog>) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(key, (revision, catalog));
+    }
+}
 
 fn guild_from(m: guild::Model) -> Result<Guild, StoreError> {
     let notices = match m.notices {
@@ -92,20 +119,12 @@ impl CatalogRepo for SeaOrmRepo {
                     .unwrap_or_else(|_| unreachable!("settings always serialize")),
             )),
         };
-        guild::Entity::insert(row)
-            .on_conflict(
-                OnConflict::column(guild::Column::Id)
-                    .update_columns([
-                        guild::Column::Name,
-                        guild::Column::GraceSeconds,
-                        guild::Column::Notices,
-                    ])
-                    .to_owned(),
-            )
-            .exec(&self.db)
-            .await
-            .map_err(store_err)?;
-        Ok(())
+        let upsert = guild::Entity::insert(row).on_conflict(
+            OnConflict::column(guild::Column::Id)
+                .update_columns([guild::Column::Name, guild::Column::GraceSeconds, guild::Column::Notices])
+                .to_owned(),
+        );
+        self.write_catalog(g.id, upsert.build(self.backend())).await.map(drop)
     }
 
     async fn guild(&self, id: GuildId) -> Result<Option<Guild>, StoreError> {
@@ -120,11 +139,8 @@ impl CatalogRepo for SeaOrmRepo {
     }
 
     async fn remove_paid_role(&self, guild: GuildId, role: RoleId) -> Result<bool, StoreError> {
-        let result = paid_role::Entity::delete_by_id((sf(guild.get()), sf(role.get())))
-            .exec(&self.db)
-            .await
-            .map_err(store_err)?;
-        Ok(result.rows_affected > 0)
+        let delete = paid_role::Entity::delete_by_id((sf(guild.get()), sf(role.get())));
+        Ok(self.write_catalog(guild, delete.build(self.backend())).await? > 0)
     }
 
     async fn put_paid_role(&self, r: &PaidRole) -> Result<(), StoreError> {
@@ -140,24 +156,20 @@ impl CatalogRepo for SeaOrmRepo {
             polar_product: Set(r.product_at(ProviderName::POLAR).map(str::to_owned)),
             sepay: Set(r.link_to(ProviderName::SEPAY).is_some()),
         };
-        paid_role::Entity::insert(row)
-            .on_conflict(
-                OnConflict::columns([C::GuildId, C::RoleId])
-                    .update_columns([
-                        C::Name,
-                        C::PriceMinor,
-                        C::Currency,
-                        C::Term,
-                        C::Links,
-                        C::PolarProduct,
-                        C::Sepay,
-                    ])
-                    .to_owned(),
-            )
-            .exec(&self.db)
-            .await
-            .map_err(store_err)?;
-        Ok(())
+        let upsert = paid_role::Entity::insert(row).on_conflict(
+            OnConflict::columns([C::GuildId, C::RoleId])
+                .update_columns([
+                    C::Name,
+                    C::PriceMinor,
+                    C::Currency,
+                    C::Term,
+                    C::Links,
+                    C::PolarProduct,
+                    C::Sepay,
+                ])
+                .to_owned(),
+        );
+        self.write_catalog(r.guild, upsert.build(self.backend())).await.map(drop)
     }
 
     async fn paid_role(&self, guild: GuildId, role: RoleId) -> Result<Option<PaidRole>, StoreError> {
@@ -172,7 +184,7 @@ impl CatalogRepo for SeaOrmRepo {
         let rows = paid_role::Entity::find()
             .filter(paid_role::Column::GuildId.eq(sf(guild.get())))
             .order_by_asc(paid_role::Column::RoleId)
-            .all(&self.db)
+            .all(&self.read)
             .await
             .map_err(store_err)?;
         rows.into_iter().map(role_from).collect()
@@ -194,16 +206,12 @@ impl CatalogRepo for SeaOrmRepo {
             provider: Set(provider.as_str().to_owned()),
             sealed: Set(secrets.seal(&credentials_json(credentials), &context(guild, provider))),
         };
-        credential::Entity::insert(row)
-            .on_conflict(
-                OnConflict::columns([credential::Column::GuildId, credential::Column::Provider])
-                    .update_column(credential::Column::Sealed)
-                    .to_owned(),
-            )
-            .exec(&self.db)
-            .await
-            .map_err(store_err)?;
-        Ok(())
+        let upsert = credential::Entity::insert(row).on_conflict(
+            OnConflict::columns([credential::Column::GuildId, credential::Column::Provider])
+                .update_column(credential::Column::Sealed)
+                .to_owned(),
+        );
+        self.write_catalog(guild, upsert.build(self.backend())).await.map(drop)
     }
 
     async fn credentials(
@@ -240,7 +248,7 @@ impl CatalogRepo for SeaOrmRepo {
             _ => [provider.as_str().into(), sf(guild.get()).into()],
         };
         let statement = Statement::from_sql_and_values(backend, sql, values);
-        let Some(row) = self.db.query_one_raw(statement).await.map_err(store_err)? else {
+        let Some(row) = self.read.query_one_raw(statement).await.map_err(store_err)? else {
             return Ok((None, None));
         };
         let column = |e: DbErr| StoreError::Corrupt(format!("guild {guild}: {e}"));
@@ -254,9 +262,51 @@ impl CatalogRepo for SeaOrmRepo {
         let credentials = sealed.map(|s| self.unseal(guild, provider, &s)).transpose()?;
         Ok((Some(found), credentials))
     }
+
+    /// From memory while the guild's catalog revision is the one it was read under: one small
+    /// read per webhook instead of three.
+    async fn catalog(
+        &self,
+        guild: GuildId,
+        provider: ProviderName,
+    ) -> Result<Option<Arc<GuildCatalog>>, StoreError> {
+        let revision = catalog_revision::Entity::find_by_id(sf(guild.get()))
+            .one(&self.read)
+            .await
+            .map_err(store_err)?
+            .map_or(0, |r| r.revision);
+        if let Some(kept) = self.catalogs.get((guild, provider), revision) {
+            return Ok(Some(kept));
+        }
+        // Read after the revision: a write landing in between leaves a newer catalog under an
+        // older number, which the next read replaces; never an older catalog under a newer one.
+        let Some(catalog) = GuildCatalog::read(self, guild, provider).await? else { return Ok(None) };
+        let catalog = Arc::new(catalog);
+        self.catalogs.keep((guild, provider), revision, catalog.clone());
+        Ok(Some(catalog))
+    }
 }
 
 impl SeaOrmRepo {
+    /// Runs `write`, a change to `guild`'s catalog, and raises the guild's catalog revision, in
+    /// one transaction. Returns the rows `write` affected.
+    async fn write_catalog(&self, guild: GuildId, write: Statement) -> Result<u64, StoreError> {
+        use catalog_revision::Column as C;
+        let txn = self.db.begin().await.map_err(store_err)?;
+        let affected = txn.execute_raw(write).await.map_err(store_err)?.rows_affected();
+        let first = catalog_revision::ActiveModel { guild_id: Set(sf(guild.get())), revision: Set(1) };
+        let raise = OnConflict::column(C::GuildId)
+            .value(C::Revision, Expr::col((catalog_revision::Entity, C::Revision)).add(1))
+            .to_owned();
+        catalog_revision::Entity::insert(first)
+            .on_conflict(raise)
+            .exec_without_returning(&txn)
+            .await
+            .map_err(store_err)?;
+        txn.commit().await.map_err(store_err)?;
+        Ok(affected)
+    }
+
     /// Re-seals every stored credential under the current key (`docobo secrets rotate`), in one
     /// transaction: all of them or none. Fails, changing nothing, when one opens under neither
     /// key. Returns how many were re-sealed.
@@ -348,7 +398,7 @@ impl CheckoutRepo for SeaOrmRepo {
         reference: &CheckoutRef,
     ) -> Result<Option<Checkout>, StoreError> {
         let row = checkout::Entity::find_by_id((sf(guild.get()), reference.as_str().to_owned()))
-            .one(&self.db)
+            .one(&self.read)
             .await
             .map_err(store_err)?;
         row.map(checkout_from).transpose()

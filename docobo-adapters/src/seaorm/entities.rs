@@ -70,6 +70,24 @@ pub mod credential {
     impl ActiveModelBehavior for ActiveModel {}
 }
 
+/// Migration m0011: raised by every write to a guild's catalog.
+pub mod catalog_revision {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "catalog_revisions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub guild_id: i64,
+        pub revision: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
 pub mod checkout {
     use sea_orm::entity::prelude::*;
 

@@ -362,7 +362,7 @@ impl SeaOrmRepo {
         &self,
         filter: impl FnOnce(sea_orm::Select<entitlement::Entity>) -> sea_orm::Select<entitlement::Entity>,
     ) -> Result<Vec<Entitlement>, StoreError> {
-        let rows = filter(entitlement::Entity::find()).all(&self.db).await.map_err(store_err)?;
+        let rows = filter(entitlement::Entity::find()).all(&self.read).await.map_err(store_err)?;
         rows.into_iter().map(entitlement_from).collect()
     }
 }

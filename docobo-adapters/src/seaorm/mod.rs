@@ -44,6 +44,9 @@ use tokio::sync::Notify;
 use self::crypto::{KeyError, SecretBox};
 use self::migration::Migrator;
 
+/// Read connections on a SQLite file, beside the one writer.
+const READERS: u32 = 2;
+
 /// Why the database could not be opened or migrated.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -59,6 +62,10 @@ pub enum ConnectError {
 #[derive(Debug, Clone)]
 pub struct SeaOrmRepo {
     db: DatabaseConnection,
+    /// Where hot reads go (the catalog's revision, entitlements, checkouts): on a SQLite file,
+    /// connections of their own, so they never wait behind the writer's batch (WAL lets readers
+    /// run beside the one writer); elsewhere the same pool as `db`.
+    read: DatabaseConnection,
     secrets: Option<Arc<SecretBox>>,
     wake: Arc<Notify>,
     /// Notified when a commit stores a deferred delivery, for the resolver.
@@ -71,6 +78,8 @@ pub struct SeaOrmRepo {
     lease_clock: LeaseClock,
     /// The group committer every `Ledger::commit` goes through ([`writer`]).
     writer: writer::Writer,
+    /// Each guild's catalog as ingest last read it ([`catalog`]).
+    catalogs: Arc<catalog::KeptCatalogs>,
 }
 
 /// Whose clock stamps and judges role-job leases.
@@ -125,6 +134,7 @@ impl SeaOrmRepo {
             .sqlx_logging(false)
             .acquire_timeout(Duration::from_secs(5))
             .test_before_acquire_if_idle_for(Duration::from_secs(30));
+        let mut readers = None;
         if url.starts_with("sqlite:") {
             let in_memory = url.contains(":memory:") || url.contains("mode=memory");
             // One connection: SQLite allows one writer at a time anyway, and a single connection
@@ -140,6 +150,11 @@ impl SeaOrmRepo {
                     o.journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Full)
                 }
             });
+            if !in_memory {
+                let mut read = options.clone();
+                read.max_connections(READERS).min_connections(1);
+                readers = Some(read);
+            }
         } else {
             options.max_connections(16).min_connections(1);
             options.map_sqlx_postgres_before_acquire(|conn, meta| {
@@ -152,7 +167,12 @@ impl SeaOrmRepo {
             });
         }
         let db = Database::connect(options).await.map_err(ConnectError::Connect)?;
-        Ok(SeaOrmRepo::over(db, secrets))
+        // Opened after the writer, which creates the file.
+        let read = match readers {
+            Some(options) => Database::connect(options).await.map_err(ConnectError::Connect)?,
+            None => db.clone(),
+        };
+        Ok(SeaOrmRepo { read, ..SeaOrmRepo::over(db, secrets) })
     }
 
     /// Wraps a connection the embedding application already has (its own SeaORM pool, with its
@@ -164,6 +184,7 @@ impl SeaOrmRepo {
 
     fn over(db: DatabaseConnection, secrets: Option<Arc<SecretBox>>) -> Self {
         SeaOrmRepo {
+            read: db.clone(),
             db,
             secrets,
             wake: Arc::new(Notify::new()),
@@ -172,6 +193,7 @@ impl SeaOrmRepo {
             mirrors: Arc::new(Notify::new()),
             lease_clock: LeaseClock::Database,
             writer: writer::Writer::default(),
+            catalogs: Arc::default(),
         }
     }
 

@@ -88,13 +88,14 @@ pub async fn guilds_and_paid_roles_round_trip<R: SubscriptionRepo>(repo: &R) {
     repo.put_paid_role(&vip).await.expect("upsert");
     assert_eq!(repo.paid_role(guild(), role()).await.expect("read"), Some(vip.clone()));
     assert_eq!(repo.paid_roles(guild()).await.expect("read"), vec![vip.clone()]);
-    let by_product = |provider: ProviderName, product: &'static str, variant: Option<&'static str>| {
-        repo.paid_role_by_product(guild(), provider, product, variant)
+    let by_product = |provider: ProviderName, product: &'static str, variant: Option<&'static str>| async move {
+        let catalog = repo.catalog(guild(), provider).await.expect("read").expect("a guild");
+        catalog.sold_as(provider, Some(product), variant).cloned()
     };
-    assert_eq!(by_product(ProviderName::POLAR, "prod_vip", None).await.expect("read"), Some(vip.clone()));
-    assert_eq!(by_product(ProviderName::POLAR, "prod_other", None).await.expect("read"), None);
+    assert_eq!(by_product(ProviderName::POLAR, "prod_vip", None).await, Some(vip.clone()));
+    assert_eq!(by_product(ProviderName::POLAR, "prod_other", None).await, None);
     let shop = ProviderName::known("shop");
-    assert_eq!(by_product(shop, "prod_vip", None).await.expect("read"), None, "another provider's product");
+    assert_eq!(by_product(shop, "prod_vip", None).await, None, "another provider's product");
 
     // Links are generic: any provider name, a product, one variant of it; and they are replaced
     // as a whole on update.
@@ -102,9 +103,9 @@ pub async fn guilds_and_paid_roles_round_trip<R: SubscriptionRepo>(repo: &R) {
     vip.link(ProductLink::product(shop, "42").variant("7"));
     repo.put_paid_role(&vip).await.expect("upsert");
     assert_eq!(repo.paid_role(guild(), role()).await.expect("read"), Some(vip.clone()));
-    assert_eq!(by_product(ProviderName::POLAR, "prod_vip", None).await.expect("read"), None, "unlinked");
-    assert_eq!(by_product(shop, "42", Some("7")).await.expect("read"), Some(vip.clone()));
-    assert_eq!(by_product(shop, "42", Some("8")).await.expect("read"), None, "another variant");
+    assert_eq!(by_product(ProviderName::POLAR, "prod_vip", None).await, None, "unlinked");
+    assert_eq!(by_product(shop, "42", Some("7")).await, Some(vip.clone()));
+    assert_eq!(by_product(shop, "42", Some("8")).await, None, "another variant");
     let other = GuildId::new(5).expect("id");
     assert!(repo.paid_roles(other).await.expect("read").is_empty());
 }
@@ -659,6 +660,51 @@ pub async fn guild_and_credentials_are_read_together<R: SubscriptionRepo>(repo: 
     let other = GuildId::new(5).expect("id");
     repo.put_credentials(other, polar, &ProviderCredentials::new(Secret::new("x"))).await.expect("creds");
     assert_eq!(repo.guild_and_credentials(other, polar).await, Ok((None, None)), "no guild, no credentials");
+}
+
+/// Ingest reads the catalog once per delivery, and an adapter may keep it: every catalog write
+/// must show in the next read all the same.
+pub async fn the_catalog_follows_every_catalog_write<R: SubscriptionRepo>(repo: &R) {
+    let polar = ProviderName::POLAR;
+    assert_eq!(repo.catalog(guild(), polar).await, Ok(None));
+    setup(repo).await;
+    let read = || async { repo.catalog(guild(), polar).await.expect("read").expect("a guild") };
+    let first = read().await;
+    assert_eq!(first.guild.name, "Contract guild");
+    assert_eq!((first.credentials.clone(), first.roles.len()), (None, 1));
+    assert_eq!(first.sold_as(polar, Some("prod_vip"), None).map(|r| r.role), Some(role()));
+    assert_eq!(read().await, first, "nothing changed");
+
+    let mut renamed = first.guild.clone();
+    renamed.grace = Duration::days(9);
+    repo.put_guild(&renamed).await.expect("guild");
+    assert_eq!(read().await.guild.grace, Duration::days(9));
+
+    let creds = ProviderCredentials::new(Secret::new("whsec_first"));
+    repo.put_credentials(guild(), polar, &creds).await.expect("creds");
+    assert_eq!(read().await.credentials, Some(creds));
+    let rotated = ProviderCredentials::new(Secret::new("whsec_rotated"));
+    repo.put_credentials(guild(), polar, &rotated).await.expect("creds");
+    assert_eq!(read().await.credentials, Some(rotated.clone()));
+    let sepay = ProviderCredentials::new(Secret::new("sepay-key"));
+    repo.put_credentials(guild(), ProviderName::SEPAY, &sepay).await.expect("creds");
+    let bank = repo.catalog(guild(), ProviderName::SEPAY).await.expect("read").expect("a guild");
+    assert_eq!(bank.credentials, Some(sepay), "each provider's own credentials");
+    assert_eq!(read().await.credentials, Some(rotated));
+
+    let mut vip = read().await.roles[0].clone();
+    vip.price = Money::parse("7.00", Currency::Usd).expect("price");
+    repo.put_paid_role(&vip).await.expect("role");
+    let extra = RoleId::new(700_000_000_000_000_008).expect("id");
+    let mut gold = PaidRole::new(guild(), extra, "Gold", vip.price, Term::Fixed { days: 30 }).expect("role");
+    gold.link(ProductLink::product(polar, "prod_gold"));
+    repo.put_paid_role(&gold).await.expect("role");
+    let now = read().await;
+    assert_eq!(now.roles, vec![vip, gold]);
+    assert_eq!(now.sold_as(polar, Some("prod_gold"), None).map(|r| r.role), Some(extra));
+    assert!(repo.remove_paid_role(guild(), extra).await.expect("remove"));
+    assert_eq!(read().await.paid_role(extra), None);
+    assert_eq!(read().await.sold_as(polar, Some("prod_gold"), None), None);
 }
 
 fn notice(n: u64, kind: NoticeKind, send_at: OffsetDateTime) -> PlannedNotice {

@@ -416,3 +416,35 @@ async fn concurrent_commits_share_transactions_and_one_that_fails_fails_alone() 
         }
     }
 }
+
+/// The catalog is kept in memory per process, so a write by another process on the same
+/// database (the CLI beside the server, another replica) must show in the next read: the kept
+/// copy is used only while the guild's revision in the database is the one it was read under.
+#[tokio::test]
+async fn a_kept_catalog_follows_writes_made_by_another_process() {
+    for url in urls().await {
+        let server = SeaOrmRepo::connect(&url, Some(SECRET_KEY)).await.expect("connects");
+        server.migrate().await.expect("migrates");
+        let cli = SeaOrmRepo::connect(&url, Some(SECRET_KEY)).await.expect("connects");
+        setup(&server).await;
+        let polar = ProviderName::POLAR;
+        let first = server.catalog(guild(), polar).await.expect("read").expect("guild");
+        let again = server.catalog(guild(), polar).await.expect("read").expect("guild");
+        assert!(std::sync::Arc::ptr_eq(&first, &again), "unchanged: answered from memory ({url})");
+
+        let secret = ProviderCredentials::new(Secret::new("whsec_from_the_cli"));
+        cli.put_credentials(guild(), polar, &secret).await.expect("creds");
+        let now = server.catalog(guild(), polar).await.expect("read").expect("guild");
+        assert_eq!(now.credentials, Some(secret), "{url}");
+
+        let mut role = now.roles[0].clone();
+        role.link(ProductLink::product(polar, "prod_added_by_cli"));
+        cli.put_paid_role(&role).await.expect("role");
+        let now = server.catalog(guild(), polar).await.expect("read").expect("guild");
+        assert_eq!(now.sold_as(polar, Some("prod_added_by_cli"), None).map(|r| r.role), Some(role.role));
+
+        assert!(cli.remove_paid_role(guild(), role.role).await.expect("removed"));
+        let now = server.catalog(guild(), polar).await.expect("read").expect("guild");
+        assert!(now.roles.is_empty(), "{url}");
+    }
+}

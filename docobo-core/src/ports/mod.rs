@@ -21,9 +21,9 @@ pub use provider::{
 pub use registry::ProviderRegistry;
 pub use relay::{MirrorError, MirrorGateway, MirrorPart, MirrorSettlement, RelayRepo};
 pub use repo::{
-    AuditLog, CatalogRepo, CheckoutRepo, Commit, EntitlementRepo, EntitlementWrite, GuildRevision, JobQueue,
-    Ledger, NoticeRepo, NoticeSettlement, PaymentLog, Recorded, Settled, Settlement, SetupRepo, StoreError,
-    SubscriptionRepo,
+    AuditLog, CatalogRepo, CheckoutRepo, Commit, EntitlementRepo, EntitlementWrite, GuildCatalog,
+    GuildRevision, JobQueue, Ledger, NoticeRepo, NoticeSettlement, PaymentLog, Recorded, Settled, Settlement,
+    SetupRepo, StoreError, SubscriptionRepo,
 };
 #[cfg(test)]
 pub use roles::MockRoleGateway;

@@ -1,6 +1,8 @@
 //! The repository ports, split by concern. [`SubscriptionRepo`] is all of them together, which is
 //! what an adapter implements and what the binaries pass around.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use time::Duration;
 
@@ -29,6 +31,56 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// What ingest needs of a guild's catalog to plan a delivery from one provider: the guild, its
+/// credentials for that provider and every role it sells. A delivery is planned against one
+/// catalog, read once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuildCatalog {
+    pub guild: Guild,
+    pub credentials: Option<ProviderCredentials>,
+    /// By role id.
+    pub roles: Vec<PaidRole>,
+}
+
+impl GuildCatalog {
+    /// Reads it afresh from `repo`; `None` for an unknown guild.
+    pub async fn read<R: CatalogRepo + ?Sized>(
+        repo: &R,
+        guild: GuildId,
+        provider: ProviderName,
+    ) -> Result<Option<GuildCatalog>, StoreError> {
+        let (Some(found), credentials) = repo.guild_and_credentials(guild, provider).await? else {
+            return Ok(None);
+        };
+        let roles = repo.paid_roles(guild).await?;
+        Ok(Some(GuildCatalog { guild: found, credentials, roles }))
+    }
+
+    /// The role `role`, if it is for sale.
+    pub fn paid_role(&self, role: RoleId) -> Option<&PaidRole> {
+        self.roles.iter().find(|r| r.role == role)
+    }
+
+    /// The role a payload's product (and variant) is sold as at `provider`: the first role, by
+    /// id, with a link covering them ([`crate::domain::ProductLink::covers`]); with only a
+    /// variant (a Sell.app subscription), the first role linked to that variant.
+    pub fn sold_as(
+        &self,
+        provider: ProviderName,
+        product: Option<&str>,
+        variant: Option<&str>,
+    ) -> Option<&PaidRole> {
+        let linked = |r: &&PaidRole| match (product, variant) {
+            (Some(product), variant) => r.links.iter().any(|l| l.covers(provider, product, variant)),
+            (None, Some(variant)) => {
+                r.links.iter().any(|l| l.provider == provider && l.variant.as_deref() == Some(variant))
+            }
+            (None, None) => false,
+        };
+        self.roles.iter().find(linked)
+    }
+}
+
 /// Guilds, their paid roles and their provider credentials.
 #[async_trait]
 pub trait CatalogRepo: Send + Sync {
@@ -44,18 +96,6 @@ pub trait CatalogRepo: Send + Sync {
     async fn paid_roles(&self, guild: GuildId) -> Result<Vec<PaidRole>, StoreError>;
     /// Stops selling a role; existing entitlements are kept. `false` when it was not for sale.
     async fn remove_paid_role(&self, guild: GuildId, role: RoleId) -> Result<bool, StoreError>;
-    /// The paid role with a link ([`crate::domain::ProductLink::covers`]) to `product` (and
-    /// `variant`) at `provider` in this guild. The first such role, by role id.
-    async fn paid_role_by_product(
-        &self,
-        guild: GuildId,
-        provider: ProviderName,
-        product: &str,
-        variant: Option<&str>,
-    ) -> Result<Option<PaidRole>, StoreError> {
-        let roles = self.paid_roles(guild).await?;
-        Ok(roles.into_iter().find(|r| r.links.iter().any(|l| l.covers(provider, product, variant))))
-    }
     /// Stores credentials. MUST store the secrets encrypted at rest.
     async fn put_credentials(
         &self,
@@ -79,6 +119,17 @@ pub trait CatalogRepo: Send + Sync {
     ) -> Result<(Option<Guild>, Option<ProviderCredentials>), StoreError> {
         let Some(found) = self.guild(guild).await? else { return Ok((None, None)) };
         Ok((Some(found), self.credentials(guild, provider).await?))
+    }
+    /// The guild's catalog for deliveries from `provider` (`None` for an unknown guild), as
+    /// [`Self::guild_and_credentials`] and [`Self::paid_roles`] give them. Ingest asks this on
+    /// every webhook, so an adapter SHOULD keep it and answer from memory while it is exact: a
+    /// revision that every catalog write bumps in the same transaction, never a timer.
+    async fn catalog(
+        &self,
+        guild: GuildId,
+        provider: ProviderName,
+    ) -> Result<Option<Arc<GuildCatalog>>, StoreError> {
+        Ok(GuildCatalog::read(self, guild, provider).await?.map(Arc::new))
     }
 }
 

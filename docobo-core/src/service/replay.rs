@@ -36,17 +36,15 @@ pub async fn replay_event<R: IngestRepo + ?Sized>(
             given: provider.name(),
         });
     }
-    let guild = repo
-        .guild(event.guild)
+    let catalog = repo
+        .catalog(event.guild, event.provider)
         .await
         .map_err(IngestError::from)?
         .ok_or(IngestError::UnknownGuild(event.guild))?;
-    let credentials = repo
-        .credentials(guild.id, event.provider)
-        .await
-        .map_err(IngestError::from)?
-        .ok_or(IngestError::NotConfigured { guild: guild.id, provider: event.provider })?;
+    let Some(credentials) = &catalog.credentials else {
+        return Err(IngestError::NotConfigured { guild: event.guild, provider: event.provider }.into());
+    };
     let headers = provider.replay_headers(&event.external_id);
-    let parsed = provider.parse(&headers, &event.body, &credentials);
-    Ok(commit_delivery(repo, event.provider, &guild, &event.body, parsed, clock.now(), Some(event)).await?)
+    let parsed = provider.parse(&headers, &event.body, credentials);
+    Ok(commit_delivery(repo, event.provider, &catalog, &event.body, parsed, clock.now(), Some(event)).await?)
 }

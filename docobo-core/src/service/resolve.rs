@@ -85,13 +85,13 @@ async fn resolve_one<R: IngestRepo + ?Sized>(
         defer(repo, event, now, &why).await?;
         return Ok(None);
     };
-    let guild = repo.guild(event.guild).await?.ok_or(IngestError::UnknownGuild(event.guild))?;
-    let credentials = repo
-        .credentials(guild.id, event.provider)
-        .await?
-        .ok_or(IngestError::NotConfigured { guild: guild.id, provider: event.provider })?;
+    let catalog =
+        repo.catalog(event.guild, event.provider).await?.ok_or(IngestError::UnknownGuild(event.guild))?;
+    let Some(credentials) = &catalog.credentials else {
+        return Err(IngestError::NotConfigured { guild: event.guild, provider: event.provider });
+    };
     let headers = provider.replay_headers(&event.external_id);
-    let parsed = match provider.resolve(&headers, &event.body, &credentials).await {
+    let parsed = match provider.resolve(&headers, &event.body, credentials).await {
         Ok(parsed) if parsed.deferred.is_none() => Ok(parsed),
         Ok(_) => Err(ParseError { event_id: None, reason: "the provider deferred it again".to_owned() }),
         Err(ResolveError::Unavailable(why)) if next_wait(event).is_some() => {
@@ -100,7 +100,8 @@ async fn resolve_one<R: IngestRepo + ?Sized>(
         }
         Err(e) => Err(ParseError { event_id: None, reason: format!("could not be resolved: {e}") }),
     };
-    let report = commit_delivery(repo, event.provider, &guild, &event.body, parsed, now, Some(event)).await?;
+    let report =
+        commit_delivery(repo, event.provider, &catalog, &event.body, parsed, now, Some(event)).await?;
     Ok(Some(report.outcome))
 }
 

@@ -15,6 +15,7 @@ mod m0007_notices;
 mod m0008_relay;
 mod m0009_sessions;
 mod m0010_relay_access;
+mod m0011_catalog_revisions;
 
 /// Every migration, oldest first.
 #[derive(Debug)]
@@ -34,6 +35,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0008_relay::Migration),
             Box::new(m0009_sessions::Migration),
             Box::new(m0010_relay_access::Migration),
+            Box::new(m0011_catalog_revisions::Migration),
         ]
     }
 }

@@ -10,8 +10,8 @@ use crate::domain::{
     DeliveryId, EventId, EventOutcome, Guild, GuildId, ProviderName, Timestamp, WebhookEvent,
 };
 use crate::ports::{
-    CatalogRepo, CheckoutRepo, Clock, Commit, EntitlementRepo, Headers, Ledger, ParseError, ParsedWebhook,
-    PaymentProvider, Recorded, StoreError, VerifyError,
+    CatalogRepo, CheckoutRepo, Clock, Commit, EntitlementRepo, GuildCatalog, Headers, Ledger, ParseError,
+    ParsedWebhook, PaymentProvider, Recorded, StoreError, VerifyError,
 };
 
 use super::retry::MAX_CONFLICT_RETRIES;
@@ -111,15 +111,16 @@ async fn accept<R: IngestRepo + ?Sized>(
     verify: bool,
 ) -> Result<IngestReport, IngestError> {
     let kind = provider.name();
-    let (found, credentials) = repo.guild_and_credentials(guild, kind).await?;
-    let guild = found.ok_or(IngestError::UnknownGuild(guild))?;
-    let credentials = credentials.ok_or(IngestError::NotConfigured { guild: guild.id, provider: kind })?;
+    let catalog = repo.catalog(guild, kind).await?.ok_or(IngestError::UnknownGuild(guild))?;
+    let Some(credentials) = &catalog.credentials else {
+        return Err(IngestError::NotConfigured { guild, provider: kind });
+    };
     let now = clock.now();
     if verify {
-        provider.verify(headers, body, &credentials, now)?;
+        provider.verify(headers, body, credentials, now)?;
     }
-    let parsed = provider.parse(headers, body, &credentials);
-    commit_delivery(repo, kind, &guild, body, parsed, now, None).await
+    let parsed = provider.parse(headers, body, credentials);
+    commit_delivery(repo, kind, &catalog, body, parsed, now, None).await
 }
 
 /// Plans and commits one parsed delivery, re-planning when a concurrent delivery for the same
@@ -127,7 +128,7 @@ async fn accept<R: IngestRepo + ?Sized>(
 pub(super) async fn commit_delivery<R: IngestRepo + ?Sized>(
     repo: &R,
     kind: ProviderName,
-    guild: &Guild,
+    catalog: &GuildCatalog,
     body: &[u8],
     parsed: Result<ParsedWebhook, ParseError>,
     now: Timestamp,
@@ -146,12 +147,12 @@ pub(super) async fn commit_delivery<R: IngestRepo + ?Sized>(
             Ok(ParsedWebhook { deferred: Some(why), .. }) => {
                 (Commit::new(now), IngestOutcome::Deferred { why: why.clone() })
             }
-            Ok(parsed) => plan::plan(repo, guild, kind, parsed, now).await?,
+            Ok(parsed) => plan::plan(repo, catalog, kind, parsed, now).await?,
             Err(e) => {
                 (Commit::new(now), IngestOutcome::Failed { reason: Unresolved::Unreadable(e.reason.clone()) })
             }
         };
-        let mut event = record(kind, guild, &event_id, body, now, &outcome);
+        let mut event = record(kind, &catalog.guild, &event_id, body, now, &outcome);
         if let Some(p) = previous {
             event = WebhookEvent { id: p.id, received_at: p.received_at, attempts: p.attempts + 1, ..event };
         }

@@ -10,7 +10,9 @@ use crate::domain::{
     Timestamp, UserId,
 };
 use crate::machine::{self, Effect, EventKind, Standing};
-use crate::ports::{Commit, EntitlementWrite, ParsedWebhook, PaymentFact, ProviderEvent, StoreError};
+use crate::ports::{
+    Commit, EntitlementWrite, GuildCatalog, ParsedWebhook, PaymentFact, ProviderEvent, StoreError, Subject,
+};
 
 use super::{IngestOutcome, IngestRepo, Unresolved};
 use crate::service::notices::{Purchase, on_change};
@@ -34,27 +36,25 @@ struct Planned {
 /// a fix applies it exactly once.
 pub(super) async fn plan<R: IngestRepo + ?Sized>(
     repo: &R,
-    guild: &Guild,
+    catalog: &GuildCatalog,
     kind: ProviderName,
     parsed: &ParsedWebhook,
     now: Timestamp,
 ) -> Result<(Commit, IngestOutcome), StoreError> {
+    let guild = &catalog.guild;
     if parsed.events.is_empty() {
         let note = parsed.note.clone().unwrap_or_else(|| "no access-relevant facts".to_owned());
         // A renewal order changes no access but is still money received.
         let mut commit = Commit::new(now);
         if let Some(fact) = &parsed.payment {
-            let role = match fact.subject.role {
-                Some(role) => Some(role),
-                None => sold_as(repo, guild, kind, &fact.subject).await?.map(|r| r.role),
-            };
+            let role = fact.subject.role.or_else(|| sold_as(catalog, kind, &fact.subject).map(|r| r.role));
             commit.payments.push(payment(guild, kind, fact, fact.subject.user, role));
         }
         return Ok((commit, IngestOutcome::Ignored { note }));
     }
     let mut planned: BTreeMap<ExternalRef, Planned> = BTreeMap::new();
     for event in &parsed.events {
-        let resolved = match resolve(repo, guild, kind, event, now, &mut planned).await? {
+        let resolved = match resolve(repo, catalog, kind, event, now, &mut planned).await? {
             Ok(r) => r,
             Err(reason) => return Ok((Commit::new(now), IngestOutcome::Failed { reason })),
         };
@@ -150,44 +150,24 @@ fn payment(
 /// Why a delivery about a purchase of `role` must not be applied as is: its product is now sold
 /// as another role (a member switched plans in the provider's portal). Access is not moved
 /// between roles by itself: the delivery goes to the failure inbox, where an owner sees it.
-async fn product_moved<R: IngestRepo + ?Sized>(
-    repo: &R,
-    guild: &Guild,
+fn product_moved(
+    catalog: &GuildCatalog,
     kind: ProviderName,
-    subject: &crate::ports::Subject,
+    subject: &Subject,
     role: RoleId,
-) -> Result<Option<Unresolved>, StoreError> {
-    let Some(product) = &subject.product else { return Ok(None) };
-    let Some(sold) = sold_as(repo, guild, kind, subject).await? else { return Ok(None) };
-    Ok((sold.role != role).then(|| Unresolved::ProductMoved {
+) -> Option<Unresolved> {
+    let product = subject.product.as_ref()?;
+    let sold = sold_as(catalog, kind, subject)?;
+    (sold.role != role).then(|| Unresolved::ProductMoved {
         role,
         product: product.clone(),
         sold_as: sold.role,
-    }))
+    })
 }
 
-/// The paid role linked to the subject's product (and variant) at `kind`, or to its variant
-/// alone when the payload names no product, if any.
-async fn sold_as<R: IngestRepo + ?Sized>(
-    repo: &R,
-    guild: &Guild,
-    kind: ProviderName,
-    subject: &crate::ports::Subject,
-) -> Result<Option<PaidRole>, StoreError> {
-    match (&subject.product, &subject.variant) {
-        (Some(product), variant) => {
-            repo.paid_role_by_product(guild.id, kind, product, variant.as_deref()).await
-        }
-        // Only the variant is known (a Sell.app subscription): the role linked to that variant.
-        (None, Some(variant)) => {
-            let roles = repo.paid_roles(guild.id).await?;
-            let linked = |r: &PaidRole| {
-                r.links.iter().any(|l| l.provider == kind && l.variant.as_deref() == Some(variant))
-            };
-            Ok(roles.into_iter().find(linked))
-        }
-        (None, None) => Ok(None),
-    }
+/// The paid role linked to the subject's product (and variant) at `kind`, if any.
+fn sold_as<'c>(catalog: &'c GuildCatalog, kind: ProviderName, subject: &Subject) -> Option<&'c PaidRole> {
+    catalog.sold_as(kind, subject.product.as_deref(), subject.variant.as_deref())
 }
 
 /// What an event resolved to.
@@ -201,12 +181,13 @@ struct Resolved {
 /// is why the delivery goes to the failure inbox.
 async fn resolve<R: IngestRepo + ?Sized>(
     repo: &R,
-    guild: &Guild,
+    catalog: &GuildCatalog,
     kind: ProviderName,
     event: &ProviderEvent,
     now: Timestamp,
     planned: &mut BTreeMap<ExternalRef, Planned>,
 ) -> Result<Result<Resolved, Unresolved>, StoreError> {
+    let guild = &catalog.guild;
     let subject = &event.subject;
     if let Some(other) = subject.guild.filter(|g| *g != guild.id) {
         return Ok(Err(Unresolved::OtherGuild { paid_for: other, here: guild.id }));
@@ -251,12 +232,12 @@ async fn resolve<R: IngestRepo + ?Sized>(
         None => None,
     };
     if let Some((reference, role)) = known {
-        if let Some(moved) = product_moved(repo, guild, kind, subject, role).await? {
+        if let Some(moved) = product_moved(catalog, kind, subject, role) {
             return Ok(Err(moved));
         }
         let expected = match &checkout {
             Some(c) => Some(c.expected),
-            None => repo.paid_role(guild.id, role).await?.map(|r| r.price),
+            None => catalog.paid_role(role).map(|r| r.price),
         };
         return Ok(Ok(Resolved { reference, expected }));
     }
@@ -277,19 +258,19 @@ async fn resolve<R: IngestRepo + ?Sized>(
         return Ok(Err(Unresolved::UnknownMember));
     };
     let paid_role = match (subject.role.or(checkout.as_ref().map(|c| c.role)), &subject.product) {
-        (Some(role), _) => match repo.paid_role(guild.id, role).await? {
+        (Some(role), _) => match catalog.paid_role(role) {
             Some(r) => r,
             None => return Ok(Err(Unresolved::RoleNotSold { guild: guild.id, role })),
         },
         (None, product) => {
-            let Some(r) = sold_as(repo, guild, kind, subject).await? else {
+            let Some(r) = sold_as(catalog, kind, subject) else {
                 return Ok(Err(Unresolved::UnlinkedProduct { provider: kind, product: product.clone() }));
             };
             r
         }
     };
     let role = paid_role.role;
-    if let Some(moved) = product_moved(repo, guild, kind, subject, role).await? {
+    if let Some(moved) = product_moved(catalog, kind, subject, role) {
         return Ok(Err(moved));
     }
     let Some(reference) = reference else {
