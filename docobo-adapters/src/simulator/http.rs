@@ -1,5 +1,7 @@
-//! A minimal HTTP/1.1 server for the fakes: one request per connection (`Connection: close`),
-//! bodies sized by `Content-Length`. Enough for reqwest and curl; not for anything else.
+//! A minimal HTTP/1.1 server for the fakes: bodies sized by `Content-Length`, connections kept
+//! alive as Discord's API keeps them (so a load run measures requests, not TCP handshakes) until
+//! the client asks to close or sends a body too big to read whole. Enough for reqwest and curl;
+//! not for anything else.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -45,20 +47,31 @@ where
     let handle = Arc::new(handle);
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
             let handle = handle.clone();
             tokio::spawn(async move {
                 let (read, mut write) = stream.into_split();
                 let mut reader = BufReader::new(read);
-                let Some(request) = read_request(&mut reader).await else { return };
-                let Response { status, body, headers } = handle(request).await.into();
-                let extra: String =
-                    headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
-                let head = format!(
-                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{extra}connection: close\r\n\r\n",
-                    body.len()
-                );
-                let _ = write.write_all(head.as_bytes()).await;
-                let _ = write.write_all(body.as_bytes()).await;
+                while let Some(request) = read_request(&mut reader).await {
+                    let declared = request.headers.get("content-length").and_then(|l| l.parse().ok());
+                    let cut = declared.unwrap_or(0) != request.body.len();
+                    let close = cut
+                        || request.headers.get("connection").is_some_and(|c| c.eq_ignore_ascii_case("close"));
+                    let Response { status, body, headers } = handle(request).await.into();
+                    let extra: String =
+                        headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
+                    let connection = if close { "close" } else { "keep-alive" };
+                    let head = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{extra}connection: {connection}\r\n\r\n",
+                        body.len()
+                    );
+                    // One write: a head and a body written apart on a kept connection meet
+                    // Nagle's algorithm and the client's delayed ACK (40 ms a response).
+                    let sent = write.write_all(format!("{head}{body}").as_bytes()).await.is_ok();
+                    if !sent || close {
+                        break;
+                    }
+                }
                 let _ = write.shutdown().await;
             });
         }
