@@ -60,7 +60,7 @@ pub async fn postgres() -> Option<SeaOrmRepo> {
 
 /// Creates an empty schema and returns a URL whose connections use it.
 pub async fn fresh_schema_url(url: &str) -> String {
-    use sea_orm::{ConnectionTrait, Database};
+    use sea_orm::{ConnectionTrait, Database, DbBackend, Statement};
     static NEXT: AtomicU32 = AtomicU32::new(0);
     static SWEPT: std::sync::Once = std::sync::Once::new();
     let pid = std::process::id();
@@ -70,13 +70,22 @@ pub async fn fresh_schema_url(url: &str) -> String {
     let mut first = false;
     SWEPT.call_once(|| first = true);
     if first {
-        // Drop the schemas earlier runs left behind (cargo runs test binaries one at a time).
-        let sweep = format!(
-            "DO $$ DECLARE s text; BEGIN FOR s IN SELECT schema_name FROM information_schema.schemata \
-             WHERE schema_name ~ '^docobo_t[0-9]+_' AND schema_name !~ '^docobo_t{pid}_' \
-             LOOP EXECUTE 'DROP SCHEMA ' || quote_ident(s) || ' CASCADE'; END LOOP; END $$"
+        // Drop the schemas earlier runs left behind (cargo runs test binaries one at a time),
+        // each in its own transaction: one transaction over hundreds of schemas runs out of
+        // PostgreSQL's lock table.
+        let left = format!(
+            "SELECT schema_name FROM information_schema.schemata \
+             WHERE schema_name ~ '^docobo_t[0-9]+_' AND schema_name !~ '^docobo_t{pid}_'"
         );
-        admin.execute_unprepared(&sweep).await.expect("sweeps old test schemas");
+        let rows =
+            admin.query_all_raw(Statement::from_string(DbBackend::Postgres, left)).await.expect("lists");
+        for row in rows {
+            let old: String = row.try_get("", "schema_name").expect("a name");
+            admin
+                .execute_unprepared(&format!("DROP SCHEMA IF EXISTS \"{old}\" CASCADE"))
+                .await
+                .expect("sweeps");
+        }
     }
     admin.execute_unprepared(&format!("CREATE SCHEMA {schema}")).await.expect("creates schema");
     admin.close().await.expect("closes");
