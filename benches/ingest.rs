@@ -1,11 +1,13 @@
 //! What ingesting one webhook costs next to the physical floor: a bare one-row durable insert on
-//! the same database. Ingest = authenticate, parse, read guild/credentials/entitlement/paid role,
-//! and commit event + entitlement + role job in one transaction (DESIGN §6 target: ≤ 2×).
+//! the same database. Ingest = read the guild's catalog (kept in memory: one revision read),
+//! authenticate, parse, read the entitlement, and commit event + entitlement + role job in one
+//! transaction (DESIGN §6 target: ≤ 2×).
 //!
 //! `cargo bench --bench ingest` runs SQLite (a WAL file with synchronous=FULL, the embedded
 //! default) and, when `DOCOBO_TEST_POSTGRES_URL` is set, PostgreSQL. Compare the `bare_insert`
 //! and `ingest` lines of each database; `guild_then_credentials` and `guild_and_credentials` time
-//! ingest's first read as two statements and as the one `LEFT JOIN` it is.
+//! what the catalog read was before it was kept (two statements, then one `LEFT JOIN`, and the
+//! roles after them), `catalog_kept` what it is now.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -73,7 +75,7 @@ fn bench_database(c: &mut Criterion, name: &str, url: &str) {
             repo.connection().execute_raw(stmt).await.expect("insert");
         })
     });
-    // Ingest's first read, as two statements and as the one it now is.
+    // Ingest's first read, as two statements, as one, and as it is now.
     let guild = GuildId::new(1).expect("id");
     group.bench_function("guild_then_credentials", |b| {
         b.to_async(&rt).iter(|| async {
@@ -84,6 +86,9 @@ fn bench_database(c: &mut Criterion, name: &str, url: &str) {
     group.bench_function("guild_and_credentials", |b| {
         b.to_async(&rt)
             .iter(|| async { repo.guild_and_credentials(guild, ProviderName::POLAR).await.expect("read") })
+    });
+    group.bench_function("catalog_kept", |b| {
+        b.to_async(&rt).iter(|| async { repo.catalog(guild, ProviderName::POLAR).await.expect("read") })
     });
     group.bench_function("ingest", |b| {
         b.to_async(&rt).iter(|| async {
