@@ -9,7 +9,7 @@ seconds="${2:-10}"
 out=docs/profile
 work=$(mktemp -d)
 mkdir -p "$out"
-DOCOBO_LOAD_RATES="$rates" DOCOBO_LOAD_SECONDS="$seconds" DOCOBO_LOAD_PERF="$work" cargo bench --bench load
+DOCOBO_LOAD_RATES="$rates" DOCOBO_LOAD_SECONDS="$seconds" DOCOBO_LOAD_OVERLOAD=0 DOCOBO_LOAD_PERF="$work" cargo bench --bench load
 for data in "$work"/*.perf.data; do
   name=$(basename "$data" .perf.data)
   perf script -i "$data" 2>/dev/null | inferno-collapse-perf > "$work/$name.folded"

@@ -25,10 +25,14 @@
 //! stays, and 200 guilds keep each below it. The per-IP limit (`DOCOBO_RATE_LIMIT`) is off: every
 //! request comes from 127.0.0.1.
 //!
-//! Then, on each database, the cost of one ingest (verify, parse, read, commit) next to a bare
-//! one-row durable insert, both sequential.
+//! After the configured rates, each database gets one more phase at twice the highest rate it
+//! sustained (accepted deliveries per second of a phase with no errors and at most 1% refused),
+//! unless a configured rate was already that high: issue 15's overload row. Then, on each database, the cost of one ingest (verify,
+//! parse, read, commit) next to a bare one-row durable insert, both sequential; and last, issue
+//! 15's targets, each with what this run measured and whether it was met.
 //!
-//! Knobs: `DOCOBO_LOAD_RATES=100,500` and `DOCOBO_LOAD_SECONDS=5`. `DOCOBO_LOAD_RECOVERY=100`
+//! Knobs: `DOCOBO_LOAD_RATES=100,500`, `DOCOBO_LOAD_SECONDS=5`, `DOCOBO_LOAD_OVERLOAD=0` (no
+//! overload phase). `DOCOBO_LOAD_RECOVERY=100`
 //! follows each phase, on the same server, with 5 s at 100/s and prints the accepted deliveries'
 //! ack p99 for each of those seconds: how soon the server is back to normal after a burst. `DOCOBO_LOAD_PERF=DIR` also
 //! samples the server with `perf record` (call graphs from DWARF) while the traffic runs, into
@@ -281,6 +285,62 @@ struct Row {
     recovery: Vec<(f64, usize)>,
 }
 
+/// The most accepted deliveries per second of a phase on `database` that kept up: no errors and
+/// at most 1% refused.
+fn highest_sustained(rows: &[Row], database: &str) -> f64 {
+    let kept_up = |r: &&Row| r.database == database && r.errors == 0 && r.refused * 100 <= r.sent;
+    rows.iter().filter(kept_up).map(|r| r.throughput).fold(0.0, f64::max)
+}
+
+/// Issue 15's targets, each from this run's rows where the run had the rate it needs.
+fn print_targets(rows: &[Row], ratios: &[(&&str, (Duration, Duration))]) {
+    let verdict = |met: bool| if met { "met" } else { "missed" };
+    let at = |database: &str, rate: usize| rows.iter().find(|r| r.database == database && r.rate == rate);
+    println!("\nissue 15 targets from this run (latencies in ms):");
+    for (name, (bare, ingest)) in ratios {
+        let name: &str = name;
+        let ack_goal = if name == "sqlite" { 5.0 } else { 10.0 };
+        if let Some(r) = at(name, 1000) {
+            let p99 = percentile(&r.ack, 0.99);
+            let met = p99 <= ack_goal && r.errors == 0 && r.refused == 0;
+            let (refused, errors) = (r.refused, r.errors);
+            println!(
+                "  {name:<8} 1,000/s: ack p99 {p99:.2} (goal ≤ {ack_goal}), {refused} refused, {errors} errors: {}",
+                verdict(met)
+            );
+        }
+        let sustained = highest_sustained(rows, name);
+        match name {
+            "sqlite" => println!(
+                "  {name:<8} highest sustained: {sustained:.0}/s (goal ≥ 2,000/s): {}",
+                verdict(sustained >= 2000.0)
+            ),
+            _ => println!("  {name:<8} highest sustained: {sustained:.0}/s (reported)"),
+        }
+        let ratio = ingest.as_secs_f64() / bare.as_secs_f64();
+        println!("  {name:<8} ingest vs a bare insert: {ratio:.2}× (goal ≤ 2×): {}", verdict(ratio <= 2.0));
+        if let Some(r) = at(name, 500) {
+            let p99 = percentile(&r.to_role, 0.99);
+            println!("  {name:<8} 500/s: webhook → role p99 {p99:.2} (goal ≤ 50): {}", verdict(p99 <= 50.0));
+        }
+        let twice = (sustained * 2.0 / 100.0).round() as usize * 100;
+        if let Some(r) = rows.iter().filter(|r| r.database == name && r.rate >= twice).min_by_key(|r| r.rate)
+        {
+            let refusal = percentile(&r.refusals, 0.99);
+            let accepted = percentile(&r.ack, 0.99);
+            println!(
+                "  {name:<8} {}/s (≥ twice sustained): 503 p99 {refusal:.2} (goal ≤ 5): {}; accepted p99 {accepted:.2} \
+                 (goal ≤ 50): {}; RSS {:.1} MiB (goal ≤ 64): {}",
+                r.rate,
+                verdict(r.refused == 0 || refusal <= 5.0),
+                verdict(accepted <= 50.0),
+                r.rss_mib,
+                verdict(r.rss_mib <= 64.0)
+            );
+        }
+    }
+}
+
 /// Seconds of calm traffic after a phase, with `DOCOBO_LOAD_RECOVERY`.
 const RECOVERY_SECONDS: usize = 5;
 
@@ -483,6 +543,7 @@ fn main() {
     let rates = list("DOCOBO_LOAD_RATES", "100,500,1000");
     let calm = list("DOCOBO_LOAD_RECOVERY", "").first().copied();
     let seconds = list("DOCOBO_LOAD_SECONDS", "10").first().copied().unwrap_or(10);
+    let with_overload = std::env::var("DOCOBO_LOAD_OVERLOAD").map_or(true, |v| v != "0");
     let postgres = std::env::var("DOCOBO_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty());
     let mut databases: Vec<(&'static str, Option<&str>)> = vec![("sqlite", None)];
     match &postgres {
@@ -499,6 +560,14 @@ fn main() {
             for &rate in &rates {
                 eprintln!("{name}: {rate}/s for {seconds} s …");
                 rows.push(run_phase(name, *pg, rate, seconds, calm).await);
+            }
+            // Issue 15's overload row: twice the highest rate this database sustained, unless a
+            // configured rate already was.
+            let sustained = highest_sustained(&rows, name);
+            let overload = (sustained * 2.0 / 100.0).round() as usize * 100;
+            if with_overload && overload > 0 && rates.iter().all(|&r| r < overload) {
+                eprintln!("{name}: {overload}/s (twice the highest sustained) for {seconds} s …");
+                rows.push(run_phase(name, *pg, overload, seconds, calm).await);
             }
         }
         let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
@@ -549,7 +618,7 @@ fn main() {
                 seconds.join(", ")
             );
         }
-        for (name, (bare, ingest)) in ratios {
+        for (name, (bare, ingest)) in &ratios {
             println!(
                 "{name}: bare durable insert {:.3} ms, ingest {:.3} ms, ratio {:.2}×",
                 bare.as_secs_f64() * 1000.0,
@@ -557,6 +626,7 @@ fn main() {
                 ingest.as_secs_f64() / bare.as_secs_f64()
             );
         }
+        print_targets(&rows, &ratios);
     });
     let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("docobo-load-{}", std::process::id())));
 }
