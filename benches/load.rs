@@ -292,6 +292,11 @@ fn highest_sustained(rows: &[Row], database: &str) -> f64 {
     rows.iter().filter(kept_up).map(|r| r.throughput).fold(0.0, f64::max)
 }
 
+/// Twice the highest rate `database` sustained, to the nearest 100: issue 15's overload rate.
+fn overload_rate(rows: &[Row], database: &str) -> usize {
+    (highest_sustained(rows, database) * 2.0 / 100.0).round() as usize * 100
+}
+
 /// Issue 15's targets, each from this run's rows where the run had the rate it needs.
 fn print_targets(rows: &[Row], ratios: &[(&&str, (Duration, Duration))]) {
     let verdict = |met: bool| if met { "met" } else { "missed" };
@@ -323,7 +328,7 @@ fn print_targets(rows: &[Row], ratios: &[(&&str, (Duration, Duration))]) {
             let p99 = percentile(&r.to_role, 0.99);
             println!("  {name:<8} 500/s: webhook → role p99 {p99:.2} (goal ≤ 50): {}", verdict(p99 <= 50.0));
         }
-        let twice = (sustained * 2.0 / 100.0).round() as usize * 100;
+        let twice = overload_rate(rows, name);
         if let Some(r) = rows.iter().filter(|r| r.database == name && r.rate >= twice).min_by_key(|r| r.rate)
         {
             let refusal = percentile(&r.refusals, 0.99);
@@ -563,8 +568,7 @@ fn main() {
             }
             // Issue 15's overload row: twice the highest rate this database sustained, unless a
             // configured rate already was.
-            let sustained = highest_sustained(&rows, name);
-            let overload = (sustained * 2.0 / 100.0).round() as usize * 100;
+            let overload = overload_rate(&rows, name);
             if with_overload && overload > 0 && rates.iter().all(|&r| r < overload) {
                 eprintln!("{name}: {overload}/s (twice the highest sustained) for {seconds} s …");
                 rows.push(run_phase(name, *pg, overload, seconds, calm).await);
