@@ -4,7 +4,6 @@
 //! granted twice.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -110,10 +109,7 @@ fn start_with(s: &Setup, extra: &[(&str, &str)]) -> (Child, String) {
         .stderr(Stdio::null())
         .spawn()
         .expect("starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("reads");
-    let addr = line.trim().strip_prefix("docobo-server listening on ").unwrap_or_default().to_owned();
-    assert!(!addr.is_empty(), "unexpected first line {line:?}");
+    let addr = crate::announced(&mut child);
     (child, addr)
 }
 

@@ -4,7 +4,6 @@
 //! exactly once, in order: through a channel webhook (no nonce: the job's recorded attempt and a
 //! read of the target find what the killed process posted) and as the bot (nonce).
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -44,9 +43,7 @@ fn start(dir: &std::path::Path, database_url: &str, discord: &FakeDiscord) -> Ch
         .stderr(Stdio::null())
         .spawn()
         .expect("starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("reads");
-    assert!(line.starts_with("docobo-server listening on"), "unexpected first line {line:?}");
+    crate::announced(&mut child);
     child
 }
 

@@ -3,7 +3,7 @@
 //! both providers, a role granted on Discord, admin calls with good and bad tokens, a metrics
 //! scrape — then SIGTERM. Every line it wrote is searched for every secret value.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -101,9 +101,7 @@ async fn a_full_run_at_trace_level_logs_no_secret() {
         let _ = stderr.read_to_string(&mut all);
         all
     });
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("reads");
-    let base = line.trim().strip_prefix("docobo-server listening on ").expect("address line").to_owned();
+    let base = crate::announced(&mut child);
     let http = reqwest::Client::new();
 
     let body = std::fs::read(format!(

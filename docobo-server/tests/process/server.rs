@@ -1,7 +1,7 @@
 //! The `docobo-server` binary, started as an operator would: in an empty directory, with or
 //! without configuration, and stopped with SIGTERM.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -37,11 +37,7 @@ fn command(dir: &PathBuf) -> Command {
 /// Starts the server and waits for the line that announces its address.
 fn start(cmd: &mut Command, dir: PathBuf) -> Server {
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("reads");
-    let addr = line.trim().strip_prefix("docobo-server listening on http://").unwrap_or_default().to_owned();
-    assert!(!addr.is_empty(), "unexpected first line {line:?}");
+    let addr = crate::announced(&mut child).trim_start_matches("http://").to_owned();
     Server { child, addr, dir }
 }
 
