@@ -7,7 +7,6 @@ use docobo_core::ports::{CatalogRepo, CheckoutRepo};
 use serde_json::{Value, json};
 
 const TOKEN: &str = "admin-token-for-tests-0123456789";
-const SEPAY_KEY: &str = "sepay-key-for-tests-0123456789abcdef";
 
 async fn admin_app() -> App {
     let app = spawn_configured(|c| c.admin_token = Some(docobo_core::domain::Secret::new(TOKEN))).await;
@@ -19,14 +18,7 @@ async fn admin_app() -> App {
             PaidRole::new(guild, role.parse().expect("id"), name, price, Term::Lifetime).expect("role");
         app.repo.put_paid_role(&paid).await.expect("role");
     }
-    let price = Money::parse("250000", Currency::Vnd).expect("price");
-    let mut bank =
-        PaidRole::new(guild, BANK.parse().expect("id"), "Bank", price, Term::fixed(30).expect("term"))
-            .expect("role");
-    bank.link(ProductLink::to(ProviderName::SEPAY));
-    app.repo.put_paid_role(&bank).await.expect("role");
-    let creds = sepay_credentials(SEPAY_KEY);
-    app.repo.put_credentials(guild, ProviderName::SEPAY, &creds).await.expect("creds");
+    sell_bank_by_sepay(&app, guild).await;
     app
 }
 

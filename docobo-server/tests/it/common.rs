@@ -270,6 +270,22 @@ where
     }
 }
 
+/// The SePay key of [`sell_bank_by_sepay`].
+pub const SEPAY_KEY: &str = "sepay-key-for-tests-0123456789abcdef";
+
+/// Sells Bank (250,000 VND for 30 days) in `guild` by SePay, configured with [`SEPAY_KEY`].
+pub async fn sell_bank_by_sepay(app: &App, guild: docobo_core::domain::GuildId) {
+    use docobo_core::domain::{Currency, Money, PaidRole, ProductLink, ProviderName, Term};
+    use docobo_core::ports::CatalogRepo;
+    let price = Money::parse("250000", Currency::Vnd).expect("price");
+    let mut bank =
+        PaidRole::new(guild, BANK.parse().expect("id"), "Bank", price, Term::fixed(30).expect("term"))
+            .expect("role");
+    bank.link(ProductLink::to(ProviderName::SEPAY));
+    app.repo.put_paid_role(&bank).await.expect("role");
+    app.repo.put_credentials(guild, ProviderName::SEPAY, &sepay_credentials(SEPAY_KEY)).await.expect("creds");
+}
+
 /// SePay credentials with `key`, receiving on MBBank account 0123499999, references `DCB…`.
 pub fn sepay_credentials(key: &str) -> docobo_core::ports::ProviderCredentials {
     let mut creds = docobo_core::ports::ProviderCredentials::new(Secret::new(key));

@@ -14,8 +14,8 @@ use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use time::{Duration, OffsetDateTime};
 
 use crate::common::{
-    ADMINS, App, BANK, GUILD, PUBLIC_URL, USER, VIP, bank_checkout, eventually, sepay_credentials,
-    spawn_configured,
+    ADMINS, App, BANK, GUILD, PUBLIC_URL, SEPAY_KEY, USER, VIP, bank_checkout, eventually,
+    sell_bank_by_sepay, spawn_configured,
 };
 
 const CLIENT_ID: &str = "900000000000000001";
@@ -231,20 +231,12 @@ async fn without_the_oauth_secret_the_dashboard_answers_404_saying_how_to_turn_i
     assert_eq!(csp, "default-src 'none'; frame-ancestors 'none'", "the API keeps its strict policy");
 }
 
-const SEPAY_KEY: &str = "sepay-key-for-tests-0123456789abcdef";
-
 /// A guild selling Bank by SePay, and a transfer that fails (no checkout matches its code); the
 /// failed delivery's inbox id.
 pub(crate) async fn seed_failed_transfer(app: &App) -> i64 {
     let guild: GuildId = GUILD.parse().expect("id");
     app.repo.put_guild(&Guild::new(guild, "Signals Club")).await.expect("guild");
-    let price = Money::parse("250000", Currency::Vnd).expect("price");
-    let mut bank =
-        PaidRole::new(guild, BANK.parse().expect("id"), "Bank", price, Term::fixed(30).expect("term"))
-            .expect("role");
-    bank.link(ProductLink::to(ProviderName::SEPAY));
-    app.repo.put_paid_role(&bank).await.expect("role");
-    app.repo.put_credentials(guild, ProviderName::SEPAY, &sepay_credentials(SEPAY_KEY)).await.expect("creds");
+    sell_bank_by_sepay(app, guild).await;
     app.deliver_unmatched_transfer(SEPAY_KEY).await;
     let failed = app.repo.failed_events(10).await.expect("inbox");
     assert_eq!(failed.len(), 1);
