@@ -9,17 +9,15 @@ use docobo_core::machine::Standing;
 use docobo_core::ports::{
     Commit, EntitlementRepo, EntitlementWrite, GuildRevision, Ledger, Recorded, StoreError,
 };
-use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TryInsertResult,
-};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::SeaOrmRepo;
 use super::convert::{
     from_micros, guild_id, micros, opt_from_micros, parse, role_id, sf, storable, store_err, user_id,
 };
 use super::entities::{audit_entry, entitlement, payment, webhook_event};
+use super::execute::{Execute, run};
 use super::queue::upsert_job;
 
 fn standing_json(s: &Standing) -> String {
@@ -59,7 +57,7 @@ fn event_from(m: webhook_event::Model) -> Result<WebhookEvent, StoreError> {
     })
 }
 
-async fn write<C: ConnectionTrait>(conn: &C, w: &EntitlementWrite, at: Timestamp) -> Result<(), StoreError> {
+async fn write<E: Execute>(conn: &E, w: &EntitlementWrite, at: Timestamp) -> Result<(), StoreError> {
     use entitlement::Column as C;
     match w {
         EntitlementWrite::Insert { guild, user, role, provider, external_ref, standing, deadline } => {
@@ -78,21 +76,18 @@ async fn write<C: ConnectionTrait>(conn: &C, w: &EntitlementWrite, at: Timestamp
                 updated_at: Set(micros(at)),
             };
             // A unique violation on (provider, guild, external_ref) is a concurrent insert: Conflict.
-            entitlement::Entity::insert(row).exec(conn).await.map_err(store_err)?;
+            run(conn, entitlement::Entity::insert(row)).await?;
         }
         EntitlementWrite::Update { id, expected_revision, standing, deadline } => {
-            let result = entitlement::Entity::update_many()
+            let update = entitlement::Entity::update_many()
                 .col_expr(C::Status, Expr::value(standing.status().as_str()))
                 .col_expr(C::Standing, Expr::value(standing_json(standing)))
                 .col_expr(C::Deadline, Expr::value(deadline.map(micros)))
                 .col_expr(C::Revision, Expr::col(C::Revision).add(1))
                 .col_expr(C::UpdatedAt, Expr::value(micros(at)))
                 .filter(C::Id.eq(id.0))
-                .filter(C::Revision.eq(i64::try_from(*expected_revision).unwrap_or(i64::MAX)))
-                .exec(conn)
-                .await
-                .map_err(store_err)?;
-            if result.rows_affected != 1 {
+                .filter(C::Revision.eq(i64::try_from(*expected_revision).unwrap_or(i64::MAX)));
+            if run(conn, update).await? != 1 {
                 return Err(StoreError::Conflict);
             }
         }
@@ -118,29 +113,24 @@ impl Wake {
     }
 }
 
-/// Writes `commit` on `conn` (a transaction or a savepoint of one), without committing:
-/// [`super::writer`] commits, alone or with the others of its batch.
-pub(super) async fn apply<C: ConnectionTrait>(
-    conn: &C,
-    commit: &Commit,
-) -> Result<(Recorded, Wake), StoreError> {
+/// Writes `commit` on `conn` (a transaction, a savepoint of one, or the SQLite writer's lent
+/// handle inside its transaction), without committing: [`super::writer`] commits, alone or with
+/// the others of its batch.
+pub(super) async fn apply<E: Execute>(conn: &E, commit: &Commit) -> Result<(Recorded, Wake), StoreError> {
     if let Some(e) = &commit.event {
         use webhook_event::Column as C;
         let recorded = if commit.replay {
             // Only a stored failure or deferral is replayed, and only once: the update is
             // conditional.
             let replayable = [EventOutcome::Failed, EventOutcome::Deferred].map(EventOutcome::as_str);
-            let updated = webhook_event::Entity::update_many()
+            let update = webhook_event::Entity::update_many()
                 .col_expr(C::Outcome, Expr::value(EventOutcome::as_str(e.outcome)))
                 .col_expr(C::LastError, Expr::value(e.last_error.as_deref().map(storable)))
                 .col_expr(C::RetryAt, Expr::value(e.retry_at.map(micros)))
                 .col_expr(C::Attempts, Expr::col(C::Attempts).add(1))
                 .filter(C::Id.eq(e.id.0))
-                .filter(C::Outcome.is_in(replayable))
-                .exec(conn)
-                .await
-                .map_err(store_err)?;
-            updated.rows_affected == 1
+                .filter(C::Outcome.is_in(replayable));
+            run(conn, update).await? == 1
         } else {
             let row = webhook_event::ActiveModel {
                 id: Default::default(),
@@ -154,12 +144,8 @@ pub(super) async fn apply<C: ConnectionTrait>(
                 last_error: Set(e.last_error.as_deref().map(storable)),
                 retry_at: Set(e.retry_at.map(micros)),
             };
-            let inserted = webhook_event::Entity::insert(row)
-                .on_conflict_do_nothing_on([C::Provider, C::GuildId, C::ExternalId])
-                .exec(conn)
-                .await
-                .map_err(store_err)?;
-            !matches!(inserted, TryInsertResult::Conflicted)
+            let first = OnConflict::columns([C::Provider, C::GuildId, C::ExternalId]).do_nothing().to_owned();
+            run(conn, webhook_event::Entity::insert(row).on_conflict(first)).await? == 1
         };
         if !recorded {
             return Ok((Recorded::Duplicate, Wake::default()));
@@ -175,10 +161,7 @@ pub(super) async fn apply<C: ConnectionTrait>(
         super::payments::upsert(conn, payment).await?;
     }
     if !commit.audit.is_empty() {
-        audit_entry::Entity::insert_many(commit.audit.iter().map(super::audit::audit_row))
-            .exec(conn)
-            .await
-            .map_err(store_err)?;
+        run(conn, audit_entry::Entity::insert_many(commit.audit.iter().map(super::audit::audit_row))).await?;
     }
     let notices = super::notices::plan(conn, &commit.notices, commit.at).await?;
     let wake = Wake {

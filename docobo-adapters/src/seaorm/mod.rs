@@ -20,6 +20,7 @@ mod convert;
 pub mod crypto;
 mod cursors;
 pub mod entities;
+mod execute;
 mod ledger;
 pub mod migration;
 mod notices;

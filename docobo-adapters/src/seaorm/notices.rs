@@ -16,6 +16,7 @@ use super::convert::{
     from_micros, guild_id, micros, opt_from_micros, parse, role_id, sf, storable, store_err, user_id,
 };
 use super::entities::{member_notice, notice};
+use super::execute::{Execute, run};
 
 fn notice_from(m: notice::Model) -> Result<Notice, StoreError> {
     Ok(Notice {
@@ -40,8 +41,8 @@ fn notice_from(m: notice::Model) -> Result<Notice, StoreError> {
 }
 
 /// Records the notices whose key is new, inside the caller's transaction; how many were.
-pub(super) async fn plan<C: ConnectionTrait>(
-    conn: &C,
+pub(super) async fn plan<E: Execute>(
+    conn: &E,
     notices: &[PlannedNotice],
     now: Timestamp,
 ) -> Result<usize, StoreError> {
@@ -66,12 +67,8 @@ pub(super) async fn plan<C: ConnectionTrait>(
             created_at: Set(micros(now)),
             settled_at: Set(None),
         };
-        let inserted = notice::Entity::insert(row)
-            .on_conflict_do_nothing_on([notice::Column::Key])
-            .exec(conn)
-            .await
-            .map_err(store_err)?;
-        added += usize::from(!matches!(inserted, sea_orm::TryInsertResult::Conflicted));
+        let first = OnConflict::column(notice::Column::Key).do_nothing().to_owned();
+        added += usize::from(run(conn, notice::Entity::insert(row).on_conflict(first)).await? == 1);
     }
     Ok(added)
 }

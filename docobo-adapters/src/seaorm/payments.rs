@@ -4,14 +4,15 @@ use async_trait::async_trait;
 use docobo_core::domain::{GuildId, Money, Payment};
 use docobo_core::ports::{PaymentLog, StoreError};
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use super::SeaOrmRepo;
 use super::convert::{from_micros, guild_id, micros, parse, role_id, sf, store_err, user_id};
 use super::entities::payment::{self, Column as C};
+use super::execute::{Execute, run};
 
 /// Inserts `p`, or raises the stored refund of the same `(provider, guild, reference)`.
-pub(super) async fn upsert<Conn: ConnectionTrait>(conn: &Conn, p: &Payment) -> Result<(), StoreError> {
+pub(super) async fn upsert<E: Execute>(conn: &E, p: &Payment) -> Result<(), StoreError> {
     let row = payment::ActiveModel {
         id: Default::default(),
         provider: Set(p.provider.as_str().to_owned()),
@@ -31,7 +32,7 @@ pub(super) async fn upsert<Conn: ConnectionTrait>(conn: &Conn, p: &Payment) -> R
             Expr::case(stored.clone().lt(p.refunded.minor), p.refunded.minor).finally(stored),
         )
         .to_owned();
-    payment::Entity::insert(row).on_conflict(on_conflict).exec(conn).await.map_err(store_err)?;
+    run(conn, payment::Entity::insert(row).on_conflict(on_conflict)).await?;
     Ok(())
 }
 

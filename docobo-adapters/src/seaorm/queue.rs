@@ -26,6 +26,7 @@ use super::convert::{
     from_micros, guild_id, micros, opt_from_micros, parse, role_id, sf, storable, store_err, user_id,
 };
 use super::entities::role_job::{self, Column as C};
+use super::execute::{Execute, run};
 
 fn job_from(m: role_job::Model) -> Result<RoleJob, StoreError> {
     let state = parse("job state", &m.state)?;
@@ -49,8 +50,8 @@ fn job_from(m: role_job::Model) -> Result<RoleJob, StoreError> {
 /// Asks for `key` to run at `now` (see `JobQueue::enqueue` for the rules) in one statement:
 /// `INSERT … ON CONFLICT (guild, user, role) DO UPDATE`, so concurrent enqueues neither duplicate
 /// the row nor lose a generation bump.
-pub(super) async fn upsert_job<Conn: ConnectionTrait>(
-    conn: &Conn,
+pub(super) async fn upsert_job<E: Execute>(
+    conn: &E,
     key: RoleJobKey,
     cause: &str,
     now: Timestamp,
@@ -84,7 +85,7 @@ pub(super) async fn upsert_job<Conn: ConnectionTrait>(
         .value(C::Generation, existing(C::Generation).add(1))
         .value(C::Cause, cause)
         .to_owned();
-    role_job::Entity::insert(row).on_conflict(on_conflict).exec(conn).await.map_err(store_err)?;
+    run(conn, role_job::Entity::insert(row).on_conflict(on_conflict)).await?;
     Ok(())
 }
 

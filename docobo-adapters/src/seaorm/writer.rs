@@ -3,12 +3,14 @@
 //! writes it as **one transaction**, each commit in its own savepoint, so a commit that fails
 //! (a stale revision, a constraint) is rolled back alone and the others stand. Every caller is
 //! answered only once the transaction holding its commit is durable, so a 2xx still means
-//! durable; if the transaction itself fails, every commit of the batch fails with it.
+//! durable; if the transaction itself fails, every commit of the batch fails with it. The batch
+//! runs on one blocking thread over the writer connection's own handle ([`direct`]), not a
+//! statement at a time through sqlx's worker thread.
 //!
 //! One fsync then covers a whole batch: under load, throughput is no longer one commit per
 //! fsync. Nothing waits to fill a batch: a commit that finds the writer idle is written at once,
-//! alone and without a savepoint, so an unloaded commit costs what it did before plus one
-//! channel hop; a batch forms only from commits that arrive while the previous one is written.
+//! alone and without a savepoint; a batch forms only from commits that arrive while the previous
+//! one is written.
 //!
 //! On PostgreSQL each commit keeps a transaction of its own, run in parallel over the pool:
 //! PostgreSQL already groups concurrent commits into one WAL flush, and a single writer there
@@ -17,11 +19,14 @@
 //! webhooks/s at 1,000/s offered, and PostgreSQL from 999 down to 755, so PostgreSQL does not use
 //! it.
 
+mod direct;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use docobo_core::ports::{Commit, Recorded, StoreError};
-use sea_orm::{DatabaseConnection, DatabaseTransaction, DbBackend, TransactionTrait};
+use sea_orm::sqlx::SqlitePool;
+use sea_orm::{DatabaseConnection, DbBackend, TransactionTrait};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::SeaOrmRepo;
@@ -34,6 +39,14 @@ pub const MAX_BATCH: usize = 64;
 const QUEUE: usize = 4 * MAX_BATCH;
 
 type Answer = oneshot::Sender<Result<Recorded, StoreError>>;
+
+/// Each commit's result, in the batch's order, and whom to wake once they are durable.
+type Written = (Vec<Result<Recorded, StoreError>>, Wake);
+
+/// Every commit of a batch of `len` failed with `e`.
+fn failed(len: usize, e: StoreError) -> Written {
+    ((0..len).map(|_| Err(e.clone())).collect(), Wake::default())
+}
 
 /// The handle to a repository's writer task, started on first use, and what it has written.
 #[derive(Debug, Clone, Default)]
@@ -67,14 +80,19 @@ impl SeaOrmRepo {
     pub(super) async fn group_commit(&self, commit: Commit) -> Result<Recorded, StoreError> {
         let stats = self.writer.stats.clone();
         if self.db.get_database_backend() == DbBackend::Postgres {
-            let (mut results, wake) = write(&self.db, &[&commit]).await;
+            let (mut results, wake) = write(&self.db, &commit).await;
             stats.record(1);
             self.wakers().wake(wake);
             return results.pop().unwrap_or_else(|| Err(stopped()));
         }
         let queue = self.writer.queue.get_or_init(|| {
             let (queue, commits) = mpsc::channel(QUEUE);
-            tokio::spawn(write_batches(self.db.clone(), commits, self.wakers(), stats));
+            tokio::spawn(write_batches(
+                self.db.get_sqlite_connection_pool().clone(),
+                commits,
+                self.wakers(),
+                stats,
+            ));
             queue
         });
         let (answer, answered) = oneshot::channel();
@@ -126,16 +144,17 @@ impl Wakers {
 
 /// The writer task: until every handle is dropped, takes what is waiting and writes it.
 async fn write_batches(
-    db: DatabaseConnection,
+    pool: SqlitePool,
     mut commits: mpsc::Receiver<(Commit, Answer)>,
     wakers: Wakers,
     stats: Arc<Stats>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while commits.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (results, wake) = write(&db, &batch.iter().map(|(commit, _)| commit).collect::<Vec<_>>()).await;
+        let (batch, answers): (Vec<Commit>, Vec<Answer>) = batch.drain(..).unzip();
         stats.record(batch.len());
-        for ((_, answer), result) in batch.drain(..).zip(results) {
+        let (results, wake) = direct::write(&pool, batch).await;
+        for (answer, result) in answers.into_iter().zip(results) {
             // The caller may have given up (its request was cancelled); the write stands.
             let _ = answer.send(result);
         }
@@ -143,58 +162,18 @@ async fn write_batches(
     }
 }
 
-/// Writes one batch in one transaction; each commit's result, and whom to wake.
-async fn write(db: &DatabaseConnection, batch: &[&Commit]) -> (Vec<Result<Recorded, StoreError>>, Wake) {
-    let all = |e: StoreError| (batch.iter().map(|_| Err(e.clone())).collect(), Wake::default());
+/// Writes one commit in a transaction of its own (PostgreSQL); its result, and whom to wake.
+async fn write(db: &DatabaseConnection, commit: &Commit) -> Written {
     let txn = match db.begin().await {
         Ok(txn) => txn,
-        Err(e) => return all(store_err(e)),
+        Err(e) => return failed(1, store_err(e)),
     };
-    let mut results = Vec::with_capacity(batch.len());
-    let mut wake = Wake::default();
-    if let [commit] = batch {
-        // Alone: no savepoint needed; a failure rolls the transaction back.
-        match apply(&txn, commit).await {
-            Ok((recorded, woken)) => {
-                results.push(Ok(recorded));
-                wake = woken;
-            }
-            Err(e) => return all(e),
-        }
-    } else {
-        for commit in batch {
-            match in_savepoint(&txn, commit).await {
-                Ok(Ok((recorded, woken))) => {
-                    results.push(Ok(recorded));
-                    wake = wake.or(woken);
-                }
-                Ok(Err(e)) => results.push(Err(e)),
-                // The savepoint itself failed: the transaction cannot be trusted.
-                Err(e) => return all(e),
-            }
-        }
-    }
+    let (recorded, wake) = match apply(&txn, commit).await {
+        Ok(applied) => applied,
+        Err(e) => return failed(1, e),
+    };
     match txn.commit().await {
-        Ok(()) => (results, wake),
-        Err(e) => all(store_err(e)),
-    }
-}
-
-/// Applies `commit` in a savepoint of `txn`: released when it applied, rolled back when it
-/// failed (`Ok(Err(..))`, the others unharmed). `Err` when the savepoint itself failed.
-async fn in_savepoint(
-    txn: &DatabaseTransaction,
-    commit: &Commit,
-) -> Result<Result<(Recorded, Wake), StoreError>, StoreError> {
-    let savepoint = txn.begin().await.map_err(store_err)?;
-    match apply(&savepoint, commit).await {
-        Ok(applied) => {
-            savepoint.commit().await.map_err(store_err)?;
-            Ok(Ok(applied))
-        }
-        Err(e) => {
-            savepoint.rollback().await.map_err(store_err)?;
-            Ok(Err(e))
-        }
+        Ok(()) => (vec![Ok(recorded)], wake),
+        Err(e) => failed(1, store_err(e)),
     }
 }

@@ -1,0 +1,36 @@
+//! Where a ledger commit's statements run. The commit's SQL is built once, with SeaORM's query
+//! builders, and executed either on a SeaORM connection or transaction (PostgreSQL, and every
+//! write outside the ledger) or on the SQLite writer's lent handle ([`super::writer`]), which
+//! runs a whole batch on one thread instead of handing each statement to sqlx's worker.
+
+use std::future::Future;
+
+use docobo_core::ports::StoreError;
+use sea_orm::{ConnectionTrait, DbBackend, QueryTrait, Statement};
+
+use super::convert::store_err;
+
+/// Runs built statements; the commit reads nothing back but how many rows each changed.
+pub(super) trait Execute: Sync {
+    /// The database the statements are built for.
+    fn backend(&self) -> DbBackend;
+
+    /// Runs `statement`; how many rows it inserted, updated or deleted. MUST report a unique
+    /// violation as [`StoreError::Conflict`].
+    fn execute(&self, statement: Statement) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+impl<C: ConnectionTrait> Execute for C {
+    fn backend(&self) -> DbBackend {
+        self.get_database_backend()
+    }
+
+    async fn execute(&self, statement: Statement) -> Result<u64, StoreError> {
+        Ok(self.execute_raw(statement).await.map_err(store_err)?.rows_affected())
+    }
+}
+
+/// Builds `query` for `conn`'s database and runs it; how many rows it changed.
+pub(super) async fn run<E: Execute, Q: QueryTrait>(conn: &E, query: Q) -> Result<u64, StoreError> {
+    conn.execute(query.build(conn.backend())).await
+}
