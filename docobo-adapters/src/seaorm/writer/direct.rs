@@ -197,3 +197,19 @@ fn to_sql(value: &Value) -> Result<Sql, StoreError> {
         other => return Err(unavailable(format!("the SQLite group committer cannot bind {other:?}"))),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_bind_as_sqlite_stores_them_and_unbindable_ones_are_refused() {
+        assert_eq!(to_sql(&Value::Int(Some(-3))).ok(), Some(Sql::Integer(-3)));
+        assert_eq!(to_sql(&Value::BigInt(None)).ok(), Some(Sql::Null));
+        assert_eq!(to_sql(&Value::Bool(Some(true))).ok(), Some(Sql::Integer(1)));
+        assert_eq!(to_sql(&Value::String(Some("a'b".into()))).ok(), Some(Sql::Text("a'b".into())));
+        assert_eq!(to_sql(&Value::Bytes(Some(vec![0, 1]))).ok(), Some(Sql::Blob(vec![0, 1])));
+        assert_eq!(to_sql(&Value::BigUnsigned(Some(7))).ok(), Some(Sql::Integer(7)));
+        assert!(to_sql(&Value::BigUnsigned(Some(u64::MAX))).is_err(), "above i64 is refused, not wrapped");
+    }
+}
