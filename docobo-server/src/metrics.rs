@@ -8,7 +8,7 @@
 //! | `docobo_webhook_to_role_seconds` | histogram | | job due (the webhook's commit) → role change verified on Discord |
 //! | `docobo_role_jobs` | gauge | `state` | jobs `pending`, `parked`, `done`, read from the database at scrape time |
 //! | `docobo_discord_errors_total` | counter | `class` | failed Discord calls: `retryable` (429, 5xx, timeouts), `member_gone`, `forbidden`, `not_found` |
-//! | `docobo_ledger_commits`, `docobo_ledger_transactions` | gauge | | commits written and the transactions that wrote them since start (group commit: several commits per transaction under load), read at scrape time |
+//! | `docobo_ledger_commits`, `docobo_ledger_transactions` | gauge | | durable writes (ledger commits and role-job settlements) and the transactions that wrote them since start (group commit: several per transaction under load on SQLite), read at scrape time |
 //! | `docobo_relay_latency_seconds` | histogram | `op` | relay: source event received → Discord's answer, for `create`, `update`, `delete` |
 //! | `docobo_relay_jobs_total` | counter | `outcome` | mirror jobs run: `mirrored`, `retried`, `parked`, `waiting` (held behind an earlier signal), `lost` (the lease ran out first) |
 //! | `docobo_notices_total` | counter | `kind`, `outcome` | member notices handled: `kind` `ending_soon`, `payment_failed`, `ended`, `welcome`; `outcome` `sent`, `skipped` (outdated), `muted` (turned off), `unreachable` (DMs closed), `retried`, `failed` |
@@ -103,10 +103,11 @@ impl Metrics {
             registry.register(Box::new(g.clone()))?;
             Ok(g)
         };
-        let ledger_commits = gauge("docobo_ledger_commits", "Ledger commits written since start.")?;
+        let ledger_commits =
+            gauge("docobo_ledger_commits", "Ledger commits and role-job settlements written since start.")?;
         let ledger_transactions = gauge(
             "docobo_ledger_transactions",
-            "Transactions that wrote the ledger commits (group commit).",
+            "Transactions that wrote the ledger commits and settlements (group commit).",
         )?;
         Ok(Metrics {
             registry,

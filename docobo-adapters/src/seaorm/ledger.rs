@@ -19,6 +19,7 @@ use super::convert::{
 use super::entities::{audit_entry, entitlement, payment, webhook_event};
 use super::execute::{Execute, run};
 use super::queue::upsert_job;
+use super::writer::{Done, Write};
 
 fn standing_json(s: &Standing) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| unreachable!("a standing always serializes"))
@@ -177,7 +178,12 @@ impl Ledger for SeaOrmRepo {
     /// Handed to the group committer ([`super::writer`]): answered once the batch that holds it
     /// is durable.
     async fn commit(&self, commit: Commit) -> Result<Recorded, StoreError> {
-        self.group_commit(commit).await
+        match self.write(Write::Commit(commit)).await? {
+            Done::Recorded(recorded) => Ok(recorded),
+            Done::Settled(_) => {
+                Err(StoreError::Corrupt("the writer answered a commit as a settlement".to_owned()))
+            }
+        }
     }
 
     async fn webhook_event(

@@ -27,6 +27,7 @@ use super::convert::{
 };
 use super::entities::role_job::{self, Column as C};
 use super::execute::{Execute, run};
+use super::writer::{Done, Settle, Write};
 
 fn job_from(m: role_job::Model) -> Result<RoleJob, StoreError> {
     let state = parse("job state", &m.state)?;
@@ -142,6 +143,8 @@ impl JobQueue for SeaOrmRepo {
         rows.into_iter().map(|r| job_from(role_job::Model { locked_until: Some(until), ..r })).collect()
     }
 
+    /// Handed to the group committer ([`super::writer`]): on SQLite settlements share the
+    /// webhooks' transactions instead of taking the one connection for one each.
     async fn settle(
         &self,
         claimed: &RoleJob,
@@ -149,50 +152,13 @@ impl JobQueue for SeaOrmRepo {
         audit: Vec<docobo_core::domain::AuditEntry>,
         now: Timestamp,
     ) -> Result<Settled, StoreError> {
-        let txn = self.db.begin().await.map_err(store_err)?;
-        for entry in &audit {
-            insert_audit(&txn, entry).await?;
+        let settle = Settle { claimed: claimed.clone(), settlement, audit, now };
+        match self.write(Write::Settle(settle)).await? {
+            Done::Settled(settled) => Ok(settled),
+            Done::Recorded(_) => {
+                Err(StoreError::Corrupt("the writer answered a settlement as a commit".to_owned()))
+            }
         }
-        let generation = i64::try_from(claimed.generation).unwrap_or(i64::MAX);
-        let mut update = role_job::Entity::update_many().col_expr(C::LockedUntil, Expr::null());
-        update = match settlement {
-            Settlement::Done => update
-                .col_expr(C::State, Expr::value(JobState::as_str(JobState::Done)))
-                .col_expr(C::LastError, Expr::null()),
-            Settlement::Retry { at, error } => update
-                .col_expr(C::Attempts, Expr::col(C::Attempts).add(1))
-                .col_expr(C::RunAt, Expr::value(micros(at)))
-                .col_expr(C::LastError, Expr::value(storable(&error))),
-            Settlement::Park { reason } => update
-                .col_expr(C::State, Expr::value(JobState::as_str(JobState::Parked)))
-                .col_expr(C::LastError, Expr::value(storable(&reason))),
-        };
-        let applied = update
-            .filter(lease_filter(claimed))
-            .filter(C::Generation.eq(generation))
-            .exec(&txn)
-            .await
-            .map_err(store_err)?;
-        let outcome = if applied.rows_affected == 1 {
-            Settled::Applied
-        } else {
-            // Enqueued again while the worker ran: the facts changed after it read them.
-            let requeued = role_job::Entity::update_many()
-                .col_expr(C::LockedUntil, Expr::null())
-                .col_expr(C::State, Expr::value(JobState::as_str(JobState::Pending)))
-                .col_expr(C::RunAt, Expr::value(micros(now)))
-                .col_expr(C::Attempts, Expr::value(0))
-                .filter(lease_filter(claimed))
-                .exec(&txn)
-                .await
-                .map_err(store_err)?;
-            if requeued.rows_affected == 1 { Settled::Requeued } else { Settled::LeaseLost }
-        };
-        txn.commit().await.map_err(store_err)?;
-        if outcome == Settled::Requeued {
-            self.wake.notify_one();
-        }
-        Ok(outcome)
     }
 
     async fn job(&self, id: JobId) -> Result<Option<RoleJob>, StoreError> {
@@ -273,12 +239,38 @@ async fn database_now<Conn: ConnectionTrait>(conn: &Conn) -> Result<Option<i64>,
     row.try_get::<i64>("", "now").map(Some).map_err(store_err)
 }
 
-async fn insert_audit<Conn: ConnectionTrait>(
-    conn: &Conn,
-    entry: &docobo_core::domain::AuditEntry,
-) -> Result<(), StoreError> {
-    super::entities::audit_entry::Entity::insert(audit_row(entry)).exec(conn).await.map_err(store_err)?;
-    Ok(())
+/// Settles `s.claimed` on `conn` without committing (see `JobQueue::settle` for the rules).
+pub(super) async fn settle_on<E: Execute>(conn: &E, s: &Settle) -> Result<Settled, StoreError> {
+    for entry in &s.audit {
+        run(conn, super::entities::audit_entry::Entity::insert(audit_row(entry))).await?;
+    }
+    let claimed = &s.claimed;
+    let generation = i64::try_from(claimed.generation).unwrap_or(i64::MAX);
+    let mut update = role_job::Entity::update_many().col_expr(C::LockedUntil, Expr::null());
+    update = match &s.settlement {
+        Settlement::Done => update
+            .col_expr(C::State, Expr::value(JobState::as_str(JobState::Done)))
+            .col_expr(C::LastError, Expr::null()),
+        Settlement::Retry { at, error } => update
+            .col_expr(C::Attempts, Expr::col(C::Attempts).add(1))
+            .col_expr(C::RunAt, Expr::value(micros(*at)))
+            .col_expr(C::LastError, Expr::value(storable(error))),
+        Settlement::Park { reason } => update
+            .col_expr(C::State, Expr::value(JobState::as_str(JobState::Parked)))
+            .col_expr(C::LastError, Expr::value(storable(reason))),
+    };
+    let applied = update.filter(lease_filter(claimed)).filter(C::Generation.eq(generation));
+    if run(conn, applied).await? == 1 {
+        return Ok(Settled::Applied);
+    }
+    // Enqueued again while the worker ran: the facts changed after it read them.
+    let requeued = role_job::Entity::update_many()
+        .col_expr(C::LockedUntil, Expr::null())
+        .col_expr(C::State, Expr::value(JobState::as_str(JobState::Pending)))
+        .col_expr(C::RunAt, Expr::value(micros(s.now)))
+        .col_expr(C::Attempts, Expr::value(0))
+        .filter(lease_filter(claimed));
+    Ok(if run(conn, requeued).await? == 1 { Settled::Requeued } else { Settled::LeaseLost })
 }
 
 impl SeaOrmRepo {

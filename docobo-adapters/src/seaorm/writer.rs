@@ -1,6 +1,9 @@
-//! Group commit on SQLite: every [`Ledger::commit`](docobo_core::ports::Ledger::commit) of one
-//! [`SeaOrmRepo`] goes to one writer task, which takes what is waiting (up to [`MAX_BATCH`]) and
-//! writes it as **one transaction**, each commit in its own savepoint, so a commit that fails
+//! Group commit on SQLite: every [`Ledger::commit`](docobo_core::ports::Ledger::commit) and every
+//! role job's [`settle`](docobo_core::ports::JobQueue::settle) of one [`SeaOrmRepo`] (a
+//! [`Write`]; "commit" below means either) goes to one writer task, which takes what is waiting
+//! (up to [`MAX_BATCH`]) and writes it as **one transaction**, each commit in its own savepoint,
+//! so the role worker's settlements share the webhooks' fsyncs instead of taking the one
+//! connection for a transaction each, and a commit that fails
 //! (a stale revision, a constraint) is rolled back alone and the others stand. Every caller is
 //! answered only once the transaction holding its commit is durable, so a 2xx still means
 //! durable; if the transaction itself fails, every commit of the batch fails with it. The batch
@@ -24,24 +27,63 @@ mod direct;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use docobo_core::ports::{Commit, Recorded, StoreError};
+use docobo_core::domain::{AuditEntry, RoleJob, Timestamp};
+use docobo_core::ports::{Commit, Recorded, Settled, Settlement, StoreError};
 use sea_orm::sqlx::SqlitePool;
 use sea_orm::{DatabaseConnection, DbBackend, TransactionTrait};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::SeaOrmRepo;
 use super::convert::store_err;
+use super::execute::Execute;
 use super::ledger::{Wake, apply};
+use super::queue::settle_on;
 
 /// Most commits written in one transaction.
 pub const MAX_BATCH: usize = 64;
 /// Commits waiting for the writer before callers wait to hand theirs over.
 const QUEUE: usize = 4 * MAX_BATCH;
 
-type Answer = oneshot::Sender<Result<Recorded, StoreError>>;
+/// One durable write the writer takes.
+#[derive(Debug)]
+pub(super) enum Write {
+    Commit(Commit),
+    Settle(Settle),
+}
 
-/// Each commit's result, in the batch's order, and whom to wake once they are durable.
-type Written = (Vec<Result<Recorded, StoreError>>, Wake);
+/// A role job's settlement, as [`JobQueue::settle`](docobo_core::ports::JobQueue::settle) takes it.
+#[derive(Debug)]
+pub(super) struct Settle {
+    pub claimed: RoleJob,
+    pub settlement: Settlement,
+    pub audit: Vec<AuditEntry>,
+    pub now: Timestamp,
+}
+
+/// What a [`Write`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Done {
+    Recorded(Recorded),
+    Settled(Settled),
+}
+
+type Answer = oneshot::Sender<Result<Done, StoreError>>;
+
+/// Each write's result, in the batch's order, and whom to wake once they are durable.
+type Written = (Vec<Result<Done, StoreError>>, Wake);
+
+/// Applies `write` on `conn` without committing; what it did, and whom to wake once durable.
+async fn apply_write<E: Execute>(conn: &E, write: &Write) -> Result<(Done, Wake), StoreError> {
+    match write {
+        Write::Commit(commit) => {
+            apply(conn, commit).await.map(|(recorded, wake)| (Done::Recorded(recorded), wake))
+        }
+        Write::Settle(settle) => {
+            let settled = settle_on(conn, settle).await?;
+            Ok((Done::Settled(settled), Wake { jobs: settled == Settled::Requeued, ..Wake::default() }))
+        }
+    }
+}
 
 /// Every commit of a batch of `len` failed with `e`.
 fn failed(len: usize, e: StoreError) -> Written {
@@ -51,7 +93,7 @@ fn failed(len: usize, e: StoreError) -> Written {
 /// The handle to a repository's writer task, started on first use, and what it has written.
 #[derive(Debug, Clone, Default)]
 pub(super) struct Writer {
-    queue: Arc<OnceLock<mpsc::Sender<(Commit, Answer)>>>,
+    queue: Arc<OnceLock<mpsc::Sender<(Write, Answer)>>>,
     stats: Arc<Stats>,
 }
 
@@ -62,7 +104,8 @@ struct Stats {
     batches: AtomicU64,
 }
 
-/// How much group commit grouped: `commits` written in `batches` transactions.
+/// How much group commit grouped: `commits` (ledger commits and settlements) written in
+/// `batches` transactions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CommitStats {
     pub commits: u64,
@@ -74,13 +117,13 @@ fn stopped() -> StoreError {
 }
 
 impl SeaOrmRepo {
-    /// Writes `commit` durably: on SQLite through the writer task (started in the current runtime
+    /// Writes `write` durably: on SQLite through the writer task (started in the current runtime
     /// on first use), batched with whatever else is waiting; on PostgreSQL in a transaction of its
     /// own (see the module docs).
-    pub(super) async fn group_commit(&self, commit: Commit) -> Result<Recorded, StoreError> {
+    pub(super) async fn write(&self, write: Write) -> Result<Done, StoreError> {
         let stats = self.writer.stats.clone();
         if self.db.get_database_backend() == DbBackend::Postgres {
-            let (mut results, wake) = write(&self.db, &commit).await;
+            let (mut results, wake) = write_alone(&self.db, &write).await;
             stats.record(1);
             self.wakers().wake(wake);
             return results.pop().unwrap_or_else(|| Err(stopped()));
@@ -96,7 +139,7 @@ impl SeaOrmRepo {
             queue
         });
         let (answer, answered) = oneshot::channel();
-        queue.send((commit, answer)).await.map_err(|_| stopped())?;
+        queue.send((write, answer)).await.map_err(|_| stopped())?;
         answered.await.map_err(|_| stopped())?
     }
 
@@ -145,13 +188,13 @@ impl Wakers {
 /// The writer task: until every handle is dropped, takes what is waiting and writes it.
 async fn write_batches(
     pool: SqlitePool,
-    mut commits: mpsc::Receiver<(Commit, Answer)>,
+    mut commits: mpsc::Receiver<(Write, Answer)>,
     wakers: Wakers,
     stats: Arc<Stats>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while commits.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (batch, answers): (Vec<Commit>, Vec<Answer>) = batch.drain(..).unzip();
+        let (batch, answers): (Vec<Write>, Vec<Answer>) = batch.drain(..).unzip();
         stats.record(batch.len());
         let (results, wake) = direct::write(&pool, batch).await;
         for (answer, result) in answers.into_iter().zip(results) {
@@ -163,17 +206,17 @@ async fn write_batches(
 }
 
 /// Writes one commit in a transaction of its own (PostgreSQL); its result, and whom to wake.
-async fn write(db: &DatabaseConnection, commit: &Commit) -> Written {
+async fn write_alone(db: &DatabaseConnection, write: &Write) -> Written {
     let txn = match db.begin().await {
         Ok(txn) => txn,
         Err(e) => return failed(1, store_err(e)),
     };
-    let (recorded, wake) = match apply(&txn, commit).await {
+    let (done, wake) = match apply_write(&txn, write).await {
         Ok(applied) => applied,
         Err(e) => return failed(1, e),
     };
     match txn.commit().await {
-        Ok(()) => (vec![Ok(recorded)], wake),
+        Ok(()) => (vec![Ok(done)], wake),
         Err(e) => failed(1, store_err(e)),
     }
 }

@@ -12,7 +12,7 @@
 
 use std::sync::Mutex;
 
-use docobo_core::ports::{Commit, Recorded, StoreError};
+use docobo_core::ports::StoreError;
 use rusqlite::ErrorCode;
 use rusqlite::types::Value as Sql;
 use sea_orm::sea_query::Value;
@@ -22,12 +22,12 @@ use sea_orm::{DbBackend, Statement};
 use tokio::runtime::Handle;
 
 use super::super::execute::Execute;
-use super::super::ledger::{Wake, apply};
-use super::{Written, failed};
+use super::super::ledger::Wake;
+use super::{Done, Write, Written, apply_write, failed};
 
 /// Writes `batch` as one transaction on the writer connection from `pool`, on a blocking
 /// thread: each commit in a savepoint when there are several, alone when it is one.
-pub(super) async fn write(pool: &SqlitePool, batch: Vec<Commit>) -> Written {
+pub(super) async fn write(pool: &SqlitePool, batch: Vec<Write>) -> Written {
     let len = batch.len();
     let mut connection = match pool.acquire().await {
         Ok(connection) => connection,
@@ -55,7 +55,7 @@ pub(super) async fn write(pool: &SqlitePool, batch: Vec<Commit>) -> Written {
 fn write_locked(
     runtime: &Handle,
     connection: &mut PoolConnection<Sqlite>,
-    batch: &[Commit],
+    batch: &[Write],
 ) -> (Written, bool) {
     let mut locked = match runtime.block_on(connection.lock_handle()) {
         Ok(locked) => locked,
@@ -76,7 +76,7 @@ fn write_locked(
     (written, idle)
 }
 
-fn transaction(runtime: &Handle, lent: &Lent, batch: &[Commit]) -> Written {
+fn transaction(runtime: &Handle, lent: &Lent, batch: &[Write]) -> Written {
     let all = |e: StoreError| {
         lent.run("ROLLBACK").ok();
         failed(batch.len(), e)
@@ -88,7 +88,7 @@ fn transaction(runtime: &Handle, lent: &Lent, batch: &[Commit]) -> Written {
     let mut wake = Wake::default();
     if let [commit] = batch {
         // Alone: no savepoint needed; a failure rolls the transaction back.
-        match runtime.block_on(apply(lent, commit)) {
+        match runtime.block_on(apply_write(lent, commit)) {
             Ok((recorded, woken)) => {
                 results.push(Ok(recorded));
                 wake = woken;
@@ -100,16 +100,16 @@ fn transaction(runtime: &Handle, lent: &Lent, batch: &[Commit]) -> Written {
             if let Err(e) = lent.run("SAVEPOINT batch") {
                 return all(e);
             }
-            let applied = runtime.block_on(apply(lent, commit));
-            let close = if applied.is_ok() { "RELEASE batch" } else { "ROLLBACK TO batch; RELEASE batch" };
+            let applied = runtime.block_on(apply_write(lent, commit));
+            let rolled_back = if applied.is_ok() { Ok(()) } else { lent.run("ROLLBACK TO batch") };
             // The savepoint itself failed: the transaction cannot be trusted.
-            if let Err(e) = lent.run(close) {
+            if let Err(e) = rolled_back.and_then(|()| lent.run("RELEASE batch")) {
                 return all(e);
             }
             if let Ok((_, woken)) = &applied {
                 wake = wake.or(*woken);
             }
-            results.push(applied.map(|(recorded, _): (Recorded, Wake)| recorded));
+            results.push(applied.map(|(done, _): (Done, Wake)| done));
         }
     }
     match lent.run("COMMIT") {
@@ -127,9 +127,11 @@ impl Lent {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Runs SQL without parameters (transaction control).
+    /// Runs one statement without parameters (transaction control), prepared once a batch.
     fn run(&self, sql: &str) -> Result<(), StoreError> {
-        self.sqlite().execute_batch(sql).map_err(unavailable)
+        let sqlite = self.sqlite();
+        let mut prepared = sqlite.prepare_cached(sql).map_err(unavailable)?;
+        prepared.raw_execute().map(drop).map_err(unavailable)
     }
 
     fn execute_now(&self, statement: &Statement) -> Result<u64, StoreError> {
