@@ -122,7 +122,7 @@ impl SeaOrmRepo {
     /// own (see the module docs).
     pub(super) async fn write(&self, write: Write) -> Result<Done, StoreError> {
         let stats = self.writer.stats.clone();
-        if self.db.get_database_backend() == DbBackend::Postgres {
+        if self.db.get_database_backend() != DbBackend::Sqlite {
             let (mut results, wake) = write_alone(&self.db, &write).await;
             stats.record(1);
             self.wakers().wake(wake);
@@ -205,7 +205,8 @@ async fn write_batches(
     }
 }
 
-/// Writes one commit in a transaction of its own (PostgreSQL); its result, and whom to wake.
+/// Writes one commit in a transaction of its own (PostgreSQL, and any database but SQLite, whose
+/// pool the batch path needs); its result, and whom to wake.
 async fn write_alone(db: &DatabaseConnection, write: &Write) -> Written {
     let txn = match db.begin().await {
         Ok(txn) => txn,
