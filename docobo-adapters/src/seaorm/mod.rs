@@ -81,6 +81,9 @@ pub struct SeaOrmRepo {
     writer: writer::Writer,
     /// Each guild's catalog as ingest last read it ([`catalog`]).
     catalogs: Arc<catalog::KeptCatalogs>,
+    /// A SQLite file opened here: automatic WAL checkpoints are off and the writer runs them on
+    /// a read connection instead (`writer/checkpoint.rs`).
+    wal_checkpoints: bool,
 }
 
 /// Whose clock stamps and judges role-job leases.
@@ -148,7 +151,10 @@ impl SeaOrmRepo {
                 if in_memory {
                     o
                 } else {
-                    o.journal_mode(SqliteJournalMode::Wal).synchronous(SqliteSynchronous::Full)
+                    o.journal_mode(SqliteJournalMode::Wal)
+                        .synchronous(SqliteSynchronous::Full)
+                        // Checkpoints run beside the writer, not inside a commit (writer/checkpoint.rs).
+                        .pragma("wal_autocheckpoint", "0")
                 }
             });
             if !in_memory {
@@ -169,11 +175,12 @@ impl SeaOrmRepo {
         }
         let db = Database::connect(options).await.map_err(ConnectError::Connect)?;
         // Opened after the writer, which creates the file.
+        let readers_opened = readers.is_some();
         let read = match readers {
             Some(options) => Database::connect(options).await.map_err(ConnectError::Connect)?,
             None => db.clone(),
         };
-        Ok(SeaOrmRepo { read, ..SeaOrmRepo::over(db, secrets) })
+        Ok(SeaOrmRepo { read, wal_checkpoints: readers_opened, ..SeaOrmRepo::over(db, secrets) })
     }
 
     /// Wraps a connection the embedding application already has (its own SeaORM pool, with its
@@ -195,6 +202,7 @@ impl SeaOrmRepo {
             lease_clock: LeaseClock::Database,
             writer: writer::Writer::default(),
             catalogs: Arc::default(),
+            wal_checkpoints: false,
         }
     }
 

@@ -22,6 +22,7 @@
 //! webhooks/s at 1,000/s offered, and PostgreSQL from 999 down to 755, so PostgreSQL does not use
 //! it.
 
+mod checkpoint;
 mod direct;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -102,14 +103,16 @@ pub(super) struct Writer {
 struct Stats {
     commits: AtomicU64,
     batches: AtomicU64,
+    checkpoints: Arc<AtomicU64>,
 }
 
 /// How much group commit grouped: `commits` (ledger commits and settlements) written in
-/// `batches` transactions.
+/// `batches` transactions; and the WAL `checkpoints` the writer ran beside them ([`checkpoint`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CommitStats {
     pub commits: u64,
     pub batches: u64,
+    pub checkpoints: u64,
 }
 
 fn stopped() -> StoreError {
@@ -130,11 +133,15 @@ impl SeaOrmRepo {
         }
         let queue = self.writer.queue.get_or_init(|| {
             let (queue, commits) = mpsc::channel(QUEUE);
+            let checkpoints = self
+                .wal_checkpoints
+                .then(|| checkpoint::Checkpoints::on(self.read.clone(), stats.checkpoints.clone()));
             tokio::spawn(write_batches(
                 self.db.get_sqlite_connection_pool().clone(),
                 commits,
                 self.wakers(),
                 stats,
+                checkpoints,
             ));
             queue
         });
@@ -153,6 +160,7 @@ impl SeaOrmRepo {
         CommitStats {
             commits: stats.commits.load(Ordering::Relaxed),
             batches: stats.batches.load(Ordering::Relaxed),
+            checkpoints: stats.checkpoints.load(Ordering::Relaxed),
         }
     }
 }
@@ -191,12 +199,17 @@ async fn write_batches(
     mut commits: mpsc::Receiver<(Write, Answer)>,
     wakers: Wakers,
     stats: Arc<Stats>,
+    mut checkpoints: Option<checkpoint::Checkpoints>,
 ) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while commits.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (batch, answers): (Vec<Write>, Vec<Answer>) = batch.drain(..).unzip();
         stats.record(batch.len());
+        let len = batch.len();
         let (results, wake) = direct::write(&pool, batch).await;
+        if let Some(checkpoints) = &mut checkpoints {
+            checkpoints.after(len);
+        }
         for (answer, result) in answers.into_iter().zip(results) {
             // The caller may have given up (its request was cancelled); the write stands.
             let _ = answer.send(result);

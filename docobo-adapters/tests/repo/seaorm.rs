@@ -448,3 +448,41 @@ async fn a_kept_catalog_follows_writes_made_by_another_process() {
         assert!(now.roles.is_empty(), "{url}");
     }
 }
+
+/// A SQLite file does not checkpoint its WAL inside a commit (that commit, and every webhook
+/// waiting behind its batch, would wait for the copy and its fsync): automatic checkpoints are
+/// off, and the writer runs them beside itself, on a read connection, as writes accumulate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sqlite_file_is_checkpointed_beside_the_writer_not_inside_a_commit() {
+    use crate::cases::{commit, event, insert};
+    use docobo_core::domain::EventOutcome;
+    use docobo_core::ports::Ledger;
+    use sea_orm::ConnectionTrait;
+
+    let url = format!("sqlite://{}?mode=rwc", temp_path("db").display());
+    let repo = SeaOrmRepo::connect(&url, Some(SECRET_KEY)).await.expect("connects");
+    repo.migrate().await.expect("migrates");
+    setup(&repo).await;
+    let setting = repo
+        .connection()
+        .query_one_raw(sea_orm::Statement::from_string(repo.backend(), "PRAGMA wal_autocheckpoint"))
+        .await
+        .expect("pragma")
+        .expect("a row");
+    assert_eq!(setting.try_get_by_index::<i64>(0).expect("value"), 0, "automatic checkpoints are off");
+
+    for i in 1..=600u64 {
+        let delivery = commit(
+            Some(event(&format!("evt_{i}"), EventOutcome::Processed)),
+            vec![insert(i, &format!("sub_{i}"), None)],
+            vec![],
+        );
+        repo.commit(delivery).await.expect("commit");
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while repo.commit_stats().checkpoints < 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let stats = repo.commit_stats();
+    assert!(stats.checkpoints >= 2, "600 writes, a checkpoint every 256: {stats:?}");
+}
