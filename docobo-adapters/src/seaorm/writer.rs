@@ -107,7 +107,8 @@ struct Stats {
 }
 
 /// How much group commit grouped: `commits` (ledger commits and settlements) written in
-/// `batches` transactions; and the WAL `checkpoints` the writer ran beside them ([`checkpoint`]).
+/// `batches` transactions; and the WAL `checkpoints` the writer ran beside them
+/// (`seaorm/writer/checkpoint.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CommitStats {
     pub commits: u64,

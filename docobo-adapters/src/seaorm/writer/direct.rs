@@ -6,9 +6,9 @@
 //! given back), and runs the whole batch, `BEGIN` to `COMMIT`, on one blocking thread through
 //! `rusqlite`.
 //!
-//! The statements stay SeaORM's: [`apply`] builds each with SeaORM's query builders and hands it
-//! to an [`Execute`]; here that is [`Lent`], which runs it at once on the borrowed handle, so
-//! the commit's SQL is written once for both databases.
+//! The statements stay SeaORM's: [`apply_write`] builds each with SeaORM's query builders and
+//! hands it to an [`Execute`]; here that is [`Lent`], which runs it at once on the borrowed
+//! handle, so the commit's SQL is written once for both databases.
 
 use std::sync::Mutex;
 
