@@ -27,9 +27,10 @@
 //!
 //! After the configured rates, each database gets one more phase at twice the highest rate it
 //! sustained (the offered rate of a phase with no errors and at most 1% refused, less the share
-//! it refused), unless a configured rate was already that high: issue 15's overload row. Then, on each database, the cost of one ingest (verify,
-//! parse, read, commit) next to a bare one-row durable insert, both sequential; and last, issue
-//! 15's targets, each with what this run measured and whether it was met.
+//! it refused), unless a configured rate was already that high: issue 15's overload row. Then,
+//! on each database, the cost of one ingest (verify, parse, read, commit) next to a bare one-row
+//! durable insert, both sequential; and last, issue 15's targets, each with what this run
+//! measured and whether it was met.
 //!
 //! Knobs: `DOCOBO_LOAD_RATES=100,500`, `DOCOBO_LOAD_SECONDS=5`, `DOCOBO_LOAD_OVERLOAD=0` (no
 //! overload phase). `DOCOBO_LOAD_RECOVERY=100`

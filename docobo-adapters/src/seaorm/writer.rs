@@ -103,7 +103,7 @@ pub(super) struct Writer {
 struct Stats {
     commits: AtomicU64,
     batches: AtomicU64,
-    checkpoints: Arc<AtomicU64>,
+    checkpoints: AtomicU64,
 }
 
 /// How much group commit grouped: `commits` (ledger commits and settlements) written in
@@ -134,9 +134,8 @@ impl SeaOrmRepo {
         }
         let queue = self.writer.queue.get_or_init(|| {
             let (queue, commits) = mpsc::channel(QUEUE);
-            let checkpoints = self
-                .wal_checkpoints
-                .then(|| checkpoint::Checkpoints::on(self.read.clone(), stats.checkpoints.clone()));
+            let checkpoints =
+                self.wal_checkpoints.then(|| checkpoint::Checkpoints::on(self.read.clone(), stats.clone()));
             tokio::spawn(write_batches(
                 self.db.get_sqlite_connection_pool().clone(),
                 commits,

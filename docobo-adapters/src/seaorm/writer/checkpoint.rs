@@ -8,9 +8,11 @@
 //! starts the log over from its beginning, so the WAL stays about [`EVERY`] writes long.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use sea_orm::{ConnectionTrait, DatabaseConnection};
+
+use super::Stats;
 
 /// Writes between checkpoints: a few thousand WAL pages at about ten pages a commit.
 pub(super) const EVERY: usize = 256;
@@ -21,13 +23,13 @@ pub(super) struct Checkpoints {
     read: DatabaseConnection,
     since: usize,
     running: Arc<AtomicBool>,
-    done: Arc<AtomicU64>,
+    stats: Arc<Stats>,
 }
 
 impl Checkpoints {
-    /// Checkpoints on `read` (a connection beside the writer's), counting them in `done`.
-    pub fn on(read: DatabaseConnection, done: Arc<AtomicU64>) -> Self {
-        Checkpoints { read, since: 0, running: Arc::default(), done }
+    /// Checkpoints on `read` (a connection beside the writer's), counting them in `stats`.
+    pub fn on(read: DatabaseConnection, stats: Arc<Stats>) -> Self {
+        Checkpoints { read, since: 0, running: Arc::default(), stats }
     }
 
     /// Notes `writes` more durable writes; starts a checkpoint in the background when enough
@@ -38,11 +40,11 @@ impl Checkpoints {
             return;
         }
         self.since = 0;
-        let (read, running, done) = (self.read.clone(), self.running.clone(), self.done.clone());
+        let (read, running, stats) = (self.read.clone(), self.running.clone(), self.stats.clone());
         tokio::spawn(async move {
             match read.execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)").await {
                 Ok(_) => {
-                    done.fetch_add(1, Ordering::Relaxed);
+                    stats.checkpoints.fetch_add(1, Ordering::Relaxed);
                 }
                 Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; the next one tries again"),
             }
