@@ -5,25 +5,16 @@ use docobo_core::domain::{
     DeliveryId, Entitlement, EntitlementId, EventId, EventOutcome, ExternalRef, GuildId, ProviderName,
     RoleJobKey, Timestamp, UserId, WebhookEvent,
 };
-use docobo_core::machine::Standing;
-use docobo_core::ports::{
-    Commit, EntitlementRepo, EntitlementWrite, GuildRevision, Ledger, Recorded, StoreError,
-};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use docobo_core::ports::{Commit, EntitlementRepo, GuildRevision, Ledger, Recorded, StoreError};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::SeaOrmRepo;
 use super::convert::{
     from_micros, guild_id, micros, opt_from_micros, parse, role_id, sf, storable, store_err, user_id,
 };
-use super::entities::{audit_entry, entitlement, payment, webhook_event};
-use super::execute::{Execute, run};
-use super::queue::upsert_job;
+use super::entities::{entitlement, payment, webhook_event};
 use super::writer::{Done, Write};
-
-fn standing_json(s: &Standing) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| unreachable!("a standing always serializes"))
-}
 
 fn entitlement_from(m: entitlement::Model) -> Result<Entitlement, StoreError> {
     Ok(Entitlement {
@@ -56,121 +47,6 @@ fn event_from(m: webhook_event::Model) -> Result<WebhookEvent, StoreError> {
         last_error: m.last_error,
         retry_at: m.retry_at.map(from_micros).transpose()?,
     })
-}
-
-async fn write<E: Execute>(conn: &E, w: &EntitlementWrite, at: Timestamp) -> Result<(), StoreError> {
-    use entitlement::Column as C;
-    match w {
-        EntitlementWrite::Insert { guild, user, role, provider, external_ref, standing, deadline } => {
-            let row = entitlement::ActiveModel {
-                id: Default::default(),
-                guild_id: Set(sf(guild.get())),
-                user_id: Set(sf(user.get())),
-                role_id: Set(sf(role.get())),
-                provider: Set(provider.as_str().to_owned()),
-                external_ref: Set(external_ref.as_str().to_owned()),
-                status: Set(standing.status().as_str().to_owned()),
-                standing: Set(standing_json(standing)),
-                deadline: Set(deadline.map(micros)),
-                revision: Set(1),
-                created_at: Set(micros(at)),
-                updated_at: Set(micros(at)),
-            };
-            // A unique violation on (provider, guild, external_ref) is a concurrent insert: Conflict.
-            run(conn, entitlement::Entity::insert(row)).await?;
-        }
-        EntitlementWrite::Update { id, expected_revision, standing, deadline } => {
-            let update = entitlement::Entity::update_many()
-                .col_expr(C::Status, Expr::value(standing.status().as_str()))
-                .col_expr(C::Standing, Expr::value(standing_json(standing)))
-                .col_expr(C::Deadline, Expr::value(deadline.map(micros)))
-                .col_expr(C::Revision, Expr::col(C::Revision).add(1))
-                .col_expr(C::UpdatedAt, Expr::value(micros(at)))
-                .filter(C::Id.eq(id.0))
-                .filter(C::Revision.eq(i64::try_from(*expected_revision).unwrap_or(i64::MAX)));
-            if run(conn, update).await? != 1 {
-                return Err(StoreError::Conflict);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// What one applied commit asks for once it is durable: the workers to wake.
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Wake {
-    pub jobs: bool,
-    pub notices: bool,
-    pub deferred: bool,
-}
-
-impl Wake {
-    pub fn or(self, other: Wake) -> Wake {
-        Wake {
-            jobs: self.jobs || other.jobs,
-            notices: self.notices || other.notices,
-            deferred: self.deferred || other.deferred,
-        }
-    }
-}
-
-/// Writes `commit` on `conn` (a transaction, a savepoint of one, or the SQLite writer's lent
-/// handle inside its transaction), without committing: [`super::writer`] commits, alone or with
-/// the others of its batch.
-pub(super) async fn apply<E: Execute>(conn: &E, commit: &Commit) -> Result<(Recorded, Wake), StoreError> {
-    if let Some(e) = &commit.event {
-        use webhook_event::Column as C;
-        let recorded = if commit.replay {
-            // Only a stored failure or deferral is replayed, and only once: the update is
-            // conditional.
-            let replayable = [EventOutcome::Failed, EventOutcome::Deferred].map(EventOutcome::as_str);
-            let update = webhook_event::Entity::update_many()
-                .col_expr(C::Outcome, Expr::value(EventOutcome::as_str(e.outcome)))
-                .col_expr(C::LastError, Expr::value(e.last_error.as_deref().map(storable)))
-                .col_expr(C::RetryAt, Expr::value(e.retry_at.map(micros)))
-                .col_expr(C::Attempts, Expr::col(C::Attempts).add(1))
-                .filter(C::Id.eq(e.id.0))
-                .filter(C::Outcome.is_in(replayable));
-            run(conn, update).await? == 1
-        } else {
-            let row = webhook_event::ActiveModel {
-                id: Default::default(),
-                provider: Set(e.provider.as_str().to_owned()),
-                guild_id: Set(sf(e.guild.get())),
-                external_id: Set(e.external_id.as_str().to_owned()),
-                body: Set(e.body.clone()),
-                received_at: Set(micros(e.received_at)),
-                outcome: Set(EventOutcome::as_str(e.outcome).to_owned()),
-                attempts: Set(i32::try_from(e.attempts).unwrap_or(i32::MAX)),
-                last_error: Set(e.last_error.as_deref().map(storable)),
-                retry_at: Set(e.retry_at.map(micros)),
-            };
-            let first = OnConflict::columns([C::Provider, C::GuildId, C::ExternalId]).do_nothing().to_owned();
-            run(conn, webhook_event::Entity::insert(row).on_conflict(first)).await? == 1
-        };
-        if !recorded {
-            return Ok((Recorded::Duplicate, Wake::default()));
-        }
-    }
-    for w in &commit.writes {
-        write(conn, w, commit.at).await?;
-    }
-    for key in &commit.jobs {
-        upsert_job(conn, *key, &commit.cause, commit.at).await?;
-    }
-    for payment in &commit.payments {
-        super::payments::upsert(conn, payment).await?;
-    }
-    if !commit.audit.is_empty() {
-        run(conn, audit_entry::Entity::insert_many(commit.audit.iter().map(super::audit::audit_row))).await?;
-    }
-    let notices = super::notices::plan(conn, &commit.notices, commit.at).await?;
-    let wake = Wake {
-        jobs: !commit.jobs.is_empty(),
-        notices: notices > 0,
-        deferred: commit.event.as_ref().is_some_and(|e| e.outcome == EventOutcome::Deferred),
-    };
-    Ok((Recorded::Committed, wake))
 }
 
 #[async_trait]

@@ -30,6 +30,7 @@ mod queue;
 mod relay;
 mod sessions;
 mod setup;
+mod steps;
 mod writer;
 
 pub use writer::{CommitStats, MAX_BATCH};

@@ -5,10 +5,10 @@ use docobo_core::domain::{
     GuildId, MemberNotices, Notice, NoticeId, NoticeState, PlannedNotice, Timestamp, UserId,
 };
 use docobo_core::ports::{NoticeRepo, NoticeSettlement, StoreError};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
+use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    QuerySelect, QueryTrait, TransactionTrait,
 };
 
 use super::SeaOrmRepo;
@@ -16,7 +16,7 @@ use super::convert::{
     from_micros, guild_id, micros, opt_from_micros, parse, role_id, sf, storable, store_err, user_id,
 };
 use super::entities::{member_notice, notice};
-use super::execute::{Execute, run};
+use super::execute::Execute;
 
 fn notice_from(m: notice::Model) -> Result<Notice, StoreError> {
     Ok(Notice {
@@ -46,31 +46,36 @@ pub(super) async fn plan<E: Execute>(
     notices: &[PlannedNotice],
     now: Timestamp,
 ) -> Result<usize, StoreError> {
-    let mut added = 0;
-    for n in notices {
-        let row = notice::ActiveModel {
-            id: Default::default(),
-            key: Set(n.key()),
-            guild_id: Set(sf(n.guild.get())),
-            user_id: Set(sf(n.user.get())),
-            role_id: Set(sf(n.role.get())),
-            provider: Set(n.provider.as_str().to_owned()),
-            external_ref: Set(n.external_ref.as_str().to_owned()),
-            kind: Set(n.kind.as_str().to_owned()),
-            lead_seconds: Set(n.lead.map(|l| l.whole_seconds())),
-            about: Set(n.about.map(micros)),
-            send_at: Set(micros(n.send_at)),
-            state: Set(NoticeState::Pending.as_str().to_owned()),
-            attempts: Set(0),
-            note: Set(None),
-            locked_until: Set(None),
-            created_at: Set(micros(now)),
-            settled_at: Set(None),
-        };
-        let first = OnConflict::column(notice::Column::Key).do_nothing().to_owned();
-        added += usize::from(run(conn, notice::Entity::insert(row).on_conflict(first)).await? == 1);
+    if notices.is_empty() {
+        return Ok(0);
     }
-    Ok(added)
+    let added = conn.execute(conn.backend().build(&record(notices, now))).await?;
+    Ok(usize::try_from(added).unwrap_or(usize::MAX))
+}
+
+/// Inserts each of `notices` (not empty) unless a notice with its key was planned before.
+pub(super) fn record(notices: &[PlannedNotice], now: Timestamp) -> InsertStatement {
+    let rows = notices.iter().map(|n| notice::ActiveModel {
+        id: Default::default(),
+        key: Set(n.key()),
+        guild_id: Set(sf(n.guild.get())),
+        user_id: Set(sf(n.user.get())),
+        role_id: Set(sf(n.role.get())),
+        provider: Set(n.provider.as_str().to_owned()),
+        external_ref: Set(n.external_ref.as_str().to_owned()),
+        kind: Set(n.kind.as_str().to_owned()),
+        lead_seconds: Set(n.lead.map(|l| l.whole_seconds())),
+        about: Set(n.about.map(micros)),
+        send_at: Set(micros(n.send_at)),
+        state: Set(NoticeState::Pending.as_str().to_owned()),
+        attempts: Set(0),
+        note: Set(None),
+        locked_until: Set(None),
+        created_at: Set(micros(now)),
+        settled_at: Set(None),
+    });
+    let first = OnConflict::column(notice::Column::Key).do_nothing().to_owned();
+    notice::Entity::insert_many(rows).on_conflict(first).into_query()
 }
 
 #[async_trait]

@@ -3,16 +3,15 @@
 use async_trait::async_trait;
 use docobo_core::domain::{GuildId, Money, Payment};
 use docobo_core::ports::{PaymentLog, StoreError};
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, OnConflict};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QueryTrait};
 
 use super::SeaOrmRepo;
 use super::convert::{from_micros, guild_id, micros, parse, role_id, sf, store_err, user_id};
 use super::entities::payment::{self, Column as C};
-use super::execute::{Execute, run};
 
 /// Inserts `p`, or raises the stored refund of the same `(provider, guild, reference)`.
-pub(super) async fn upsert<E: Execute>(conn: &E, p: &Payment) -> Result<(), StoreError> {
+pub(super) fn upsert(p: &Payment) -> InsertStatement {
     let row = payment::ActiveModel {
         id: Default::default(),
         provider: Set(p.provider.as_str().to_owned()),
@@ -32,8 +31,7 @@ pub(super) async fn upsert<E: Execute>(conn: &E, p: &Payment) -> Result<(), Stor
             Expr::case(stored.clone().lt(p.refunded.minor), p.refunded.minor).finally(stored),
         )
         .to_owned();
-    run(conn, payment::Entity::insert(row).on_conflict(on_conflict)).await?;
-    Ok(())
+    payment::Entity::insert(row).on_conflict(on_conflict).into_query()
 }
 
 fn payment_from(m: payment::Model) -> Result<Payment, StoreError> {

@@ -14,10 +14,10 @@ use async_trait::async_trait;
 use docobo_core::domain::{JobId, JobState, RoleJob, RoleJobKey, Timestamp};
 use docobo_core::ports::{JobQueue, Settled, Settlement, StoreError};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::sea_query::{LockBehavior, LockType, OnConflict};
+use sea_orm::sea_query::{InsertStatement, LockBehavior, LockType, OnConflict};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TransactionTrait,
+    QuerySelect, QueryTrait, TransactionTrait,
 };
 
 use super::SeaOrmRepo;
@@ -57,6 +57,12 @@ pub(super) async fn upsert_job<E: Execute>(
     cause: &str,
     now: Timestamp,
 ) -> Result<(), StoreError> {
+    conn.execute(conn.backend().build(&job_upsert(key, cause, now))).await?;
+    Ok(())
+}
+
+/// The statement [`upsert_job`] runs.
+pub(super) fn job_upsert(key: RoleJobKey, cause: &str, now: Timestamp) -> InsertStatement {
     let now = micros(now);
     let existing = |c: C| Expr::col((role_job::Entity, c));
     let pending = || existing(C::State).eq(JobState::as_str(JobState::Pending));
@@ -86,8 +92,7 @@ pub(super) async fn upsert_job<E: Execute>(
         .value(C::Generation, existing(C::Generation).add(1))
         .value(C::Cause, cause)
         .to_owned();
-    run(conn, role_job::Entity::insert(row).on_conflict(on_conflict)).await?;
-    Ok(())
+    role_job::Entity::insert(row).on_conflict(on_conflict).into_query()
 }
 
 fn lease_filter(job: &RoleJob) -> Condition {

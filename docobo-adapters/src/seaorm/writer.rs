@@ -20,8 +20,10 @@
 //! serialises every statement's network round trip on one connection. Measured with
 //! `cargo bench --bench load` (docs/PERFORMANCE.md §4): one writer took SQLite from 682 to 896
 //! webhooks/s at 1,000/s offered, and PostgreSQL from 999 down to 755, so PostgreSQL does not use
-//! it.
+//! it. A ledger commit there is one statement, one round trip ([`as_one`]); a replay, a commit
+//! that repeats an upsert's key, and a settlement are a transaction of their own.
 
+mod as_one;
 mod checkpoint;
 mod direct;
 
@@ -37,8 +39,8 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use super::SeaOrmRepo;
 use super::convert::store_err;
 use super::execute::Execute;
-use super::ledger::{Wake, apply};
 use super::queue::settle_on;
+use super::steps::{Wake, apply};
 
 /// Most commits written in one transaction.
 pub const MAX_BATCH: usize = 64;
@@ -126,7 +128,16 @@ impl SeaOrmRepo {
     /// own (see the module docs).
     pub(super) async fn write(&self, write: Write) -> Result<Done, StoreError> {
         let stats = self.writer.stats.clone();
-        if self.db.get_database_backend() != DbBackend::Sqlite {
+        let backend = self.db.get_database_backend();
+        if let (DbBackend::Postgres, Write::Commit(commit)) = (backend, &write)
+            && as_one::fits(commit)
+        {
+            stats.record(1);
+            let (recorded, wake) = as_one::write(&self.db, commit).await?;
+            self.wakers().wake(wake);
+            return Ok(Done::Recorded(recorded));
+        }
+        if backend != DbBackend::Sqlite {
             let (mut results, wake) = write_alone(&self.db, &write).await;
             stats.record(1);
             self.wakers().wake(wake);

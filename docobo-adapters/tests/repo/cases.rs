@@ -600,6 +600,41 @@ pub async fn payments_are_kept_once_per_reference_and_refunds_only_rise<R: Subsc
     assert!(repo.payments(other).await.expect("reads").is_empty());
 }
 
+pub async fn a_commit_that_names_a_job_payment_or_notice_twice_writes_each_once<R: SubscriptionRepo>(
+    repo: &R,
+) {
+    setup(repo).await;
+    let usd = |minor| Money { minor, currency: Currency::Usd };
+    let paid = |refunded| Payment {
+        provider: ProviderName::POLAR,
+        guild: guild(),
+        reference: "order_1".parse().expect("ref"),
+        user: Some(user(1)),
+        role: Some(role()),
+        amount: usd(500),
+        refunded: usd(refunded),
+        paid_at: T0,
+    };
+    let soon = notice(1, NoticeKind::EndingSoon, T0);
+    let twice = Commit {
+        payments: vec![paid(0), paid(200)],
+        notices: vec![soon.clone(), soon],
+        ..commit(
+            Some(event("evt_1", EventOutcome::Processed)),
+            vec![insert(1, "sub_1", None)],
+            vec![key(1), key(1)],
+        )
+    };
+    assert_eq!(repo.commit(twice).await, Ok(Recorded::Committed));
+    let jobs = repo.jobs(JobState::Pending, 10).await.expect("reads");
+    assert_eq!(jobs.iter().map(|j| j.key).collect::<Vec<_>>(), [key(1)]);
+    let refunds: Vec<i64> =
+        repo.payments(guild()).await.expect("reads").iter().map(|p| p.refunded.minor).collect();
+    assert_eq!(refunds, [200], "one row, the higher refund");
+    assert_eq!(repo.claim_notices(T0, LEASE, 10).await.expect("claims").len(), 1);
+    assert_eq!(repo.guild_entitlements(guild()).await.expect("reads").len(), 1);
+}
+
 pub async fn the_guild_revision_moves_with_every_purchase_and_payment_change<R: SubscriptionRepo>(repo: &R) {
     setup(repo).await;
     let mut seen = vec![repo.guild_revision(guild()).await.expect("reads")];

@@ -51,6 +51,7 @@ macro_rules! contract {
             case!(deferred_deliveries_come_due_are_put_off_and_resolve_once);
             case!(a_commit_writes_its_audit_entries_only_when_it_lands);
             case!(payments_are_kept_once_per_reference_and_refunds_only_rise);
+            case!(a_commit_that_names_a_job_payment_or_notice_twice_writes_each_once);
             case!(the_guild_revision_moves_with_every_purchase_and_payment_change);
             case!(guild_and_credentials_are_read_together);
             case!(the_catalog_follows_every_catalog_write);

@@ -22,7 +22,7 @@ use sea_orm::{DbBackend, Statement};
 use tokio::runtime::Handle;
 
 use super::super::execute::Execute;
-use super::super::ledger::Wake;
+use super::super::steps::Wake;
 use super::{Done, Write, Written, apply_write, failed};
 
 /// Writes `batch` as one transaction on the writer connection from `pool`, on a blocking
