@@ -6,7 +6,7 @@
 use std::future::Future;
 
 use docobo_core::ports::StoreError;
-use sea_orm::{ConnectionTrait, DbBackend, QueryTrait, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 
 use super::convert::store_err;
 
@@ -28,9 +28,4 @@ impl<C: ConnectionTrait> Execute for C {
     async fn execute(&self, statement: Statement) -> Result<u64, StoreError> {
         Ok(self.execute_raw(statement).await.map_err(store_err)?.rows_affected())
     }
-}
-
-/// Builds `query` for `conn`'s database and runs it; how many rows it changed.
-pub(super) async fn run<E: Execute, Q: QueryTrait>(conn: &E, query: Q) -> Result<u64, StoreError> {
-    conn.execute(query.build(conn.backend())).await
 }

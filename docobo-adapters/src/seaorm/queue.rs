@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use docobo_core::domain::{JobId, JobState, RoleJob, RoleJobKey, Timestamp};
 use docobo_core::ports::{JobQueue, Settled, Settlement, StoreError};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::sea_query::{InsertStatement, LockBehavior, LockType, OnConflict};
+use sea_orm::sea_query::{InsertStatement, LockBehavior, LockType, OnConflict, UpdateStatement};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, QueryTrait, TransactionTrait,
@@ -26,7 +26,7 @@ use super::convert::{
     from_micros, guild_id, micros, opt_from_micros, parse, role_id, sf, storable, store_err, user_id,
 };
 use super::entities::role_job::{self, Column as C};
-use super::execute::{Execute, run};
+use super::execute::Execute;
 use super::writer::{Done, Settle, Write};
 
 fn job_from(m: role_job::Model) -> Result<RoleJob, StoreError> {
@@ -244,38 +244,62 @@ async fn database_now<Conn: ConnectionTrait>(conn: &Conn) -> Result<Option<i64>,
     row.try_get::<i64>("", "now").map(Some).map_err(store_err)
 }
 
+/// A settlement's statements (see `JobQueue::settle` for the rules): its audit rows, the update
+/// that applies it while the lease and generation still hold, and the update that puts the job
+/// back to pending when only the generation moved (it was enqueued again while the worker ran).
+pub(super) struct Settling {
+    pub audit: Option<InsertStatement>,
+    pub applied: UpdateStatement,
+    pub requeued: UpdateStatement,
+}
+
+impl Settling {
+    pub fn of(s: &Settle) -> Settling {
+        let audit = (!s.audit.is_empty()).then(|| {
+            let rows = s.audit.iter().map(audit_row);
+            super::entities::audit_entry::Entity::insert_many(rows).into_query()
+        });
+        let claimed = &s.claimed;
+        let generation = i64::try_from(claimed.generation).unwrap_or(i64::MAX);
+        let mut update = role_job::Entity::update_many().col_expr(C::LockedUntil, Expr::null());
+        update = match &s.settlement {
+            Settlement::Done => update
+                .col_expr(C::State, Expr::value(JobState::as_str(JobState::Done)))
+                .col_expr(C::LastError, Expr::null()),
+            Settlement::Retry { at, error } => update
+                .col_expr(C::Attempts, Expr::col(C::Attempts).add(1))
+                .col_expr(C::RunAt, Expr::value(micros(*at)))
+                .col_expr(C::LastError, Expr::value(storable(error))),
+            Settlement::Park { reason } => update
+                .col_expr(C::State, Expr::value(JobState::as_str(JobState::Parked)))
+                .col_expr(C::LastError, Expr::value(storable(reason))),
+        };
+        let applied = update.filter(lease_filter(claimed)).filter(C::Generation.eq(generation));
+        let requeued = role_job::Entity::update_many()
+            .col_expr(C::LockedUntil, Expr::null())
+            .col_expr(C::State, Expr::value(JobState::as_str(JobState::Pending)))
+            .col_expr(C::RunAt, Expr::value(micros(s.now)))
+            .col_expr(C::Attempts, Expr::value(0))
+            .filter(lease_filter(claimed));
+        Settling { audit, applied: applied.into_query(), requeued: requeued.into_query() }
+    }
+}
+
 /// Settles `s.claimed` on `conn` without committing (see `JobQueue::settle` for the rules).
 pub(super) async fn settle_on<E: Execute>(conn: &E, s: &Settle) -> Result<Settled, StoreError> {
-    for entry in &s.audit {
-        run(conn, super::entities::audit_entry::Entity::insert(audit_row(entry))).await?;
+    let Settling { audit, applied, requeued } = Settling::of(s);
+    let backend = conn.backend();
+    if let Some(audit) = audit {
+        conn.execute(backend.build(&audit)).await?;
     }
-    let claimed = &s.claimed;
-    let generation = i64::try_from(claimed.generation).unwrap_or(i64::MAX);
-    let mut update = role_job::Entity::update_many().col_expr(C::LockedUntil, Expr::null());
-    update = match &s.settlement {
-        Settlement::Done => update
-            .col_expr(C::State, Expr::value(JobState::as_str(JobState::Done)))
-            .col_expr(C::LastError, Expr::null()),
-        Settlement::Retry { at, error } => update
-            .col_expr(C::Attempts, Expr::col(C::Attempts).add(1))
-            .col_expr(C::RunAt, Expr::value(micros(*at)))
-            .col_expr(C::LastError, Expr::value(storable(error))),
-        Settlement::Park { reason } => update
-            .col_expr(C::State, Expr::value(JobState::as_str(JobState::Parked)))
-            .col_expr(C::LastError, Expr::value(storable(reason))),
-    };
-    let applied = update.filter(lease_filter(claimed)).filter(C::Generation.eq(generation));
-    if run(conn, applied).await? == 1 {
+    if conn.execute(backend.build(&applied)).await? == 1 {
         return Ok(Settled::Applied);
     }
-    // Enqueued again while the worker ran: the facts changed after it read them.
-    let requeued = role_job::Entity::update_many()
-        .col_expr(C::LockedUntil, Expr::null())
-        .col_expr(C::State, Expr::value(JobState::as_str(JobState::Pending)))
-        .col_expr(C::RunAt, Expr::value(micros(s.now)))
-        .col_expr(C::Attempts, Expr::value(0))
-        .filter(lease_filter(claimed));
-    Ok(if run(conn, requeued).await? == 1 { Settled::Requeued } else { Settled::LeaseLost })
+    Ok(if conn.execute(backend.build(&requeued)).await? == 1 {
+        Settled::Requeued
+    } else {
+        Settled::LeaseLost
+    })
 }
 
 impl SeaOrmRepo {

@@ -20,8 +20,8 @@
 //! serialises every statement's network round trip on one connection. Measured with
 //! `cargo bench --bench load` (docs/PERFORMANCE.md §4): one writer took SQLite from 682 to 896
 //! webhooks/s at 1,000/s offered, and PostgreSQL from 999 down to 755, so PostgreSQL does not use
-//! it. A ledger commit there is one statement, one round trip ([`as_one`]); a replay, a commit
-//! that repeats an upsert's key, and a settlement are a transaction of their own.
+//! it. A ledger commit or a settlement there is one statement, one round trip ([`as_one`]); a
+//! replay, and a commit that repeats an upsert's key, are a transaction of their own.
 
 mod as_one;
 mod checkpoint;
@@ -129,13 +129,22 @@ impl SeaOrmRepo {
     pub(super) async fn write(&self, write: Write) -> Result<Done, StoreError> {
         let stats = self.writer.stats.clone();
         let backend = self.db.get_database_backend();
-        if let (DbBackend::Postgres, Write::Commit(commit)) = (backend, &write)
-            && as_one::fits(commit)
-        {
-            stats.record(1);
-            let (recorded, wake) = as_one::write(&self.db, commit).await?;
-            self.wakers().wake(wake);
-            return Ok(Done::Recorded(recorded));
+        if backend == DbBackend::Postgres {
+            let written = match &write {
+                Write::Commit(commit) if as_one::fits(commit) => {
+                    Some(as_one::write(&self.db, commit).await.map(|(r, wake)| (Done::Recorded(r), wake)))
+                }
+                Write::Settle(settle) => Some(as_one::settle(&self.db, settle).await.map(|settled| {
+                    (Done::Settled(settled), Wake { jobs: settled == Settled::Requeued, ..Wake::default() })
+                })),
+                Write::Commit(_) => None,
+            };
+            if let Some(written) = written {
+                stats.record(1);
+                let (done, wake) = written?;
+                self.wakers().wake(wake);
+                return Ok(done);
+            }
         }
         if backend != DbBackend::Sqlite {
             let (mut results, wake) = write_alone(&self.db, &write).await;

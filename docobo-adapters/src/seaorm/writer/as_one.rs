@@ -1,5 +1,5 @@
-//! A ledger commit as **one statement** on PostgreSQL: one round trip and one implicit
-//! transaction instead of `BEGIN`, a statement per step and `COMMIT`.
+//! A ledger commit, and a role job's settlement, as **one statement** on PostgreSQL: one round
+//! trip and one implicit transaction instead of `BEGIN`, a statement per step and `COMMIT`.
 //!
 //! Every step of the commit ([`steps`]) becomes a data-modifying common table expression,
 //! `s0 AS (INSERT … RETURNING 1)`, and the statement's own `SELECT` checks the steps' rules:
@@ -20,9 +20,9 @@
 
 use std::collections::BTreeSet;
 
-use docobo_core::ports::{Commit, Recorded, StoreError};
+use docobo_core::ports::{Commit, Recorded, Settled, StoreError};
 use sea_orm::sea_query::{
-    Alias, CommonTableExpression, Expr, Query, SubQueryStatement, WithClause, WithQuery,
+    Alias, CommonTableExpression, Expr, Query, ReturningClause, SubQueryStatement, WithClause, WithQuery,
 };
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect,
@@ -31,7 +31,9 @@ use sea_orm::{
 
 use super::super::convert::{sf, store_err};
 use super::super::entities::webhook_event;
+use super::super::queue::Settling;
 use super::super::steps::{Built, Rule, Step, Wake, steps};
+use super::Settle;
 
 /// PostgreSQL's SQLSTATE for a division by zero: here, a step that broke its rule.
 const BROKE_A_RULE: &str = "22012";
@@ -78,18 +80,13 @@ fn statement(steps: &[Step]) -> WithQuery {
     let mut notices = vec!["0::bigint".to_owned()];
     let mut checks = Vec::new();
     for (i, step) in steps.iter().enumerate() {
-        let one = Query::returning().expr(Expr::cust("1"));
         let query: SubQueryStatement = match &step.built {
-            Built::Insert(q) => q.clone().returning(one).to_owned().into(),
-            Built::Update(q) => q.clone().returning(one).to_owned().into(),
+            Built::Insert(q) => q.clone().returning(one()).to_owned().into(),
+            Built::Update(q) => q.clone().returning(one()).to_owned().into(),
         };
-        with.cte(
-            CommonTableExpression::new().table_name(Alias::new(format!("s{i}"))).query(query).to_owned(),
-        );
+        with.cte(cte(&format!("s{i}"), query));
         match step.rule {
-            Rule::Record | Rule::Revision => {
-                checks.push(Expr::cust(format!("1 / {}", changed(i))));
-            }
+            Rule::Record | Rule::Revision => checks.push(Expr::cust(format!("1 / {}", changed(i)))),
             Rule::Notice => notices.push(changed(i)),
             Rule::Any => {}
         }
@@ -98,6 +95,47 @@ fn statement(steps: &[Step]) -> WithQuery {
     select.expr(Expr::cust(notices.join(" + ")));
     select.exprs(checks);
     with.query(select)
+}
+
+/// `RETURNING 1`: each CTE's rows are only counted.
+fn one() -> ReturningClause {
+    Query::returning().expr(Expr::cust("1"))
+}
+
+fn cte(name: &str, query: impl Into<SubQueryStatement>) -> CommonTableExpression {
+    CommonTableExpression::new().table_name(Alias::new(name)).query(query).to_owned()
+}
+
+/// Settles a role job in one statement with the rules of the statement-at-a-time path
+/// (`queue::settle_on`): the audit rows; the update that applies the settlement under the lease
+/// and generation; and, only if that changed nothing, the update that puts a job enqueued again
+/// meanwhile back to pending. Two updates of one row in one statement would be unpredictable,
+/// so the second names the first's rows (`NOT EXISTS`) rather than running after it.
+pub(super) async fn settle(db: &DatabaseConnection, s: &Settle) -> Result<Settled, StoreError> {
+    let Settling { audit, mut applied, mut requeued } = Settling::of(s);
+    let mut with = WithClause::new();
+    if let Some(mut audit) = audit {
+        with.cte(cte("audit", audit.returning(one()).to_owned()));
+    }
+    with.cte(cte("applied", applied.returning(one()).to_owned()));
+    requeued.and_where(Expr::cust("NOT EXISTS (SELECT 1 FROM applied)")).returning(one());
+    with.cte(cte("requeued", requeued));
+    let mut select = Query::select();
+    select
+        .expr(Expr::cust("(SELECT count(*) FROM applied)"))
+        .expr(Expr::cust("(SELECT count(*) FROM requeued)"));
+    let statement = db.get_database_backend().build(&with.query(select));
+    let row = db
+        .query_one_raw(statement)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| StoreError::Corrupt("a settlement returned no row".to_owned()))?;
+    let count = |i| row.try_get_by_index::<i64>(i).map_err(store_err);
+    Ok(match (count(0)?, count(1)?) {
+        (1, _) => Settled::Applied,
+        (_, 1) => Settled::Requeued,
+        _ => Settled::LeaseLost,
+    })
 }
 
 /// Whether the division by zero came from these statements' rule checks.
