@@ -15,13 +15,14 @@
 //! alone and without a savepoint; a batch forms only from commits that arrive while the previous
 //! one is written.
 //!
-//! On PostgreSQL each commit keeps a transaction of its own, run in parallel over the pool:
+//! PostgreSQL has no writer task: each commit is written on its own, in parallel over the pool.
 //! PostgreSQL already groups concurrent commits into one WAL flush, and a single writer there
-//! serialises every statement's network round trip on one connection. Measured with
-//! `cargo bench --bench load` (docs/PERFORMANCE.md §4): one writer took SQLite from 682 to 896
-//! webhooks/s at 1,000/s offered, and PostgreSQL from 999 down to 755, so PostgreSQL does not use
-//! it. A ledger commit or a settlement there is one statement, one round trip ([`as_one`]); a
-//! replay, and a commit that repeats an upsert's key, are a transaction of their own.
+//! serialises every round trip on one connection: measured with `cargo bench --bench load`
+//! (docs/PERFORMANCE.md §4), one writer took SQLite from 682 to 896 webhooks/s at 1,000/s
+//! offered, and PostgreSQL from 999 down to 755. A ledger commit or a settlement there is
+//! **one statement** ([`as_one`]): one round trip instead of `BEGIN`, one per statement and
+//! `COMMIT`. A replay, and a commit that repeats an upsert's key, keep a transaction of their
+//! own ([`write_alone`]).
 
 mod as_one;
 mod checkpoint;
@@ -124,8 +125,8 @@ fn stopped() -> StoreError {
 
 impl SeaOrmRepo {
     /// Writes `write` durably: on SQLite through the writer task (started in the current runtime
-    /// on first use), batched with whatever else is waiting; on PostgreSQL in a transaction of its
-    /// own (see the module docs).
+    /// on first use), batched with whatever else is waiting; on PostgreSQL on its own, as one
+    /// statement where it can be (see the module docs).
     pub(super) async fn write(&self, write: Write) -> Result<Done, StoreError> {
         let stats = self.writer.stats.clone();
         let backend = self.db.get_database_backend();
