@@ -33,11 +33,12 @@
 //! measured and whether it was met.
 //!
 //! Knobs: `DOCOBO_LOAD_RATES=100,500`, `DOCOBO_LOAD_SECONDS=5`, `DOCOBO_LOAD_OVERLOAD=0` (no
-//! overload phase). `DOCOBO_LOAD_RECOVERY=100`
-//! follows each phase, on the same server, with 5 s at 100/s and prints the accepted deliveries'
-//! ack p99 for each of those seconds: how soon the server is back to normal after a burst. `DOCOBO_LOAD_PERF=DIR` also
-//! samples the server with `perf record` (call graphs from DWARF) while the traffic runs, into
-//! `DIR/<database>-<rate>.perf.data`; `benches/flamegraph.sh` runs that and draws the flame graphs.
+//! overload phase). `DOCOBO_LOAD_RECOVERY=100` follows each phase, on the same server, with 5 s
+//! at 100/s and prints the accepted deliveries' ack p99 for each of those seconds: how soon the
+//! server is back to normal after a burst. `DOCOBO_LOAD_BY_SECOND=1` prints the same for each
+//! second of every phase. `DOCOBO_LOAD_PERF=DIR` also samples the server with `perf record`
+//! (call graphs from DWARF) while the traffic runs, into `DIR/<database>-<rate>.perf.data`;
+//! `benches/flamegraph.sh` runs that and draws the flame graphs.
 
 mod support;
 
@@ -284,6 +285,9 @@ struct Row {
     /// With `DOCOBO_LOAD_RECOVERY`: each second of the calm after the phase, the accepted
     /// deliveries' ack p99 (ms) and how many were refused.
     recovery: Vec<(f64, usize)>,
+    /// The same for each second of the phase itself, printed with `DOCOBO_LOAD_BY_SECOND=1`:
+    /// whether a tail is the first second's cold start (new connections) or spread through it.
+    during: Vec<(f64, usize)>,
 }
 
 /// The highest rate `database` kept up with: of the phases with no errors and at most 1% refused,
@@ -409,21 +413,8 @@ async fn run_phase(
         answers.push(task.await.expect("task"));
     }
     // The calm after the phase, second by second: accepted ack p99 and refusals.
-    let recovery: Vec<(f64, usize)> = (0..calm.map_or(0, |_| RECOVERY_SECONDS))
-        .map(|second| {
-            let window = |(_, _, scheduled): &&(u16, Instant, Instant)| {
-                scheduled.saturating_duration_since(burst_end).as_secs() == second as u64
-            };
-            let calm_answers: Vec<_> = answers[n..].iter().filter(window).collect();
-            let mut acks: Vec<Duration> = calm_answers
-                .iter()
-                .filter(|(status, _, _)| (200..300).contains(status))
-                .map(|(_, at, scheduled)| at.saturating_duration_since(*scheduled))
-                .collect();
-            acks.sort();
-            (percentile(&acks, 0.99), calm_answers.iter().filter(|(status, _, _)| *status == 503).count())
-        })
-        .collect();
+    let recovery = by_second(&answers[n..], burst_end, calm.map_or(0, |_| RECOVERY_SECONDS));
+    let during = by_second(&answers[..n], start, seconds);
     let phase = &answers[..n];
     let last = phase.iter().map(|(_, at, _)| *at).max().unwrap_or(start);
     let accepted = |status: u16| (200..300).contains(&status);
@@ -492,7 +483,30 @@ async fn run_phase(
         duplicate_puts: by_suffix.values().map(|(_, count)| count.saturating_sub(1)).sum(),
         rss_mib,
         recovery,
+        during,
     }
+}
+
+/// For each of `seconds` seconds from `from`, by scheduled send time: the accepted deliveries'
+/// ack p99 (ms) and how many were refused.
+fn by_second(answers: &[(u16, Instant, Instant)], from: Instant, seconds: usize) -> Vec<(f64, usize)> {
+    (0..seconds)
+        .map(|second| {
+            let in_window = answers.iter().filter(|(_, _, scheduled)| {
+                scheduled.saturating_duration_since(from).as_secs() == second as u64
+            });
+            let (mut acks, mut refused) = (Vec::new(), 0);
+            for (status, at, scheduled) in in_window {
+                match status {
+                    200..300 => acks.push(at.saturating_duration_since(*scheduled)),
+                    503 => refused += 1,
+                    _ => {}
+                }
+            }
+            acks.sort();
+            (percentile(&acks, 0.99), refused)
+        })
+        .collect()
 }
 
 /// Mean cost of a bare one-row durable insert and of one Polar ingest on the same database.
@@ -615,16 +629,19 @@ fn main() {
             "(latencies in ms from the scheduled send time: ack of accepted deliveries, 503 of refused ones; \
              →role from the ack to the PUT at Discord; done/s and missing count accepted deliveries only)\n"
         );
-        for r in rows.iter().filter(|r| !r.recovery.is_empty()) {
+        let by_second = |seconds: &[(f64, usize)]| -> String {
             let seconds: Vec<String> =
-                r.recovery.iter().map(|(p99, refused)| format!("{p99:.1} ms ({refused} × 503)")).collect();
-            println!(
-                "{} after {}/s, then {}/s, ack p99 by second: {}",
-                r.database,
-                r.rate,
-                calm.unwrap_or_default(),
-                seconds.join(", ")
-            );
+                seconds.iter().map(|(p99, refused)| format!("{p99:.1} ms ({refused} × 503)")).collect();
+            seconds.join(", ")
+        };
+        if std::env::var_os("DOCOBO_LOAD_BY_SECOND").is_some() {
+            for r in &rows {
+                println!("{} at {}/s, ack p99 by second: {}", r.database, r.rate, by_second(&r.during));
+            }
+        }
+        for r in rows.iter().filter(|r| !r.recovery.is_empty()) {
+            let (database, rate, calm) = (r.database, r.rate, calm.unwrap_or_default());
+            println!("{database} after {rate}/s, then {calm}/s, ack p99 by second: {}", by_second(&r.recovery));
         }
         for (name, (bare, ingest)) in &ratios {
             println!(
