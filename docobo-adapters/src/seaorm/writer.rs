@@ -82,11 +82,13 @@ async fn apply_write<E: Execute>(conn: &E, write: &Write) -> Result<(Done, Wake)
         Write::Commit(commit) => {
             apply(conn, commit).await.map(|(recorded, wake)| (Done::Recorded(recorded), wake))
         }
-        Write::Settle(settle) => {
-            let settled = settle_on(conn, settle).await?;
-            Ok((Done::Settled(settled), Wake { jobs: settled == Settled::Requeued, ..Wake::default() }))
-        }
+        Write::Settle(settle) => settle_on(conn, settle).await.map(settled),
     }
+}
+
+/// A settlement's answer, and whom it wakes: the role worker, if the job was put back to pending.
+fn settled(settled: Settled) -> (Done, Wake) {
+    (Done::Settled(settled), Wake { jobs: settled == Settled::Requeued, ..Wake::default() })
 }
 
 /// Every commit of a batch of `len` failed with `e`.
@@ -130,28 +132,19 @@ impl SeaOrmRepo {
     pub(super) async fn write(&self, write: Write) -> Result<Done, StoreError> {
         let stats = self.writer.stats.clone();
         let backend = self.db.get_database_backend();
-        if backend == DbBackend::Postgres {
-            let written = match &write {
-                Write::Commit(commit) if as_one::fits(commit) => {
-                    Some(as_one::write(&self.db, commit).await.map(|(r, wake)| (Done::Recorded(r), wake)))
-                }
-                Write::Settle(settle) => Some(as_one::settle(&self.db, settle).await.map(|settled| {
-                    (Done::Settled(settled), Wake { jobs: settled == Settled::Requeued, ..Wake::default() })
-                })),
-                Write::Commit(_) => None,
-            };
-            if let Some(written) = written {
-                stats.record(1);
-                let (done, wake) = written?;
-                self.wakers().wake(wake);
-                return Ok(done);
-            }
-        }
         if backend != DbBackend::Sqlite {
-            let (mut results, wake) = write_alone(&self.db, &write).await;
+            let postgres = backend == DbBackend::Postgres;
+            let written = match &write {
+                Write::Commit(commit) if postgres && as_one::fits(commit) => as_one::write(&self.db, commit)
+                    .await
+                    .map(|(recorded, wake)| (Done::Recorded(recorded), wake)),
+                Write::Settle(settle) if postgres => as_one::settle(&self.db, settle).await.map(settled),
+                _ => write_alone(&self.db, &write).await,
+            };
             stats.record(1);
+            let (done, wake) = written?;
             self.wakers().wake(wake);
-            return results.pop().unwrap_or_else(|| Err(stopped()));
+            return Ok(done);
         }
         let queue = self.writer.queue.get_or_init(|| {
             let (queue, commits) = mpsc::channel(QUEUE);
@@ -239,19 +232,11 @@ async fn write_batches(
     }
 }
 
-/// Writes one commit in a transaction of its own (PostgreSQL, and any database but SQLite, whose
-/// pool the batch path needs); its result, and whom to wake.
-async fn write_alone(db: &DatabaseConnection, write: &Write) -> Written {
-    let txn = match db.begin().await {
-        Ok(txn) => txn,
-        Err(e) => return failed(1, store_err(e)),
-    };
-    let (done, wake) = match apply_write(&txn, write).await {
-        Ok(applied) => applied,
-        Err(e) => return failed(1, e),
-    };
-    match txn.commit().await {
-        Ok(()) => (vec![Ok(done)], wake),
-        Err(e) => failed(1, store_err(e)),
-    }
+/// Writes one commit in a transaction of its own (PostgreSQL's replays and commits that repeat
+/// an upsert's key, and any database but SQLite and PostgreSQL); what it did, and whom to wake.
+async fn write_alone(db: &DatabaseConnection, write: &Write) -> Result<(Done, Wake), StoreError> {
+    let txn = db.begin().await.map_err(store_err)?;
+    let applied = apply_write(&txn, write).await?;
+    txn.commit().await.map_err(store_err)?;
+    Ok(applied)
 }

@@ -574,10 +574,10 @@ pub async fn a_commit_writes_its_audit_entries_only_when_it_lands<R: Subscriptio
     assert_eq!(repo.recent_audit(guild(), 10).await.expect("read").len(), 2);
 }
 
-pub async fn payments_are_kept_once_per_reference_and_refunds_only_rise<R: SubscriptionRepo>(repo: &R) {
-    setup(repo).await;
+/// Member 1's payment of 5.00 USD for the paid role, `refunded` minor units of it refunded.
+fn paid(reference: &str, refunded: i64, at: OffsetDateTime) -> Payment {
     let usd = |minor| Money { minor, currency: Currency::Usd };
-    let paid = |reference: &str, refunded, at| Payment {
+    Payment {
         provider: ProviderName::POLAR,
         guild: guild(),
         reference: reference.parse().expect("ref"),
@@ -586,7 +586,11 @@ pub async fn payments_are_kept_once_per_reference_and_refunds_only_rise<R: Subsc
         amount: usd(500),
         refunded: usd(refunded),
         paid_at: at,
-    };
+    }
+}
+
+pub async fn payments_are_kept_once_per_reference_and_refunds_only_rise<R: SubscriptionRepo>(repo: &R) {
+    setup(repo).await;
     let with = |payments: Vec<Payment>| Commit { payments, ..commit(None, vec![], vec![]) };
     repo.commit(with(vec![paid("order_2", 0, T0 + Duration::days(1))])).await.expect("commits");
     repo.commit(with(vec![paid("order_1", 0, T0)])).await.expect("commits");
@@ -604,20 +608,9 @@ pub async fn a_commit_that_names_a_job_payment_or_notice_twice_writes_each_once<
     repo: &R,
 ) {
     setup(repo).await;
-    let usd = |minor| Money { minor, currency: Currency::Usd };
-    let paid = |refunded| Payment {
-        provider: ProviderName::POLAR,
-        guild: guild(),
-        reference: "order_1".parse().expect("ref"),
-        user: Some(user(1)),
-        role: Some(role()),
-        amount: usd(500),
-        refunded: usd(refunded),
-        paid_at: T0,
-    };
     let soon = notice(1, NoticeKind::EndingSoon, T0);
     let twice = Commit {
-        payments: vec![paid(0), paid(200)],
+        payments: vec![paid("order_1", 0, T0), paid("order_1", 200, T0)],
         notices: vec![soon.clone(), soon],
         ..commit(
             Some(event("evt_1", EventOutcome::Processed)),
@@ -654,19 +647,13 @@ pub async fn the_guild_revision_moves_with_every_purchase_and_payment_change<R: 
     };
     repo.commit(commit(None, vec![update], vec![])).await.expect("commits");
     moved("an update").await;
-    let paid = |refunded| Payment {
-        provider: ProviderName::POLAR,
-        guild: guild(),
-        reference: "order_1".parse().expect("ref"),
-        user: Some(user(1)),
-        role: Some(role()),
-        amount: Money { minor: 500, currency: Currency::Usd },
-        refunded: Money { minor: refunded, currency: Currency::Usd },
-        paid_at: T0,
-    };
-    repo.commit(Commit { payments: vec![paid(0)], ..commit(None, vec![], vec![]) }).await.expect("commits");
+    repo.commit(Commit { payments: vec![paid("order_1", 0, T0)], ..commit(None, vec![], vec![]) })
+        .await
+        .expect("commits");
     moved("a payment").await;
-    repo.commit(Commit { payments: vec![paid(200)], ..commit(None, vec![], vec![]) }).await.expect("commits");
+    repo.commit(Commit { payments: vec![paid("order_1", 200, T0)], ..commit(None, vec![], vec![]) })
+        .await
+        .expect("commits");
     moved("a refund").await;
     let before = repo.guild_revision(guild()).await.expect("reads");
     let other = GuildId::new(5).expect("id");
