@@ -1,4 +1,5 @@
-//! Entitlements, and the event log with its atomic commit.
+//! Entitlements, and the event log with its atomic commit (the commit's statements and their
+//! rules are in `steps.rs`; the group committer that runs them in `writer.rs`).
 
 use async_trait::async_trait;
 use docobo_core::domain::{

@@ -1,10 +1,11 @@
 //! A ledger commit as the statements that write it, each with the rule it must keep: the
 //! delivery's record must be new, an entitlement update must find the revision it was planned
 //! on. The statements are built once, with SeaORM's query builders, and run either one by one
-//! inside a transaction ([`apply`]: SQLite's group commit, and PostgreSQL's replays) or, on
-//! PostgreSQL, as one statement ([`super::writer`]'s `as_one`), which must keep the same rules.
+//! inside a transaction ([`apply`]: SQLite's group commit; on PostgreSQL, replays and commits
+//! that repeat an upsert's key) or, on PostgreSQL, as one statement (`seaorm/writer/as_one.rs`),
+//! which keeps the same rules.
 
-use docobo_core::domain::EventOutcome;
+use docobo_core::domain::{EventOutcome, WebhookEvent};
 use docobo_core::machine::Standing;
 use docobo_core::ports::{Commit, EntitlementWrite, Recorded, StoreError};
 use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, OnConflict, UpdateStatement};
@@ -83,7 +84,7 @@ pub(super) fn steps(commit: &Commit) -> Vec<Step> {
 
 /// The delivery's record: a new row, or (a replay) the stored failure or deferral updated, only
 /// once: the update is conditional.
-fn record(e: &docobo_core::domain::WebhookEvent, replay: bool) -> Built {
+fn record(e: &WebhookEvent, replay: bool) -> Built {
     use webhook_event::Column as C;
     if replay {
         let replayable = [EventOutcome::Failed, EventOutcome::Deferred].map(EventOutcome::as_str);

@@ -7,8 +7,8 @@
 //! step changed. PostgreSQL runs every data-modifying CTE to completion whether or not it is
 //! read, and a statement that fails writes nothing, so a step that changed no row (the
 //! delivery was recorded before, or the entitlement moved past the revision the plan read)
-//! aborts the whole commit with `division_by_zero` (SQLSTATE 22012), no other error in these
-//! statements can raise. Which rule it was is then read, on that rare path only: the delivery's
+//! aborts the whole commit with `division_by_zero` (SQLSTATE 22012); nothing else in these
+//! statements divides. Which rule it was is then read, on that rare path only: the delivery's
 //! record exists (a duplicate, [`Recorded::Duplicate`]) or it does not (a stale plan,
 //! [`StoreError::Conflict`], which the caller re-plans). A unique violation, a concurrent insert
 //! of the same purchase, is a `Conflict` as on the statement-at-a-time path.
@@ -20,6 +20,7 @@
 
 use std::collections::BTreeSet;
 
+use docobo_core::domain::WebhookEvent;
 use docobo_core::ports::{Commit, Recorded, Settled, StoreError};
 use sea_orm::sea_query::{
     Alias, CommonTableExpression, Expr, Query, ReturningClause, SubQueryStatement, WithClause, WithQuery,
@@ -150,10 +151,7 @@ fn broke_a_rule(e: &DbErr) -> bool {
 }
 
 /// Whether `event`'s delivery id is recorded (by another delivery of it).
-async fn recorded(
-    db: &DatabaseConnection,
-    event: &docobo_core::domain::WebhookEvent,
-) -> Result<bool, StoreError> {
+async fn recorded(db: &DatabaseConnection, event: &WebhookEvent) -> Result<bool, StoreError> {
     use webhook_event::Column as C;
     let found = webhook_event::Entity::find()
         .select_only()
