@@ -1,7 +1,7 @@
 //! The HTTP surface: provider webhooks, interactions, liveness, readiness, metrics and the admin API,
 //! behind a per-IP rate limit, admission control, request tracing and security headers.
 //!
-//! Admission ([`admit`]): at most [`MAX_IN_FLIGHT`] requests are handled at once (past that, 503
+//! Admission (`admit`): at most [`MAX_IN_FLIGHT`] requests are handled at once (past that, 503
 //! with `Retry-After: 1` at once, rather than an unbounded queue), and every request body must
 //! arrive whole, up to 1 MiB, within [`crate::guard::Limits::body`] (408 otherwise) before any
 //! handler sees it. `/health` is exempt from the cap so that liveness stays visible under load.

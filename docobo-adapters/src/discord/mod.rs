@@ -9,7 +9,7 @@
 //! Member → the member is gone; other 404s → not found.
 //!
 //! The role routes (read a member, add or remove a role, read the guild) are built with
-//! serenity's routes but sent with our own client ([`DiscordRoles::raw`]), because serenity's
+//! serenity's routes but sent with our own client (`DiscordRoles::raw`), because serenity's
 //! error keeps only the status and body: Discord's `Retry-After`, `X-RateLimit-Global` and
 //! bucket headers are read here, fed to the pacer, and a 429's wait becomes the job's floor.
 

@@ -52,7 +52,7 @@ fn event_from(m: webhook_event::Model) -> Result<WebhookEvent, StoreError> {
 
 #[async_trait]
 impl Ledger for SeaOrmRepo {
-    /// Handed to the group committer ([`super::writer`]): answered once the batch that holds it
+    /// Handed to the group committer (`seaorm/writer.rs`): answered once the batch that holds it
     /// is durable.
     async fn commit(&self, commit: Commit) -> Result<Recorded, StoreError> {
         match self.write(Write::Commit(commit)).await? {

@@ -5,7 +5,7 @@
 //! - [`Ledger::commit`](docobo_core::ports::Ledger::commit) is atomic: the event insert (`ON
 //!   CONFLICT DO NOTHING` reports a duplicate), the entitlement writes (optimistic: `WHERE
 //!   revision = ?`), the job upserts, payments, audit and notices. On SQLite concurrent commits
-//!   share one transaction, each in its own savepoint ([`writer`]: group commit), and each is
+//!   share one transaction, each in its own savepoint (`seaorm/writer.rs`: group commit), and each is
 //!   answered only once that transaction is durable; on PostgreSQL each has its own, in parallel.
 //! - Jobs are claimed with a lease: `FOR UPDATE SKIP LOCKED` on PostgreSQL, so replicas never
 //!   claim the same job; on SQLite the pool has a single connection, so every transaction runs

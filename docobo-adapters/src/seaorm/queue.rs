@@ -154,7 +154,7 @@ impl JobQueue for SeaOrmRepo {
         rows.into_iter().map(|r| job_from(role_job::Model { locked_until: Some(until), ..r })).collect()
     }
 
-    /// Handed to the group committer ([`super::writer`]): on SQLite settlements share the
+    /// Handed to the group committer (`seaorm/writer.rs`): on SQLite settlements share the
     /// webhooks' transactions instead of taking the one connection for one each.
     async fn settle(
         &self,

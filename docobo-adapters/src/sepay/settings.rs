@@ -113,7 +113,7 @@ impl SepaySettings {
         }
     }
 
-    /// Settings from `/setup`'s form ([`FORM`]).
+    /// Settings from `/setup`'s form (`FORM`).
     pub fn from_form(values: &BTreeMap<String, String>) -> Result<Self, CredentialError> {
         let get = |id: &str| SetupField::value(values, id);
         let auth = get("auth").parse().map_err(CredentialError::Invalid)?;

@@ -149,7 +149,7 @@ pub async fn guild_summary<R: CatalogRepo + EntitlementRepo + PaymentLog + ?Size
 /// Guild summaries kept while they are exact: a kept fold is used again only while the guild's
 /// purchases and payments are at the same [`EntitlementRepo::guild_revision`], its grace period
 /// is the same, and no access can have started or stopped by time alone since it was made
-/// ([`Folded::until`]). Never by age: what it answers is what [`guild_summary`] would.
+/// (`Folded::until`). Never by age: what it answers is what [`guild_summary`] would.
 #[derive(Debug, Default)]
 pub struct SummaryCache(Mutex<HashMap<GuildId, Kept>>);
 

@@ -1,10 +1,10 @@
 //! An operator's live feed of one guild: `GET /ops/{g}/events` (the latest webhook deliveries
 //! and role changes, newest first) and `GET /ops/{g}/events/stream` (the same list, sent again
-//! over Server-Sent Events whenever it changes, checked every [`POLL`]). The page has a Pause
+//! over Server-Sent Events whenever it changes, checked every `POLL`). The page has a Pause
 //! control; without JavaScript it is a page to reload.
 //!
 //! The stream re-checks the session and the viewer's right to operate the guild every
-//! [`RECHECK`](super::signals::RECHECK) and ends when either is gone. Operators are few, so each
+//! [`super::signals::RECHECK`] and ends when either is gone. Operators are few, so each
 //! stream reads for itself; [`super::live::Streams`] bounds how many there are.
 
 use std::sync::Arc;

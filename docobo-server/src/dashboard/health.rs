@@ -1,7 +1,7 @@
 //! An operator's pages about the work in flight for one guild: `/ops/{g}/jobs` (queue depth, and
 //! parked role and relay jobs with retry), `/ops/{g}/relays` (each relay from or into the guild,
 //! its state and latency) and `/ops/{g}/export.csv?data=entitlements|payments` (the CLI's
-//! export). Each asks [`operator`] first, like every operator page.
+//! export). Each asks `ops::operator` first, like every operator page.
 
 use std::sync::Arc;
 

@@ -126,7 +126,7 @@ pub(super) async fn operator(
 }
 
 /// An operator's request for the guild in the path (`:guild_id`), as an extractor: handlers that
-/// take it run only for someone who may operate that guild; anyone else gets [`operator`]'s
+/// take it run only for someone who may operate that guild; anyone else gets `operator`'s
 /// answer (the login, or 403).
 #[derive(Debug)]
 pub struct Operating {
@@ -267,7 +267,7 @@ pub(super) async fn acting_on(
 }
 
 /// An operator's action form (only its CSRF token) on the guild in the path, as an extractor:
-/// [`acting_on`]'s checks, and its refusal otherwise. For GETs, [`Operating`].
+/// `acting_on`'s checks, and its refusal otherwise. For GETs, [`Operating`].
 #[derive(Debug)]
 pub struct Acting {
     pub session: Session,

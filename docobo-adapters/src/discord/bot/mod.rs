@@ -8,10 +8,10 @@
 //! *deferred*: [`Reply::now`] acknowledges at once and [`Reply::later`] computes the real answer,
 //! which the transport delivers with [`follow_up`] by editing the original response.
 //!
-//! - `/help`, `/status`, `/notify` ([`status`]): answered at once, ephemeral.
-//! - `/join` ([`join`]): a menu of (role, provider) offers; picking one stores a checkout and shows
+//! - `/help`, `/status`, `/notify` (`bot/status.rs`): answered at once, ephemeral.
+//! - `/join` (`bot/join.rs`): a menu of (role, provider) offers; picking one stores a checkout and shows
 //!   the Polar link or the SePay QR and transfer code.
-//! - `/setup` ([`setup`]): the owners' three-step wizard, resumable.
+//! - `/setup` (`bot/setup/`): the owners' three-step wizard, resumable.
 
 mod join;
 mod setup;
