@@ -98,6 +98,16 @@ pub(super) fn job_upsert(key: RoleJobKey, cause: &str, now: Timestamp) -> Insert
     role_job::Entity::insert(row).on_conflict(on_conflict).into_query()
 }
 
+/// The jobs a claim may take at `now` (a value, or the database's clock in SQL): pending, due,
+/// and not under a lease that has yet to run out.
+fn due(now: Expr) -> Condition {
+    let locked_until = || Expr::col((role_job::Entity, C::LockedUntil));
+    Condition::all()
+        .add(Expr::col((role_job::Entity, C::State)).eq(JobState::as_str(JobState::Pending)))
+        .add(Expr::col((role_job::Entity, C::RunAt)).lte(now.clone()))
+        .add(Condition::any().add(locked_until().is_null()).add(locked_until().lte(now)))
+}
+
 fn lease_filter(job: &RoleJob) -> Condition {
     let lease = job.locked_until.map(micros);
     Condition::all().add(C::Id.eq(job.id.0)).add(match lease {
@@ -131,9 +141,7 @@ impl JobQueue for SeaOrmRepo {
         let now = self.lease_now(&txn, now).await?;
         let until = now.saturating_add(i64::try_from(lease.whole_microseconds()).unwrap_or(i64::MAX));
         let rows = role_job::Entity::find()
-            .filter(C::State.eq(JobState::as_str(JobState::Pending)))
-            .filter(C::RunAt.lte(now))
-            .filter(Condition::any().add(C::LockedUntil.is_null()).add(C::LockedUntil.lte(now)))
+            .filter(due(Expr::val(now)))
             .order_by_asc(C::RunAt)
             .order_by_asc(C::Id)
             .limit(u64::try_from(limit).unwrap_or(u64::MAX))
@@ -242,13 +250,7 @@ impl SeaOrmRepo {
         let due = Query::select()
             .column(C::Id)
             .from(role_job::Entity)
-            .and_where(Expr::col(C::State).eq(JobState::as_str(JobState::Pending)))
-            .and_where(Expr::col(C::RunAt).lte(now.clone()))
-            .cond_where(
-                Condition::any()
-                    .add(Expr::col(C::LockedUntil).is_null())
-                    .add(Expr::col(C::LockedUntil).lte(now.clone())),
-            )
+            .cond_where(due(now.clone()))
             .order_by(C::RunAt, Order::Asc)
             .order_by(C::Id, Order::Asc)
             .limit(u64::try_from(limit).unwrap_or(u64::MAX))

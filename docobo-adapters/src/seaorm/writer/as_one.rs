@@ -57,7 +57,7 @@ pub(super) async fn write(db: &DatabaseConnection, commit: &Commit) -> Result<(R
     if steps.is_empty() {
         return Ok((Recorded::Committed, Wake::after(commit, 0)));
     }
-    let statement = db.get_database_backend().build(&statement(&steps));
+    let statement = db.get_database_backend().build(&statement(steps));
     match db.query_one_raw(statement).await {
         Ok(row) => {
             let notices: i64 = match row {
@@ -75,15 +75,21 @@ pub(super) async fn write(db: &DatabaseConnection, commit: &Commit) -> Result<(R
 }
 
 /// `WITH s0 AS (… RETURNING 1), … SELECT <new notices>, 1 / <rows s0 changed>, …`.
-fn statement(steps: &[Step]) -> WithQuery {
+fn statement(steps: Vec<Step>) -> WithQuery {
     let changed = |i: usize| format!("(SELECT count(*) FROM s{i})");
     let mut with = WithClause::new();
     let mut notices = vec!["0::bigint".to_owned()];
     let mut checks = Vec::new();
-    for (i, step) in steps.iter().enumerate() {
-        let query: SubQueryStatement = match &step.built {
-            Built::Insert(q) => q.clone().returning(one()).to_owned().into(),
-            Built::Update(q) => q.clone().returning(one()).to_owned().into(),
+    for (i, step) in steps.into_iter().enumerate() {
+        let query: SubQueryStatement = match step.built {
+            Built::Insert(mut q) => {
+                q.returning(one());
+                q.into()
+            }
+            Built::Update(mut q) => {
+                q.returning(one());
+                q.into()
+            }
         };
         with.cte(cte(&format!("s{i}"), query));
         match step.rule {
@@ -116,9 +122,11 @@ pub(super) async fn settle(db: &DatabaseConnection, s: &Settle) -> Result<Settle
     let Settling { audit, mut applied, mut requeued } = Settling::of(s);
     let mut with = WithClause::new();
     if let Some(mut audit) = audit {
-        with.cte(cte("audit", audit.returning(one()).to_owned()));
+        audit.returning(one());
+        with.cte(cte("audit", audit));
     }
-    with.cte(cte("applied", applied.returning(one()).to_owned()));
+    applied.returning(one());
+    with.cte(cte("applied", applied));
     requeued.and_where(Expr::cust("NOT EXISTS (SELECT 1 FROM applied)")).returning(one());
     with.cte(cte("requeued", requeued));
     let mut select = Query::select();
@@ -206,7 +214,7 @@ mod tests {
 
     #[test]
     fn each_step_is_a_cte_and_the_record_and_revision_divide_by_the_rows_they_changed() {
-        let sql = DbBackend::Postgres.build(&statement(&steps(&delivery()))).sql;
+        let sql = DbBackend::Postgres.build(&statement(steps(&delivery()))).sql;
         assert!(sql.starts_with(r#"WITH "s0" AS (INSERT INTO "webhook_events""#), "{sql}");
         assert!(sql.contains(r#""s1" AS (UPDATE "entitlements""#), "{sql}");
         assert!(sql.contains(r#""s2" AS (INSERT INTO "role_jobs""#), "{sql}");
