@@ -160,6 +160,12 @@ async fn prepare(
     )
     .await?;
     repo.migrate().await?;
+    // Before listening, so that a replica restarted under load does not spend its first
+    // second reading catalogs and preparing statements; a failure only costs that second.
+    match repo.warm().await {
+        Ok(kept) => tracing::info!(catalogs = kept, "warmed the catalogs the first webhooks need"),
+        Err(e) => tracing::warn!(error = %e, "could not warm the catalogs; the first webhooks read them"),
+    }
     let discord = config.discord_bot_token.as_ref().map(|token| {
         DiscordRoles::new(token.expose(), &config.discord_api_url)
             .with_global_rate(config.discord_rate)

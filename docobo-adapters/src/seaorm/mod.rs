@@ -31,6 +31,7 @@ mod relay;
 mod sessions;
 mod setup;
 mod steps;
+mod warm;
 mod writer;
 
 pub use writer::{CommitStats, MAX_BATCH};

@@ -449,6 +449,37 @@ async fn a_kept_catalog_follows_writes_made_by_another_process() {
     }
 }
 
+/// Warming before the server listens reads ahead every catalog a webhook can need (each pair
+/// with credentials), skips one whose credentials do not open (its first webhook reports that),
+/// and keeps the catalog following writes made afterwards.
+#[tokio::test]
+async fn warming_reads_ahead_each_readable_catalog_and_later_writes_still_show() {
+    for url in urls().await {
+        let server = SeaOrmRepo::connect(&url, Some(SECRET_KEY)).await.expect("connects");
+        server.migrate().await.expect("migrates");
+        assert_eq!(server.warm().await, Ok(0), "nothing to read ahead ({url})");
+        setup(&server).await;
+        let (polar, sepay) = (ProviderName::POLAR, ProviderName::SEPAY);
+        for provider in [polar, sepay] {
+            let secret = ProviderCredentials::new(Secret::new(format!("whsec_{provider}")));
+            server.put_credentials(guild(), provider, &secret).await.expect("creds");
+        }
+        let other = docobo_core::domain::GuildId::new(guild().get() + 1).expect("id");
+        let elsewhere = SeaOrmRepo::connect(&url, Some(OTHER_KEY)).await.expect("connects");
+        elsewhere.put_guild(&docobo_core::domain::Guild::new(other, "other key")).await.expect("guild");
+        let sealed_elsewhere = ProviderCredentials::new(Secret::new("whsec_other_key"));
+        elsewhere.put_credentials(other, polar, &sealed_elsewhere).await.expect("creds");
+
+        assert_eq!(server.warm().await, Ok(2), "two readable pairs of three ({url})");
+
+        let mut role = server.paid_roles(guild()).await.expect("roles").remove(0);
+        role.link(ProductLink::product(polar, "prod_after_warming"));
+        elsewhere.put_paid_role(&role).await.expect("role");
+        let now = server.catalog(guild(), polar).await.expect("read").expect("guild");
+        assert_eq!(now.sold_as(polar, Some("prod_after_warming"), None).map(|r| r.role), Some(role.role));
+    }
+}
+
 /// A SQLite file does not checkpoint its WAL inside a commit (that commit, and every webhook
 /// waiting behind its batch, would wait for the copy and its fsync): automatic checkpoints are
 /// off, and the writer runs them beside itself, on a read connection, as writes accumulate.
