@@ -36,7 +36,8 @@
 //! overload phase). `DOCOBO_LOAD_RECOVERY=100` follows each phase, on the same server, with 5 s
 //! at 100/s and prints the accepted deliveries' ack p99 for each of those seconds: how soon the
 //! server is back to normal after a burst. `DOCOBO_LOAD_BY_SECOND=1` prints the same for each
-//! second of every phase. `DOCOBO_LOAD_PERF=DIR` also samples the server with `perf record`
+//! second of every phase. `DOCOBO_WEBHOOKS_IN_FLIGHT` reaches the server (the admission cap to
+//! measure; its default otherwise). `DOCOBO_LOAD_PERF=DIR` also samples the server with `perf record`
 //! (call graphs from DWARF) while the traffic runs, into `DIR/<database>-<rate>.perf.data`;
 //! `benches/flamegraph.sh` runs that and draws the flame graphs.
 
@@ -224,6 +225,7 @@ fn start_server(database_url: &str, discord: &str) -> (Child, String) {
         .env("DOCOBO_GATEWAY", "off")
         .env("DOCOBO_DISCORD_RATE", "100000")
         .env("DOCOBO_RATE_LIMIT", "off")
+        .envs(std::env::var("DOCOBO_WEBHOOKS_IN_FLIGHT").map(|cap| ("DOCOBO_WEBHOOKS_IN_FLIGHT", cap)))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -47,7 +47,9 @@ pub struct Config {
     pub discord_timeout: std::time::Duration,
     /// `DOCOBO_WEBHOOKS_IN_FLIGHT`: webhooks handled at once; past it a delivery is answered 503
     /// with `Retry-After` at once (providers redeliver), so accepted ones are not queued behind
-    /// more than the database can write. Default 64.
+    /// more than the database can write. Default 32: by Little's law the accepted deliveries
+    /// wait about the cap over the throughput, and 32 keeps that under 50 ms at the 1,500–2,500
+    /// webhooks/s either database writes on two cores (docs/PERFORMANCE.md §4.4).
     pub webhooks_in_flight: usize,
     /// `DOCOBO_NOTICE_INTERVAL`: seconds between two member-notice DMs, default 1 (Discord warns
     /// that a bot opening many DMs quickly may be blocked from opening more).
@@ -92,7 +94,7 @@ impl Default for Config {
             gateway: false,
             discord_rate: docobo_adapters::discord::pacer::GLOBAL_RATE,
             notice_interval: time::Duration::SECOND,
-            webhooks_in_flight: 64,
+            webhooks_in_flight: 32,
             discord_timeout: docobo_adapters::discord::CALL_TIMEOUT,
             rate_limit: std::num::NonZeroU32::new(100),
             event_retention: Some(time::Duration::days(90)),
