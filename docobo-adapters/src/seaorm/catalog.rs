@@ -270,11 +270,8 @@ impl CatalogRepo for SeaOrmRepo {
         guild: GuildId,
         provider: ProviderName,
     ) -> Result<Option<Arc<GuildCatalog>>, StoreError> {
-        let revision = catalog_revision::Entity::find_by_id(sf(guild.get()))
-            .one(&self.read)
-            .await
-            .map_err(store_err)?
-            .map_or(0, |r| r.revision);
+        let select = catalog_revision::Entity::find_by_id(sf(guild.get()));
+        let revision = self.hot(select, super::reads::revision).await?.first().map_or(0, |r| r.revision);
         if let Some(kept) = self.catalogs.get((guild, provider), revision) {
             return Ok(Some(kept));
         }
@@ -397,10 +394,7 @@ impl CheckoutRepo for SeaOrmRepo {
         guild: GuildId,
         reference: &CheckoutRef,
     ) -> Result<Option<Checkout>, StoreError> {
-        let row = checkout::Entity::find_by_id((sf(guild.get()), reference.as_str().to_owned()))
-            .one(&self.read)
-            .await
-            .map_err(store_err)?;
-        row.map(checkout_from).transpose()
+        let select = checkout::Entity::find_by_id((sf(guild.get()), reference.as_str().to_owned()));
+        self.hot(select, super::reads::checkout).await?.into_iter().next().map(checkout_from).transpose()
     }
 }

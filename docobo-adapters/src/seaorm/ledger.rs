@@ -242,14 +242,16 @@ impl EntitlementRepo for SeaOrmRepo {
         external_ref: &ExternalRef,
     ) -> Result<Option<Entitlement>, StoreError> {
         use entitlement::Column as C;
-        let found = self
-            .entitlements_where(|q| {
-                q.filter(C::Provider.eq(provider.as_str()))
-                    .filter(C::GuildId.eq(sf(guild.get())))
-                    .filter(C::ExternalRef.eq(external_ref.as_str()))
-            })
-            .await?;
-        Ok(found.into_iter().next())
+        let select = entitlement::Entity::find()
+            .filter(C::Provider.eq(provider.as_str()))
+            .filter(C::GuildId.eq(sf(guild.get())))
+            .filter(C::ExternalRef.eq(external_ref.as_str()));
+        self.hot(select, super::reads::entitlement)
+            .await?
+            .into_iter()
+            .next()
+            .map(entitlement_from)
+            .transpose()
     }
 
     async fn entitlement_by_id(&self, id: EntitlementId) -> Result<Option<Entitlement>, StoreError> {

@@ -27,6 +27,7 @@ mod notices;
 mod payments;
 mod pool;
 mod queue;
+mod reads;
 mod relay;
 mod sessions;
 mod setup;
@@ -83,6 +84,8 @@ pub struct SeaOrmRepo {
     writer: writer::Writer,
     /// Each guild's catalog as ingest last read it ([`catalog`]).
     catalogs: Arc<catalog::KeptCatalogs>,
+    /// On a SQLite file opened here, the webhook path's reads without sqlx's threads ([`reads`]).
+    direct: Option<Arc<reads::DirectReads>>,
     /// A SQLite file opened here: automatic WAL checkpoints are off and the writer runs them on
     /// a read connection instead (`writer/checkpoint.rs`).
     wal_checkpoints: bool,
@@ -182,7 +185,14 @@ impl SeaOrmRepo {
             Some(options) => Database::connect(options).await.map_err(ConnectError::Connect)?,
             None => db.clone(),
         };
-        Ok(SeaOrmRepo { read, wal_checkpoints: readers_opened, ..SeaOrmRepo::over(db, secrets) })
+        let direct = if readers_opened {
+            let reads = reads::DirectReads::new(url)
+                .map_err(|e| ConnectError::Connect(DbErr::Custom(format!("the SQLite file's path: {e}"))))?;
+            Some(Arc::new(reads))
+        } else {
+            None
+        };
+        Ok(SeaOrmRepo { read, direct, wal_checkpoints: readers_opened, ..SeaOrmRepo::over(db, secrets) })
     }
 
     /// Wraps a connection the embedding application already has (its own SeaORM pool, with its
@@ -204,6 +214,7 @@ impl SeaOrmRepo {
             lease_clock: LeaseClock::Database,
             writer: writer::Writer::default(),
             catalogs: Arc::default(),
+            direct: None,
             wal_checkpoints: false,
         }
     }

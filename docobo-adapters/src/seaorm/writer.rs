@@ -28,6 +28,8 @@ mod as_one;
 mod checkpoint;
 mod direct;
 
+pub(super) use direct::to_sql;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 

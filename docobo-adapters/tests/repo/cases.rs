@@ -684,6 +684,31 @@ pub async fn guild_and_credentials_are_read_together<R: SubscriptionRepo>(repo: 
     assert_eq!(repo.guild_and_credentials(other, polar).await, Ok((None, None)), "no guild, no credentials");
 }
 
+/// Ingest finds a purchase's entitlement by the provider's reference, and an adapter may read it
+/// another way than the rest (the SQLite file does, without sqlx): every field comes back as
+/// written, the same as read by id.
+pub async fn an_entitlement_found_by_its_reference_is_the_one_stored<R: SubscriptionRepo>(repo: &R) {
+    setup(repo).await;
+    let deadline = T0 + Duration::days(33);
+    let first = commit(
+        Some(event("evt_ref", EventOutcome::Processed)),
+        vec![insert(4, "sub_ref", Some(deadline))],
+        vec![],
+    );
+    repo.commit(first).await.expect("commit");
+    let reference = "sub_ref".parse().expect("ref");
+    let found =
+        repo.entitlement(ProviderName::POLAR, guild(), &reference).await.expect("read").expect("stored");
+    assert_eq!((found.guild, found.user, found.role), (guild(), user(4), role()));
+    assert_eq!((found.provider, &found.external_ref), (ProviderName::POLAR, &reference));
+    assert_eq!(found.standing, paid_standing(Term::Recurring, T0 + Duration::days(30)));
+    assert_eq!((found.deadline, found.created_at, found.updated_at), (Some(deadline), T0, T0));
+    assert_eq!(repo.entitlement_by_id(found.id).await.expect("read"), Some(found.clone()));
+    let other = "sub_other".parse().expect("ref");
+    assert_eq!(repo.entitlement(ProviderName::POLAR, guild(), &other).await.expect("read"), None);
+    assert_eq!(repo.entitlement(ProviderName::SEPAY, guild(), &reference).await.expect("read"), None);
+}
+
 /// Ingest reads the catalog once per delivery, and an adapter may keep it: every catalog write
 /// must show in the next read all the same.
 pub async fn the_catalog_follows_every_catalog_write<R: SubscriptionRepo>(repo: &R) {

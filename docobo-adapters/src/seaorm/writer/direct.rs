@@ -174,7 +174,7 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
 }
 
 /// A SeaORM value as SQLite stores it.
-fn to_sql(value: &Value) -> Result<Sql, StoreError> {
+pub(in crate::seaorm) fn to_sql(value: &Value) -> Result<Sql, StoreError> {
     fn or_null<T>(v: &Option<T>, f: impl FnOnce(&T) -> Sql) -> Sql {
         v.as_ref().map_or(Sql::Null, f)
     }
