@@ -66,9 +66,10 @@ pub enum ConnectError {
 #[derive(Debug, Clone)]
 pub struct SeaOrmRepo {
     db: DatabaseConnection,
-    /// Where hot reads go (the catalog's revision, entitlements, checkouts): on a SQLite file,
-    /// connections of their own, so they never wait behind the writer's batch (WAL lets readers
-    /// run beside the one writer); elsewhere the same pool as `db`.
+    /// Where reads that must not wait behind the writer's batch go (a catalog not kept,
+    /// entitlements, the WAL checkpoints): on a SQLite file, connections of their own (WAL lets
+    /// readers run beside the one writer); elsewhere the same pool as `db`. On a SQLite file the
+    /// three reads every webhook makes go through `direct` instead.
     read: DatabaseConnection,
     secrets: Option<Arc<SecretBox>>,
     wake: Arc<Notify>,
