@@ -20,7 +20,7 @@ use sea_orm::sea_query::{
 };
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait, TransactionTrait,
+    QueryOrder, QuerySelect, QueryTrait,
 };
 
 use super::SeaOrmRepo;
@@ -134,32 +134,7 @@ impl JobQueue for SeaOrmRepo {
         lease: time::Duration,
         limit: usize,
     ) -> Result<Vec<RoleJob>, StoreError> {
-        if self.db.get_database_backend() == DbBackend::Postgres {
-            return self.claim_in_one_statement(now, lease, limit).await;
-        }
-        let txn = self.db.begin().await.map_err(store_err)?;
-        let now = self.lease_now(&txn, now).await?;
-        let until = now.saturating_add(i64::try_from(lease.whole_microseconds()).unwrap_or(i64::MAX));
-        let rows = role_job::Entity::find()
-            .filter(due(Expr::val(now)))
-            .order_by_asc(C::RunAt)
-            .order_by_asc(C::Id)
-            .limit(u64::try_from(limit).unwrap_or(u64::MAX))
-            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
-            .all(&txn)
-            .await
-            .map_err(store_err)?;
-        if rows.is_empty() {
-            return Ok(vec![]);
-        }
-        role_job::Entity::update_many()
-            .col_expr(C::LockedUntil, Expr::value(until))
-            .filter(C::Id.is_in(rows.iter().map(|r| r.id)))
-            .exec(&txn)
-            .await
-            .map_err(store_err)?;
-        txn.commit().await.map_err(store_err)?;
-        rows.into_iter().map(|r| job_from(role_job::Model { locked_until: Some(until), ..r })).collect()
+        self.claim_in_one_statement(now, lease, limit).await
     }
 
     /// Handed to the group committer (`seaorm/writer.rs`): on SQLite settlements share the
@@ -230,21 +205,24 @@ impl JobQueue for SeaOrmRepo {
 }
 
 impl SeaOrmRepo {
-    /// `claim_due` on PostgreSQL in one round trip instead of five (`BEGIN`, the clock, the
-    /// `SELECT … FOR UPDATE SKIP LOCKED`, the lease's `UPDATE`, `COMMIT`): the update takes the
-    /// rows the locking subquery picks and returns them, and "now" is the database's clock read
-    /// in the statement (`statement_timestamp()`, one instant for the whole statement).
+    /// `claim_due` as one statement instead of a transaction of four or five (`BEGIN`, on
+    /// PostgreSQL the clock, the `SELECT … FOR UPDATE SKIP LOCKED`, the lease's `UPDATE`,
+    /// `COMMIT`): the update takes the rows the subquery picks and returns them. On PostgreSQL
+    /// the subquery locks them and "now" is the database's clock read in the statement
+    /// (`statement_timestamp()`, one instant for the whole statement); on SQLite, whose one
+    /// connection runs every write alone, it is the caller's, and the claim holds that connection
+    /// for one statement instead of four, each two thread hand-offs through sqlx.
     async fn claim_in_one_statement(
         &self,
         now: Timestamp,
         lease: time::Duration,
         limit: usize,
     ) -> Result<Vec<RoleJob>, StoreError> {
-        let now = match self.lease_clock {
-            super::LeaseClock::Database => {
+        let now = match (self.backend(), self.lease_clock) {
+            (DbBackend::Postgres, super::LeaseClock::Database) => {
                 Expr::cust("(EXTRACT(EPOCH FROM statement_timestamp()) * 1000000)::bigint")
             }
-            super::LeaseClock::Caller => Expr::val(micros(now)),
+            _ => Expr::val(micros(now)),
         };
         let lease = i64::try_from(lease.whole_microseconds()).unwrap_or(i64::MAX);
         let due = Query::select()
