@@ -6,16 +6,18 @@
 //!
 //! 1. a fresh database with 200 guilds, each selling a Polar subscription role and a 30-day SePay
 //!    role, and one open SePay checkout per SePay purchase to come;
-//! 2. the server as a child process (this binary run again with `DOCOBO_LOAD_SERVE=1`, which
+//! 2. a PostgreSQL `CHECKPOINT` when `DOCOBO_TEST_POSTGRES_URL` is set, whichever database the
+//!    phase measures, so that no phase runs beside the last one's flushing;
+//! 3. the server as a child process (this binary run again with `DOCOBO_LOAD_SERVE=1`, which
 //!    calls `docobo_server::serve` exactly as `docobo-server` does), so its peak RSS is its own;
-//! 3. requests sent on a fixed schedule whatever the answers (open loop: a slow answer does not
+//! 4. requests sent on a fixed schedule whatever the answers (open loop: a slow answer does not
 //!    delay the next request, and latency is measured from the scheduled send time, so queueing
 //!    is not hidden): 40% new Polar subscriptions, 20% SePay transfers, 20% redeliveries of an
 //!    earlier delivery, and 20% stale Polar events (an older version of a subscription that
 //!    already arrived, with a delivery id of its own); a 503 is a refusal by admission control
 //!    (`DOCOBO_WEBHOOKS_IN_FLIGHT`), which a provider redelivers, counted and timed apart from
 //!    the accepted deliveries and from errors;
-//! 4. a local fake Discord records every role request; webhook → role is the time from a new
+//! 5. a local fake Discord records every role request; webhook → role is the time from a new
 //!    purchase's acknowledgement to the first `PUT` of its role.
 //!
 //! Discord's global limit is 50 requests per second per bot; at the default pacing of 45 a bot
@@ -356,6 +358,20 @@ fn print_targets(rows: &[Row], ratios: &[(&&str, (Duration, Duration))]) {
     }
 }
 
+/// After heavy phases PostgreSQL's checkpointer goes on writing for minutes, and whatever runs
+/// next on the shared disk is slower for it (`docs/PERFORMANCE.md` §4.4): each phase, on either
+/// database, starts after a checkpoint, so phases and runs compare.
+async fn checkpoint_postgres() {
+    let Some(url) = std::env::var("DOCOBO_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()) else { return };
+    let done = match sea_orm::Database::connect(&url).await {
+        Ok(admin) => admin.execute_unprepared("CHECKPOINT").await.map(drop),
+        Err(e) => Err(e),
+    };
+    if let Err(e) = done {
+        eprintln!("CHECKPOINT before the phase failed ({e}); measuring anyway");
+    }
+}
+
 /// Seconds of calm traffic after a phase, with `DOCOBO_LOAD_RECOVERY`.
 const RECOVERY_SECONDS: usize = 5;
 
@@ -372,6 +388,7 @@ async fn run_phase(
     let (deliveries, sepay) = plan(n + tail);
     let url = support::fresh_database(postgres, &format!("load_{database}_{rate}")).await;
     drop(seed(&url, &fake, &deliveries, &sepay).await);
+    checkpoint_postgres().await;
     let (mut child, base) = start_server(&url, &fake.base_url);
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
