@@ -1,9 +1,9 @@
 //! The role-job queue: one row per (guild, user, role), claimed under a lease.
 //!
-//! Claiming selects due rows `FOR UPDATE SKIP LOCKED` (PostgreSQL: concurrent workers and
-//! replicas skip each other's rows instead of waiting) and stamps `locked_until` in the same
-//! statement (PostgreSQL: `UPDATE … WHERE id IN (SELECT … SKIP LOCKED) RETURNING`, one round
-//! trip) or transaction (SQLite, whose single pooled connection serializes claims). Settling is a
+//! Claiming is one statement on both databases, `UPDATE … WHERE id IN (due subquery)
+//! RETURNING`, which stamps `locked_until` on the rows it picks. On PostgreSQL the subquery
+//! selects them `FOR UPDATE SKIP LOCKED`, so concurrent workers and replicas skip each other's
+//! rows instead of waiting; SQLite's single pooled connection serializes claims. Settling is a
 //! conditional update on the lease the worker holds, so a worker whose lease ran out cannot
 //! overwrite the job another worker took over.
 //!
@@ -246,7 +246,6 @@ impl SeaOrmRepo {
     }
 }
 
-/// The database's clock in stored microseconds, on PostgreSQL; `None` on SQLite.
 impl SeaOrmRepo {
     /// "Now" for leases, in micros: the database's clock or the caller's `now` (`LeaseClock`).
     pub(super) async fn lease_now<Conn: ConnectionTrait>(
@@ -262,6 +261,7 @@ impl SeaOrmRepo {
     }
 }
 
+/// The database's clock in stored microseconds, on PostgreSQL; `None` on SQLite.
 async fn database_now<Conn: ConnectionTrait>(conn: &Conn) -> Result<Option<i64>, StoreError> {
     if conn.get_database_backend() != sea_orm::DbBackend::Postgres {
         return Ok(None);
