@@ -19,13 +19,10 @@ use super::SeaOrmRepo;
 use super::convert::{from_micros, guild_id, micros, parse, role_id, sf, store_err, user_id};
 use super::entities::{catalog_revision, checkout, credential, guild, paid_role};
 
-/// The catalogs ingest read, per guild and provider, each with the revision it was read under.
-/// Only guilds that exist are kept, so its size is bounded by the catalog, not by requests.
+/// The catalogs ingest read, per guild and provider, each carrying the revision it was read
+/// under. Only guilds that exist are kept, so its size is bounded by the catalog, not by requests.
 #[derive(Default)]
-pub(super) struct KeptCatalogs(Mutex<HashMap<(GuildId, ProviderName), Kept>>);
-
-/// A catalog and the revision it was read under.
-type Kept = (i64, Arc<GuildCatalog>);
+pub(super) struct KeptCatalogs(Mutex<HashMap<(GuildId, ProviderName), Arc<GuildCatalog>>>);
 
 impl std::fmt::Debug for KeptCatalogs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -35,13 +32,13 @@ impl std::fmt::Debug for KeptCatalogs {
 }
 
 impl KeptCatalogs {
-    fn get(&self, key: (GuildId, ProviderName), revision: i64) -> Option<Arc<GuildCatalog>> {
-        let kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        kept.get(&key).filter(|(at, _)| *at == revision).map(|(_, catalog)| catalog.clone())
+    /// The kept catalog, at whatever revision it was read.
+    fn latest(&self, key: (GuildId, ProviderName)) -> Option<Arc<GuildCatalog>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).get(&key).cloned()
     }
 
-    fn keep(&self, key: (GuildId, ProviderName), revision: i64, catalog: Arc<GuildCatalog>) {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(key, (revision, catalog));
+    fn keep(&self, key: (GuildId, ProviderName), catalog: Arc<GuildCatalog>) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(key, catalog);
     }
 }
 
@@ -272,15 +269,25 @@ impl CatalogRepo for SeaOrmRepo {
     ) -> Result<Option<Arc<GuildCatalog>>, StoreError> {
         let select = catalog_revision::Entity::find_by_id(sf(guild.get()));
         let revision = self.hot(select, super::reads::revision).await?.first().map_or(0, |r| r.revision);
-        if let Some(kept) = self.catalogs.get((guild, provider), revision) {
+        let revision = Some(u64::try_from(revision).unwrap_or_default());
+        if let Some(kept) = self.catalogs.latest((guild, provider)).filter(|c| c.revision == revision) {
             return Ok(Some(kept));
         }
         // Read after the revision: a write landing in between leaves a newer catalog under an
         // older number, which the next read replaces; never an older catalog under a newer one.
         let Some(catalog) = GuildCatalog::read(self, guild, provider).await? else { return Ok(None) };
-        let catalog = Arc::new(catalog);
-        self.catalogs.keep((guild, provider), revision, catalog.clone());
+        let catalog = Arc::new(GuildCatalog { revision, ..catalog });
+        self.catalogs.keep((guild, provider), catalog.clone());
         Ok(Some(catalog))
+    }
+
+    /// Answered from memory; the commit's check (`steps::catalog_unmoved`) makes it exact.
+    async fn kept_catalog(
+        &self,
+        guild: GuildId,
+        provider: ProviderName,
+    ) -> Result<Option<Arc<GuildCatalog>>, StoreError> {
+        Ok(self.catalogs.latest((guild, provider)))
     }
 }
 

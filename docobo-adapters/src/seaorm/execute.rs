@@ -18,6 +18,9 @@ pub(super) trait Execute: Sync {
     /// Runs `statement`; how many rows it inserted, updated or deleted. MUST report a unique
     /// violation as [`StoreError::Conflict`].
     fn execute(&self, statement: Statement) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Runs `statement`, a select of one integer; that integer.
+    fn number(&self, statement: Statement) -> impl Future<Output = Result<i64, StoreError>> + Send;
 }
 
 impl<C: ConnectionTrait> Execute for C {
@@ -27,5 +30,15 @@ impl<C: ConnectionTrait> Execute for C {
 
     async fn execute(&self, statement: Statement) -> Result<u64, StoreError> {
         Ok(self.execute_raw(statement).await.map_err(store_err)?.rows_affected())
+    }
+
+    async fn number(&self, statement: Statement) -> Result<i64, StoreError> {
+        let row = self.query_one_raw(statement).await.map_err(store_err)?;
+        let row = row.ok_or_else(|| StoreError::Corrupt("a check returned no row".to_owned()))?;
+        // An integer literal is a 32-bit integer on PostgreSQL, a 64-bit one on SQLite.
+        match row.try_get_by_index::<i64>(0) {
+            Ok(n) => Ok(n),
+            Err(_) => row.try_get_by_index::<i32>(0).map(i64::from).map_err(store_err),
+        }
     }
 }

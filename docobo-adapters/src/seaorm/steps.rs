@@ -1,4 +1,5 @@
 //! A ledger commit as the statements that write it, each with the rule it must keep: the
+//! catalog must still be at the revision the commit was planned on (when it names one), the
 //! delivery's record must be new, an entitlement update must find the revision it was planned
 //! on. The statements are built once, with SeaORM's query builders, and run either one by one
 //! inside a transaction ([`apply`]: SQLite's group commit; on PostgreSQL, replays and commits
@@ -8,11 +9,13 @@
 use docobo_core::domain::{EventOutcome, WebhookEvent};
 use docobo_core::machine::Standing;
 use docobo_core::ports::{Commit, EntitlementWrite, Recorded, StoreError};
-use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, OnConflict, UpdateStatement};
+use sea_orm::sea_query::{
+    Expr, ExprTrait, Func, InsertStatement, OnConflict, Query, SimpleExpr, UpdateStatement,
+};
 use sea_orm::{ActiveValue::Set, ColumnTrait, DbBackend, EntityTrait, QueryFilter, QueryTrait, Statement};
 
 use super::convert::{micros, sf, storable};
-use super::entities::{audit_entry, entitlement, webhook_event};
+use super::entities::{audit_entry, catalog_revision, entitlement, webhook_event};
 use super::execute::Execute;
 
 /// One built statement of a commit.
@@ -20,6 +23,8 @@ use super::execute::Execute;
 pub(super) enum Built {
     Insert(InsertStatement),
     Update(UpdateStatement),
+    /// A condition that writes nothing: 1 when it holds, 0 when not.
+    Check(SimpleExpr),
 }
 
 impl Built {
@@ -27,6 +32,7 @@ impl Built {
         match self {
             Built::Insert(q) => backend.build(q),
             Built::Update(q) => backend.build(q),
+            Built::Check(e) => backend.build(Query::select().expr(e.clone())),
         }
     }
 }
@@ -34,6 +40,10 @@ impl Built {
 /// What a step must change for its commit to stand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Rule {
+    /// The catalog the commit was planned on is still current (a [`Built::Check`]): if not, the
+    /// delivery may have been verified under replaced credentials; [`StoreError::Conflict`],
+    /// and the commit writes nothing.
+    Catalog,
     /// The delivery's record: no row changed means it was recorded before, and the commit is a
     /// duplicate that writes nothing.
     Record,
@@ -58,10 +68,13 @@ fn step(built: Built, rule: Rule) -> Step {
     Step { built, rule }
 }
 
-/// The statements that write `commit`, in order: the record first, so a duplicate stops before
-/// anything else runs.
+/// The statements that write `commit`, in order: the catalog's check, then the record, so a
+/// duplicate stops before anything else runs.
 pub(super) fn steps(commit: &Commit) -> Vec<Step> {
     let mut steps = Vec::new();
+    if let Some(check) = catalog_unmoved(commit) {
+        steps.push(step(Built::Check(check), Rule::Catalog));
+    }
     if let Some(e) = &commit.event {
         steps.push(step(record(e, commit.replay), Rule::Record));
     }
@@ -80,6 +93,21 @@ pub(super) fn steps(commit: &Commit) -> Vec<Step> {
         steps.push(step(Built::Insert(super::notices::record(&commit.notices, commit.at)), Rule::Notice));
     }
     steps
+}
+
+/// 1 when the guild's catalog is still at the revision `commit` was planned on (0 before the
+/// guild's first catalog write), else 0; `None` when the commit names no revision.
+pub(super) fn catalog_unmoved(commit: &Commit) -> Option<SimpleExpr> {
+    use catalog_revision::Column as C;
+    let (guild, revision) = commit.catalog?;
+    let current = Query::select()
+        .column(C::Revision)
+        .from(catalog_revision::Entity)
+        .and_where(C::GuildId.eq(sf(guild.get())))
+        .to_owned();
+    let current = Func::coalesce([SimpleExpr::SubQuery(None, Box::new(current.into())), 0.into()]);
+    let planned = i64::try_from(revision).unwrap_or(i64::MAX);
+    Some(Expr::case(Expr::expr(current).eq(planned), 1).finally(0).into())
 }
 
 /// The delivery's record: a new row, or (a replay) the stored failure or deferral updated, only
@@ -195,7 +223,14 @@ impl Wake {
 pub(super) async fn apply<E: Execute>(conn: &E, commit: &Commit) -> Result<(Recorded, Wake), StoreError> {
     let mut notices = 0;
     for step in steps(commit) {
-        let changed = conn.execute(step.built.statement(conn.backend())).await?;
+        let statement = step.built.statement(conn.backend());
+        if let Built::Check(_) = step.built {
+            if conn.number(statement).await? != 1 {
+                return Err(StoreError::Conflict);
+            }
+            continue;
+        }
+        let changed = conn.execute(statement).await?;
         match step.rule {
             Rule::Record if changed != 1 => return Ok((Recorded::Duplicate, Wake::default())),
             Rule::Revision if changed != 1 => return Err(StoreError::Conflict),

@@ -709,6 +709,56 @@ pub async fn an_entitlement_found_by_its_reference_is_the_one_stored<R: Subscrip
     assert_eq!(repo.entitlement(ProviderName::SEPAY, guild(), &reference).await.expect("read"), None);
 }
 
+/// Ingest plans a webhook on the kept catalog without reading it first, and its commit names the
+/// revision that catalog was read at: once a catalog write moves it, the commit is refused and
+/// writes nothing, even for a delivery recorded before (it may have been verified under replaced
+/// credentials).
+pub async fn a_commit_planned_on_a_catalog_that_moved_is_refused_and_writes_nothing<R: SubscriptionRepo>(
+    repo: &R,
+) {
+    let polar = ProviderName::POLAR;
+    setup(repo).await;
+    let read = repo.catalog(guild(), polar).await.expect("read").expect("a guild");
+    let revision = read.revision.expect("the adapter keeps a revision");
+    let kept = repo.kept_catalog(guild(), polar).await.expect("read").expect("kept once read");
+    assert_eq!(kept.revision, Some(revision));
+    let planned = |id: &str, n: u64, revision: u64| Commit {
+        catalog: Some((guild(), revision)),
+        ..commit(
+            Some(event(id, EventOutcome::Processed)),
+            vec![insert(n, &format!("sub_{n}"), None)],
+            vec![key(n)],
+        )
+    };
+    assert_eq!(repo.commit(planned("evt_1", 1, revision)).await, Ok(Recorded::Committed), "unmoved");
+
+    repo.put_credentials(guild(), polar, &ProviderCredentials::new(Secret::new("new"))).await.expect("creds");
+    assert_eq!(repo.commit(planned("evt_2", 2, revision)).await, Err(StoreError::Conflict));
+    assert_eq!(
+        repo.commit(planned("evt_1", 1, revision)).await,
+        Err(StoreError::Conflict),
+        "a duplicate too"
+    );
+    // A commit naming a job twice is written a statement at a time on PostgreSQL: refused there too.
+    let twice = Commit { jobs: vec![key(2), key(2)], ..planned("evt_2", 2, revision) };
+    assert_eq!(repo.commit(twice).await, Err(StoreError::Conflict), "a statement at a time");
+    let evt_2 = "evt_2".parse().expect("id");
+    assert_eq!(repo.webhook_event(polar, guild(), &evt_2).await.expect("read"), None);
+    let sub_2 = "sub_2".parse().expect("ref");
+    assert_eq!(repo.entitlement(polar, guild(), &sub_2).await.expect("read"), None);
+    assert_eq!(repo.job_for(key(2)).await.expect("read"), None);
+
+    let current = repo.catalog(guild(), polar).await.expect("read").expect("a guild").revision;
+    let current = current.expect("a revision");
+    assert_ne!(current, revision, "a catalog write moves the revision");
+    assert_eq!(
+        repo.kept_catalog(guild(), polar).await.expect("read").and_then(|c| c.revision),
+        Some(current)
+    );
+    assert_eq!(repo.commit(planned("evt_2", 2, current)).await, Ok(Recorded::Committed));
+    assert_eq!(repo.commit(planned("evt_1", 1, current)).await, Ok(Recorded::Duplicate));
+}
+
 /// Ingest reads the catalog once per delivery, and an adapter may keep it: every catalog write
 /// must show in the next read all the same.
 pub async fn the_catalog_follows_every_catalog_write<R: SubscriptionRepo>(repo: &R) {

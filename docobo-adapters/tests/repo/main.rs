@@ -56,6 +56,7 @@ macro_rules! contract {
             case!(guild_and_credentials_are_read_together);
             case!(the_catalog_follows_every_catalog_write);
             case!(an_entitlement_found_by_its_reference_is_the_one_stored);
+            case!(a_commit_planned_on_a_catalog_that_moved_is_refused_and_writes_nothing);
             case!(notices_are_planned_once_per_key_then_claimed_leased_and_settled);
             case!(members_mute_notices_are_marked_unreachable_and_reset_by_turning_them_on);
             case!(deadlines_page_by_deadline_then_id);

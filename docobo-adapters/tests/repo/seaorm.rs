@@ -159,17 +159,7 @@ async fn a_commit_with_jobs_wakes_a_sleeping_worker_and_one_without_does_not() {
 
     let repo = crate::backends::sqlite_memory().await.expect("sqlite");
     let signal = repo.job_signal();
-    let quiet = Commit {
-        event: None,
-        replay: false,
-        writes: vec![],
-        jobs: vec![],
-        cause: "none".into(),
-        audit: vec![],
-        payments: vec![],
-        notices: vec![],
-        at: crate::cases::T0,
-    };
+    let quiet = Commit { cause: "none".into(), ..Commit::new(crate::cases::T0) };
     repo.commit(quiet.clone()).await.expect("commit");
     assert!(
         tokio::time::timeout(StdDuration::from_millis(50), signal.notified()).await.is_err(),

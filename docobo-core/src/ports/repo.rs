@@ -40,6 +40,9 @@ pub struct GuildCatalog {
     pub credentials: Option<ProviderCredentials>,
     /// By role id.
     pub roles: Vec<PaidRole>,
+    /// The guild's catalog revision it was read at, where the adapter keeps one (see
+    /// [`CatalogRepo::kept_catalog`]); a commit can name it ([`Commit::catalog`]).
+    pub revision: Option<u64>,
 }
 
 impl GuildCatalog {
@@ -53,7 +56,7 @@ impl GuildCatalog {
             return Ok(None);
         };
         let roles = repo.paid_roles(guild).await?;
-        Ok(Some(GuildCatalog { guild: found, credentials, roles }))
+        Ok(Some(GuildCatalog { guild: found, credentials, roles, revision: None }))
     }
 
     /// The role `role`, if it is for sale.
@@ -130,6 +133,18 @@ pub trait CatalogRepo: Send + Sync {
         provider: ProviderName,
     ) -> Result<Option<Arc<GuildCatalog>>, StoreError> {
         Ok(GuildCatalog::read(self, guild, provider).await?.map(Arc::new))
+    }
+    /// The catalog as last kept, without asking the database whether it is still current, so
+    /// that a webhook is verified and planned without a round trip first; `None` when none is
+    /// kept (ask [`Self::catalog`]). A catalog returned here MUST carry the revision it was read
+    /// at, and [`Ledger::commit`] MUST refuse a commit that names a revision the catalog has
+    /// since moved past. The default keeps nothing.
+    async fn kept_catalog(
+        &self,
+        _guild: GuildId,
+        _provider: ProviderName,
+    ) -> Result<Option<Arc<GuildCatalog>>, StoreError> {
+        Ok(None)
     }
 }
 
@@ -214,6 +229,9 @@ pub struct Commit {
     pub payments: Vec<Payment>,
     /// Member notices the change calls for, recorded as [`NoticeRepo::plan_notices`] does.
     pub notices: Vec<PlannedNotice>,
+    /// The guild and catalog revision the commit was planned on, when that catalog was a kept
+    /// one nobody has confirmed current ([`CatalogRepo::kept_catalog`]).
+    pub catalog: Option<(GuildId, u64)>,
     pub at: Timestamp,
 }
 
@@ -229,6 +247,7 @@ impl Commit {
             audit: Vec::new(),
             payments: Vec::new(),
             notices: Vec::new(),
+            catalog: None,
             at,
         }
     }
@@ -254,6 +273,9 @@ pub trait Ledger: Send + Sync {
     /// - MUST return `Err(StoreError::Conflict)` and write nothing when an `Update` names a
     ///   revision that is no longer current, or an `Insert` collides with an existing
     ///   `(provider, guild, external_ref)`.
+    /// - MUST return `Err(StoreError::Conflict)` and write nothing when `catalog` names a
+    ///   revision the guild's catalog has moved past, even if the delivery is recorded already:
+    ///   the delivery may have been verified under credentials that were replaced.
     /// - MUST bump the revision of every written entitlement.
     /// - MUST insert each payment once per `(provider, guild, reference)` (a unique constraint);
     ///   a later one with the same key only raises the stored `refunded`, never lowers it.

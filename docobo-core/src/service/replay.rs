@@ -4,7 +4,7 @@
 use crate::domain::{DeliveryId, WebhookEvent};
 use crate::ports::{Clock, PaymentProvider};
 
-use super::ingest::{IngestError, IngestRepo, IngestReport, commit_delivery};
+use super::ingest::{IngestError, IngestRepo, IngestReport, Origin, commit_delivery};
 
 /// Why a stored delivery was not replayed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,5 +46,14 @@ pub async fn replay_event<R: IngestRepo + ?Sized>(
     };
     let headers = provider.replay_headers(&event.external_id);
     let parsed = provider.parse(&headers, &event.body, credentials);
-    Ok(commit_delivery(repo, event.provider, &catalog, &event.body, parsed, clock.now(), Some(event)).await?)
+    Ok(commit_delivery(
+        repo,
+        event.provider,
+        &catalog,
+        &event.body,
+        parsed,
+        clock.now(),
+        Origin::Stored(event),
+    )
+    .await?)
 }

@@ -14,7 +14,7 @@ use time::Duration;
 use crate::domain::{Timestamp, WebhookEvent};
 use crate::ports::{Clock, ParseError, ProviderRegistry, ResolveError, StoreError};
 
-use super::ingest::{IngestError, IngestOutcome, IngestRepo, commit_delivery};
+use super::ingest::{IngestError, IngestOutcome, IngestRepo, Origin, commit_delivery};
 
 /// The waits between attempts to resolve one delivery; after the last, it fails.
 pub const RESOLVE_BACKOFF: [Duration; 8] = [
@@ -101,7 +101,8 @@ async fn resolve_one<R: IngestRepo + ?Sized>(
         Err(e) => Err(ParseError { event_id: None, reason: format!("could not be resolved: {e}") }),
     };
     let report =
-        commit_delivery(repo, event.provider, &catalog, &event.body, parsed, now, Some(event)).await?;
+        commit_delivery(repo, event.provider, &catalog, &event.body, parsed, now, Origin::Stored(event))
+            .await?;
     Ok(Some(report.outcome))
 }
 

@@ -7,10 +7,12 @@
 //! step changed. PostgreSQL runs every data-modifying CTE to completion whether or not it is
 //! read, and a statement that fails writes nothing, so a step that changed no row (the
 //! delivery was recorded before, or the entitlement moved past the revision the plan read)
-//! aborts the whole commit with `division_by_zero` (SQLSTATE 22012); nothing else in these
-//! statements divides. Which rule it was is then read, on that rare path only: the delivery's
-//! record exists (a duplicate, [`Recorded::Duplicate`]) or it does not (a stale plan,
-//! [`StoreError::Conflict`], which the caller re-plans). A unique violation, a concurrent insert
+//! aborts the whole commit with `division_by_zero` (SQLSTATE 22012), and so does a catalog
+//! that moved past the revision the commit names (`1 / <1 if unmoved, else 0>`); nothing else
+//! in these statements divides. Which rule it was is then read, on that rare path only: the
+//! catalog moved ([`StoreError::Conflict`], the caller plans again on the current catalog),
+//! else the delivery's record exists (a duplicate, [`Recorded::Duplicate`]) or it does not (a
+//! stale plan, [`StoreError::Conflict`], which the caller re-plans). A unique violation, a concurrent insert
 //! of the same purchase, is a `Conflict` as on the statement-at-a-time path.
 //!
 //! All the CTEs see one snapshot and share one command, so two upserts of the same row in one
@@ -23,7 +25,8 @@ use std::collections::BTreeSet;
 use docobo_core::domain::WebhookEvent;
 use docobo_core::ports::{Commit, Recorded, Settled, StoreError};
 use sea_orm::sea_query::{
-    Alias, CommonTableExpression, Expr, Query, ReturningClause, SubQueryStatement, WithClause, WithQuery,
+    Alias, CommonTableExpression, Expr, ExprTrait, Query, ReturningClause, SubQueryStatement, WithClause,
+    WithQuery,
 };
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QuerySelect,
@@ -32,8 +35,9 @@ use sea_orm::{
 
 use super::super::convert::{sf, store_err};
 use super::super::entities::webhook_event;
+use super::super::execute::Execute;
 use super::super::queue::Settling;
-use super::super::steps::{Built, Rule, Step, Wake, steps};
+use super::super::steps::{Built, Rule, Step, Wake, catalog_unmoved, steps};
 use super::Settle;
 
 /// PostgreSQL's SQLSTATE for a division by zero: here, a step that broke its rule.
@@ -67,6 +71,7 @@ pub(super) async fn write(db: &DatabaseConnection, commit: &Commit) -> Result<(R
             Ok((Recorded::Committed, Wake::after(commit, u64::try_from(notices).unwrap_or_default())))
         }
         Err(e) if broke_a_rule(&e) => match &commit.event {
+            _ if moved(db, commit).await? => Err(StoreError::Conflict),
             Some(e) if recorded(db, e).await? => Ok((Recorded::Duplicate, Wake::default())),
             _ => Err(StoreError::Conflict),
         },
@@ -90,12 +95,16 @@ fn statement(steps: Vec<Step>) -> WithQuery {
                 q.returning(one());
                 q.into()
             }
+            Built::Check(holds) => {
+                checks.push(Expr::value(1).div(holds));
+                continue;
+            }
         };
         with.cte(cte(&format!("s{i}"), query));
         match step.rule {
             Rule::Record | Rule::Revision => checks.push(Expr::cust(format!("1 / {}", changed(i)))),
             Rule::Notice => notices.push(changed(i)),
-            Rule::Any => {}
+            Rule::Catalog | Rule::Any => {}
         }
     }
     let mut select = Query::select();
@@ -155,6 +164,14 @@ fn broke_a_rule(e: &DbErr) -> bool {
     match &**e {
         sea_orm::sqlx::Error::Database(e) => e.code().as_deref() == Some(BROKE_A_RULE),
         _ => false,
+    }
+}
+
+/// Whether the catalog `commit` was planned on has moved since (never, when it names none).
+async fn moved(db: &DatabaseConnection, commit: &Commit) -> Result<bool, StoreError> {
+    match catalog_unmoved(commit) {
+        Some(holds) => Ok(db.number(Built::Check(holds).statement(db.get_database_backend())).await? != 1),
+        None => Ok(false),
     }
 }
 

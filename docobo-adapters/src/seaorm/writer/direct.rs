@@ -135,10 +135,7 @@ impl Lent {
     }
 
     fn execute_now(&self, statement: &Statement) -> Result<u64, StoreError> {
-        let values = match &statement.values {
-            Some(values) => values.0.iter().map(to_sql).collect::<Result<Vec<_>, _>>()?,
-            None => Vec::new(),
-        };
+        let values = values(statement)?;
         let sqlite = self.sqlite();
         let mut prepared = sqlite.prepare_cached(&statement.sql).map_err(unavailable)?;
         match prepared.execute(rusqlite::params_from_iter(values)) {
@@ -149,6 +146,13 @@ impl Lent {
     }
 }
 
+fn values(statement: &Statement) -> Result<Vec<Sql>, StoreError> {
+    match &statement.values {
+        Some(values) => values.0.iter().map(to_sql).collect(),
+        None => Ok(Vec::new()),
+    }
+}
+
 impl Execute for Lent {
     fn backend(&self) -> DbBackend {
         DbBackend::Sqlite
@@ -156,6 +160,13 @@ impl Execute for Lent {
 
     async fn execute(&self, statement: Statement) -> Result<u64, StoreError> {
         self.execute_now(&statement)
+    }
+
+    async fn number(&self, statement: Statement) -> Result<i64, StoreError> {
+        let values = values(&statement)?;
+        let sqlite = self.sqlite();
+        let mut prepared = sqlite.prepare_cached(&statement.sql).map_err(unavailable)?;
+        prepared.query_row(rusqlite::params_from_iter(values), |row| row.get(0)).map_err(unavailable)
     }
 }
 

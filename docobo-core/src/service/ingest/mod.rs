@@ -4,6 +4,8 @@
 //! A successful return means the delivery is durable; the HTTP edge answers 2xx only then. No
 //! Discord call happens here: role changes are the worker's job.
 
+use std::sync::Arc;
+
 use sha2::{Digest, Sha256};
 
 use crate::domain::{
@@ -111,20 +113,73 @@ async fn accept<R: IngestRepo + ?Sized>(
     verify: bool,
 ) -> Result<IngestReport, IngestError> {
     let kind = provider.name();
-    let catalog = repo.catalog(guild, kind).await?.ok_or(IngestError::UnknownGuild(guild))?;
-    let Some(credentials) = &catalog.credentials else {
-        return Err(IngestError::NotConfigured { guild, provider: kind });
-    };
     let now = clock.now();
-    if verify {
-        provider.verify(headers, body, credentials, now)?;
+    let delivery = Delivery { provider, headers, body, verify, now };
+    // First on the catalog as kept, with no read before it: the commit names the revision the
+    // plan was made on, and the store refuses it if the catalog moved since. A delivery the kept
+    // catalog does not authenticate, or whose commit was refused, is tried once more on the
+    // current catalog: its credentials may just have changed.
+    let kept = repo.kept_catalog(guild, kind).await?;
+    let refused = match &kept {
+        Some(kept) => match delivery.apply(repo, kept, true).await {
+            Err(e @ (IngestError::Unauthorized(_) | IngestError::NotConfigured { .. })) => Some(e),
+            Err(IngestError::Store(StoreError::Conflict)) => None,
+            done => return done,
+        },
+        None => None,
+    };
+    let catalog = repo.catalog(guild, kind).await?.ok_or(IngestError::UnknownGuild(guild))?;
+    match (refused, kept) {
+        // The same catalog would refuse it the same way.
+        (Some(e), Some(kept)) if Arc::ptr_eq(&kept, &catalog) => Err(e),
+        _ => delivery.apply(repo, &catalog, false).await,
     }
-    let parsed = provider.parse(headers, body, credentials);
-    commit_delivery(repo, kind, &catalog, body, parsed, now, None).await
 }
 
-/// Plans and commits one parsed delivery, re-planning when a concurrent delivery for the same
-/// purchase commits first. `previous` is the stored failed delivery being replayed, if any.
+/// One delivery as it arrived, to be verified, parsed and committed on a catalog.
+struct Delivery<'a> {
+    provider: &'a dyn PaymentProvider,
+    headers: &'a Headers,
+    body: &'a [u8],
+    verify: bool,
+    now: Timestamp,
+}
+
+impl Delivery<'_> {
+    /// Verifies, parses and commits the delivery on `catalog`; with `unconfirmed`, naming the
+    /// catalog's revision in the commit.
+    async fn apply<R: IngestRepo + ?Sized>(
+        &self,
+        repo: &R,
+        catalog: &GuildCatalog,
+        unconfirmed: bool,
+    ) -> Result<IngestReport, IngestError> {
+        let kind = self.provider.name();
+        let Some(credentials) = &catalog.credentials else {
+            return Err(IngestError::NotConfigured { guild: catalog.guild.id, provider: kind });
+        };
+        if self.verify {
+            self.provider.verify(self.headers, self.body, credentials, self.now)?;
+        }
+        let parsed = self.provider.parse(self.headers, self.body, credentials);
+        let origin = Origin::Received { unconfirmed };
+        commit_delivery(repo, kind, catalog, self.body, parsed, self.now, origin).await
+    }
+}
+
+/// Where a delivery being committed comes from.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Origin<'a> {
+    /// Just received; `unconfirmed` when planned on a kept catalog that nobody has confirmed
+    /// current, whose revision the commit then names.
+    Received { unconfirmed: bool },
+    /// The stored failed delivery, being replayed.
+    Stored(&'a WebhookEvent),
+}
+
+/// Plans and commits one parsed delivery on `catalog`, re-planning when a concurrent delivery
+/// for the same purchase commits first; except on an unconfirmed catalog, where a conflict is
+/// returned at once for the caller to try again on the current one.
 pub(super) async fn commit_delivery<R: IngestRepo + ?Sized>(
     repo: &R,
     kind: ProviderName,
@@ -132,8 +187,14 @@ pub(super) async fn commit_delivery<R: IngestRepo + ?Sized>(
     body: &[u8],
     parsed: Result<ParsedWebhook, ParseError>,
     now: Timestamp,
-    previous: Option<&WebhookEvent>,
+    origin: Origin<'_>,
 ) -> Result<IngestReport, IngestError> {
+    let (previous, planned_on) = match origin {
+        Origin::Stored(p) => (Some(p), None),
+        Origin::Received { unconfirmed } => {
+            (None, catalog.revision.filter(|_| unconfirmed).map(|r| (catalog.guild.id, r)))
+        }
+    };
     let event_id = match (&parsed, previous) {
         (_, Some(p)) => p.external_id.clone(),
         (Ok(p), None) => p.event_id.clone(),
@@ -156,11 +217,11 @@ pub(super) async fn commit_delivery<R: IngestRepo + ?Sized>(
         if let Some(p) = previous {
             event = WebhookEvent { id: p.id, received_at: p.received_at, attempts: p.attempts + 1, ..event };
         }
-        let commit = Commit { replay: previous.is_some(), ..commit.with_event(event) };
+        let commit = Commit { replay: previous.is_some(), catalog: planned_on, ..commit.with_event(event) };
         match repo.commit(commit).await {
             Ok(Recorded::Committed) => return Ok(report(outcome)),
             Ok(Recorded::Duplicate) => return Ok(report(IngestOutcome::Duplicate)),
-            Err(StoreError::Conflict) => continue,
+            Err(StoreError::Conflict) if planned_on.is_none() => continue,
             Err(e) => return Err(e.into()),
         }
     }

@@ -243,3 +243,40 @@ async fn a_purchase_paid_once_buys_its_units_once_however_often_it_is_reported()
     assert!(matches!(again.outcome, IngestOutcome::Processed { jobs: 0 }), "{again:?}");
     assert_eq!(w.repo.entitlements()[0].access_until(), Some(START + Duration::days(60)), "not paid twice");
 }
+
+/// Signs `lines` with `secret` and ingests them.
+async fn signed_with(w: &World, secret: &str, lines: &[(&str, String)]) -> Result<IngestReport, IngestError> {
+    let body: String = lines.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    let headers = ToyProvider::headers(secret, body.as_bytes());
+    ingest_webhook(&w.repo, &w.provider, &w.clock, guild(), &headers, body.as_bytes()).await
+}
+
+#[tokio::test]
+async fn after_the_secret_is_replaced_only_deliveries_signed_with_the_new_one_are_accepted() {
+    let w = World::new(Term::Recurring).await;
+    // The first delivery leaves the catalog, with the old secret, kept.
+    w.sub_event("evt_1", "payment_succeeded", START, Some(START + Duration::days(30))).await;
+    let creds = ProviderCredentials::new(Secret::new("new-secret"));
+    w.repo.put_credentials(guild(), ProviderName::POLAR, &creds).await.expect("creds");
+    let old = webhook("evt_old", "revoked", "sub_1", START + Duration::hours(1));
+    let err = signed_with(&w, SECRET, &old).await.expect_err("the replaced secret is refused");
+    assert!(matches!(err, IngestError::Unauthorized(_)), "{err:?}");
+    assert_eq!((w.repo.events().len(), w.status()), (1, Status::Active), "nothing of it is stored");
+    let new = webhook("evt_new", "revoked", "sub_1", START + Duration::hours(1));
+    let report = signed_with(&w, "new-secret", &new).await.expect("the new secret is accepted");
+    assert_eq!(report.outcome, IngestOutcome::Processed { jobs: 1 });
+    assert_eq!(w.status(), Status::Revoked);
+}
+
+#[tokio::test]
+async fn a_product_linked_after_the_catalog_was_kept_is_sold_to_the_next_delivery() {
+    let w = World::new(Term::Recurring).await;
+    w.sub_event("evt_1", "payment_succeeded", START, Some(START + Duration::days(30))).await;
+    let mut paid = w.repo.paid_role(guild(), role()).await.expect("read").expect("sold");
+    paid.link(ProductLink::product(ProviderName::POLAR, "prod_new"));
+    w.repo.put_paid_role(&paid).await.expect("linked");
+    let mut lines = webhook("evt_2", "payment_succeeded", "sub_2", START);
+    lines.extend([("user", "77".to_owned()), ("product", "prod_new".to_owned())]);
+    let report = w.deliver(&lines).await.expect("ingests");
+    assert_eq!(report.outcome, IngestOutcome::Processed { jobs: 1 }, "planned on the catalog with the link");
+}

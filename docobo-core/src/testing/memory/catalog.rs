@@ -1,5 +1,7 @@
 //! The catalog side of [`MemoryRepo`]: guilds, paid roles, credentials, checkouts, entitlements.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use super::{MemoryRepo, lock};
@@ -7,12 +9,16 @@ use crate::domain::{
     Checkout, CheckoutRef, Entitlement, EntitlementId, ExternalRef, Guild, GuildId, PaidRole, ProviderName,
     RoleId, RoleJobKey, Timestamp, UserId,
 };
-use crate::ports::{CatalogRepo, CheckoutRepo, EntitlementRepo, ProviderCredentials, StoreError};
+use crate::ports::{
+    CatalogRepo, CheckoutRepo, EntitlementRepo, GuildCatalog, ProviderCredentials, StoreError,
+};
 
 #[async_trait]
 impl CatalogRepo for MemoryRepo {
     async fn put_guild(&self, guild: &Guild) -> Result<(), StoreError> {
-        lock(&self.state).guilds.insert(guild.id, guild.clone());
+        let mut state = lock(&self.state);
+        state.guilds.insert(guild.id, guild.clone());
+        state.catalog_changed(guild.id);
         Ok(())
     }
 
@@ -25,11 +31,15 @@ impl CatalogRepo for MemoryRepo {
     }
 
     async fn remove_paid_role(&self, guild: GuildId, role: RoleId) -> Result<bool, StoreError> {
-        Ok(lock(&self.state).roles.remove(&(guild, role)).is_some())
+        let mut state = lock(&self.state);
+        state.catalog_changed(guild);
+        Ok(state.roles.remove(&(guild, role)).is_some())
     }
 
     async fn put_paid_role(&self, role: &PaidRole) -> Result<(), StoreError> {
-        lock(&self.state).roles.insert((role.guild, role.role), role.clone());
+        let mut state = lock(&self.state);
+        state.roles.insert((role.guild, role.role), role.clone());
+        state.catalog_changed(role.guild);
         Ok(())
     }
 
@@ -47,7 +57,9 @@ impl CatalogRepo for MemoryRepo {
         provider: ProviderName,
         credentials: &ProviderCredentials,
     ) -> Result<(), StoreError> {
-        lock(&self.state).credentials.insert((guild, provider), credentials.clone());
+        let mut state = lock(&self.state);
+        state.credentials.insert((guild, provider), credentials.clone());
+        state.catalog_changed(guild);
         Ok(())
     }
 
@@ -57,6 +69,36 @@ impl CatalogRepo for MemoryRepo {
         provider: ProviderName,
     ) -> Result<Option<ProviderCredentials>, StoreError> {
         self.read(|s| s.credentials.get(&(guild, provider)).cloned())
+    }
+
+    async fn catalog(
+        &self,
+        guild: GuildId,
+        provider: ProviderName,
+    ) -> Result<Option<Arc<GuildCatalog>>, StoreError> {
+        let state = lock(&self.state);
+        let revision = state.catalog_revision(guild);
+        let mut kept = lock(&self.kept);
+        if let Some(catalog) = kept.get(&(guild, provider)).filter(|c| c.revision == Some(revision)) {
+            return Ok(Some(catalog.clone()));
+        }
+        let Some(found) = state.guilds.get(&guild) else { return Ok(None) };
+        let catalog = Arc::new(GuildCatalog {
+            guild: found.clone(),
+            credentials: state.credentials.get(&(guild, provider)).cloned(),
+            roles: state.roles.values().filter(|r| r.guild == guild).cloned().collect(),
+            revision: Some(revision),
+        });
+        kept.insert((guild, provider), catalog.clone());
+        Ok(Some(catalog))
+    }
+
+    async fn kept_catalog(
+        &self,
+        guild: GuildId,
+        provider: ProviderName,
+    ) -> Result<Option<Arc<GuildCatalog>>, StoreError> {
+        Ok(lock(&self.kept).get(&(guild, provider)).cloned())
     }
 }
 

@@ -24,6 +24,11 @@ impl Ledger for MemoryRepo {
                 return Err(StoreError::Conflict);
             }
         }
+        if let Some((guild, revision)) = commit.catalog
+            && state.catalog_revision(guild) != revision
+        {
+            return Err(StoreError::Conflict);
+        }
         let mut next = state.clone();
         if let Some(mut event) = commit.event {
             let key = (event.provider, event.guild, event.external_id.clone());

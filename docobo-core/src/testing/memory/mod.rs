@@ -6,7 +6,7 @@
 //! [`MemoryRepo::fail_commits_after_event`]) leaves nothing behind.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use super::lock;
 use crate::domain::{
@@ -15,7 +15,7 @@ use crate::domain::{
     Relay, RelayId, RoleId, RoleJob, RoleJobKey, SetupProgress, Signal, SignalId, Timestamp, UserId,
     WebhookEvent,
 };
-use crate::ports::{EntitlementWrite, ProviderCredentials, StoreError};
+use crate::ports::{EntitlementWrite, GuildCatalog, ProviderCredentials, StoreError};
 
 mod catalog;
 mod ledger;
@@ -43,6 +43,8 @@ struct State {
     signal_keys: BTreeMap<(ChannelId, MessageId), SignalId>,
     mirrors: BTreeMap<(SignalId, RelayId), MirrorJob>,
     sessions: BTreeMap<String, crate::domain::Session>,
+    /// Raised by every catalog write, as the database adapters do.
+    catalog_revisions: BTreeMap<GuildId, u64>,
     last_id: i64,
 }
 
@@ -60,6 +62,8 @@ struct Faults {
 pub struct MemoryRepo {
     state: Mutex<State>,
     faults: Mutex<Faults>,
+    /// The catalogs last read, kept as the database adapters keep them.
+    kept: Mutex<BTreeMap<(GuildId, ProviderName), Arc<GuildCatalog>>>,
 }
 
 impl MemoryRepo {
@@ -100,6 +104,15 @@ impl MemoryRepo {
 }
 
 impl State {
+    fn catalog_revision(&self, guild: GuildId) -> u64 {
+        self.catalog_revisions.get(&guild).copied().unwrap_or_default()
+    }
+
+    /// Marks a change to `guild`'s catalog.
+    fn catalog_changed(&mut self, guild: GuildId) {
+        *self.catalog_revisions.entry(guild).or_default() += 1;
+    }
+
     fn next_id(&mut self) -> i64 {
         self.last_id += 1;
         self.last_id
