@@ -124,9 +124,10 @@ pub trait CatalogRepo: Send + Sync {
         Ok((Some(found), self.credentials(guild, provider).await?))
     }
     /// The guild's catalog for deliveries from `provider` (`None` for an unknown guild), as
-    /// [`Self::guild_and_credentials`] and [`Self::paid_roles`] give them. Ingest asks this on
-    /// every webhook, so an adapter SHOULD keep it and answer from memory while it is exact: a
-    /// revision that every catalog write bumps in the same transaction, never a timer.
+    /// [`Self::guild_and_credentials`] and [`Self::paid_roles`] give them, current when read.
+    /// Ingest asks this whenever [`Self::kept_catalog`] has none or it was refused, so an
+    /// adapter SHOULD keep it and answer from memory while it is exact: a revision that every
+    /// catalog write bumps in the same transaction, never a timer.
     async fn catalog(
         &self,
         guild: GuildId,

@@ -1,6 +1,11 @@
 //! `ingest_webhook`: verify → parse → record the delivery, apply its events and enqueue role
 //! jobs in one atomic commit → acknowledge.
 //!
+//! The catalog (credentials, roles for sale) is the one kept from an earlier delivery, not read
+//! first; the commit names its revision and is refused if a catalog write moved it since, and
+//! then the delivery is verified and planned again on the current catalog. So a delivery is
+//! never accepted under credentials that were replaced before it was committed.
+//!
 //! A successful return means the delivery is durable; the HTTP edge answers 2xx only then. No
 //! Discord call happens here: role changes are the worker's job.
 
