@@ -5,10 +5,12 @@ use docobo_core::domain::{
     GuildId, MemberNotices, Notice, NoticeId, NoticeState, PlannedNotice, Timestamp, UserId,
 };
 use docobo_core::ports::{NoticeRepo, NoticeSettlement, StoreError};
-use sea_orm::sea_query::{Expr, ExprTrait, InsertStatement, OnConflict};
+use sea_orm::sea_query::{
+    Expr, ExprTrait, InsertStatement, LockBehavior, LockType, OnConflict, Order, Query,
+};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, QueryTrait, TransactionTrait,
+    QueryTrait, TransactionTrait,
 };
 
 use super::SeaOrmRepo;
@@ -95,35 +97,36 @@ impl NoticeRepo for SeaOrmRepo {
         limit: usize,
     ) -> Result<Vec<Notice>, StoreError> {
         use notice::Column as C;
-        let txn = self.db.begin().await.map_err(store_err)?;
-        // `send_at` is the caller's time (it planned it); the lease is judged as the role jobs'.
-        let lease_now = self.lease_now(&txn, now).await?;
-        let until = lease_now.saturating_add(i64::try_from(lease.whole_microseconds()).unwrap_or(i64::MAX));
-        let rows = notice::Entity::find()
-            .filter(C::State.eq(NoticeState::Pending.as_str()))
-            .filter(C::SendAt.lte(micros(now)))
-            .filter(Condition::any().add(C::LockedUntil.is_null()).add(C::LockedUntil.lte(lease_now)))
-            .order_by_asc(C::SendAt)
-            .order_by_asc(C::Id)
-            .limit(u64::try_from(limit).unwrap_or(u64::MAX))
-            .lock_with_behavior(
-                sea_orm::sea_query::LockType::Update,
-                sea_orm::sea_query::LockBehavior::SkipLocked,
+        // One statement, as role jobs are claimed (`queue.rs`): the update takes the rows the
+        // subquery picks (locked, skipping rows another replica holds, on PostgreSQL) and
+        // returns them. `send_at` is the caller's time (it planned it); the lease is judged on
+        // the lease clock, as the role jobs'.
+        let lease_now = self.lease_clock(now);
+        let lease = i64::try_from(lease.whole_microseconds()).unwrap_or(i64::MAX);
+        let due = Query::select()
+            .column(C::Id)
+            .from(notice::Entity)
+            .and_where(C::State.eq(NoticeState::Pending.as_str()))
+            .and_where(C::SendAt.lte(micros(now)))
+            .cond_where(
+                Condition::any()
+                    .add(C::LockedUntil.is_null())
+                    .add(Expr::col(C::LockedUntil).lte(lease_now.clone())),
             )
-            .all(&txn)
+            .order_by(C::SendAt, Order::Asc)
+            .order_by(C::Id, Order::Asc)
+            .limit(u64::try_from(limit).unwrap_or(u64::MAX))
+            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+            .to_owned();
+        let mut rows = notice::Entity::update_many()
+            .col_expr(C::LockedUntil, lease_now.add(lease))
+            .filter(C::Id.in_subquery(due))
+            .exec_with_returning(&self.db)
             .await
             .map_err(store_err)?;
-        if rows.is_empty() {
-            return Ok(Vec::new());
-        }
-        notice::Entity::update_many()
-            .col_expr(C::LockedUntil, Expr::value(until))
-            .filter(C::Id.is_in(rows.iter().map(|r| r.id)))
-            .exec(&txn)
-            .await
-            .map_err(store_err)?;
-        txn.commit().await.map_err(store_err)?;
-        rows.into_iter().map(|r| notice_from(notice::Model { locked_until: Some(until), ..r })).collect()
+        // RETURNING follows no order: the claim's is the outbox's.
+        rows.sort_by_key(|r| (r.send_at, r.id));
+        rows.into_iter().map(notice_from).collect()
     }
 
     async fn settle_notice(

@@ -19,8 +19,8 @@ use sea_orm::sea_query::{
     InsertStatement, LockBehavior, LockType, OnConflict, Order, Query, UpdateStatement,
 };
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, QueryTrait,
+    ActiveValue::Set, ColumnTrait, Condition, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryTrait,
 };
 
 use super::SeaOrmRepo;
@@ -218,12 +218,7 @@ impl SeaOrmRepo {
         lease: time::Duration,
         limit: usize,
     ) -> Result<Vec<RoleJob>, StoreError> {
-        let now = match (self.backend(), self.lease_clock) {
-            (DbBackend::Postgres, super::LeaseClock::Database) => {
-                Expr::cust("(EXTRACT(EPOCH FROM statement_timestamp()) * 1000000)::bigint")
-            }
-            _ => Expr::val(micros(now)),
-        };
+        let now = self.lease_clock(now);
         let lease = i64::try_from(lease.whole_microseconds()).unwrap_or(i64::MAX);
         let due = Query::select()
             .column(C::Id)
@@ -247,32 +242,18 @@ impl SeaOrmRepo {
 }
 
 impl SeaOrmRepo {
-    /// "Now" for leases, in micros: the database's clock or the caller's `now` (`LeaseClock`).
-    pub(super) async fn lease_now<Conn: ConnectionTrait>(
-        &self,
-        conn: &Conn,
-        now: Timestamp,
-    ) -> Result<i64, StoreError> {
-        let database_now = match self.lease_clock {
-            super::LeaseClock::Database => database_now(conn).await?,
-            super::LeaseClock::Caller => None,
-        };
-        Ok(database_now.unwrap_or_else(|| micros(now)))
+    /// "Now" for leases in stored microseconds, as an expression the claiming statement reads:
+    /// on PostgreSQL the database's clock (`statement_timestamp()`, one instant for the whole
+    /// statement, so replicas with skewed clocks agree), unless the caller's is asked for
+    /// (`LeaseClock::Caller`); on SQLite the caller's `now`.
+    pub(super) fn lease_clock(&self, now: Timestamp) -> Expr {
+        match (self.backend(), self.lease_clock) {
+            (DbBackend::Postgres, super::LeaseClock::Database) => {
+                Expr::cust("(EXTRACT(EPOCH FROM statement_timestamp()) * 1000000)::bigint")
+            }
+            _ => Expr::val(micros(now)),
+        }
     }
-}
-
-/// The database's clock in stored microseconds, on PostgreSQL; `None` on SQLite.
-async fn database_now<Conn: ConnectionTrait>(conn: &Conn) -> Result<Option<i64>, StoreError> {
-    if conn.get_database_backend() != sea_orm::DbBackend::Postgres {
-        return Ok(None);
-    }
-    let sql = "SELECT (EXTRACT(EPOCH FROM clock_timestamp()) * 1000000)::bigint AS now";
-    let row = conn
-        .query_one_raw(sea_orm::Statement::from_string(sea_orm::DbBackend::Postgres, sql))
-        .await
-        .map_err(store_err)?
-        .ok_or_else(|| StoreError::Corrupt("the database did not tell its time".to_owned()))?;
-    row.try_get::<i64>("", "now").map(Some).map_err(store_err)
 }
 
 /// A settlement's statements (see `JobQueue::settle` for the rules): its audit rows, the update
@@ -314,6 +295,15 @@ impl Settling {
             .filter(lease_filter(claimed));
         Settling { audit, applied: applied.into_query(), requeued: requeued.into_query() }
     }
+
+    /// What the settlement did, from the rows its two updates changed.
+    pub fn outcome(applied: u64, requeued: u64) -> Settled {
+        match (applied, requeued) {
+            (1, _) => Settled::Applied,
+            (_, 1) => Settled::Requeued,
+            _ => Settled::LeaseLost,
+        }
+    }
 }
 
 /// Settles `s.claimed` on `conn` without committing (see `JobQueue::settle` for the rules).
@@ -323,14 +313,10 @@ pub(super) async fn settle_on<E: Execute>(conn: &E, s: &Settle) -> Result<Settle
     if let Some(audit) = audit {
         conn.execute(backend.build(&audit)).await?;
     }
-    if conn.execute(backend.build(&applied)).await? == 1 {
-        return Ok(Settled::Applied);
-    }
-    Ok(if conn.execute(backend.build(&requeued)).await? == 1 {
-        Settled::Requeued
-    } else {
-        Settled::LeaseLost
-    })
+    let applied = conn.execute(backend.build(&applied)).await?;
+    // The requeue runs only when the settlement did not apply.
+    let requeued = if applied == 1 { 0 } else { conn.execute(backend.build(&requeued)).await? };
+    Ok(Settling::outcome(applied, requeued))
 }
 
 impl SeaOrmRepo {

@@ -804,7 +804,7 @@ pub async fn the_catalog_follows_every_catalog_write<R: SubscriptionRepo>(repo: 
     assert_eq!(read().await.sold_as(polar, Some("prod_gold"), None), None);
 }
 
-fn notice(n: u64, kind: NoticeKind, send_at: OffsetDateTime) -> PlannedNotice {
+pub fn notice(n: u64, kind: NoticeKind, send_at: OffsetDateTime) -> PlannedNotice {
     PlannedNotice {
         guild: guild(),
         user: user(n),

@@ -191,10 +191,11 @@ async fn job_counts_group_the_queue_by_state() {
 
 /// M5: leases used to be stamped and judged with each replica's own clock, so a replica an hour
 /// ahead saw every lease as over and claimed jobs another replica was running. On PostgreSQL
-/// they now follow the database's clock.
+/// they now follow the database's clock, for role jobs and member notices alike.
 #[tokio::test]
 async fn m5_a_replica_whose_clock_runs_ahead_cannot_take_over_a_lease() {
-    use docobo_core::ports::JobQueue;
+    use docobo_core::domain::NoticeKind;
+    use docobo_core::ports::{JobQueue, NoticeRepo};
     let Some(pg) = postgres_url() else { return };
     let repo = SeaOrmRepo::connect(&fresh_schema_url(&pg).await, None).await.expect("connects");
     repo.migrate().await.expect("migrates");
@@ -213,6 +214,18 @@ async fn m5_a_replica_whose_clock_runs_ahead_cannot_take_over_a_lease() {
         (until - now - lease).abs() < time::Duration::seconds(5),
         "stamped from the database's clock: {until}"
     );
+
+    crate::cases::setup(&repo).await;
+    let planned = crate::cases::notice(1, NoticeKind::EndingSoon, now);
+    repo.plan_notices(&[planned], now).await.expect("plans");
+    let held = repo.claim_notices(now, lease, 10).await.expect("replica B claims the notice");
+    assert_eq!(held.len(), 1);
+    assert!(
+        repo.claim_notices(ahead, lease, 10).await.expect("replica A claims").is_empty(),
+        "a replica an hour ahead does not take over a notice's lease with a minute left"
+    );
+    let until = held[0].locked_until.expect("leased");
+    assert!((until - now - lease).abs() < time::Duration::seconds(5), "the notice's too: {until}");
 }
 
 /// L9: `DOCOBO_SECRET_KEY` could not be rotated. Now the old key is accepted for reading while

@@ -148,12 +148,9 @@ pub(super) async fn settle(db: &DatabaseConnection, s: &Settle) -> Result<Settle
         .await
         .map_err(store_err)?
         .ok_or_else(|| StoreError::Corrupt("a settlement returned no row".to_owned()))?;
-    let count = |i| row.try_get_by_index::<i64>(i).map_err(store_err);
-    Ok(match (count(0)?, count(1)?) {
-        (1, _) => Settled::Applied,
-        (_, 1) => Settled::Requeued,
-        _ => Settled::LeaseLost,
-    })
+    let count =
+        |i| row.try_get_by_index::<i64>(i).map(|n| u64::try_from(n).unwrap_or_default()).map_err(store_err);
+    Ok(Settling::outcome(count(0)?, count(1)?))
 }
 
 /// Whether the division by zero came from these statements' rule checks.
