@@ -12,8 +12,8 @@
 //! in these statements divides. Which rule it was is then read, on that rare path only: the
 //! catalog moved ([`StoreError::Conflict`], the caller plans again on the current catalog),
 //! else the delivery's record exists (a duplicate, [`Recorded::Duplicate`]) or it does not (a
-//! stale plan, [`StoreError::Conflict`], which the caller re-plans). A unique violation, a concurrent insert
-//! of the same purchase, is a `Conflict` as on the statement-at-a-time path.
+//! stale plan, [`StoreError::Conflict`], which the caller re-plans). A unique violation, a
+//! concurrent insert of the same purchase, is a `Conflict` as on the statement-at-a-time path.
 //!
 //! All the CTEs see one snapshot and share one command, so two upserts of the same row in one
 //! statement would fail ("cannot affect row a second time"); a commit that repeats a job, a
