@@ -125,8 +125,13 @@ fn fixture(name: &str) -> Vec<u8> {
 impl App {
     /// Posts `body` signed as Polar signs it, with delivery id `id`.
     async fn polar(&self, id: &str, body: &[u8]) -> reqwest::Response {
+        self.polar_signed_with(POLAR_SECRET, id, body).await
+    }
+
+    /// Posts `body` signed as Polar signs it with `secret`, with delivery id `id`.
+    async fn polar_signed_with(&self, secret: &str, id: &str, body: &[u8]) -> reqwest::Response {
         let ts = OffsetDateTime::now_utc().unix_timestamp();
-        let sig = signature::sign(POLAR_SECRET.as_bytes(), id, ts, body);
+        let sig = signature::sign(secret.as_bytes(), id, ts, body);
         self.http
             .post(format!("{}/webhooks/polar/{}", self.base, guild()))
             .header("webhook-id", id)
@@ -334,6 +339,28 @@ async fn unauthenticated_requests_get_401_and_leave_no_rows(app: App) {
             .expect("read")
             .is_none()
     );
+}
+
+/// The server plans each delivery on the catalog it kept from the last one, without reading it
+/// first, and a catalog write does not touch what it kept (the write may come from another
+/// replica or the CLI): a replaced secret must still be refused at once, and the new one
+/// accepted.
+async fn a_secret_replaced_elsewhere_is_refused_at_once_and_the_new_one_accepted(app: App) {
+    assert_eq!(app.polar("wh_active", &fixture("subscription_active")).await.status(), 200);
+    let new_secret = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+    let replaced = ProviderCredentials::new(Secret::new(new_secret));
+    app.repo.put_credentials(guild(), ProviderName::POLAR, &replaced).await.expect("replaced");
+    let cancel = fixture("subscription_canceled_at_period_end");
+
+    assert_eq!(app.polar("wh_cancel", &cancel).await.status(), 401, "signed with the replaced secret");
+    let cancel_id = "wh_cancel".parse().expect("id");
+    let recorded = app.repo.webhook_event(ProviderName::POLAR, guild(), &cancel_id).await.expect("read");
+    assert!(recorded.is_none(), "nothing of it is stored");
+    assert_eq!(app.entitlement(ProviderName::POLAR, SUB).await.status(), Status::Active);
+
+    let accepted = app.polar_signed_with(new_secret, "wh_cancel", &cancel).await;
+    assert_eq!(accepted.status(), 200, "signed with the new secret");
+    assert_eq!(app.entitlement(ProviderName::POLAR, SUB).await.status(), Status::Cancelled);
 }
 
 async fn unknown_guilds_oversized_bodies_and_unconfigured_providers_are_refused(app: App) {
@@ -573,5 +600,6 @@ both_databases!(sqlite, postgres, spawn_app:
     a_full_refund_removes_access_and_a_partial_refund_does_not,
     a_sepay_transfer_with_the_checkout_code_grants_and_an_underpayment_does_not,
     unauthenticated_requests_get_401_and_leave_no_rows,
+    a_secret_replaced_elsewhere_is_refused_at_once_and_the_new_one_accepted,
     unknown_guilds_oversized_bodies_and_unconfigured_providers_are_refused,
 );
