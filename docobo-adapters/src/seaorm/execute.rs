@@ -6,9 +6,10 @@
 use std::future::Future;
 
 use docobo_core::ports::StoreError;
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, Statement};
 
 use super::convert::store_err;
+use super::entities::role_job;
 
 /// Runs built statements; the commit reads nothing back but how many rows each changed.
 pub(super) trait Execute: Sync {
@@ -21,6 +22,13 @@ pub(super) trait Execute: Sync {
 
     /// Runs `statement`, a select of one integer; that integer.
     fn number(&self, statement: Statement) -> impl Future<Output = Result<i64, StoreError>> + Send;
+
+    /// Runs `statement`, a role-job claim (`UPDATE … RETURNING` every column); the rows it
+    /// leased.
+    fn jobs(
+        &self,
+        statement: Statement,
+    ) -> impl Future<Output = Result<Vec<role_job::Model>, StoreError>> + Send;
 }
 
 impl<C: ConnectionTrait> Execute for C {
@@ -40,5 +48,9 @@ impl<C: ConnectionTrait> Execute for C {
             Ok(n) => Ok(n),
             Err(_) => row.try_get_by_index::<i32>(0).map(i64::from).map_err(store_err),
         }
+    }
+
+    async fn jobs(&self, statement: Statement) -> Result<Vec<role_job::Model>, StoreError> {
+        role_job::Entity::find().from_raw_sql(statement).all(self).await.map_err(store_err)
     }
 }

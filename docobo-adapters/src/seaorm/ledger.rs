@@ -15,7 +15,7 @@ use super::convert::{
     from_micros, guild_id, micros, opt_from_micros, parse, role_id, sf, storable, store_err, user_id,
 };
 use super::entities::{entitlement, payment, webhook_event};
-use super::writer::{Done, Write};
+use super::writer::Write;
 
 fn entitlement_from(m: entitlement::Model) -> Result<Entitlement, StoreError> {
     Ok(Entitlement {
@@ -55,12 +55,7 @@ impl Ledger for SeaOrmRepo {
     /// Handed to the group committer (`seaorm/writer.rs`): answered once the batch that holds it
     /// is durable.
     async fn commit(&self, commit: Commit) -> Result<Recorded, StoreError> {
-        match self.write(Write::Commit(commit)).await? {
-            Done::Recorded(recorded) => Ok(recorded),
-            Done::Settled(_) => {
-                Err(StoreError::Corrupt("the writer answered a commit as a settlement".to_owned()))
-            }
-        }
+        self.write(Write::Commit(commit)).await?.recorded()
     }
 
     async fn webhook_event(

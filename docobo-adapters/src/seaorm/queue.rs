@@ -30,7 +30,7 @@ use super::convert::{
 };
 use super::entities::role_job::{self, Column as C};
 use super::execute::Execute;
-use super::writer::{Done, Settle, Write};
+use super::writer::{Settle, Write};
 
 fn job_from(m: role_job::Model) -> Result<RoleJob, StoreError> {
     let state = parse("job state", &m.state)?;
@@ -134,7 +134,13 @@ impl JobQueue for SeaOrmRepo {
         lease: time::Duration,
         limit: usize,
     ) -> Result<Vec<RoleJob>, StoreError> {
-        self.claim_in_one_statement(now, lease, limit).await
+        let claim = Claim { now, lease, limit };
+        if self.backend() != DbBackend::Sqlite {
+            return claim_on(&self.db, self.lease_clock(now), claim).await;
+        }
+        // On SQLite the claim joins the group committer's batch: it shares the webhooks'
+        // transaction and fsync instead of taking the one connection for its own.
+        self.write(Write::Claim(claim)).await?.claimed()
     }
 
     /// Handed to the group committer (`seaorm/writer.rs`): on SQLite settlements share the
@@ -147,12 +153,7 @@ impl JobQueue for SeaOrmRepo {
         now: Timestamp,
     ) -> Result<Settled, StoreError> {
         let settle = Settle { claimed: claimed.clone(), settlement, audit, now };
-        match self.write(Write::Settle(settle)).await? {
-            Done::Settled(settled) => Ok(settled),
-            Done::Recorded(_) => {
-                Err(StoreError::Corrupt("the writer answered a settlement as a commit".to_owned()))
-            }
-        }
+        self.write(Write::Settle(settle)).await?.settled()
     }
 
     async fn job(&self, id: JobId) -> Result<Option<RoleJob>, StoreError> {
@@ -204,41 +205,43 @@ impl JobQueue for SeaOrmRepo {
     }
 }
 
-impl SeaOrmRepo {
-    /// `claim_due` as one statement instead of a transaction of four or five (`BEGIN`, on
-    /// PostgreSQL the clock, the `SELECT … FOR UPDATE SKIP LOCKED`, the lease's `UPDATE`,
-    /// `COMMIT`): the update takes the rows the subquery picks and returns them. On PostgreSQL
-    /// the subquery locks them and "now" is the database's clock read in the statement
-    /// (`statement_timestamp()`, one instant for the whole statement); on SQLite, whose one
-    /// connection runs every write alone, it is the caller's, and the claim holds that connection
-    /// for one statement instead of four, each two thread hand-offs through sqlx.
-    async fn claim_in_one_statement(
-        &self,
-        now: Timestamp,
-        lease: time::Duration,
-        limit: usize,
-    ) -> Result<Vec<RoleJob>, StoreError> {
-        let now = self.lease_clock(now);
-        let lease = i64::try_from(lease.whole_microseconds()).unwrap_or(i64::MAX);
-        let due = Query::select()
-            .column(C::Id)
-            .from(role_job::Entity)
-            .cond_where(due(now.clone()))
-            .order_by(C::RunAt, Order::Asc)
-            .order_by(C::Id, Order::Asc)
-            .limit(u64::try_from(limit).unwrap_or(u64::MAX))
-            .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
-            .to_owned();
-        let mut rows = role_job::Entity::update_many()
-            .col_expr(C::LockedUntil, now.add(lease))
-            .filter(C::Id.in_subquery(due))
-            .exec_with_returning(&self.db)
-            .await
-            .map_err(store_err)?;
-        // RETURNING follows no order: the claim's is the queue's.
-        rows.sort_by_key(|r| (r.run_at, r.id));
-        rows.into_iter().map(job_from).collect()
-    }
+/// A claim of up to `limit` due jobs, leased until `now + lease`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Claim {
+    pub now: Timestamp,
+    pub lease: time::Duration,
+    pub limit: usize,
+}
+
+/// Claims on `conn` as one statement instead of a transaction of four or five (`BEGIN`, on
+/// PostgreSQL the clock, the `SELECT … FOR UPDATE SKIP LOCKED`, the lease's `UPDATE`,
+/// `COMMIT`): the update takes the rows the subquery picks and returns them. "Now" is `now`,
+/// an expression: on PostgreSQL the database's clock read in the statement (the subquery also
+/// locks the rows it picks), on SQLite the caller's.
+pub(super) async fn claim_on<E: Execute>(
+    conn: &E,
+    now: Expr,
+    claim: Claim,
+) -> Result<Vec<RoleJob>, StoreError> {
+    let lease = i64::try_from(claim.lease.whole_microseconds()).unwrap_or(i64::MAX);
+    let due = Query::select()
+        .column(C::Id)
+        .from(role_job::Entity)
+        .cond_where(due(now.clone()))
+        .order_by(C::RunAt, Order::Asc)
+        .order_by(C::Id, Order::Asc)
+        .limit(u64::try_from(claim.limit).unwrap_or(u64::MAX))
+        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+        .to_owned();
+    let mut update = role_job::Entity::update_many()
+        .col_expr(C::LockedUntil, now.add(lease))
+        .filter(C::Id.in_subquery(due))
+        .into_query();
+    update.returning_all();
+    let mut rows = conn.jobs(conn.backend().build(&update)).await?;
+    // RETURNING follows no order: the claim's is the queue's.
+    rows.sort_by_key(|r| (r.run_at, r.id));
+    rows.into_iter().map(job_from).collect()
 }
 
 impl SeaOrmRepo {

@@ -20,7 +20,7 @@ use sea_orm::{DbBackend, EntityTrait, QueryTrait, Select, Statement};
 
 use super::SeaOrmRepo;
 use super::convert::store_err;
-use super::entities::{catalog_revision, checkout, entitlement};
+use super::entities::{catalog_revision, checkout, entitlement, role_job};
 use super::writer::to_sql;
 
 /// Connections kept open between reads: as many as reads run at once (one per runtime thread,
@@ -79,7 +79,7 @@ impl DirectReads {
 }
 
 /// A value of the wrong type is a corrupt row; anything else, a database not answering.
-fn read_error(e: rusqlite::Error) -> StoreError {
+pub(super) fn read_error(e: rusqlite::Error) -> StoreError {
     match e {
         rusqlite::Error::FromSqlConversionFailure(..)
         | rusqlite::Error::InvalidColumnType(..)
@@ -136,5 +136,21 @@ pub(super) fn checkout(r: &Row<'_>) -> rusqlite::Result<checkout::Model> {
         currency: r.get("currency")?,
         created_at: r.get("created_at")?,
         expires_at: r.get("expires_at")?,
+    })
+}
+
+pub(super) fn role_job(r: &Row<'_>) -> rusqlite::Result<role_job::Model> {
+    Ok(role_job::Model {
+        id: r.get("id")?,
+        guild_id: r.get("guild_id")?,
+        user_id: r.get("user_id")?,
+        role_id: r.get("role_id")?,
+        state: r.get("state")?,
+        attempts: r.get("attempts")?,
+        generation: r.get("generation")?,
+        run_at: r.get("run_at")?,
+        locked_until: r.get("locked_until")?,
+        last_error: r.get("last_error")?,
+        cause: r.get("cause")?,
     })
 }

@@ -1,9 +1,10 @@
-//! Group commit on SQLite: every [`Ledger::commit`](docobo_core::ports::Ledger::commit) and every
-//! role job's [`settle`](docobo_core::ports::JobQueue::settle) of one [`SeaOrmRepo`] (a
-//! [`Write`]; "commit" below means either) goes to one writer task, which takes what is waiting
-//! (up to [`MAX_BATCH`]) and writes it as **one transaction**, each commit in its own savepoint,
-//! so the role worker's settlements share the webhooks' fsyncs instead of taking the one
-//! connection for a transaction each, and a commit that fails
+//! Group commit on SQLite: every [`Ledger::commit`](docobo_core::ports::Ledger::commit), every
+//! role job's [`claim`](docobo_core::ports::JobQueue::claim_due) and
+//! [`settle`](docobo_core::ports::JobQueue::settle) of one [`SeaOrmRepo`] (a [`Write`];
+//! "commit" below means any of them) goes to one writer task, which takes what is waiting (up
+//! to [`MAX_BATCH`]) and writes it as **one transaction**, each commit in its own savepoint,
+//! so the role worker's claims and settlements share the webhooks' fsyncs instead of taking
+//! the one connection for a transaction each, and a commit that fails
 //! (a stale revision, a constraint) is rolled back alone and the others stand. Every caller is
 //! answered only once the transaction holding its commit is durable, so a 2xx still means
 //! durable; if the transaction itself fails, every commit of the batch fails with it. The batch
@@ -35,14 +36,16 @@ use std::sync::{Arc, OnceLock};
 
 use docobo_core::domain::{AuditEntry, RoleJob, Timestamp};
 use docobo_core::ports::{Commit, Recorded, Settled, Settlement, StoreError};
+use sea_orm::sea_query::Expr;
 use sea_orm::sqlx::SqlitePool;
 use sea_orm::{DatabaseConnection, DbBackend, TransactionTrait};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::SeaOrmRepo;
+use super::convert::micros;
 use super::convert::store_err;
 use super::execute::Execute;
-use super::queue::settle_on;
+use super::queue::{Claim, claim_on, settle_on};
 use super::steps::{Wake, apply};
 
 /// Most commits written in one transaction.
@@ -55,6 +58,8 @@ const QUEUE: usize = 4 * MAX_BATCH;
 pub(super) enum Write {
     Commit(Commit),
     Settle(Settle),
+    /// A role-job claim (on SQLite only: PostgreSQL claims on its own, `queue.rs`).
+    Claim(Claim),
 }
 
 /// A role job's settlement, as [`JobQueue::settle`](docobo_core::ports::JobQueue::settle) takes it.
@@ -67,10 +72,41 @@ pub(super) struct Settle {
 }
 
 /// What a [`Write`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Done {
     Recorded(Recorded),
     Settled(Settled),
+    Claimed(Vec<RoleJob>),
+}
+
+impl Done {
+    /// The answer to a [`Write::Commit`].
+    pub fn recorded(self) -> Result<Recorded, StoreError> {
+        match self {
+            Done::Recorded(recorded) => Ok(recorded),
+            other => Err(mismatched("commit", &other)),
+        }
+    }
+
+    /// The answer to a [`Write::Settle`].
+    pub fn settled(self) -> Result<Settled, StoreError> {
+        match self {
+            Done::Settled(settled) => Ok(settled),
+            other => Err(mismatched("settlement", &other)),
+        }
+    }
+
+    /// The answer to a [`Write::Claim`].
+    pub fn claimed(self) -> Result<Vec<RoleJob>, StoreError> {
+        match self {
+            Done::Claimed(jobs) => Ok(jobs),
+            other => Err(mismatched("claim", &other)),
+        }
+    }
+}
+
+fn mismatched(asked: &str, answer: &Done) -> StoreError {
+    StoreError::Corrupt(format!("the writer answered a {asked} with {answer:?}"))
 }
 
 type Answer = oneshot::Sender<Result<Done, StoreError>>;
@@ -85,6 +121,10 @@ async fn apply_write<E: Execute>(conn: &E, write: &Write) -> Result<(Done, Wake)
             apply(conn, commit).await.map(|(recorded, wake)| (Done::Recorded(recorded), wake))
         }
         Write::Settle(settle) => settle_on(conn, settle).await.map(settled),
+        Write::Claim(claim) => {
+            let now = Expr::val(micros(claim.now));
+            claim_on(conn, now, *claim).await.map(|jobs| (Done::Claimed(jobs), Wake::default()))
+        }
     }
 }
 
@@ -113,7 +153,7 @@ struct Stats {
     checkpoints: AtomicU64,
 }
 
-/// How much group commit grouped: `commits` (ledger commits and settlements) written in
+/// How much group commit grouped: `commits` (ledger commits, claims and settlements) written in
 /// `batches` transactions; and the WAL `checkpoints` the writer ran beside them
 /// (`seaorm/writer/checkpoint.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

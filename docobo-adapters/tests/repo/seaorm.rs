@@ -520,3 +520,24 @@ async fn a_sqlite_file_is_checkpointed_beside_the_writer_not_inside_a_commit() {
     let stats = repo.commit_stats();
     assert!(stats.checkpoints >= 2, "600 writes, a checkpoint every 256: {stats:?}");
 }
+
+/// On SQLite a role-job claim is written by the group committer, in a batch beside the
+/// webhooks' commits, instead of taking the one connection for a transaction and an fsync of
+/// its own; it still leases exactly the due jobs, once.
+#[tokio::test]
+async fn a_sqlite_claim_is_written_by_the_group_committer() {
+    use docobo_core::ports::JobQueue;
+    let repo = crate::backends::sqlite_file().await.expect("sqlite");
+    let t0 = crate::cases::T0;
+    let lease = time::Duration::seconds(30);
+    repo.enqueue(&[crate::cases::key(1), crate::cases::key(2)], "c", t0).await.expect("enqueues");
+    let before = repo.commit_stats();
+    let claimed = repo.claim_due(t0, lease, 10).await.expect("claims");
+    assert_eq!(
+        claimed.iter().map(|j| j.key).collect::<Vec<_>>(),
+        [crate::cases::key(1), crate::cases::key(2)]
+    );
+    assert!(claimed.iter().all(|j| j.locked_until == Some(t0 + lease)), "{claimed:?}");
+    assert_eq!(repo.commit_stats().commits, before.commits + 1, "the claim went through the writer");
+    assert!(repo.claim_due(t0, lease, 10).await.expect("claims").is_empty(), "leased once");
+}

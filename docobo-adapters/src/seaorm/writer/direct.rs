@@ -21,7 +21,9 @@ use sea_orm::sqlx::{Sqlite, SqlitePool};
 use sea_orm::{DbBackend, Statement};
 use tokio::runtime::Handle;
 
+use super::super::entities::role_job;
 use super::super::execute::Execute;
+use super::super::reads::{self, read_error};
 use super::super::steps::Wake;
 use super::{Done, Write, Written, apply_write, failed};
 
@@ -167,6 +169,15 @@ impl Execute for Lent {
         let sqlite = self.sqlite();
         let mut prepared = sqlite.prepare_cached(&statement.sql).map_err(unavailable)?;
         prepared.query_row(rusqlite::params_from_iter(values), |row| row.get(0)).map_err(unavailable)
+    }
+
+    async fn jobs(&self, statement: Statement) -> Result<Vec<role_job::Model>, StoreError> {
+        let values = values(&statement)?;
+        let sqlite = self.sqlite();
+        let mut prepared = sqlite.prepare_cached(&statement.sql).map_err(unavailable)?;
+        let rows =
+            prepared.query_map(rusqlite::params_from_iter(values), reads::role_job).map_err(read_error)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(read_error)
     }
 }
 
