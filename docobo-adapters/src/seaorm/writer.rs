@@ -150,16 +150,19 @@ pub(super) struct Writer {
 struct Stats {
     commits: AtomicU64,
     batches: AtomicU64,
+    claims: AtomicU64,
     checkpoints: AtomicU64,
 }
 
-/// How much group commit grouped: `commits` (ledger commits, claims and settlements) written in
-/// `batches` transactions; and the WAL `checkpoints` the writer ran beside them
-/// (`seaorm/writer/checkpoint.rs`).
+/// How much group commit grouped: `commits` (ledger commits and settlements) written in
+/// `batches` transactions; the role-job `claims` written in the same batches (on SQLite; a batch
+/// of claims alone is not counted in `batches`); and the WAL `checkpoints` the writer ran beside
+/// them (`seaorm/writer/checkpoint.rs`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CommitStats {
     pub commits: u64,
     pub batches: u64,
+    pub claims: u64,
     pub checkpoints: u64,
 }
 
@@ -216,6 +219,7 @@ impl SeaOrmRepo {
         CommitStats {
             commits: stats.commits.load(Ordering::Relaxed),
             batches: stats.batches.load(Ordering::Relaxed),
+            claims: stats.claims.load(Ordering::Relaxed),
             checkpoints: stats.checkpoints.load(Ordering::Relaxed),
         }
     }
@@ -225,6 +229,15 @@ impl Stats {
     fn record(&self, commits: usize) {
         self.batches.fetch_add(1, Ordering::Relaxed);
         self.commits.fetch_add(commits as u64, Ordering::Relaxed);
+    }
+
+    /// Counts `batch`: its claims apart, and its commits and transaction only if it has any.
+    fn record_batch(&self, batch: &[Write]) {
+        let claims = batch.iter().filter(|w| matches!(w, Write::Claim(_))).count();
+        self.claims.fetch_add(claims as u64, Ordering::Relaxed);
+        if claims < batch.len() {
+            self.record(batch.len() - claims);
+        }
     }
 }
 
@@ -260,7 +273,7 @@ async fn write_batches(
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while commits.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (batch, answers): (Vec<Write>, Vec<Answer>) = batch.drain(..).unzip();
-        stats.record(batch.len());
+        stats.record_batch(&batch);
         let len = batch.len();
         let (results, wake) = direct::write(&pool, batch).await;
         if let Some(checkpoints) = &mut checkpoints {
