@@ -42,8 +42,7 @@ use sea_orm::{DatabaseConnection, DbBackend, TransactionTrait};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::SeaOrmRepo;
-use super::convert::micros;
-use super::convert::store_err;
+use super::convert::{micros, store_err};
 use super::execute::Execute;
 use super::queue::{Claim, claim_on, settle_on};
 use super::steps::{Wake, apply};
