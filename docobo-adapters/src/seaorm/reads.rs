@@ -21,7 +21,7 @@ use sea_orm::{DbBackend, EntityTrait, QueryTrait, Select, Statement};
 use super::SeaOrmRepo;
 use super::convert::store_err;
 use super::entities::{catalog_revision, checkout, entitlement, role_job};
-use super::writer::to_sql;
+use super::writer::values;
 
 /// Connections kept open between reads: as many as reads run at once (one per runtime thread,
 /// since a read never yields), with room to spare.
@@ -60,8 +60,7 @@ impl DirectReads {
 
     /// Runs `statement`, a `SELECT` SeaORM built for SQLite, and maps each row with `map`.
     pub(super) fn all<M>(&self, statement: &Statement, map: MapRow<M>) -> Result<Vec<M>, StoreError> {
-        let values =
-            statement.values.iter().flat_map(|v| v.0.iter()).map(to_sql).collect::<Result<Vec<_>, _>>()?;
+        let values = values(statement)?;
         let kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner).pop();
         let connection = match kept {
             Some(connection) => connection,

@@ -29,7 +29,7 @@ mod as_one;
 mod checkpoint;
 mod direct;
 
-pub(super) use direct::to_sql;
+pub(super) use direct::values;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};

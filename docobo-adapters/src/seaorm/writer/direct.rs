@@ -136,19 +136,32 @@ impl Lent {
         prepared.raw_execute().map(drop).map_err(unavailable)
     }
 
-    fn execute_now(&self, statement: &Statement) -> Result<u64, StoreError> {
+    /// Runs `run` on `statement` prepared (once a batch) with its values bound as SQLite
+    /// stores them.
+    fn with_prepared<T>(
+        &self,
+        statement: &Statement,
+        run: impl FnOnce(&mut rusqlite::CachedStatement<'_>, &[Sql]) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let values = values(statement)?;
         let sqlite = self.sqlite();
         let mut prepared = sqlite.prepare_cached(&statement.sql).map_err(unavailable)?;
-        match prepared.execute(rusqlite::params_from_iter(values)) {
-            Ok(changed) => Ok(changed as u64),
-            Err(e) if unique_violation(&e) => Err(StoreError::Conflict),
-            Err(e) => Err(unavailable(e)),
-        }
+        run(&mut prepared, &values)
+    }
+
+    fn execute_now(&self, statement: &Statement) -> Result<u64, StoreError> {
+        self.with_prepared(statement, |prepared, values| {
+            match prepared.execute(rusqlite::params_from_iter(values)) {
+                Ok(changed) => Ok(changed as u64),
+                Err(e) if unique_violation(&e) => Err(StoreError::Conflict),
+                Err(e) => Err(unavailable(e)),
+            }
+        })
     }
 }
 
-fn values(statement: &Statement) -> Result<Vec<Sql>, StoreError> {
+/// `statement`'s values as SQLite stores them.
+pub(in crate::seaorm) fn values(statement: &Statement) -> Result<Vec<Sql>, StoreError> {
     match &statement.values {
         Some(values) => values.0.iter().map(to_sql).collect(),
         None => Ok(Vec::new()),
@@ -165,19 +178,16 @@ impl Execute for Lent {
     }
 
     async fn number(&self, statement: Statement) -> Result<i64, StoreError> {
-        let values = values(&statement)?;
-        let sqlite = self.sqlite();
-        let mut prepared = sqlite.prepare_cached(&statement.sql).map_err(unavailable)?;
-        prepared.query_row(rusqlite::params_from_iter(values), |row| row.get(0)).map_err(unavailable)
+        self.with_prepared(&statement, |prepared, values| {
+            prepared.query_row(rusqlite::params_from_iter(values), |row| row.get(0)).map_err(unavailable)
+        })
     }
 
     async fn jobs(&self, statement: Statement) -> Result<Vec<role_job::Model>, StoreError> {
-        let values = values(&statement)?;
-        let sqlite = self.sqlite();
-        let mut prepared = sqlite.prepare_cached(&statement.sql).map_err(unavailable)?;
-        let rows =
-            prepared.query_map(rusqlite::params_from_iter(values), reads::role_job).map_err(read_error)?;
-        rows.collect::<Result<Vec<_>, _>>().map_err(read_error)
+        self.with_prepared(&statement, |prepared, values| {
+            let rows = prepared.query_map(rusqlite::params_from_iter(values), reads::role_job);
+            rows.and_then(Iterator::collect).map_err(read_error)
+        })
     }
 }
 
