@@ -3,7 +3,8 @@
 //! Claiming is one statement on both databases, `UPDATE … WHERE id IN (due subquery)
 //! RETURNING`, which stamps `locked_until` on the rows it picks. On PostgreSQL the subquery
 //! selects them `FOR UPDATE SKIP LOCKED`, so concurrent workers and replicas skip each other's
-//! rows instead of waiting; SQLite's single pooled connection serializes claims. Settling is a
+//! rows instead of waiting; on SQLite claims are written in the group committer's batches
+//! (`writer.rs`), one at a time. Settling is a
 //! conditional update on the lease the worker holds, so a worker whose lease ran out cannot
 //! overwrite the job another worker took over.
 //!
@@ -134,9 +135,9 @@ impl JobQueue for SeaOrmRepo {
         lease: time::Duration,
         limit: usize,
     ) -> Result<Vec<RoleJob>, StoreError> {
-        let claim = Claim { now, lease, limit };
+        let claim = Claim { now: self.lease_clock(now), lease, limit };
         if self.backend() != DbBackend::Sqlite {
-            return claim_on(&self.db, self.lease_clock(now), claim).await;
+            return claim_on(&self.db, &claim).await;
         }
         // On SQLite the claim joins the group committer's batch: it shares the webhooks'
         // transaction and fsync instead of taking the one connection for its own.
@@ -205,24 +206,21 @@ impl JobQueue for SeaOrmRepo {
     }
 }
 
-/// A claim of up to `limit` due jobs, leased until `now + lease`.
-#[derive(Debug, Clone, Copy)]
+/// A claim of up to `limit` due jobs, leased until `now + lease`; `now` is the lease clock
+/// ([`SeaOrmRepo::lease_clock`]).
+#[derive(Debug, Clone)]
 pub(super) struct Claim {
-    pub now: Timestamp,
+    pub now: Expr,
     pub lease: time::Duration,
     pub limit: usize,
 }
 
 /// Claims on `conn` as one statement instead of a transaction of four or five (`BEGIN`, on
 /// PostgreSQL the clock, the `SELECT … FOR UPDATE SKIP LOCKED`, the lease's `UPDATE`,
-/// `COMMIT`): the update takes the rows the subquery picks and returns them. "Now" is `now`,
-/// an expression: on PostgreSQL the database's clock read in the statement (the subquery also
-/// locks the rows it picks), on SQLite the caller's.
-pub(super) async fn claim_on<E: Execute>(
-    conn: &E,
-    now: Expr,
-    claim: Claim,
-) -> Result<Vec<RoleJob>, StoreError> {
+/// `COMMIT`): the update takes the rows the subquery picks and returns them. On PostgreSQL the
+/// subquery also locks the rows it picks.
+pub(super) async fn claim_on<E: Execute>(conn: &E, claim: &Claim) -> Result<Vec<RoleJob>, StoreError> {
+    let now = claim.now.clone();
     let lease = i64::try_from(claim.lease.whole_microseconds()).unwrap_or(i64::MAX);
     let due = Query::select()
         .column(C::Id)

@@ -36,13 +36,12 @@ use std::sync::{Arc, OnceLock};
 
 use docobo_core::domain::{AuditEntry, RoleJob, Timestamp};
 use docobo_core::ports::{Commit, Recorded, Settled, Settlement, StoreError};
-use sea_orm::sea_query::Expr;
 use sea_orm::sqlx::SqlitePool;
 use sea_orm::{DatabaseConnection, DbBackend, TransactionTrait};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::SeaOrmRepo;
-use super::convert::{micros, store_err};
+use super::convert::store_err;
 use super::execute::Execute;
 use super::queue::{Claim, claim_on, settle_on};
 use super::steps::{Wake, apply};
@@ -120,10 +119,7 @@ async fn apply_write<E: Execute>(conn: &E, write: &Write) -> Result<(Done, Wake)
             apply(conn, commit).await.map(|(recorded, wake)| (Done::Recorded(recorded), wake))
         }
         Write::Settle(settle) => settle_on(conn, settle).await.map(settled),
-        Write::Claim(claim) => {
-            let now = Expr::val(micros(claim.now));
-            claim_on(conn, now, *claim).await.map(|jobs| (Done::Claimed(jobs), Wake::default()))
-        }
+        Write::Claim(claim) => claim_on(conn, claim).await.map(|jobs| (Done::Claimed(jobs), Wake::default())),
     }
 }
 
